@@ -1,0 +1,237 @@
+"""Domain values shared by every part of loopgate.
+
+These are plain frozen dataclasses rather than pydantic models: the engine builds and reads
+millions of them per minute, and everything that crosses a trust boundary (policy files, CRM
+payloads, Slack requests) is validated at that boundary before it becomes one of these.
+The JSON shape of :class:`Decision` is the decision contract of DESIGN §4; `to_dict` is the
+single place that defines it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+__all__ = [
+    "ACTIONS",
+    "Account",
+    "Action",
+    "Decision",
+    "DuplicateRecord",
+    "Event",
+    "Evidence",
+    "Lead",
+    "NextBestAction",
+    "PriorScore",
+    "Route",
+    "Score",
+    "Trigger",
+]
+
+Action = Literal["auto", "review", "suppress"]
+ACTIONS: tuple[Action, ...] = ("auto", "review", "suppress")
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something the lead did (`demo_request`, `pricing_page`, `not_now`…) at a moment."""
+
+    type: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Lead:
+    """A lead or contact, normalised from the CRM or from JSONL input.
+
+    Missing or malformed values are ``None``; what was malformed is listed in ``problems``
+    (field name → what was wrong) so that the engine can cite it as missing data.
+    """
+
+    id: str
+    source: str = "unknown"
+    email: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    title: str | None = None
+    company: str | None = None
+    domain: str | None = None
+    industry: str | None = None
+    employees: int | None = None
+    annual_revenue: float | None = None
+    country: str | None = None
+    state: str | None = None
+    lead_source: str | None = None
+    estimated_deal_size: float | None = None
+    owner_id: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    events: tuple[Event, ...] = ()
+    fields: dict[str, Any] = field(default_factory=dict)
+    problems: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def email_domain(self) -> str | None:
+        if self.email and "@" in self.email:
+            return self.email.rsplit("@", 1)[1].lower() or None
+        return None
+
+    @property
+    def name(self) -> str:
+        parts = [p for p in (self.first_name, self.last_name) if p]
+        return " ".join(parts) if parts else (self.email or self.id)
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """A CRM account (Salesforce Account, HubSpot company) a lead can be matched to."""
+
+    id: str
+    source: str = "unknown"
+    name: str | None = None
+    domain: str | None = None
+    owner_id: str | None = None
+    strategic: bool = False
+    tier: str | None = None
+    industry: str | None = None
+    employees: int | None = None
+    is_customer: bool = False
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PriorScore:
+    """The lead's previous stored score, for the volatility trigger."""
+
+    total: int
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DuplicateRecord:
+    """The same person found in another CRM (or another record), with its owner."""
+
+    source: str
+    id: str
+    owner_id: str | None
+    owner_rep: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """One contribution to the score: every point of a total is one of these."""
+
+    signal: str
+    value: Any
+    points: int
+    rule: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"signal": self.signal, "value": self.value, "points": self.points, "rule": self.rule}
+
+
+@dataclass(frozen=True, slots=True)
+class Score:
+    fit: int
+    intent: int
+    completeness: int
+    total: int
+    band: str
+    confidence: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "fit": self.fit,
+            "intent": self.intent,
+            "completeness": self.completeness,
+            "total": self.total,
+            "band": self.band,
+            "confidence": self.confidence,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """Why a person must look: a stable code, a human-readable detail, and whether it is hard
+    (reviewed at every trust level) or soft (trusted segments may let it pass)."""
+
+    code: str
+    detail: str
+    hard: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "detail": self.detail, "hard": self.hard}
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where routing sent the lead, which rule decided, and how."""
+
+    rule: str
+    method: str
+    owner: str | None
+    owner_kind: Literal["rep", "queue", "none"]
+    detail: str
+    team: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "method": self.method,
+            "team": self.team,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class NextBestAction:
+    code: str
+    label: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "label": self.label}
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The outcome for one lead: what to do, who owns it, and why — the decision contract."""
+
+    lead_id: str
+    source: str
+    action: Action
+    owner: str | None
+    owner_kind: Literal["rep", "queue", "none"]
+    route: Route
+    segment: str
+    score: Score
+    triggers: tuple[Trigger, ...]
+    evidence: tuple[Evidence, ...]
+    next_best_action: NextBestAction
+    trust_level: int
+    audit_sample: bool
+    suppressed_by: str | None
+    policy_version: str
+    decided_at: datetime
+    explanation: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "lead_id": self.lead_id,
+            "source": self.source,
+            "action": self.action,
+            "owner": self.owner,
+            "owner_kind": self.owner_kind,
+            "route": self.route.to_dict(),
+            "segment": self.segment,
+            "score": self.score.to_dict(),
+            "triggers": [t.to_dict() for t in self.triggers],
+            "evidence": [e.to_dict() for e in self.evidence],
+            "next_best_action": self.next_best_action.to_dict(),
+            "trust_level": self.trust_level,
+            "audit_sample": self.audit_sample,
+            "suppressed_by": self.suppressed_by,
+            "explanation": self.explanation,
+            "policy_version": self.policy_version,
+            "decided_at": self.decided_at.isoformat(),
+        }

@@ -1,0 +1,418 @@
+"""The small condition language used by segments, routing, suppression, triggers and actions.
+
+A condition is a mapping; every entry must hold::
+
+    {country: {in: [GB, DE]}, employees: {gte: 2000}, account.strategic: true}
+
+Keys are field references (``employees``, ``account.tier``, ``fields.partner_code``) or the
+combinators ``all``/``any`` (lists of conditions) and ``not`` (one condition). Values are a
+scalar (equality) or a predicate mapping with one or more of ``eq ne in not_in lt lte gt gte
+between matches exists``. Strings compare case-insensitively, because CRM data is typed by
+people (``Banking`` and ``banking`` are the same industry). A missing value satisfies nothing
+except ``exists: false``.
+
+Some fields exist only after a stage of the decision (``band`` after scoring, ``trigger`` after
+escalation). :func:`check_condition` rejects a field used before it exists, so a policy cannot
+silently compare against a value that is always missing. Conditions are compiled once into
+closures (:func:`compile_condition`); evaluating them is the engine's hot path.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import IntEnum
+from typing import Any
+
+from core.model import Account, Lead, Score
+from core.policy.durations import parse_duration
+
+__all__ = [
+    "Facts",
+    "Issue",
+    "Stage",
+    "check_condition",
+    "check_predicate",
+    "compile_condition",
+    "compile_predicate",
+    "field_getter",
+    "known_fields",
+]
+
+Path = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """A problem found in a policy, at a path inside the document."""
+
+    path: Path
+    message: str
+
+
+class Stage(IntEnum):
+    """How far the decision has got, and so which fields a condition may use."""
+
+    LEAD = 0  # lead, account and events only (segments, fit rules)
+    SEGMENTED = 1  # + segment (escalation vip/custom may use it, routing too)
+    SCORED = 2  # + band, score, fit, intent, completeness, confidence
+    ESCALATED = 3  # + trigger (suppression, next-best-action)
+
+
+@dataclass(slots=True)
+class Facts:
+    """Everything a condition can look at for one lead; filled in as the decision proceeds."""
+
+    lead: Lead
+    account: Account | None
+    now: datetime
+    personal_email: bool = False
+    segment: str | None = None
+    score: Score | None = None
+    trigger_codes: frozenset[str] = field(default_factory=frozenset)
+
+
+_LEAD_FIELDS = (
+    "id", "source", "email", "email_domain", "first_name", "last_name", "title", "company",
+    "domain", "industry", "employees", "annual_revenue", "country", "state", "lead_source",
+    "estimated_deal_size", "owner_id",
+)  # fmt: skip
+_ACCOUNT_FIELDS = (
+    "id", "name", "domain", "owner_id", "strategic", "tier", "industry", "employees", "is_customer",
+)  # fmt: skip
+_STAGED_FIELDS: dict[str, Stage] = {
+    "personal_email": Stage.LEAD,
+    "has_account": Stage.LEAD,
+    "segment": Stage.SEGMENTED,
+    "band": Stage.SCORED,
+    "score": Stage.SCORED,
+    "fit": Stage.SCORED,
+    "intent": Stage.SCORED,
+    "completeness": Stage.SCORED,
+    "confidence": Stage.SCORED,
+    "trigger": Stage.ESCALATED,
+}
+_OPS = ("eq", "ne", "in", "not_in", "lt", "lte", "gt", "gte", "between", "matches", "exists")
+_COMBINATORS = ("all", "any", "not")
+
+
+def known_fields() -> list[str]:
+    """Every field reference a condition may use (for docs, the schema and suggestions)."""
+    return (
+        list(_LEAD_FIELDS)
+        + [f"account.{name}" for name in _ACCOUNT_FIELDS]
+        + list(_STAGED_FIELDS)
+        + ["event", "fields.<name>", "account.fields.<name>"]
+    )
+
+
+def _suggest(name: str) -> str:
+    candidates = list(_LEAD_FIELDS) + [f"account.{n}" for n in _ACCOUNT_FIELDS] + list(_STAGED_FIELDS)
+    close = difflib.get_close_matches(name, candidates, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _field_stage(name: str) -> Stage | None:
+    if name in _LEAD_FIELDS or name in ("event",):
+        return Stage.LEAD
+    if name.startswith("fields.") and len(name) > len("fields."):
+        return Stage.LEAD
+    if name.startswith("account.fields.") and len(name) > len("account.fields."):
+        return Stage.LEAD
+    if name.startswith("account.") and name[len("account.") :] in _ACCOUNT_FIELDS:
+        return Stage.LEAD
+    return _STAGED_FIELDS.get(name)
+
+
+# --- checking -------------------------------------------------------------------------------
+
+
+def check_condition(
+    condition: Any, path: Path, stage: Stage, segments: Collection[str] | None = None
+) -> list[Issue]:
+    """Every problem with a condition: unknown fields, fields not yet known at ``stage``,
+    bad operators, uncompilable regexes, unknown segment names."""
+    if not isinstance(condition, Mapping):
+        return [Issue(path, "a condition must be a mapping of field → value or predicate")]
+    if not condition:
+        return [Issue(path, "empty condition: leave out 'when' to match every lead")]
+    issues: list[Issue] = []
+    for key, value in condition.items():
+        sub = (*path, key)
+        if key in ("all", "any"):
+            if not isinstance(value, list) or not value:
+                issues.append(Issue(sub, f"'{key}' takes a non-empty list of conditions"))
+                continue
+            for i, item in enumerate(value):
+                issues += check_condition(item, (*sub, i), stage, segments)
+        elif key == "not":
+            issues += check_condition(value, sub, stage, segments)
+        elif not isinstance(key, str):
+            issues.append(Issue(sub, f"field name must be text, not {key!r}"))
+        else:
+            issues += _check_field(key, value, sub, stage, segments)
+    return issues
+
+
+def _check_field(
+    name: str, value: Any, path: Path, stage: Stage, segments: Collection[str] | None
+) -> list[Issue]:
+    field_stage = _field_stage(name)
+    if field_stage is None:
+        return [Issue(path, f"unknown field '{name}'{_suggest(name)}")]
+    if field_stage > stage:
+        return [Issue(path, f"'{name}' is not known yet at this point of the decision")]
+    if name == "event":
+        return _check_event(value, path)
+    if name == "trigger":
+        if isinstance(value, str):
+            return []
+        return check_predicate(value, path, allowed=("in", "not_in"))
+    issues = check_predicate(value, path)
+    if name == "segment" and segments is not None:
+        for segment in _mentioned_values(value):
+            if isinstance(segment, str) and segment not in segments:
+                issues.append(Issue(path, f"unknown segment '{segment}'"))
+    return issues
+
+
+def _mentioned_values(value: Any) -> list[Any]:
+    if isinstance(value, Mapping):
+        out: list[Any] = []
+        for op in ("eq", "ne"):
+            if op in value:
+                out.append(value[op])
+        for op in ("in", "not_in"):
+            if isinstance(value.get(op), list):
+                out += value[op]
+        return out
+    return [value]
+
+
+def check_predicate(value: Any, path: Path, allowed: tuple[str, ...] = _OPS) -> list[Issue]:
+    """Problems with a predicate (a scalar for equality, or an operator mapping)."""
+    if not isinstance(value, Mapping):
+        if isinstance(value, list):
+            return [Issue(path, "a list needs an operator: write {in: [...]}")]
+        return []
+    if not value:
+        return [Issue(path, "empty predicate")]
+    issues: list[Issue] = []
+    for op, arg in value.items():
+        sub = (*path, op)
+        if op not in allowed:
+            close = difflib.get_close_matches(str(op), allowed, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else f"; use one of {', '.join(allowed)}"
+            issues.append(Issue(sub, f"unknown operator '{op}'{hint}"))
+        elif op in ("in", "not_in"):
+            if not isinstance(arg, list) or not arg:
+                issues.append(Issue(sub, f"'{op}' takes a non-empty list"))
+        elif op in ("lt", "lte", "gt", "gte"):
+            if not _is_number(arg):
+                issues.append(Issue(sub, f"'{op}' takes a number, not {arg!r}"))
+        elif op == "between":
+            if not (isinstance(arg, list) and len(arg) == 2 and all(_is_number(a) for a in arg)):
+                issues.append(Issue(sub, "'between' takes two numbers: [low, high]"))
+            elif arg[0] > arg[1]:
+                issues.append(Issue(sub, f"'between' low {arg[0]} is above high {arg[1]}"))
+        elif op == "matches":
+            issues += _check_regex(arg, sub)
+        elif op == "exists" and not isinstance(arg, bool):
+            issues.append(Issue(sub, "'exists' takes true or false"))
+    return issues
+
+
+def _check_regex(arg: Any, path: Path) -> list[Issue]:
+    if not isinstance(arg, str):
+        return [Issue(path, "'matches' takes a regular expression as text")]
+    try:
+        re.compile(arg)
+    except re.error as exc:
+        return [Issue(path, f"invalid regular expression: {exc}")]
+    return []
+
+
+def _check_event(value: Any, path: Path) -> list[Issue]:
+    if not isinstance(value, Mapping):
+        return [Issue(path, "'event' takes {type: ..., within: ...}")]
+    issues: list[Issue] = []
+    for key in value:
+        if key not in ("type", "in", "within", "count_gte"):
+            issues.append(Issue((*path, key), f"unknown key '{key}' in event condition"))
+    if "type" not in value and "in" not in value:
+        issues.append(Issue(path, "'event' needs 'type' (one event type) or 'in' (a list)"))
+    if "in" in value and (not isinstance(value["in"], list) or not value["in"]):
+        issues.append(Issue((*path, "in"), "'in' takes a non-empty list of event types"))
+    if "within" in value:
+        try:
+            parse_duration(value["within"])
+        except ValueError as exc:
+            issues.append(Issue((*path, "within"), str(exc)))
+    count = value.get("count_gte", 1)
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        issues.append(Issue((*path, "count_gte"), "'count_gte' takes a whole number ≥ 1"))
+    return issues
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+# --- compiling ------------------------------------------------------------------------------
+
+Getter = Callable[[Facts], Any]
+Check = Callable[[Facts], bool]
+
+
+def field_getter(name: str) -> Getter:
+    """A fast accessor for a field reference (assumes :func:`check_condition` accepted it)."""
+    if name == "email_domain":
+        return lambda f: f.lead.email_domain
+    if name in _LEAD_FIELDS:
+        return lambda f: getattr(f.lead, name)
+    if name.startswith("account.fields."):
+        key = name[len("account.fields.") :]
+        return lambda f: f.account.fields.get(key) if f.account is not None else None
+    if name.startswith("account."):
+        attr = name[len("account.") :]
+        return lambda f: getattr(f.account, attr) if f.account is not None else None
+    if name.startswith("fields."):
+        key = name[len("fields.") :]
+        return lambda f: f.lead.fields.get(key)
+    if name == "personal_email":
+        return lambda f: f.personal_email
+    if name == "has_account":
+        return lambda f: f.account is not None
+    if name == "segment":
+        return lambda f: f.segment
+    if name in ("band", "fit", "intent", "completeness", "confidence"):
+        return lambda f: getattr(f.score, name) if f.score is not None else None
+    if name == "score":
+        return lambda f: f.score.total if f.score is not None else None
+    raise ValueError(f"unknown field '{name}'")
+
+
+def compile_condition(condition: Mapping[str, Any]) -> Check:
+    """Turn a checked condition into a function of :class:`Facts`."""
+    checks: list[Check] = []
+    for key, value in condition.items():
+        if key == "all":
+            parts = [compile_condition(c) for c in value]
+            checks.append(lambda f, parts=parts: all(p(f) for p in parts))
+        elif key == "any":
+            parts = [compile_condition(c) for c in value]
+            checks.append(lambda f, parts=parts: any(p(f) for p in parts))
+        elif key == "not":
+            inner = compile_condition(value)
+            checks.append(lambda f, inner=inner: not inner(f))
+        elif key == "event":
+            checks.append(_compile_event(value))
+        elif key == "trigger":
+            checks.append(_compile_trigger(value))
+        else:
+            getter = field_getter(key)
+            test = compile_predicate(value)
+            checks.append(lambda f, g=getter, t=test: t(g(f)))
+    if len(checks) == 1:
+        return checks[0]
+    return lambda f: all(c(f) for c in checks)
+
+
+def compile_predicate(value: Any) -> Callable[[Any], bool]:
+    """A function of one field value. Scalars mean equality."""
+    if not isinstance(value, Mapping):
+        return _equals(value)
+    tests = [_compile_op(op, arg) for op, arg in value.items()]
+    if len(tests) == 1:
+        return tests[0]
+    return lambda v: all(t(v) for t in tests)
+
+
+def _norm(value: Any) -> Any:
+    return value.casefold().strip() if isinstance(value, str) else value
+
+
+def _as_bool(value: Any) -> bool | None:
+    """CRMs hand booleans over as text ("true", "false") as often as not."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return {"true": True, "false": False}.get(value.casefold().strip())
+    return None
+
+
+def _equals(expected: Any) -> Callable[[Any], bool]:
+    want = _norm(expected)
+    if expected is None:
+        return lambda v: v is None
+    if isinstance(expected, bool):
+        return lambda v: _as_bool(v) is expected
+    if _is_number(expected):
+        return lambda v: _is_number(v) and v == want
+    return lambda v: v is not None and _norm(v if isinstance(v, str) else str(v)) == want
+
+
+def _number(v: Any) -> float | None:
+    return v if _is_number(v) else None
+
+
+def _compile_op(op: str, arg: Any) -> Callable[[Any], bool]:  # noqa: C901 - one branch per operator
+    if op == "eq":
+        return _equals(arg)
+    if op == "ne":
+        eq = _equals(arg)
+        return lambda v: v is not None and not eq(v)
+    if op in ("in", "not_in"):
+        members = frozenset(_norm(a) for a in arg)
+        if op == "in":
+            return lambda v: v is not None and _norm(v) in members
+        return lambda v: v is not None and _norm(v) not in members
+    if op == "lt":
+        return lambda v: (n := _number(v)) is not None and n < arg
+    if op == "lte":
+        return lambda v: (n := _number(v)) is not None and n <= arg
+    if op == "gt":
+        return lambda v: (n := _number(v)) is not None and n > arg
+    if op == "gte":
+        return lambda v: (n := _number(v)) is not None and n >= arg
+    if op == "between":
+        low, high = arg
+        return lambda v: (n := _number(v)) is not None and low <= n <= high
+    if op == "matches":
+        pattern = re.compile(arg)
+        return lambda v: isinstance(v, str) and pattern.search(v) is not None
+    if op == "exists":
+        if arg:
+            return lambda v: v is not None and v != ""
+        return lambda v: v is None or v == ""
+    raise ValueError(f"unknown operator {op!r}")
+
+
+def _compile_trigger(value: Any) -> Check:
+    if isinstance(value, str):
+        return lambda f: value in f.trigger_codes
+    if "in" in value:
+        wanted = frozenset(value["in"])
+        return lambda f: bool(wanted & f.trigger_codes)
+    unwanted = frozenset(value["not_in"])
+    return lambda f: not (unwanted & f.trigger_codes)
+
+
+def _compile_event(value: Mapping[str, Any]) -> Check:
+    types = frozenset([value["type"]] if "type" in value else value["in"])
+    within: timedelta | None = parse_duration(value["within"]) if "within" in value else None
+    count_gte = int(value.get("count_gte", 1))
+
+    def check(f: Facts) -> bool:
+        n = 0
+        for event in f.lead.events:
+            if event.type in types and (within is None or f.now - event.at <= within):
+                n += 1
+                if n >= count_gte:
+                    return True
+        return False
+
+    return check

@@ -1,0 +1,201 @@
+"""Policy text → validated :class:`Policy`, or every problem with its file and line.
+
+YAML is read with a YAML 1.2-style resolver: only ``true``/``false`` are booleans and there
+are no sexagesimal numbers, so ``country: {in: [GB, NO]}`` keeps Norway and ``08:30`` stays
+a time of day. Duplicate keys are errors (PyYAML would keep the last one silently). Errors
+from pydantic and from the semantic checks are mapped back to lines through an index of the
+composed YAML nodes. Nothing here touches the file system: callers pass the text and a name.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from core.errors import PolicyError, PolicyProblem
+from core.policy.conditions import Issue
+from core.policy.schema import Policy
+from core.policy.semantics import check_policy
+
+__all__ = ["LoadedPolicy", "format_path", "parse_policy", "policy_version"]
+
+Path = tuple[str | int, ...]
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 core-schema scalars (no yes/no booleans, no base-60)."""
+
+
+_Loader.yaml_implicit_resolvers = {}
+for _tag, _regexp, _first in (
+    ("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    ("tag:yaml.org,2002:int", r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", "-+0123456789"),
+    (
+        "tag:yaml.org,2002:float",
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+        "-+0123456789.",
+    ),
+    ("tag:yaml.org,2002:null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
+):
+    _Loader.add_implicit_resolver(_tag, re.compile(_regexp), list(_first))
+
+
+@dataclass(frozen=True)
+class LoadedPolicy:
+    """A valid policy with its content version and where it came from."""
+
+    policy: Policy
+    version: str
+    source: str
+    text: str
+
+
+def format_path(path: Path) -> str:
+    """``("routing", 3, "to", "team")`` → ``routing[3].to.team``."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def policy_version(policy: Policy) -> str:
+    """Short hash of the normalised content: comments, key order and spacing do not count."""
+    canonical = json.dumps(
+        policy.model_dump(mode="json", by_alias=True), sort_keys=True, separators=(",", ":")
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()[:8]
+
+
+def parse_policy(text: str, source: str = "policy.yaml") -> LoadedPolicy:
+    """Validate a policy document whole. Raises :class:`PolicyError` listing every problem."""
+    try:
+        root = yaml.compose(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        raise PolicyError(
+            source, [PolicyProblem(source, line, "", f"YAML syntax error: {exc.problem}")]
+        ) from None
+    except yaml.YAMLError as exc:
+        raise PolicyError(source, [PolicyProblem(source, None, "", f"YAML error: {exc}")]) from None
+    if root is None:
+        raise PolicyError(source, [PolicyProblem(source, 1, "", "the policy file is empty")])
+
+    lines: dict[Path, int] = {}
+    problems = [PolicyProblem(source, line, format_path(path), msg) for path, line, msg in _index(root, (), lines)]
+    if problems:
+        raise PolicyError(source, problems)
+    data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader subclass
+    if not isinstance(data, dict):
+        raise PolicyError(source, [PolicyProblem(source, 1, "", "the policy must be a mapping of sections")])
+
+    try:
+        policy = Policy.model_validate(data)
+    except ValidationError as exc:
+        issues = [_pydantic_issue(err) for err in exc.errors()]
+        raise PolicyError(source, _located(source, issues, lines)) from None
+    semantic = check_policy(policy)
+    if semantic:
+        raise PolicyError(source, _located(source, semantic, lines))
+    return LoadedPolicy(policy=policy, version=policy_version(policy), source=source, text=text)
+
+
+def _index(node: yaml.Node, path: Path, lines: dict[Path, int]) -> list[tuple[Path, int, str]]:
+    """Record the line of every node by path; report duplicate keys."""
+    lines[path] = node.start_mark.line + 1
+    problems: list[tuple[Path, int, str]] = []
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            if key in seen:
+                problems.append(((*path, key), key_node.start_mark.line + 1, f"duplicate key '{key}'"))
+                continue
+            seen.add(key)
+            problems += _index(value_node, (*path, key), lines)
+            lines[(*path, key)] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            problems += _index(item, (*path, i), lines)
+    return problems
+
+
+def _line_of(path: Path, lines: dict[Path, int]) -> int | None:
+    probe = tuple(str(p) if not isinstance(p, int) else p for p in path)
+    while probe:
+        if probe in lines:
+            return lines[probe]
+        # mapping keys that YAML typed as numbers are indexed as text
+        alt = tuple(str(p) for p in probe)
+        if alt in lines:
+            return lines[alt]
+        probe = probe[:-1]
+    return lines.get((), None)
+
+
+def _located(source: str, issues: list[Issue], lines: dict[Path, int]) -> list[PolicyProblem]:
+    return [PolicyProblem(source, _line_of(i.path, lines), format_path(i.path), i.message) for i in issues]
+
+
+def _pydantic_issue(err: Any) -> Issue:
+    """Turn a pydantic error into a policy issue with a path into the document."""
+    loc: list[str | int] = []
+    for part in err["loc"]:
+        # pydantic adds the union member or validator name as a path step; drop those
+        if isinstance(part, str) and (part.startswith(("function-", "literal[", "dict[", "list[")) or part in _UNION_TAGS):
+            continue
+        loc.append(part)
+    path = tuple(loc)
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        name = str(path[-1]) if path else "?"
+        return Issue(path, f"unknown key '{name}'{_key_suggestion(path)}")
+    if kind == "missing":
+        return Issue(path, "required")
+    message = str(err["msg"])
+    message = message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    return Issue(path, message)
+
+
+_UNION_TAGS = {"WhenCondition", "bool", "Threshold", "float", "int", "str", "dict", "none"}
+
+
+def _key_suggestion(path: Path) -> str:
+    parent = _model_at(path[:-1])
+    if parent is None:
+        return ""
+    names = [f.alias or n for n, f in parent.model_fields.items()]
+    close = difflib.get_close_matches(str(path[-1]), names, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _model_at(path: Path) -> type[BaseModel] | None:
+    """The pydantic model that describes the mapping at ``path``, when there is one."""
+    model: Any = Policy
+    for part in path:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
+            return None
+        model = _first_model(model.model_fields[part].annotation)
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _first_model(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _first_model(arg)
+        if found is not None:
+            return found
+    return None

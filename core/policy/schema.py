@@ -1,0 +1,518 @@
+"""The policy file's structure, as pydantic models (DESIGN §5).
+
+Structure only: types, required keys, value ranges, no unknown keys. What needs the whole
+document — cross-references between reps, teams, queues, segments and reason codes, and the
+condition language — is checked in :mod:`core.policy.semantics`, which reports with the same
+paths so every error names its line. ``Policy.model_json_schema()`` is what
+``loopgate policy schema`` prints.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, time
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from core.policy.durations import parse_duration
+
+__all__ = [
+    "BUILTIN_TRIGGERS",
+    "DEFAULT_HARD_TRIGGERS",
+    "WRITEBACK_KEYS",
+    "CrmIds",
+    "Digest",
+    "Escalation",
+    "FitRule",
+    "NextBestActionRule",
+    "Policy",
+    "Queue",
+    "ReasonCode",
+    "Rep",
+    "RoutingRule",
+    "Scoring",
+    "Sla",
+    "Team",
+    "Trust",
+]
+
+BUILTIN_TRIGGERS = (
+    "strategic_account",
+    "high_deal_size",
+    "regulated_industry",
+    "conflicting_signals",
+    "score_volatility",
+    "missing_data",
+    "duplicate_ownership",
+    "gray_zone",
+    "vip",
+    "customer_signal",
+    "low_confidence",
+)
+DEFAULT_HARD_TRIGGERS = (
+    "strategic_account",
+    "high_deal_size",
+    "regulated_industry",
+    "duplicate_ownership",
+    "customer_signal",
+)
+WRITEBACK_KEYS = (
+    "score",
+    "band",
+    "status",
+    "reason",
+    "next_action",
+    "segment",
+    "policy_version",
+    "decided_at",
+)
+
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
+SlackUser = Annotated[str, StringConstraints(pattern=r"^[UW][A-Z0-9]{2,20}$")]
+SlackChannel = Annotated[str, StringConstraints(pattern=r"^[CGD][A-Z0-9]{2,20}$")]
+Fraction = Annotated[float, Field(gt=0, le=1)]
+Probability = Annotated[float, Field(ge=0, le=1)]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+def _duration(value: str) -> str:
+    parse_duration(value)
+    return value
+
+
+Duration = Annotated[str, AfterValidator(_duration)]
+
+
+def _timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone '{value}' (use an IANA name like Europe/Berlin)") from None
+    return value
+
+
+TimeZoneName = Annotated[str, AfterValidator(_timezone)]
+
+
+class Strict(BaseModel):
+    """Base of every policy model: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ReasonCode(Strict):
+    """A reason a person may give for overriding or reassigning (the modal's choices)."""
+
+    code: Slug
+    label: str = Field(min_length=1, max_length=75)
+    applies_to: list[Literal["override", "reassign", "flag"]] = Field(
+        default_factory=lambda: ["override", "reassign", "flag"]
+    )
+
+
+_SF_OWNER = re.compile(r"^(005|00G)[A-Za-z0-9]{12}([A-Za-z0-9]{3})?$")
+
+
+class CrmIds(Strict):
+    """This person's (or queue's) id in each CRM, so CRM owners map to policy reps."""
+
+    salesforce: str | None = None
+    hubspot: str | None = None
+
+    @field_validator("salesforce")
+    @classmethod
+    def _salesforce_id(cls, value: str | None) -> str | None:
+        if value is not None and not _SF_OWNER.match(value):
+            raise ValueError(
+                f"'{value}' is not a Salesforce User (005…) or Queue (00G…) id of 15 or 18 characters"
+            )
+        return value
+
+    @field_validator("hubspot")
+    @classmethod
+    def _hubspot_id(cls, value: str | None) -> str | None:
+        if value is not None and not value.isdigit():
+            raise ValueError(f"'{value}' is not a HubSpot owner id (digits only)")
+        return value
+
+
+class WorkingHours(Strict):
+    """When a rep takes new leads, in the rep's own time zone."""
+
+    start: time = time(9, 0)
+    end: time = time(17, 0)
+    days: list[Weekday] = Field(default_factory=lambda: ["mon", "tue", "wed", "thu", "fri"])
+
+    @model_validator(mode="after")
+    def _ordered(self) -> WorkingHours:
+        if self.end <= self.start:
+            raise ValueError(f"end {self.end} must be after start {self.start}")
+        return self
+
+
+class OutOfOffice(Strict):
+    """Dates (inclusive, in the rep's time zone) when a rep takes no new leads."""
+
+    start: date
+    end: date
+    note: str | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> OutOfOffice:
+        if self.end < self.start:
+            raise ValueError(f"end {self.end} is before start {self.start}")
+        return self
+
+
+class Rep(Strict):
+    """A person loopgate knows. ``rep`` takes leads; ``admin`` may act on any escalation and
+    publish policy. A manager is whoever a team names as ``manager`` (roles may then be empty)."""
+
+    id: Slug
+    name: str = Field(min_length=1)
+    email: str | None = None
+    slack_user: SlackUser | None = None
+    crm: CrmIds = Field(default_factory=CrmIds)
+    team: Slug | None = None
+    roles: list[Literal["rep", "admin"]] = Field(default_factory=lambda: ["rep"])
+    weight: int = Field(default=1, ge=0, le=100)
+    daily_capacity: int | None = Field(default=None, ge=0)
+    timezone: TimeZoneName = "UTC"
+    working_hours: WorkingHours | None = None
+    out_of_office: list[OutOfOffice] = Field(default_factory=list)
+
+
+class Team(Strict):
+    """A group of reps sharing a rotation, a manager and a review channel."""
+
+    id: Slug
+    name: str | None = None
+    manager: Slug
+    channel: SlackChannel
+    method: Literal["weighted_round_robin", "round_robin"] = "weighted_round_robin"
+
+
+class Queue(Strict):
+    """A holding place for leads nobody should own yet (or nobody can take now)."""
+
+    id: Slug
+    name: str | None = None
+    crm: CrmIds = Field(default_factory=CrmIds)
+    channel: SlackChannel | None = None
+
+
+class FitRule(Strict):
+    """Points for a field: ``{signal: employees, between: [200, 5000], points: 25}``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    signal: str = Field(min_length=1)
+    points: int = Field(ge=-100, le=100)
+    label: str | None = None
+    eq: Any = None
+    ne: Any = None
+    in_: list[Any] | None = Field(default=None, alias="in")
+    not_in: list[Any] | None = None
+    lt: float | None = None
+    lte: float | None = None
+    gt: float | None = None
+    gte: float | None = None
+    between: tuple[float, float] | None = None
+    matches: str | None = None
+    exists: bool | None = None
+
+    def predicate(self) -> dict[str, Any]:
+        """The operator part, as the condition language spells it."""
+        ops = self.model_dump(by_alias=True, exclude_none=True, exclude={"signal", "points", "label"})
+        if "between" in ops:
+            ops["between"] = list(ops["between"])
+        return ops
+
+    @model_validator(mode="after")
+    def _one_operator(self) -> FitRule:
+        if not self.predicate():
+            raise ValueError(
+                "a fit rule needs an operator: eq, ne, in, not_in, lt, lte, gt, gte, between, "
+                "matches or exists"
+            )
+        return self
+
+
+class Intent(Strict):
+    """Behaviour points that fade: each event's points halve every ``half_life_days``."""
+
+    half_life_days: float = Field(gt=0, le=365)
+    window_days: float = Field(default=90, gt=0, le=3650)
+    max_points: int = Field(default=60, ge=0, le=200)
+    events: dict[Slug, int] = Field(min_length=1)
+
+
+class Completeness(Strict):
+    """Points for knowing the lead: ``points`` × share of ``fields`` that are filled in."""
+
+    fields: list[str] = Field(min_length=1)
+    points: int = Field(default=10, ge=0, le=100)
+
+
+class Scoring(Strict):
+    fit: list[FitRule] = Field(min_length=1)
+    intent: Intent
+    completeness: Completeness | None = None
+    bands: dict[Slug, int] = Field(min_length=1)
+
+    @field_validator("bands")
+    @classmethod
+    def _distinct_thresholds(cls, value: dict[str, int]) -> dict[str, int]:
+        thresholds = list(value.values())
+        if len(set(thresholds)) != len(thresholds):
+            raise ValueError("two bands share a threshold")
+        if "cold" in value:
+            raise ValueError("'cold' is the band below every threshold; do not give it one")
+        return value
+
+
+Target = Literal["account_owner"] | dict[Literal["rep", "team", "queue"], str]
+
+
+class RoutingRule(Strict):
+    """First matching rule wins. ``to`` is ``account_owner`` or one of {rep|team|queue: id}."""
+
+    name: Slug
+    when: dict[str, Any] | None = None
+    to: Target
+    method: Literal["weighted_round_robin", "round_robin"] | None = None
+
+    @field_validator("to")
+    @classmethod
+    def _one_target(cls, value: Target) -> Target:
+        if isinstance(value, dict) and len(value) != 1:
+            raise ValueError("'to' takes exactly one of rep, team or queue")
+        return value
+
+
+class Threshold(Strict):
+    gte: float = Field(gt=0)
+
+
+class RegulatedIndustries(Strict):
+    industries: list[str] = Field(min_length=1)
+
+
+class ConflictingSignals(Strict):
+    """High fit with no intent (or the reverse): the score hides a disagreement."""
+
+    fit_gte: int = 50
+    intent_lte: int = 5
+    intent_gte: int | None = None
+    fit_lte: int | None = None
+
+
+class ScoreVolatility(Strict):
+    delta_gte: int = Field(gt=0)
+    within: Duration = "24h"
+
+
+class MissingData(Strict):
+    required: list[str] = Field(min_length=1)
+
+
+class GrayZone(Strict):
+    width: int = Field(gt=0, le=50)
+
+
+class WhenCondition(Strict):
+    when: dict[str, Any]
+    detail: str | None = None
+
+
+class CustomerSignal(Strict):
+    """Events that mean "a person should pause automation": out of office, not now, support."""
+
+    events: list[Slug] = Field(min_length=1)
+    within: Duration = "14d"
+
+
+class LowConfidence(Strict):
+    below: Probability
+
+
+class CustomTrigger(Strict):
+    code: Slug
+    when: dict[str, Any]
+    detail: str = Field(min_length=1)
+    hard: bool = False
+
+
+class Escalation(Strict):
+    """Which situations need a person. A trigger left out is off."""
+
+    strategic_account: WhenCondition | bool | None = None
+    high_deal_size: Threshold | None = None
+    regulated_industry: RegulatedIndustries | None = None
+    conflicting_signals: ConflictingSignals | None = None
+    score_volatility: ScoreVolatility | None = None
+    missing_data: MissingData | None = None
+    duplicate_ownership: bool = False
+    gray_zone: GrayZone | None = None
+    vip: WhenCondition | None = None
+    customer_signal: CustomerSignal | None = None
+    low_confidence: LowConfidence | None = None
+    custom: list[CustomTrigger] = Field(default_factory=list)
+    hard: list[Slug] = Field(default_factory=lambda: list(DEFAULT_HARD_TRIGGERS))
+
+
+class SuppressRule(Strict):
+    """Leads nobody should be pinged about; fields are still written to the CRM."""
+
+    when: dict[str, Any]
+    reason: Slug
+
+
+class NextBestActionRule(Strict):
+    """First match wins; ``label`` may use {placeholders} (see the example policy)."""
+
+    when: dict[str, Any] | None = None
+    code: Slug
+    label: str = Field(min_length=1, max_length=150)
+
+
+class BreachStep(Strict):
+    """One step after the deadline passes; ``after`` is measured from the breach (none = at once)."""
+
+    after: Duration | None = None
+    do: Literal["nudge_owner", "notify_manager", "reroute"]
+
+
+class Sla(Strict):
+    """Clocks: first touch by band, review of escalations, and what happens when late."""
+
+    first_touch: dict[Slug, Duration] = Field(default_factory=dict)
+    review: Duration | None = None
+    nudge_at: list[Fraction] = Field(default_factory=lambda: [0.5])
+    on_breach: list[BreachStep] = Field(default_factory=list)
+    business_hours: bool = False
+
+    @field_validator("nudge_at")
+    @classmethod
+    def _increasing(cls, value: list[float]) -> list[float]:
+        if value != sorted(set(value)):
+            raise ValueError("nudge_at fractions must be distinct and increasing")
+        return value
+
+
+class TrustPromote(Strict):
+    min_reviews: int = Field(default=50, ge=1)
+    min_agreement: Probability = 0.8
+
+
+class TrustDemote(Strict):
+    window: int = Field(default=20, ge=1)
+    min_agreement: Probability = 0.7
+
+
+class Trust(Strict):
+    """Trust-but-verify levels per segment (1 verify everything … 4 strategic oversight)."""
+
+    default_level: int = Field(default=2, ge=1, le=4)
+    segments: dict[str, Annotated[int, Field(ge=1, le=4)]] = Field(default_factory=dict)
+    auto_confidence: Probability = 0.6
+    promote: TrustPromote = Field(default_factory=TrustPromote)
+    demote: TrustDemote = Field(default_factory=TrustDemote)
+    max_level: int = Field(default=4, ge=1, le=4)
+    audit_sample: Probability | dict[int, Probability] = 0.15
+    seed: str = "loopgate"
+
+    def sample_rate(self, level: int) -> float:
+        """The share of automatic decisions sampled for audit at a trust level."""
+        if isinstance(self.audit_sample, dict):
+            return self.audit_sample.get(level, 0.0)
+        return self.audit_sample if level >= 2 else 0.0
+
+
+class Writeback(Strict):
+    """What loopgate writes into each CRM: owner (if ``owner``), and these fields."""
+
+    owner: bool = True
+    salesforce: dict[str, str] = Field(default_factory=dict)
+    hubspot: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("salesforce", "hubspot")
+    @classmethod
+    def _known_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(value) - set(WRITEBACK_KEYS))
+        if unknown:
+            raise ValueError(
+                f"unknown write-back key(s) {', '.join(unknown)}; use {', '.join(WRITEBACK_KEYS)}"
+            )
+        return value
+
+
+class Digest(Strict):
+    channel: SlackChannel
+    weekly: str = "mon 08:00"
+    timezone: TimeZoneName = "UTC"
+
+    @field_validator("weekly")
+    @classmethod
+    def _weekly(cls, value: str) -> str:
+        if not re.match(r"^(mon|tue|wed|thu|fri|sat|sun) ([01]\d|2[0-3]):[0-5]\d$", value):
+            raise ValueError(f"'{value}' is not a weekly slot like 'mon 08:00'")
+        return value
+
+
+class Sync(Strict):
+    interval: Duration = "5m"
+    salesforce: Duration | None = None
+    hubspot: Duration | None = None
+
+
+class Notifications(Strict):
+    dm_owner_on_review: bool = True
+    focus_list_at: time | None = time(8, 30)
+
+
+class Enrichment(Strict):
+    """How leads are matched to accounts: personal mail domains never match a company."""
+
+    free_email_domains: list[str] = Field(
+        default_factory=lambda: [
+            "gmail.com", "googlemail.com", "yahoo.com", "hotmail.com", "outlook.com",
+            "live.com", "icloud.com", "me.com", "aol.com", "proton.me", "protonmail.com",
+            "gmx.de", "web.de", "mail.ru", "qq.com", "163.com",
+        ]  # fmt: skip
+    )
+
+
+class Policy(Strict):
+    """A whole loopgate policy. Applied whole or not at all."""
+
+    name: str = "loopgate policy"
+    reason_codes: list[ReasonCode] = Field(min_length=1)
+    reps: list[Rep] = Field(min_length=1)
+    teams: list[Team] = Field(min_length=1)
+    queues: list[Queue] = Field(default_factory=list)
+    segments: dict[Slug, dict[str, Any]] = Field(default_factory=dict)
+    default_segment: Slug = "other"
+    enrichment: Enrichment = Field(default_factory=Enrichment)
+    scoring: Scoring
+    routing: list[RoutingRule] = Field(min_length=1)
+    fallback_queue: Slug
+    escalation: Escalation = Field(default_factory=Escalation)
+    suppress: list[SuppressRule] = Field(default_factory=list)
+    next_best_action: list[NextBestActionRule] = Field(min_length=1)
+    sla: Sla = Field(default_factory=Sla)
+    trust: Trust = Field(default_factory=Trust)
+    writeback: Writeback = Field(default_factory=Writeback)
+    digest: Digest | None = None
+    sync: Sync = Field(default_factory=Sync)
+    notifications: Notifications = Field(default_factory=Notifications)

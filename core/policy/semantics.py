@@ -1,0 +1,231 @@
+"""Checks that need the whole policy: references between sections, the condition language,
+label placeholders. Each problem carries the document path of the offending value so the
+loader can name its line (``policy.yaml:42 routing[3].to.team: unknown team 'emea'``)."""
+
+from __future__ import annotations
+
+import string
+from collections import Counter
+from collections.abc import Iterable, Iterator
+
+from core.policy.conditions import Issue, Stage, check_condition
+from core.policy.schema import BUILTIN_TRIGGERS, Policy
+
+__all__ = ["LABEL_PLACEHOLDERS", "LEAD_INPUT_FIELDS", "check_policy"]
+
+LEAD_INPUT_FIELDS = (
+    "email", "first_name", "last_name", "title", "company", "domain", "industry", "employees",
+    "annual_revenue", "country", "state", "lead_source", "estimated_deal_size", "owner_id",
+)  # fmt: skip
+
+LABEL_PLACEHOLDERS = (
+    "name", "company", "title", "band", "score", "segment", "owner", "top_signal",
+    "latest_event", "latest_event_ago", "triggers",
+)  # fmt: skip
+
+
+def check_policy(policy: Policy) -> list[Issue]:
+    """Every cross-section problem in a structurally valid policy, in document order."""
+    issues: list[Issue] = []
+    for check in (
+        _people_and_teams,
+        _reason_codes,
+        _segments,
+        _scoring,
+        _routing,
+        _escalation,
+        _suppress_and_actions,
+        _sla_and_trust,
+    ):
+        issues += check(policy)
+    return issues
+
+
+def _duplicates(items: Iterable[tuple[tuple[str | int, ...], str]], what: str) -> Iterator[Issue]:
+    seen: dict[str, tuple[str | int, ...]] = {}
+    for path, value in items:
+        if value in seen:
+            yield Issue(path, f"duplicate {what} '{value}'")
+        else:
+            seen[value] = path
+
+
+def _people_and_teams(p: Policy) -> list[Issue]:
+    issues: list[Issue] = []
+    ids = [(("reps", i, "id"), r.id) for i, r in enumerate(p.reps)]
+    ids += [(("queues", i, "id"), q.id) for i, q in enumerate(p.queues)]
+    issues += _duplicates(ids, "rep or queue id")
+    issues += _duplicates([(("teams", i, "id"), t.id) for i, t in enumerate(p.teams)], "team id")
+    issues += _duplicates(
+        [(("reps", i, "slack_user"), r.slack_user) for i, r in enumerate(p.reps) if r.slack_user],
+        "slack_user",
+    )
+    for crm in ("salesforce", "hubspot"):
+        owners = [(("reps", i, "crm", crm), getattr(r.crm, crm)) for i, r in enumerate(p.reps)]
+        owners += [(("queues", i, "crm", crm), getattr(q.crm, crm)) for i, q in enumerate(p.queues)]
+        issues += _duplicates([(path, v) for path, v in owners if v], f"{crm} owner id")
+    teams = {t.id for t in p.teams}
+    reps = {r.id for r in p.reps}
+    for i, rep in enumerate(p.reps):
+        if rep.team is not None and rep.team not in teams:
+            issues.append(Issue(("reps", i, "team"), f"unknown team '{rep.team}'"))
+    for i, team in enumerate(p.teams):
+        if team.manager not in reps:
+            issues.append(Issue(("teams", i, "manager"), f"unknown rep '{team.manager}'"))
+        rotating = [r for r in p.reps if r.team == team.id and "rep" in r.roles and r.weight > 0]
+        if not rotating:
+            issues.append(
+                Issue(("teams", i, "id"), f"team '{team.id}' has no rep with weight > 0 to route to")
+            )
+    return issues
+
+
+def _reason_codes(p: Policy) -> list[Issue]:
+    return list(
+        _duplicates(
+            [(("reason_codes", i, "code"), rc.code) for i, rc in enumerate(p.reason_codes)],
+            "reason code",
+        )
+    )
+
+
+def _segment_names(p: Policy) -> set[str]:
+    return {*p.segments, p.default_segment}
+
+
+def _segments(p: Policy) -> list[Issue]:
+    issues: list[Issue] = []
+    for name, condition in p.segments.items():
+        issues += check_condition(condition, ("segments", name), Stage.LEAD)
+    if p.default_segment in p.segments:
+        issues.append(
+            Issue(("default_segment",), f"'{p.default_segment}' is also a defined segment")
+        )
+    return issues
+
+
+def _scoring(p: Policy) -> list[Issue]:
+    issues: list[Issue] = []
+    for i, rule in enumerate(p.scoring.fit):
+        path = ("scoring", "fit", i)
+        issues += check_condition({rule.signal: rule.predicate()}, path, Stage.LEAD)
+    if p.scoring.completeness is not None:
+        for i, name in enumerate(p.scoring.completeness.fields):
+            if name not in LEAD_INPUT_FIELDS:
+                path = ("scoring", "completeness", "fields", i)
+                issues.append(Issue(path, f"unknown lead field '{name}'"))
+    # a fit issue is reported at the rule, not at a synthetic sub-key
+    return [Issue(i.path[:3] if i.path[:2] == ("scoring", "fit") else i.path, i.message) for i in issues]
+
+
+def _target_issues(p: Policy, target: object, path: tuple[str | int, ...]) -> list[Issue]:
+    if not isinstance(target, dict):
+        return []
+    (kind, ident), = target.items()
+    known = {
+        "rep": {r.id for r in p.reps if "rep" in r.roles},
+        "team": {t.id for t in p.teams},
+        "queue": {q.id for q in p.queues},
+    }[kind]
+    if ident not in known:
+        return [Issue((*path, kind), f"unknown {kind} '{ident}'")]
+    return []
+
+
+def _routing(p: Policy) -> list[Issue]:
+    issues: list[Issue] = []
+    issues += _duplicates(
+        [(("routing", i, "name"), r.name) for i, r in enumerate(p.routing)], "routing rule name"
+    )
+    for i, rule in enumerate(p.routing):
+        if rule.when is not None:
+            issues += check_condition(rule.when, ("routing", i, "when"), Stage.SCORED, _segment_names(p))
+        issues += _target_issues(p, rule.to, ("routing", i, "to"))
+        if rule.method is not None and not (isinstance(rule.to, dict) and "team" in rule.to):
+            issues.append(Issue(("routing", i, "method"), "'method' applies only to a team target"))
+    if p.fallback_queue not in {q.id for q in p.queues}:
+        issues.append(Issue(("fallback_queue",), f"unknown queue '{p.fallback_queue}'"))
+    return issues
+
+
+def _escalation(p: Policy) -> list[Issue]:
+    e = p.escalation
+    issues: list[Issue] = []
+    for name, block in (("strategic_account", e.strategic_account), ("vip", e.vip)):
+        when = getattr(block, "when", None)
+        if when is not None:
+            path = ("escalation", name, "when")
+            issues += check_condition(when, path, Stage.SCORED, _segment_names(p))
+    if e.missing_data is not None:
+        for i, name in enumerate(e.missing_data.required):
+            if name not in LEAD_INPUT_FIELDS:
+                path = ("escalation", "missing_data", "required", i)
+                issues.append(Issue(path, f"unknown lead field '{name}'"))
+    custom_codes = [(("escalation", "custom", i, "code"), c.code) for i, c in enumerate(e.custom)]
+    issues += _duplicates(custom_codes, "trigger code")
+    for path, code in custom_codes:
+        if code in BUILTIN_TRIGGERS:
+            issues.append(Issue(path, f"'{code}' is a built-in trigger; pick another code"))
+    for i, custom in enumerate(e.custom):
+        path = ("escalation", "custom", i, "when")
+        issues += check_condition(custom.when, path, Stage.SCORED, _segment_names(p))
+    known = set(BUILTIN_TRIGGERS) | {c.code for c in e.custom}
+    for i, code in enumerate(e.hard):
+        if code not in known:
+            issues.append(Issue(("escalation", "hard", i), f"unknown trigger '{code}'"))
+    return issues
+
+
+def _suppress_and_actions(p: Policy) -> list[Issue]:
+    issues: list[Issue] = []
+    for i, rule in enumerate(p.suppress):
+        issues += check_condition(rule.when, ("suppress", i, "when"), Stage.ESCALATED, _segment_names(p))
+    rules = p.next_best_action
+    for i, nba in enumerate(rules):
+        if nba.when is not None:
+            path = ("next_best_action", i, "when")
+            issues += check_condition(nba.when, path, Stage.ESCALATED, _segment_names(p))
+        issues += _label_issues(nba.label, ("next_best_action", i, "label"))
+    if rules[-1].when is not None:
+        issues.append(
+            Issue(
+                ("next_best_action", len(rules) - 1),
+                "the last rule must have no 'when', so that every lead gets an action",
+            )
+        )
+    return issues
+
+
+def _label_issues(label: str, path: tuple[str | int, ...]) -> list[Issue]:
+    try:
+        names = [field for _, field, _, _ in string.Formatter().parse(label) if field is not None]
+    except ValueError as exc:
+        return [Issue(path, f"invalid label template: {exc}")]
+    return [
+        Issue(path, f"unknown placeholder '{{{n}}}'; use {', '.join(LABEL_PLACEHOLDERS)}")
+        for n in names
+        if n not in LABEL_PLACEHOLDERS
+    ]
+
+
+def _sla_and_trust(p: Policy) -> list[Issue]:
+    issues: list[Issue] = []
+    bands = {*p.scoring.bands, "cold"}
+    for band in p.sla.first_touch:
+        if band not in bands:
+            issues.append(Issue(("sla", "first_touch", band), f"unknown band '{band}'"))
+    segments = {*p.segments, p.default_segment}
+    for segment, level in p.trust.segments.items():
+        if segment not in segments:
+            issues.append(Issue(("trust", "segments", segment), f"unknown segment '{segment}'"))
+        elif level > p.trust.max_level:
+            path = ("trust", "segments", segment)
+            issues.append(Issue(path, f"level {level} is above max_level {p.trust.max_level}"))
+    if p.trust.default_level > p.trust.max_level:
+        issues.append(Issue(("trust", "default_level"), "default_level is above max_level"))
+    counts = Counter(step.do for step in p.sla.on_breach)
+    for do, n in counts.items():
+        if n > 1:
+            issues.append(Issue(("sla", "on_breach"), f"'{do}' appears {n} times"))
+    return issues
+

@@ -1,0 +1,382 @@
+"""Tables of loopgate's state (SQLAlchemy 2 declarative models).
+
+The schema is owned by the Alembic migrations in ``core/store/migrations``; a test checks that
+these models and the migrations agree. Times are stored as UTC and always come back aware.
+JSON columns are JSONB on PostgreSQL. Identity of CRM records is ``(source, crm_id)``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+__all__ = [
+    "Account",
+    "AuditEvent",
+    "AuditHead",
+    "AuditVerdict",
+    "Base",
+    "Decision",
+    "Lead",
+    "OutboxRow",
+    "Owner",
+    "PolicyRole",
+    "PolicyVersion",
+    "RepLoad",
+    "Review",
+    "RotationAssignment",
+    "RotationState",
+    "SchedulerLease",
+    "SyncCursor",
+    "TrustState",
+    "UtcDateTime",
+]
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on both databases (SQLite has no time zone type)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; pass an aware UTC time")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+JsonType = JSON().with_variant(JSONB(), "postgresql")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UtcDateTime(), dict[str, Any]: JsonType, list[Any]: JsonType}
+
+
+class Account(Base):
+    """A CRM account or company; leads match it by domain."""
+
+    __tablename__ = "accounts"
+    __table_args__ = (UniqueConstraint("source", "crm_id"),)
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(20))
+    crm_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str | None] = mapped_column(Text)
+    domain: Mapped[str | None] = mapped_column(String(255), index=True)
+    owner_id: Mapped[str | None] = mapped_column(String(64))
+    strategic: Mapped[bool] = mapped_column(Boolean, default=False)
+    tier: Mapped[str | None] = mapped_column(String(64))
+    industry: Mapped[str | None] = mapped_column(Text)
+    employees: Mapped[int | None] = mapped_column(Integer)
+    is_customer: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    crm_updated_at: Mapped[datetime | None]
+    synced_at: Mapped[datetime | None]
+
+
+class Lead(Base):
+    """A lead (Salesforce Lead/Contact, HubSpot contact) as last seen in its CRM."""
+
+    __tablename__ = "leads"
+    __table_args__ = (UniqueConstraint("source", "crm_id"),)
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(20))
+    crm_id: Mapped[str] = mapped_column(String(64))
+    object_type: Mapped[str | None] = mapped_column(String(32))
+    email: Mapped[str | None] = mapped_column(String(320), index=True)
+    email_domain: Mapped[str | None] = mapped_column(String(255), index=True)
+    first_name: Mapped[str | None] = mapped_column(Text)
+    last_name: Mapped[str | None] = mapped_column(Text)
+    title: Mapped[str | None] = mapped_column(Text)
+    company: Mapped[str | None] = mapped_column(Text)
+    domain: Mapped[str | None] = mapped_column(String(255))
+    industry: Mapped[str | None] = mapped_column(Text)
+    country: Mapped[str | None] = mapped_column(String(64))
+    employees: Mapped[int | None] = mapped_column(Integer)
+    estimated_deal_size: Mapped[float | None] = mapped_column(Float)
+    owner_id: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str | None] = mapped_column(String(64))
+    is_deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    merged_into: Mapped[str | None] = mapped_column(String(64))
+    converted: Mapped[bool] = mapped_column(Boolean, default=False)
+    converted_at: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(String(10))  # won | lost
+    outcome_at: Mapped[datetime | None]
+    outcome_amount: Mapped[float | None] = mapped_column(Float)
+    first_touch_at: Mapped[datetime | None]
+    crm_created_at: Mapped[datetime | None]
+    crm_updated_at: Mapped[datetime | None]
+    synced_at: Mapped[datetime | None]
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    account_pk: Mapped[int | None] = mapped_column(ForeignKey("accounts.pk"), index=True)
+
+
+class Owner(Base):
+    """A CRM user, HubSpot owner or Salesforce queue. Mapping to reps comes from the policy."""
+
+    __tablename__ = "owners"
+    __table_args__ = (UniqueConstraint("source", "crm_id"),)
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(20))
+    crm_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(10))  # user | queue
+    name: Mapped[str | None] = mapped_column(Text)
+    email: Mapped[str | None] = mapped_column(String(320))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    synced_at: Mapped[datetime | None]
+
+
+class Decision(Base):
+    """One decision for one lead; ``contract`` is the full decision object (DESIGN §4).
+
+    ``dedupe_key`` makes deciding idempotent: a lead is decided once per change (content
+    hash + policy version), once per reroute step, once per write-back conflict.
+    """
+
+    __tablename__ = "decisions"
+    __table_args__ = (
+        UniqueConstraint("lead_pk", "dedupe_key"),
+        Index("ix_decisions_decided_at_action", "decided_at", "action"),
+        Index("ix_decisions_lead_pk_seq", "lead_pk", "seq"),
+    )
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    lead_pk: Mapped[int] = mapped_column(ForeignKey("leads.pk"))
+    source: Mapped[str] = mapped_column(String(20))
+    lead_id: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int] = mapped_column(Integer)
+    dedupe_key: Mapped[str] = mapped_column(String(160))
+    cause: Mapped[str] = mapped_column(String(20))  # new | changed | reroute | conflict | replay
+    shadow: Mapped[bool] = mapped_column(Boolean, default=False)
+    policy_version: Mapped[str] = mapped_column(String(16), index=True)
+    action: Mapped[str] = mapped_column(String(10))
+    owner: Mapped[str | None] = mapped_column(String(64), index=True)
+    owner_kind: Mapped[str] = mapped_column(String(10))
+    team: Mapped[str | None] = mapped_column(String(64))
+    segment: Mapped[str] = mapped_column(String(64), index=True)
+    trust_level: Mapped[int] = mapped_column(Integer)
+    score_total: Mapped[int] = mapped_column(Integer)
+    band: Mapped[str] = mapped_column(String(20))
+    confidence: Mapped[float] = mapped_column(Float)
+    trigger_codes: Mapped[str] = mapped_column(Text, default="")  # ",code,code," for LIKE
+    audit_sample: Mapped[bool] = mapped_column(Boolean, default=False)
+    suppressed_by: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[datetime]
+    # lifecycle: pending_review → reviewed; applied; superseded (a newer decision replaced it)
+    state: Mapped[str] = mapped_column(String(20), index=True)
+    final_owner: Mapped[str | None] = mapped_column(String(64))
+    final_action: Mapped[str | None] = mapped_column(String(10))
+    contract: Mapped[dict[str, Any]] = mapped_column()
+
+
+class Review(Base):
+    """A person's decision on an escalation; one per decision (the first one wins)."""
+
+    __tablename__ = "reviews"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    decision_pk: Mapped[int] = mapped_column(ForeignKey("decisions.pk"), unique=True)
+    lead_pk: Mapped[int] = mapped_column(ForeignKey("leads.pk"), index=True)
+    kind: Mapped[str] = mapped_column(String(10))  # approve | reassign | override
+    reviewer: Mapped[str] = mapped_column(String(64))  # Slack user id (or cli:<name>)
+    reviewer_rep: Mapped[str | None] = mapped_column(String(64))
+    reason_code: Mapped[str | None] = mapped_column(String(64))
+    note: Mapped[str | None] = mapped_column(Text)
+    agree: Mapped[bool] = mapped_column(Boolean)
+    segment: Mapped[str] = mapped_column(String(64), index=True)
+    before: Mapped[dict[str, Any]] = mapped_column()
+    after: Mapped[dict[str, Any]] = mapped_column()
+    decided_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class AuditVerdict(Base):
+    """A leader's verdict on a sampled automatic decision (Confirm / Flag in the digest)."""
+
+    __tablename__ = "audit_verdicts"
+    __table_args__ = (UniqueConstraint("decision_pk", "reviewer"),)
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    decision_pk: Mapped[int] = mapped_column(ForeignKey("decisions.pk"))
+    verdict: Mapped[str] = mapped_column(String(10))  # confirm | flag
+    reason_code: Mapped[str | None] = mapped_column(String(64))
+    reviewer: Mapped[str] = mapped_column(String(64))
+    note: Mapped[str | None] = mapped_column(Text)
+    segment: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime]
+
+
+class AuditEvent(Base):
+    """Append-only, hash-chained. ``body`` is the exact canonical JSON that was hashed."""
+
+    __tablename__ = "audit_events"
+
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(64), index=True)
+    subject: Mapped[str | None] = mapped_column(String(200), index=True)
+    body: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """One row: the last sequence number and hash, locked by whoever appends."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class OutboxRow(Base):
+    """An external side effect (Slack post, CRM write) to perform at least once, keyed once."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_status_kind_available_at", "status", "kind", "available_at"),)
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    payload: Mapped[dict[str, Any]] = mapped_column()
+    status: Mapped[str] = mapped_column(String(12), default="pending")  # pending|claimed|done|dead
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    available_at: Mapped[datetime]
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_until: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    done_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+
+
+class SyncCursor(Base):
+    """Where incremental sync of one CRM stream stopped: ``(ts, id)`` of the last record."""
+
+    __tablename__ = "sync_cursors"
+
+    source: Mapped[str] = mapped_column(String(20), primary_key=True)
+    stream: Mapped[str] = mapped_column(String(40), primary_key=True)
+    cursor_ts: Mapped[datetime | None]
+    cursor_id: Mapped[str | None] = mapped_column(String(64))
+    state: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[datetime]
+
+
+class PolicyVersion(Base):
+    __tablename__ = "policy_versions"
+
+    version: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(128))
+
+
+class PolicyRole(Base):
+    """Which stored version is the champion (acts) and which the challenger (shadow only)."""
+
+    __tablename__ = "policy_roles"
+
+    role: Mapped[str] = mapped_column(String(12), primary_key=True)  # champion | challenger
+    version: Mapped[str] = mapped_column(ForeignKey("policy_versions.version"))
+    since: Mapped[datetime]
+    by: Mapped[str] = mapped_column(String(128))
+
+
+class RotationState(Base):
+    """A team's round-robin credits; the row is locked while a slot is handed out."""
+
+    __tablename__ = "rotation_state"
+
+    team: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), default=0)
+    credits: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[datetime]
+
+
+class RotationAssignment(Base):
+    """Each handed-out slot, once: ``(team, seq)`` is unique."""
+
+    __tablename__ = "rotation_assignments"
+    __table_args__ = (UniqueConstraint("team", "seq"),)
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    team: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    rep: Mapped[str] = mapped_column(String(64))
+    lead_key: Mapped[str] = mapped_column(String(100))
+    at: Mapped[datetime]
+
+
+class RepLoad(Base):
+    """Round-robin assignments per rep per local day, for daily capacity."""
+
+    __tablename__ = "rep_load"
+
+    rep: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class TrustState(Base):
+    __tablename__ = "trust_state"
+
+    segment: Mapped[str] = mapped_column(String(64), primary_key=True)
+    level: Mapped[int] = mapped_column(Integer)
+    pinned: Mapped[bool] = mapped_column(Boolean, default=False)
+    since: Mapped[datetime]
+    reason: Mapped[str] = mapped_column(Text)
+
+
+class SchedulerLease(Base):
+    """Who runs the scheduler; a replica takes over when ``expires_at`` has passed."""
+
+    __tablename__ = "scheduler_lease"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[datetime]
+    acquired_at: Mapped[datetime]

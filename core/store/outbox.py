@@ -1,0 +1,274 @@
+"""The transactional outbox: every external side effect (a Slack post, a CRM write) is a row.
+
+A decision and its effects are written in one transaction, so a crash can never leave a
+decision without its effects or an effect without its decision. Workers claim rows with a
+lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so two replicas never take the same row),
+perform them through an :class:`EffectHandler`, and settle each row as done, retry later
+(exponential backoff with jitter) or dead. A worker that dies holding rows loses them when
+its lease ends; the next worker performs them again — so handlers must be idempotent
+(check before post, skip writes of equal values), which is their contract.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from core.store.db import Database
+from core.store.models import OutboxRow
+
+__all__ = [
+    "Dead",
+    "Done",
+    "DrainReport",
+    "EffectHandler",
+    "OutboxItem",
+    "Outcome",
+    "Retry",
+    "RetryPolicy",
+    "claim",
+    "drain",
+    "enqueue",
+    "pending_counts",
+    "settle",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    pk: int
+    kind: str
+    dedupe_key: str
+    payload: dict[str, Any]
+    attempts: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    result: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """Try again later; ``after`` overrides the backoff (e.g. a server's Retry-After)."""
+
+    error: str
+    after: timedelta | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Dead:
+    """Give up: the effect can never succeed as it stands (recorded, reported, not retried)."""
+
+    error: str
+
+
+Outcome = Done | Retry | Dead
+
+
+class EffectHandler(Protocol):
+    """Performs outbox rows of some kinds, a batch at a time, and says how each one went."""
+
+    kinds: tuple[str, ...]
+    batch_size: int
+
+    def perform(self, items: Sequence[OutboxItem]) -> Mapping[int, Outcome]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    base: timedelta = timedelta(seconds=5)
+    cap: timedelta = timedelta(minutes=30)
+    max_attempts: int = 10
+    lease: timedelta = timedelta(minutes=2)
+
+    def backoff(self, attempts: int, rng: random.Random) -> timedelta:
+        """Full-jitter exponential backoff: spreads retries of many rows over time."""
+        ceiling = min(self.cap.total_seconds(), self.base.total_seconds() * 2 ** max(attempts - 1, 0))
+        return timedelta(seconds=ceiling * (0.5 + rng.random() / 2))
+
+
+def _insert(session: Session) -> Any:
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(OutboxRow)
+
+
+def enqueue(
+    session: Session,
+    kind: str,
+    dedupe_key: str,
+    payload: dict[str, Any],
+    *,
+    now: datetime,
+    available_at: datetime | None = None,
+) -> bool:
+    """Add an effect in the caller's transaction. The same ``dedupe_key`` is only ever added
+    once, so retried callers cannot double an effect. Returns whether a row was added."""
+    stmt = (
+        _insert(session)
+        .values(
+            kind=kind,
+            dedupe_key=dedupe_key,
+            payload=payload,
+            status="pending",
+            attempts=0,
+            available_at=available_at or now,
+            created_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+    )
+    return bool(session.execute(stmt).rowcount)
+
+
+def claim(
+    db: Database,
+    kinds: Sequence[str],
+    worker: str,
+    *,
+    limit: int,
+    now: datetime,
+    lease: timedelta = RetryPolicy.lease,
+) -> list[OutboxItem]:
+    """Take up to ``limit`` due rows of these kinds for ``worker`` until ``now + lease``."""
+    with db.transaction() as session:
+        due = (
+            select(OutboxRow.pk)
+            .where(
+                OutboxRow.kind.in_(kinds),
+                or_(
+                    and_(OutboxRow.status == "pending", OutboxRow.available_at <= now),
+                    and_(OutboxRow.status == "claimed", OutboxRow.claimed_until < now),
+                ),
+            )
+            .order_by(OutboxRow.pk)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        rows = session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.pk.in_(due.scalar_subquery()))
+            .values(
+                status="claimed",
+                claimed_by=worker,
+                claimed_until=now + lease,
+                attempts=OutboxRow.attempts + 1,
+            )
+            .returning(
+                OutboxRow.pk,
+                OutboxRow.kind,
+                OutboxRow.dedupe_key,
+                OutboxRow.payload,
+                OutboxRow.attempts,
+                OutboxRow.created_at,
+            )
+            .execution_options(synchronize_session=False)
+        ).all()
+    return sorted((OutboxItem(*row) for row in rows), key=lambda item: item.pk)
+
+
+def settle(
+    db: Database,
+    worker: str,
+    items: Sequence[OutboxItem],
+    outcomes: Mapping[int, Outcome],
+    *,
+    now: datetime,
+    policy: RetryPolicy,
+    rng: random.Random,
+) -> DrainReport:
+    """Record each item's outcome, if ``worker`` still holds it. An item without an outcome
+    is retried: a handler that forgot a row must not lose it."""
+    report = DrainReport()
+    with db.transaction() as session:
+        for item in items:
+            outcome = outcomes.get(item.pk, Retry("handler returned no outcome for this row"))
+            values: dict[str, Any]
+            if isinstance(outcome, Done):
+                values = {"status": "done", "done_at": now, "result": outcome.result, "last_error": None}
+                report.done += 1
+            elif isinstance(outcome, Retry) and item.attempts < policy.max_attempts:
+                delay = outcome.after if outcome.after is not None else policy.backoff(item.attempts, rng)
+                values = {"status": "pending", "available_at": now + delay, "last_error": outcome.error[:2000]}
+                report.retried += 1
+            else:
+                values = {"status": "dead", "done_at": now, "last_error": outcome.error[:2000]}
+                report.dead += 1
+                log.error("outbox %s %s gave up after %d attempts: %s", item.kind, item.dedupe_key, item.attempts, outcome.error)
+            result = session.execute(
+                update(OutboxRow)
+                .where(OutboxRow.pk == item.pk, OutboxRow.claimed_by == worker, OutboxRow.status == "claimed")
+                .values(claimed_by=None, claimed_until=None, **values)
+            )
+            if result.rowcount == 0:
+                # our lease ran out and another worker took the row; it will settle it
+                report.lost_lease += 1
+    return report
+
+
+@dataclass(slots=True)
+class DrainReport:
+    done: int = 0
+    retried: int = 0
+    dead: int = 0
+    lost_lease: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+
+    def add(self, other: DrainReport) -> None:
+        self.done += other.done
+        self.retried += other.retried
+        self.dead += other.dead
+        self.lost_lease += other.lost_lease
+
+
+def drain(
+    db: Database,
+    handlers: Sequence[EffectHandler],
+    worker: str,
+    clock: Callable[[], datetime],
+    *,
+    policy: RetryPolicy | None = None,
+    max_batches: int | None = None,
+    rng: random.Random | None = None,
+) -> DrainReport:
+    """Perform due effects until none are due (or ``max_batches``); returns what happened."""
+    policy = policy or RetryPolicy()
+    rng = rng or random.Random()  # noqa: S311 - jitter, not security
+    report = DrainReport()
+    batches = 0
+    progress = True
+    while progress and (max_batches is None or batches < max_batches):
+        progress = False
+        for handler in handlers:
+            items = claim(db, handler.kinds, worker, limit=handler.batch_size, now=clock(), lease=policy.lease)
+            if not items:
+                continue
+            progress = True
+            batches += 1
+            try:
+                outcomes = handler.perform(items)
+            except Exception as exc:  # a handler bug must not strand claimed rows until lease end
+                log.exception("outbox handler for %s failed; retrying its batch", handler.kinds)
+                outcomes = {item.pk: Retry(f"handler error: {type(exc).__name__}: {exc}") for item in items}
+            report.add(settle(db, worker, items, outcomes, now=clock(), policy=policy, rng=rng))
+            for item in items:
+                report.by_kind[item.kind] = report.by_kind.get(item.kind, 0) + 1
+    return report
+
+
+def pending_counts(session: Session) -> dict[tuple[str, str], int]:
+    """Rows per (kind, status), for status pages and the digest."""
+    rows = session.execute(
+        select(OutboxRow.kind, OutboxRow.status, func.count()).group_by(OutboxRow.kind, OutboxRow.status)
+    ).all()
+    return {(kind, status): count for kind, status, count in rows}

@@ -1,0 +1,107 @@
+"""Settings, read once at the entry point from the environment (and a ``.env`` file).
+
+Secrets are ``SecretStr``: they print as ``**********`` in reprs, logs and errors. Each
+integration asks for its credentials with a ``require_*`` method, which names the missing
+variable in one line instead of failing later inside a client library.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["ConfigError", "SalesforceCredentials", "Settings", "load_settings"]
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong; the message names the environment variable."""
+
+
+class SalesforceCredentials:
+    """One of: an access token (+ instance URL), username/password/token, or client credentials."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.instance_url = settings.salesforce_instance_url
+        self.access_token = settings.salesforce_access_token
+        self.username = settings.salesforce_username
+        self.password = settings.salesforce_password
+        self.security_token = settings.salesforce_security_token
+        self.domain = settings.salesforce_domain
+        self.client_id = settings.salesforce_client_id
+        self.client_secret = settings.salesforce_client_secret
+        self.ca_bundle = settings.salesforce_ca_bundle
+
+    @property
+    def can_reauthenticate(self) -> bool:
+        return bool(self.username and self.password) or bool(self.client_id and self.client_secret)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    loopgate_database_url: str = "sqlite:///loopgate.db"
+    loopgate_policy: Path | None = None
+    loopgate_log_level: str = "INFO"
+
+    salesforce_instance_url: str | None = None
+    salesforce_access_token: SecretStr | None = None
+    salesforce_username: str | None = None
+    salesforce_password: SecretStr | None = None
+    salesforce_security_token: SecretStr | None = None
+    salesforce_domain: str = "login"
+    salesforce_client_id: str | None = None
+    salesforce_client_secret: SecretStr | None = None
+    salesforce_ca_bundle: Path | None = None
+
+    hubspot_access_token: SecretStr | None = None
+    hubspot_base_url: str = "https://api.hubapi.com"
+
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+
+    def require_policy_path(self) -> Path:
+        if self.loopgate_policy is None:
+            raise ConfigError("LOOPGATE_POLICY is not set: point it at your policy.yaml (or pass --policy)")
+        return self.loopgate_policy
+
+    def require_salesforce(self) -> SalesforceCredentials:
+        creds = SalesforceCredentials(self)
+        if creds.access_token is not None and not self.salesforce_instance_url:
+            raise ConfigError("SALESFORCE_INSTANCE_URL is not set (needed with SALESFORCE_ACCESS_TOKEN)")
+        if creds.access_token is None and not creds.can_reauthenticate:
+            raise ConfigError(
+                "SALESFORCE_ACCESS_TOKEN is not set (or set SALESFORCE_USERNAME, SALESFORCE_PASSWORD "
+                "and SALESFORCE_SECURITY_TOKEN, or SALESFORCE_CLIENT_ID and SALESFORCE_CLIENT_SECRET)"
+            )
+        if creds.ca_bundle is not None and not creds.ca_bundle.is_file():
+            raise ConfigError(f"SALESFORCE_CA_BUNDLE: no such file {creds.ca_bundle}")
+        return creds
+
+    def require_hubspot_token(self) -> SecretStr:
+        if self.hubspot_access_token is None or not self.hubspot_access_token.get_secret_value():
+            raise ConfigError("HUBSPOT_ACCESS_TOKEN is not set (a private app token, pat-…)")
+        return self.hubspot_access_token
+
+    def require_slack(self) -> tuple[SecretStr, SecretStr | None]:
+        """The bot token and, for HTTP mode, the signing secret."""
+        if self.slack_bot_token is None or not self.slack_bot_token.get_secret_value():
+            raise ConfigError("SLACK_BOT_TOKEN is not set (xoxb-…)")
+        if self.slack_app_token is None and self.slack_signing_secret is None:
+            raise ConfigError(
+                "SLACK_SIGNING_SECRET is not set (needed in HTTP mode; set SLACK_APP_TOKEN for Socket Mode)"
+            )
+        return self.slack_bot_token, self.slack_signing_secret
+
+
+def load_settings() -> Settings:
+    """Read and validate settings once; any problem is one line naming the variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0]).upper() if first["loc"] else "settings"
+        raise ConfigError(f"{name}: {first['msg']}") from None
