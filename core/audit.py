@@ -27,9 +27,7 @@ def _default(value: Any) -> Any:
     raise TypeError(f"not JSON-serialisable in an audit event: {type(value).__name__}")
 
 
-def canonical_body(
-    seq: int, at: datetime, actor: str, kind: str, subject: str | None, data: dict[str, Any]
-) -> str:
+def canonical_body(seq: int, at: datetime, actor: str, kind: str, subject: str | None, data: dict[str, Any]) -> str:
     """The exact text that is hashed and stored: sorted keys, no spaces, UTF-8."""
     return json.dumps(
         {"seq": seq, "at": at.isoformat(), "actor": actor, "kind": kind, "subject": subject, "data": data},
@@ -67,9 +65,7 @@ class ChainBreak:
         return f"audit event {self.seq}: {self.reason}"
 
 
-def verify_chain(
-    events: Iterable[ChainedEvent], head: tuple[int, str] | None = None
-) -> tuple[int, ChainBreak | None]:
+def verify_chain(events: Iterable[ChainedEvent], head: tuple[int, str] | None = None) -> tuple[int, ChainBreak | None]:
     """Walk events in stored order; return (events checked, first break or None).
 
     ``head`` is the stored (last seq, last hash); it catches events removed from the end.
@@ -89,7 +85,10 @@ def verify_chain(
             return checked, ChainBreak(event.seq, problem)
         prev, expected_seq, checked = event.hash, expected_seq + 1, checked + 1
     if head is not None and head != (expected_seq - 1, prev):
-        return checked, ChainBreak(head[0], f"the chain ends at event {expected_seq - 1}, the head says {head[0]} (events removed from the end)")
+        return checked, ChainBreak(
+            head[0],
+            f"the chain ends at event {expected_seq - 1}, the head says {head[0]} (events removed from the end)",
+        )
     return checked, None
 
 
@@ -98,7 +97,13 @@ def _columns_disagree(event: ChainedEvent) -> str | None:
         body = json.loads(event.body)
     except ValueError:
         return "body is not valid JSON (altered)"
-    columns = {"seq": event.seq, "at": event.at.isoformat(), "actor": event.actor, "kind": event.kind, "subject": event.subject}
+    columns = {
+        "seq": event.seq,
+        "at": event.at.isoformat(),
+        "actor": event.actor,
+        "kind": event.kind,
+        "subject": event.subject,
+    }
     for key, value in columns.items():
         if body.get(key) != value:
             return f"column '{key}' differs from the hashed body (altered)"

@@ -130,9 +130,7 @@ def _field_stage(name: str) -> Stage | None:
 # --- checking -------------------------------------------------------------------------------
 
 
-def check_condition(
-    condition: Any, path: Path, stage: Stage, segments: Collection[str] | None = None
-) -> list[Issue]:
+def check_condition(condition: Any, path: Path, stage: Stage, segments: Collection[str] | None = None) -> list[Issue]:
     """Every problem with a condition: unknown fields, fields not yet known at ``stage``,
     bad operators, uncompilable regexes, unknown segment names."""
     if not isinstance(condition, Mapping):
@@ -157,9 +155,7 @@ def check_condition(
     return issues
 
 
-def _check_field(
-    name: str, value: Any, path: Path, stage: Stage, segments: Collection[str] | None
-) -> list[Issue]:
+def _check_field(name: str, value: Any, path: Path, stage: Stage, segments: Collection[str] | None) -> list[Issue]:
     field_stage = _field_stage(name)
     if field_stage is None:
         return [Issue(path, f"unknown field '{name}'{_suggest(name)}")]
@@ -207,32 +203,56 @@ def check_predicate(value: Any, path: Path, allowed: tuple[str, ...] = _OPS) -> 
             close = difflib.get_close_matches(str(op), allowed, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else f"; use one of {', '.join(allowed)}"
             issues.append(Issue(sub, f"unknown operator '{op}'{hint}"))
-        elif op in ("in", "not_in"):
-            if not isinstance(arg, list) or not arg:
-                issues.append(Issue(sub, f"'{op}' takes a non-empty list"))
-        elif op in ("lt", "lte", "gt", "gte"):
-            if not _is_number(arg):
-                issues.append(Issue(sub, f"'{op}' takes a number, not {arg!r}"))
-        elif op == "between":
-            if not (isinstance(arg, list) and len(arg) == 2 and all(_is_number(a) for a in arg)):
-                issues.append(Issue(sub, "'between' takes two numbers: [low, high]"))
-            elif arg[0] > arg[1]:
-                issues.append(Issue(sub, f"'between' low {arg[0]} is above high {arg[1]}"))
-        elif op == "matches":
-            issues += _check_regex(arg, sub)
-        elif op == "exists" and not isinstance(arg, bool):
-            issues.append(Issue(sub, "'exists' takes true or false"))
+            continue
+        problem = _OP_CHECKS[op](op, arg)
+        if problem:
+            issues.append(Issue(sub, problem))
     return issues
 
 
-def _check_regex(arg: Any, path: Path) -> list[Issue]:
+def _check_list(op: str, arg: Any) -> str | None:
+    return None if isinstance(arg, list) and arg else f"'{op}' takes a non-empty list"
+
+
+def _check_number(op: str, arg: Any) -> str | None:
+    return None if _is_number(arg) else f"'{op}' takes a number, not {arg!r}"
+
+
+def _check_between(op: str, arg: Any) -> str | None:
+    if not (isinstance(arg, list) and len(arg) == 2 and all(_is_number(a) for a in arg)):
+        return "'between' takes two numbers: [low, high]"
+    if arg[0] > arg[1]:
+        return f"'between' low {arg[0]} is above high {arg[1]}"
+    return None
+
+
+def _check_matches(op: str, arg: Any) -> str | None:
     if not isinstance(arg, str):
-        return [Issue(path, "'matches' takes a regular expression as text")]
+        return "'matches' takes a regular expression as text"
     try:
         re.compile(arg)
     except re.error as exc:
-        return [Issue(path, f"invalid regular expression: {exc}")]
-    return []
+        return f"invalid regular expression: {exc}"
+    return None
+
+
+def _check_exists(op: str, arg: Any) -> str | None:
+    return None if isinstance(arg, bool) else "'exists' takes true or false"
+
+
+_OP_CHECKS: dict[str, Callable[[str, Any], str | None]] = {
+    "eq": lambda op, arg: None,
+    "ne": lambda op, arg: None,
+    "in": _check_list,
+    "not_in": _check_list,
+    "lt": _check_number,
+    "lte": _check_number,
+    "gt": _check_number,
+    "gte": _check_number,
+    "between": _check_between,
+    "matches": _check_matches,
+    "exists": _check_exists,
+}
 
 
 def _check_event(value: Any, path: Path) -> list[Issue]:
@@ -300,25 +320,34 @@ def compile_condition(condition: Mapping[str, Any]) -> Check:
     checks: list[Check] = []
     for key, value in condition.items():
         if key == "all":
-            parts = [compile_condition(c) for c in value]
-            checks.append(lambda f, parts=parts: all(p(f) for p in parts))
+            checks.append(_all_of([compile_condition(c) for c in value]))
         elif key == "any":
-            parts = [compile_condition(c) for c in value]
-            checks.append(lambda f, parts=parts: any(p(f) for p in parts))
+            checks.append(_any_of([compile_condition(c) for c in value]))
         elif key == "not":
-            inner = compile_condition(value)
-            checks.append(lambda f, inner=inner: not inner(f))
+            checks.append(_negated(compile_condition(value)))
         elif key == "event":
             checks.append(_compile_event(value))
         elif key == "trigger":
             checks.append(_compile_trigger(value))
         else:
-            getter = field_getter(key)
-            test = compile_predicate(value)
-            checks.append(lambda f, g=getter, t=test: t(g(f)))
-    if len(checks) == 1:
-        return checks[0]
+            checks.append(_field_check(field_getter(key), compile_predicate(value)))
+    return checks[0] if len(checks) == 1 else _all_of(checks)
+
+
+def _all_of(checks: list[Check]) -> Check:
     return lambda f: all(c(f) for c in checks)
+
+
+def _any_of(checks: list[Check]) -> Check:
+    return lambda f: any(c(f) for c in checks)
+
+
+def _negated(check: Check) -> Check:
+    return lambda f: not check(f)
+
+
+def _field_check(getter: Getter, test: Callable[[Any], bool]) -> Check:
+    return lambda f: test(getter(f))
 
 
 def compile_predicate(value: Any) -> Callable[[Any], bool]:
@@ -355,8 +384,9 @@ def _equals(expected: Any) -> Callable[[Any], bool]:
     return lambda v: v is not None and _norm(v if isinstance(v, str) else str(v)) == want
 
 
-def _number(v: Any) -> float | None:
-    return v if _is_number(v) else None
+def _numeric(test: Callable[[float], bool]) -> Callable[[Any], bool]:
+    """Numeric comparisons hold only for numbers (a missing value compares false)."""
+    return lambda v: _is_number(v) and test(v)
 
 
 def _compile_op(op: str, arg: Any) -> Callable[[Any], bool]:  # noqa: C901 - one branch per operator
@@ -371,16 +401,16 @@ def _compile_op(op: str, arg: Any) -> Callable[[Any], bool]:  # noqa: C901 - one
             return lambda v: v is not None and _norm(v) in members
         return lambda v: v is not None and _norm(v) not in members
     if op == "lt":
-        return lambda v: (n := _number(v)) is not None and n < arg
+        return _numeric(lambda n: n < arg)
     if op == "lte":
-        return lambda v: (n := _number(v)) is not None and n <= arg
+        return _numeric(lambda n: n <= arg)
     if op == "gt":
-        return lambda v: (n := _number(v)) is not None and n > arg
+        return _numeric(lambda n: n > arg)
     if op == "gte":
-        return lambda v: (n := _number(v)) is not None and n >= arg
+        return _numeric(lambda n: n >= arg)
     if op == "between":
         low, high = arg
-        return lambda v: (n := _number(v)) is not None and low <= n <= high
+        return _numeric(lambda n: low <= n <= high)
     if op == "matches":
         pattern = re.compile(arg)
         return lambda v: isinstance(v, str) and pattern.search(v) is not None

@@ -14,10 +14,10 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from core.errors import PolicyError, PolicyProblem
 from core.policy.conditions import Issue
@@ -70,9 +70,7 @@ def format_path(path: Path) -> str:
 
 def policy_version(policy: Policy) -> str:
     """Short hash of the normalised content: comments, key order and spacing do not count."""
-    canonical = json.dumps(
-        policy.model_dump(mode="json", by_alias=True), sort_keys=True, separators=(",", ":")
-    )
+    canonical = json.dumps(policy.model_dump(mode="json", by_alias=True), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:8]
 
 
@@ -83,9 +81,7 @@ def parse_policy(text: str, source: str = "policy.yaml") -> LoadedPolicy:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
-        raise PolicyError(
-            source, [PolicyProblem(source, line, "", f"YAML syntax error: {exc.problem}")]
-        ) from None
+        raise PolicyError(source, [PolicyProblem(source, line, "", f"YAML syntax error: {exc.problem}")]) from None
     except yaml.YAMLError as exc:
         raise PolicyError(source, [PolicyProblem(source, None, "", f"YAML error: {exc}")]) from None
     if root is None:
@@ -103,11 +99,32 @@ def parse_policy(text: str, source: str = "policy.yaml") -> LoadedPolicy:
         policy = Policy.model_validate(data)
     except ValidationError as exc:
         issues = [_pydantic_issue(err) for err in exc.errors()]
+        broken = {str(i.path[0]) for i in issues if i.path} | (
+            set(Policy.model_fields) if any(not i.path for i in issues) else set()
+        )
+        issues += check_policy(_partial_policy(data, broken), broken)
         raise PolicyError(source, _located(source, issues, lines)) from None
     semantic = check_policy(policy)
     if semantic:
         raise PolicyError(source, _located(source, semantic, lines))
     return LoadedPolicy(policy=policy, version=policy_version(policy), source=source, text=text)
+
+
+def _partial_policy(data: dict[str, Any], broken: set[str]) -> Policy:
+    """The sound sections of an invalid policy, so cross-checks can still run on them.
+
+    Never returned to callers: it exists only to find more problems to report.
+    """
+    values: dict[str, Any] = {}
+    for name, info in Policy.model_fields.items():
+        if name in broken:
+            continue
+        if name in data:
+            annotation: Any = Annotated[info.annotation, *info.metadata] if info.metadata else info.annotation
+            values[name] = TypeAdapter(annotation).validate_python(data[name])
+        elif not info.is_required():
+            values[name] = info.get_default(call_default_factory=True)
+    return Policy.model_construct(**values)
 
 
 def _index(node: yaml.Node, path: Path, lines: dict[Path, int]) -> list[tuple[Path, int, str]]:
@@ -140,7 +157,7 @@ def _line_of(path: Path, lines: dict[Path, int]) -> int | None:
         if alt in lines:
             return lines[alt]
         probe = probe[:-1]
-    return lines.get((), None)
+    return lines.get(())
 
 
 def _located(source: str, issues: list[Issue], lines: dict[Path, int]) -> list[PolicyProblem]:
@@ -152,7 +169,9 @@ def _pydantic_issue(err: Any) -> Issue:
     loc: list[str | int] = []
     for part in err["loc"]:
         # pydantic adds the union member or validator name as a path step; drop those
-        if isinstance(part, str) and (part.startswith(("function-", "literal[", "dict[", "list[")) or part in _UNION_TAGS):
+        if isinstance(part, str) and (
+            part.startswith(("function-", "literal[", "dict[", "list[")) or part in _UNION_TAGS
+        ):
             continue
         loc.append(part)
     path = tuple(loc)

@@ -83,6 +83,10 @@ SlackChannel = Annotated[str, StringConstraints(pattern=r"^[CGD][A-Z0-9]{2,20}$"
 Fraction = Annotated[float, Field(gt=0, le=1)]
 Probability = Annotated[float, Field(ge=0, le=1)]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+ReasonUse = Literal["override", "reassign", "flag"]
+Role = Literal["rep", "admin"]
+_WORKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri")
+_REASON_USES: tuple[ReasonUse, ...] = ("override", "reassign", "flag")
 
 
 def _duration(value: str) -> str:
@@ -115,9 +119,7 @@ class ReasonCode(Strict):
 
     code: Slug
     label: str = Field(min_length=1, max_length=75)
-    applies_to: list[Literal["override", "reassign", "flag"]] = Field(
-        default_factory=lambda: ["override", "reassign", "flag"]
-    )
+    applies_to: list[ReasonUse] = Field(default_factory=lambda: list(_REASON_USES))
 
 
 _SF_OWNER = re.compile(r"^(005|00G)[A-Za-z0-9]{12}([A-Za-z0-9]{3})?$")
@@ -133,9 +135,7 @@ class CrmIds(Strict):
     @classmethod
     def _salesforce_id(cls, value: str | None) -> str | None:
         if value is not None and not _SF_OWNER.match(value):
-            raise ValueError(
-                f"'{value}' is not a Salesforce User (005…) or Queue (00G…) id of 15 or 18 characters"
-            )
+            raise ValueError(f"'{value}' is not a Salesforce User (005…) or Queue (00G…) id of 15 or 18 characters")
         return value
 
     @field_validator("hubspot")
@@ -151,7 +151,7 @@ class WorkingHours(Strict):
 
     start: time = time(9, 0)
     end: time = time(17, 0)
-    days: list[Weekday] = Field(default_factory=lambda: ["mon", "tue", "wed", "thu", "fri"])
+    days: list[Weekday] = Field(default_factory=lambda: list(_WORKDAYS))
 
     @model_validator(mode="after")
     def _ordered(self) -> WorkingHours:
@@ -184,7 +184,7 @@ class Rep(Strict):
     slack_user: SlackUser | None = None
     crm: CrmIds = Field(default_factory=CrmIds)
     team: Slug | None = None
-    roles: list[Literal["rep", "admin"]] = Field(default_factory=lambda: ["rep"])
+    roles: list[Role] = Field(default_factory=lambda: list[Role](["rep"]))
     weight: int = Field(default=1, ge=0, le=100)
     daily_capacity: int | None = Field(default=None, ge=0)
     timezone: TimeZoneName = "UTC"
@@ -242,8 +242,7 @@ class FitRule(Strict):
     def _one_operator(self) -> FitRule:
         if not self.predicate():
             raise ValueError(
-                "a fit rule needs an operator: eq, ne, in, not_in, lt, lte, gt, gte, between, "
-                "matches or exists"
+                "a fit rule needs an operator: eq, ne, in, not_in, lt, lte, gt, gte, between, matches or exists"
             )
         return self
 
@@ -451,9 +450,7 @@ class Writeback(Strict):
     def _known_keys(cls, value: dict[str, str]) -> dict[str, str]:
         unknown = sorted(set(value) - set(WRITEBACK_KEYS))
         if unknown:
-            raise ValueError(
-                f"unknown write-back key(s) {', '.join(unknown)}; use {', '.join(WRITEBACK_KEYS)}"
-            )
+            raise ValueError(f"unknown write-back key(s) {', '.join(unknown)}; use {', '.join(WRITEBACK_KEYS)}")
         return value
 
 
@@ -481,16 +478,16 @@ class Notifications(Strict):
     focus_list_at: time | None = time(8, 30)
 
 
+FREE_EMAIL_DOMAINS = (
+    "gmail.com", "googlemail.com", "yahoo.com", "hotmail.com", "outlook.com", "live.com", "icloud.com",
+    "me.com", "aol.com", "proton.me", "protonmail.com", "gmx.de", "web.de", "mail.ru", "qq.com", "163.com",
+)  # fmt: skip
+
+
 class Enrichment(Strict):
     """How leads are matched to accounts: personal mail domains never match a company."""
 
-    free_email_domains: list[str] = Field(
-        default_factory=lambda: [
-            "gmail.com", "googlemail.com", "yahoo.com", "hotmail.com", "outlook.com",
-            "live.com", "icloud.com", "me.com", "aol.com", "proton.me", "protonmail.com",
-            "gmx.de", "web.de", "mail.ru", "qq.com", "163.com",
-        ]  # fmt: skip
-    )
+    free_email_domains: list[str] = Field(default_factory=lambda: list(FREE_EMAIL_DOMAINS))
 
 
 class Policy(Strict):

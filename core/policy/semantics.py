@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import string
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 
-from core.policy.conditions import Issue, Stage, check_condition
+from core.policy.conditions import Issue, Stage, check_condition, check_predicate
 from core.policy.schema import BUILTIN_TRIGGERS, Policy
+
+Path = tuple[str | int, ...]
 
 __all__ = ["LABEL_PLACEHOLDERS", "LEAD_INPUT_FIELDS", "check_policy"]
 
@@ -24,25 +26,22 @@ LABEL_PLACEHOLDERS = (
 )  # fmt: skip
 
 
-def check_policy(policy: Policy) -> list[Issue]:
-    """Every cross-section problem in a structurally valid policy, in document order."""
+def check_policy(policy: Policy, broken: Collection[str] = ()) -> list[Issue]:
+    """Every cross-section problem, in document order.
+
+    ``broken`` names top-level sections that failed structural validation; checks that read
+    them are skipped (their problems are already reported), the others still run, so one
+    typo does not hide a dangling reference elsewhere.
+    """
     issues: list[Issue] = []
-    for check in (
-        _people_and_teams,
-        _reason_codes,
-        _segments,
-        _scoring,
-        _routing,
-        _escalation,
-        _suppress_and_actions,
-        _sla_and_trust,
-    ):
-        issues += check(policy)
+    for check, needs in _CHECKS:
+        if not needs & set(broken):
+            issues += check(policy)
     return issues
 
 
-def _duplicates(items: Iterable[tuple[tuple[str | int, ...], str]], what: str) -> Iterator[Issue]:
-    seen: dict[str, tuple[str | int, ...]] = {}
+def _duplicates(items: Iterable[tuple[Path, str]], what: str) -> Iterator[Issue]:
+    seen: dict[str, Path] = {}
     for path, value in items:
         if value in seen:
             yield Issue(path, f"duplicate {what} '{value}'")
@@ -74,9 +73,7 @@ def _people_and_teams(p: Policy) -> list[Issue]:
             issues.append(Issue(("teams", i, "manager"), f"unknown rep '{team.manager}'"))
         rotating = [r for r in p.reps if r.team == team.id and "rep" in r.roles and r.weight > 0]
         if not rotating:
-            issues.append(
-                Issue(("teams", i, "id"), f"team '{team.id}' has no rep with weight > 0 to route to")
-            )
+            issues.append(Issue(("teams", i, "id"), f"team '{team.id}' has no rep with weight > 0 to route to"))
     return issues
 
 
@@ -98,30 +95,29 @@ def _segments(p: Policy) -> list[Issue]:
     for name, condition in p.segments.items():
         issues += check_condition(condition, ("segments", name), Stage.LEAD)
     if p.default_segment in p.segments:
-        issues.append(
-            Issue(("default_segment",), f"'{p.default_segment}' is also a defined segment")
-        )
+        issues.append(Issue(("default_segment",), f"'{p.default_segment}' is also a defined segment"))
     return issues
 
 
 def _scoring(p: Policy) -> list[Issue]:
     issues: list[Issue] = []
     for i, rule in enumerate(p.scoring.fit):
-        path = ("scoring", "fit", i)
-        issues += check_condition({rule.signal: rule.predicate()}, path, Stage.LEAD)
+        path: Path = ("scoring", "fit", i)
+        # the signal is checked as a field reference; the operators sit beside it in the rule
+        signal_issues = check_condition({rule.signal: None}, path, Stage.LEAD)
+        issues += [Issue((*path, "signal"), issue.message) for issue in signal_issues]
+        issues += check_predicate(rule.predicate(), path)
     if p.scoring.completeness is not None:
         for i, name in enumerate(p.scoring.completeness.fields):
             if name not in LEAD_INPUT_FIELDS:
-                path = ("scoring", "completeness", "fields", i)
-                issues.append(Issue(path, f"unknown lead field '{name}'"))
-    # a fit issue is reported at the rule, not at a synthetic sub-key
-    return [Issue(i.path[:3] if i.path[:2] == ("scoring", "fit") else i.path, i.message) for i in issues]
+                issues.append(Issue(("scoring", "completeness", "fields", i), f"unknown lead field '{name}'"))
+    return issues
 
 
 def _target_issues(p: Policy, target: object, path: tuple[str | int, ...]) -> list[Issue]:
     if not isinstance(target, dict):
         return []
-    (kind, ident), = target.items()
+    ((kind, ident),) = target.items()
     known = {
         "rep": {r.id for r in p.reps if "rep" in r.roles},
         "team": {t.id for t in p.teams},
@@ -134,9 +130,7 @@ def _target_issues(p: Policy, target: object, path: tuple[str | int, ...]) -> li
 
 def _routing(p: Policy) -> list[Issue]:
     issues: list[Issue] = []
-    issues += _duplicates(
-        [(("routing", i, "name"), r.name) for i, r in enumerate(p.routing)], "routing rule name"
-    )
+    issues += _duplicates([(("routing", i, "name"), r.name) for i, r in enumerate(p.routing)], "routing rule name")
     for i, rule in enumerate(p.routing):
         if rule.when is not None:
             issues += check_condition(rule.when, ("routing", i, "when"), Stage.SCORED, _segment_names(p))
@@ -154,14 +148,15 @@ def _escalation(p: Policy) -> list[Issue]:
     for name, block in (("strategic_account", e.strategic_account), ("vip", e.vip)):
         when = getattr(block, "when", None)
         if when is not None:
-            path = ("escalation", name, "when")
+            path: Path = ("escalation", name, "when")
             issues += check_condition(when, path, Stage.SCORED, _segment_names(p))
     if e.missing_data is not None:
         for i, name in enumerate(e.missing_data.required):
             if name not in LEAD_INPUT_FIELDS:
-                path = ("escalation", "missing_data", "required", i)
-                issues.append(Issue(path, f"unknown lead field '{name}'"))
-    custom_codes = [(("escalation", "custom", i, "code"), c.code) for i, c in enumerate(e.custom)]
+                issues.append(Issue(("escalation", "missing_data", "required", i), f"unknown lead field '{name}'"))
+    custom_codes: list[tuple[Path, str]] = [
+        (("escalation", "custom", i, "code"), c.code) for i, c in enumerate(e.custom)
+    ]
     issues += _duplicates(custom_codes, "trigger code")
     for path, code in custom_codes:
         if code in BUILTIN_TRIGGERS:
@@ -229,3 +224,16 @@ def _sla_and_trust(p: Policy) -> list[Issue]:
             issues.append(Issue(("sla", "on_breach"), f"'{do}' appears {n} times"))
     return issues
 
+
+_PEOPLE = {"reps", "teams", "queues"}
+_SEGMENTS = {"segments", "default_segment"}
+_CHECKS = (
+    (_people_and_teams, _PEOPLE),
+    (_reason_codes, {"reason_codes"}),
+    (_segments, _SEGMENTS),
+    (_scoring, {"scoring"}),
+    (_routing, {"routing", "fallback_queue", *_PEOPLE, *_SEGMENTS}),
+    (_escalation, {"escalation", *_SEGMENTS}),
+    (_suppress_and_actions, {"suppress", "next_best_action", *_SEGMENTS}),
+    (_sla_and_trust, {"sla", "trust", "scoring", *_SEGMENTS}),
+)

@@ -9,12 +9,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from core.audit import ChainBreak, ChainedEvent, canonical_body, chain_hash, verify_chain
@@ -52,25 +53,30 @@ def append(session: Session, records: Iterable[AuditRecord]) -> int:
              "subject": rec.subject, "body": body, "prev_hash": prev, "hash": digest}
         )  # fmt: skip
         prev = digest
-    session.execute(AuditEvent.__table__.insert(), rows)
+    session.execute(insert(AuditEvent), rows)
     head.seq, head.hash = seq, prev
     return seq
 
 
-def _stored(session: Session, since: datetime | None = None) -> Iterator[ChainedEvent]:
+def _stored(session: Session, since: datetime | None = None) -> Generator[ChainedEvent]:
     query = select(AuditEvent).order_by(AuditEvent.seq).execution_options(yield_per=2000)
     if since is not None:
         query = query.where(AuditEvent.at >= since)
-    for ev in session.execute(query).scalars():
-        yield ChainedEvent(ev.seq, ev.at, ev.actor, ev.kind, ev.subject, ev.body, ev.prev_hash, ev.hash)
-        session.expunge(ev)
+    result = session.execute(query).scalars()
+    try:
+        for ev in result:
+            yield ChainedEvent(ev.seq, ev.at, ev.actor, ev.kind, ev.subject, ev.body, ev.prev_hash, ev.hash)
+            session.expunge(ev)
+    finally:
+        result.close()  # a verify that stops at the first break must not leak a server cursor
 
 
 def verify(db: Database) -> tuple[int, ChainBreak | None]:
     """Check the whole chain against its head; (events checked, first break or None)."""
     with db.sessions() as session:
         head = session.execute(select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1)).one()
-        return verify_chain(_stored(session), head=(head[0], head[1]))
+        with closing(_stored(session)) as events:
+            return verify_chain(events, head=(head[0], head[1]))
 
 
 def export(db: Database, out: io.TextIOBase | Any, *, since: datetime | None, fmt: str) -> int:
@@ -89,7 +95,9 @@ def export(db: Database, out: io.TextIOBase | Any, *, since: datetime | None, fm
             writer.writerow(["seq", "at", "actor", "kind", "subject", "data", "prev_hash", "hash"])
             for ev in events:
                 data = json.dumps(json.loads(ev.body)["data"], ensure_ascii=False, sort_keys=True)
-                writer.writerow([ev.seq, ev.at.isoformat(), ev.actor, ev.kind, ev.subject or "", data, ev.prev_hash, ev.hash])
+                writer.writerow(
+                    [ev.seq, ev.at.isoformat(), ev.actor, ev.kind, ev.subject or "", data, ev.prev_hash, ev.hash]
+                )
                 count += 1
         else:
             raise ValueError(f"unknown export format {fmt!r}: use jsonl or csv")

@@ -45,9 +45,7 @@ class Database:
         self.url = parsed
         self.dialect = parsed.get_backend_name()
         if self.dialect not in ("sqlite", "postgresql"):
-            raise StoreError(
-                f"LOOPGATE_DATABASE_URL uses '{self.dialect}'; loopgate supports sqlite and postgresql"
-            )
+            raise StoreError(f"LOOPGATE_DATABASE_URL uses '{self.dialect}'; loopgate supports sqlite and postgresql")
         kwargs: dict[str, Any] = {"echo": echo, "future": True}
         if self.dialect == "postgresql":
             kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)

@@ -55,6 +55,5 @@ def require_current(db: Database) -> None:
     if current != heads:
         have = ", ".join(sorted(current)) or "empty"
         raise StoreError(
-            f"database schema is at {have}, this loopgate needs {', '.join(sorted(heads))}: "
-            "run `loopgate db upgrade`"
+            f"database schema is at {have}, this loopgate needs {', '.join(sorted(heads))}: run `loopgate db upgrade`"
         )

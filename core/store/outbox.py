@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from core.store.db import Database
@@ -86,12 +87,15 @@ class EffectHandler(Protocol):
     def perform(self, items: Sequence[OutboxItem]) -> Mapping[int, Outcome]: ...
 
 
+DEFAULT_LEASE = timedelta(minutes=2)
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     base: timedelta = timedelta(seconds=5)
     cap: timedelta = timedelta(minutes=30)
     max_attempts: int = 10
-    lease: timedelta = timedelta(minutes=2)
+    lease: timedelta = DEFAULT_LEASE
 
     def backoff(self, attempts: int, rng: random.Random) -> timedelta:
         """Full-jitter exponential backoff: spreads retries of many rows over time."""
@@ -127,8 +131,9 @@ def enqueue(
             created_at=now,
         )
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(OutboxRow.pk)
     )
-    return bool(session.execute(stmt).rowcount)
+    return session.execute(stmt).first() is not None
 
 
 def claim(
@@ -138,7 +143,7 @@ def claim(
     *,
     limit: int,
     now: datetime,
-    lease: timedelta = RetryPolicy.lease,
+    lease: timedelta = DEFAULT_LEASE,
 ) -> list[OutboxItem]:
     """Take up to ``limit`` due rows of these kinds for ``worker`` until ``now + lease``."""
     with db.transaction() as session:
@@ -204,8 +209,14 @@ def settle(
             else:
                 values = {"status": "dead", "done_at": now, "last_error": outcome.error[:2000]}
                 report.dead += 1
-                log.error("outbox %s %s gave up after %d attempts: %s", item.kind, item.dedupe_key, item.attempts, outcome.error)
-            result = session.execute(
+                log.error(
+                    "outbox %s %s gave up after %d attempts: %s",
+                    item.kind,
+                    item.dedupe_key,
+                    item.attempts,
+                    outcome.error,
+                )
+            result: CursorResult[Any] = session.execute(  # type: ignore[assignment]
                 update(OutboxRow)
                 .where(OutboxRow.pk == item.pk, OutboxRow.claimed_by == worker, OutboxRow.status == "claimed")
                 .values(claimed_by=None, claimed_until=None, **values)

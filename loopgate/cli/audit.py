@@ -37,7 +37,9 @@ def verify() -> None:
 
 @audit_app.command("export")
 def export(
-    since: Annotated[str | None, typer.Option(help="Only events at or after this date (YYYY-MM-DD) or ISO time.")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only events at or after this date (YYYY-MM-DD) or ISO time.")
+    ] = None,
     fmt: Annotated[ExportFormat, typer.Option("--format", help="jsonl or csv.")] = ExportFormat.jsonl,
 ) -> None:
     """Write audit events to stdout, with their hashes (for auditors and BI tools)."""

@@ -1,0 +1,81 @@
+"""The condition language: what each operator means, including on missing values."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from core.model import Account, Event, Lead
+from core.policy.conditions import Facts, Stage, check_condition, compile_condition
+
+NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
+
+
+def facts(**lead: Any) -> Facts:
+    account = lead.pop("account", None)
+    return Facts(lead=Lead(id="L1", **lead), account=account, now=NOW)
+
+
+@pytest.mark.parametrize(
+    ("condition", "lead", "expected"),
+    [
+        ({"industry": "Banking"}, {"industry": "banking"}, True),
+        ({"industry": {"in": ["software", "fintech"]}}, {"industry": "FinTech"}, True),
+        ({"industry": {"not_in": ["software"]}}, {"industry": None}, False),
+        ({"employees": {"between": [200, 5000]}}, {"employees": 200}, True),
+        ({"employees": {"between": [200, 5000]}}, {"employees": 5001}, False),
+        ({"employees": {"gte": 10, "lt": 20}}, {"employees": 19}, True),
+        ({"employees": {"gte": 10}}, {"employees": None}, False),
+        ({"title": {"matches": r"(?i)\bvp\b"}}, {"title": "VP Sales"}, True),
+        ({"title": {"matches": r"(?i)\bvp\b"}}, {"title": "MVP hunter"}, False),
+        ({"country": {"exists": False}}, {"country": ""}, True),
+        ({"country": {"exists": True}}, {"country": "US"}, True),
+        ({"any": [{"country": "US"}, {"country": "CA"}]}, {"country": "CA"}, True),
+        ({"not": {"country": "US"}}, {"country": "CA"}, True),
+        ({"all": [{"country": "US"}, {"employees": {"gt": 5}}]}, {"country": "US", "employees": 3}, False),
+        ({"fields.partner": True}, {"fields": {"partner": "true"}}, True),
+        ({"email_domain": {"in": ["rival.test"]}}, {"email": "a@Rival.test"}, True),
+        ({"account.strategic": True}, {"account": Account(id="A", strategic=True)}, True),
+        ({"account.strategic": True}, {}, False),
+        ({"has_account": False}, {}, True),
+    ],
+)
+def test_given_a_condition_when_evaluated_then_it_means_what_the_docs_say(
+    condition: dict[str, Any], lead: dict[str, Any], expected: bool
+) -> None:
+    assert check_condition(condition, ("when",), Stage.ESCALATED) == []
+    assert compile_condition(condition)(facts(**lead)) is expected
+
+
+def test_given_an_event_condition_when_events_are_recent_enough_then_it_matches() -> None:
+    events = (Event("pricing_page", NOW - timedelta(hours=2)), Event("pricing_page", NOW - timedelta(hours=30)))
+    f = facts(events=events)
+    assert compile_condition({"event": {"type": "pricing_page", "within": "24h"}})(f)
+    assert not compile_condition({"event": {"type": "pricing_page", "within": "24h", "count_gte": 2}})(f)
+    assert compile_condition({"event": {"in": ["pricing_page", "demo_request"], "within": "2d", "count_gte": 2}})(f)
+
+
+@pytest.mark.parametrize(
+    ("condition", "message"),
+    [
+        ({"contry": "US"}, "unknown field 'contry' (did you mean 'country'?)"),
+        ({"employees": {"bigger": 3}}, "unknown operator 'bigger'"),
+        ({"employees": {"between": [10, 1]}}, "'between' low 10 is above high 1"),
+        ({"employees": {"gte": "ten"}}, "'gte' takes a number"),
+        ({"country": ["US"]}, "a list needs an operator"),
+        ({"title": {"matches": "("}}, "invalid regular expression"),
+        ({"any": []}, "'any' takes a non-empty list"),
+        ({"event": {"type": "x", "within": "soon"}}, "invalid duration 'soon'"),
+        ({}, "empty condition"),
+    ],
+)
+def test_given_a_bad_condition_when_checked_then_the_issue_says_why(condition: dict[str, Any], message: str) -> None:
+    issues = check_condition(condition, ("when",), Stage.ESCALATED)
+    assert any(message in i.message for i in issues), issues
+
+
+def test_given_a_field_from_a_later_stage_when_checked_early_then_it_is_rejected() -> None:
+    issues = check_condition({"trigger": "vip"}, ("when",), Stage.SCORED)
+    assert issues and "not known yet" in issues[0].message

@@ -1,0 +1,174 @@
+"""Policy files: valid ones load whole, invalid ones name every problem with file and line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from core.errors import PolicyError
+from core.policy import Policy, parse_policy
+
+EXAMPLE = (Path(__file__).resolve().parents[2] / "examples" / "policy.yaml").read_text()
+
+
+def _problems(text: str) -> list[str]:
+    with pytest.raises(PolicyError) as info:
+        parse_policy(text, "p.yaml")
+    return [str(p) for p in info.value.problems]
+
+
+def _line_of(text: str, needle: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
+
+
+def test_given_the_example_policy_when_parsed_then_every_section_is_present() -> None:
+    loaded = parse_policy(EXAMPLE, "examples/policy.yaml")
+    p = loaded.policy
+    assert len(loaded.version) == 8
+    assert {t.id for t in p.teams} == {"mm", "ent"}
+    assert list(p.segments) == ["enterprise", "mid_market", "smb"]
+    assert p.escalation.custom[0].code == "competitor_domain"
+    assert p.digest is not None and p.digest.channel == "C0LEADERS"
+
+
+def test_given_yaml_1_1_traps_when_parsed_then_norway_and_times_survive() -> None:
+    loaded = parse_policy(EXAMPLE, "p.yaml")
+    countries = loaded.policy.scoring.fit[5].in_
+    assert countries is not None and "NO" in countries
+    assert str(loaded.policy.notifications.focus_list_at) == "08:30:00"
+
+
+def test_given_only_comments_and_layout_change_when_parsed_then_version_is_the_same() -> None:
+    reformatted = "# a new comment\n" + EXAMPLE.replace(
+        "bands: {hot: 70, warm: 40}", "bands:\n    hot: 70\n    warm: 40"
+    )
+    assert parse_policy(reformatted, "p.yaml").version == parse_policy(EXAMPLE, "p.yaml").version
+
+
+def test_given_a_content_change_when_parsed_then_version_changes() -> None:
+    changed = EXAMPLE.replace("bands: {hot: 70, warm: 40}", "bands: {hot: 75, warm: 40}")
+    assert parse_policy(changed, "p.yaml").version != parse_policy(EXAMPLE, "p.yaml").version
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line_needle", "expected"),
+    [
+        ("to: {team: ent}}", "to: {team: emea}}", "name: emea_enterprise", "routing[3].to.team: unknown team 'emea'"),
+        (
+            "daily_capacity: 40",
+            "daily_capacty: 40",
+            "id: ana",
+            "reps[0].daily_capacty: unknown key 'daily_capacty' (did you mean 'daily_capacity'?)",
+        ),
+        ("weight: 2,", "weight: two,", "id: ana", "reps[0].weight: Input should be a valid integer"),
+        (
+            "half_life_days: 14",
+            "half_life_days: 14\n    half_life_days: 7",
+            "half_life_days: 7",
+            "scoring.intent.half_life_days: duplicate key 'half_life_days'",
+        ),
+        (
+            "segment: enterprise}, to",
+            "segment: enterprize}, to",
+            "name: emea_enterprise",
+            "routing[3].when.segment: unknown segment 'enterprize'",
+        ),
+        (
+            "enterprise: {employees: {gte: 2000}}",
+            "enterprise: {band: hot}",
+            "enterprise: {band: hot}",
+            "segments.enterprise.band: 'band' is not known yet at this point of the decision",
+        ),
+        (
+            "timezone: Europe/Berlin,",
+            "timezone: Europe/Berln,",
+            "timezone: Europe/Berln",
+            "reps[3].timezone: unknown time zone 'Europe/Berln'",
+        ),
+        ("id: ben,", "id: ana,", "id: ana, name: Ben", "reps[1].id: duplicate rep or queue id 'ana'"),
+        (
+            "Call today: {top_signal}",
+            "Call today: {topsignal}",
+            "Call today",
+            "next_best_action[3].label: unknown placeholder '{topsignal}'",
+        ),
+        ("review: 2h", "review: 2 hours", "review: 2 hours", "sla.review: invalid duration '2 hours'"),
+        (
+            "competitor_domain]",
+            "competitor_dom]",
+            "hard: [strategic_account",
+            "escalation.hard[5]: unknown trigger 'competitor_dom'",
+        ),
+        ("manager: lee,", "manager: leo,", "id: mm, name: Mid-market", "teams[0].manager: unknown rep 'leo'"),
+        (
+            "{code: capacity, label: Owner has no capacity}",
+            "{code: timing, label: Owner has no capacity}",
+            "label: Bad timing",
+            "reason_codes[6].code: duplicate reason code 'timing'",
+        ),
+        (
+            "fallback_queue: unassigned",
+            "fallback_queue: overflow",
+            "fallback_queue: overflow",
+            "fallback_queue: unknown queue 'overflow'",
+        ),
+        (
+            'crm: {salesforce: 0055e000001BBBB, hubspot: "102"}',
+            'crm: {salesforce: 0055e000001AAAA, hubspot: "102"}',
+            "timezone: America/Chicago",
+            "reps[1].crm.salesforce: duplicate salesforce owner id",
+        ),
+        (
+            "{signal: industry, in: [software, fintech, saas, internet], points: 20}",
+            "{signal: industry, within: [software], points: 20}",
+            "signal: industry",
+            "scoring.fit[2].within: unknown key 'within'",
+        ),
+    ],
+)
+def test_given_a_broken_policy_when_parsed_then_the_error_names_file_line_and_path(
+    old: str, new: str, line_needle: str, expected: str
+) -> None:
+    assert old in EXAMPLE, f"fixture drifted: {old!r} not in the example"
+    text = EXAMPLE.replace(old, new, 1)
+    problems = _problems(text)
+    line = _line_of(text, line_needle)
+    assert any(p.startswith(f"p.yaml:{line} {expected}") for p in problems), problems
+
+
+def test_given_several_problems_when_parsed_then_all_are_reported_in_line_order() -> None:
+    text = EXAMPLE.replace("to: {team: ent}}", "to: {team: emea}}").replace("manager: lee,", "manager: leo,")
+    problems = _problems(text)
+    assert len(problems) == 2
+    lines = [int(p.split(":")[1].split()[0]) for p in problems]
+    assert lines == sorted(lines)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", "p.yaml:1: the policy file is empty"),
+        ("reps: [a, b\n", "p.yaml:2: YAML syntax error"),
+        ("- just\n- a list\n", "p.yaml:1: the policy must be a mapping of sections"),
+        ("reps: {\n", "YAML syntax error"),
+    ],
+)
+def test_given_malformed_yaml_when_parsed_then_one_clear_error(text: str, expected: str) -> None:
+    problems = _problems(text)
+    assert any(expected in p for p in problems), problems
+
+
+def test_given_a_policy_missing_required_sections_when_parsed_then_each_is_named() -> None:
+    problems = _problems("name: empty\n")
+    for section in ("reason_codes", "reps", "teams", "scoring", "routing", "fallback_queue", "next_best_action"):
+        assert any(f" {section}: required" in p for p in problems), (section, problems)
+
+
+def test_given_the_schema_when_exported_then_it_is_json_schema_of_the_policy() -> None:
+    schema = Policy.model_json_schema(by_alias=True)
+    json.dumps(schema)
+    assert schema["title"] == "Policy"
+    assert {"reps", "teams", "routing", "scoring", "escalation"} <= set(schema["properties"])
+    assert "in" in schema["$defs"]["FitRule"]["properties"]

@@ -1,0 +1,148 @@
+"""The outbox: effects added once, claimed by one worker, retried with backoff, never lost."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from core.store import outbox
+from core.store.db import Database
+from core.store.models import OutboxRow
+from core.store.outbox import Dead, Done, OutboxItem, Outcome, Retry, RetryPolicy
+
+
+def _add(db: Database, now: datetime, n: int, kind: str = "test.effect") -> None:
+    with db.transaction() as s:
+        for i in range(n):
+            outbox.enqueue(s, kind, f"{kind}:{i}", {"i": i}, now=now)
+
+
+class Recorder:
+    kinds = ("test.effect",)
+    batch_size = 7
+
+    def __init__(self, outcome: Outcome | None = None) -> None:
+        self.seen: list[int] = []
+        self.outcome = outcome or Done({"ok": True})
+
+    def perform(self, items: Sequence[OutboxItem]) -> Mapping[int, Outcome]:
+        self.seen += [item.payload["i"] for item in items]
+        return {item.pk: self.outcome for item in items}
+
+
+def _statuses(db: Database) -> list[str]:
+    with db.sessions() as s:
+        return list(s.execute(select(OutboxRow.status).order_by(OutboxRow.pk)).scalars())
+
+
+def test_given_the_same_key_twice_when_enqueued_then_one_row(db: Database, now: datetime) -> None:
+    with db.transaction() as s:
+        assert outbox.enqueue(s, "test.effect", "k", {"a": 1}, now=now) is True
+        assert outbox.enqueue(s, "test.effect", "k", {"a": 2}, now=now) is False
+    assert len(_statuses(db)) == 1
+
+
+def test_given_due_rows_when_drained_then_each_is_performed_once_and_done(db: Database, now: datetime) -> None:
+    _add(db, now, 20)
+    handler = Recorder()
+    report = outbox.drain(db, [handler], "w1", lambda: now)
+    assert sorted(handler.seen) == list(range(20))
+    assert report.done == 20
+    assert set(_statuses(db)) == {"done"}
+    assert outbox.drain(db, [handler], "w1", lambda: now).done == 0
+
+
+def test_given_a_transient_failure_when_drained_then_retried_after_backoff_and_dead_after_max(
+    db: Database, now: datetime
+) -> None:
+    _add(db, now, 1)
+    policy = RetryPolicy(base=timedelta(seconds=10), max_attempts=3)
+    failing = Recorder(Retry("boom"))
+    clock = [now]
+    rng = random.Random(1)
+    outbox.drain(db, [failing], "w", lambda: clock[0], policy=policy, rng=rng)
+    assert _statuses(db) == ["pending"]
+    assert outbox.drain(db, [failing], "w", lambda: clock[0], policy=policy, rng=rng).retried == 0  # not due yet
+    for _ in range(2):
+        clock[0] += timedelta(hours=1)
+        outbox.drain(db, [failing], "w", lambda: clock[0], policy=policy, rng=rng)
+    assert _statuses(db) == ["dead"]
+    assert len(failing.seen) == 3
+
+
+def test_given_a_retry_after_when_settled_then_the_row_waits_exactly_that_long(db: Database, now: datetime) -> None:
+    _add(db, now, 1)
+    outbox.drain(db, [Recorder(Retry("429", after=timedelta(seconds=42)))], "w", lambda: now)
+    with db.sessions() as s:
+        row = s.execute(select(OutboxRow)).scalar_one()
+    assert row.available_at == now + timedelta(seconds=42)
+    assert row.last_error == "429"
+
+
+def test_given_a_permanent_failure_when_settled_then_dead_without_retry(db: Database, now: datetime) -> None:
+    _add(db, now, 1)
+    outbox.drain(db, [Recorder(Dead("invalid field"))], "w", lambda: now)
+    assert _statuses(db) == ["dead"]
+
+
+def test_given_a_worker_that_died_when_its_lease_expires_then_another_worker_performs_the_rows(
+    db: Database, now: datetime
+) -> None:
+    _add(db, now, 3)
+    taken = outbox.claim(db, ["test.effect"], "dead-worker", limit=10, now=now, lease=timedelta(minutes=2))
+    assert len(taken) == 3
+    assert outbox.claim(db, ["test.effect"], "w2", limit=10, now=now + timedelta(minutes=1)) == []
+    handler = Recorder()
+    outbox.drain(db, [handler], "w2", lambda: now + timedelta(minutes=3))
+    assert sorted(handler.seen) == [0, 1, 2]
+    # the dead worker coming back cannot overwrite what w2 settled
+    late = outbox.settle(
+        db,
+        "dead-worker",
+        taken,
+        {i.pk: Retry("late") for i in taken},
+        now=now,
+        policy=RetryPolicy(),
+        rng=random.Random(),
+    )
+    assert late.lost_lease == 3
+    assert set(_statuses(db)) == {"done"}
+
+
+def test_given_a_handler_that_raises_when_drained_then_its_rows_are_retried_not_stranded(
+    db: Database, now: datetime
+) -> None:
+    _add(db, now, 2)
+
+    class Broken(Recorder):
+        def perform(self, items: Sequence[OutboxItem]) -> Mapping[int, Outcome]:
+            raise RuntimeError("bug")
+
+    report = outbox.drain(db, [Broken()], "w", lambda: now)
+    assert report.retried == 2
+    assert _statuses(db) == ["pending", "pending"]
+
+
+def test_given_two_concurrent_workers_when_claiming_then_no_row_is_claimed_twice(db: Database, now: datetime) -> None:
+    _add(db, now, 200)
+    claimed: dict[str, list[int]] = {"a": [], "b": []}
+
+    def work(name: str) -> None:
+        while True:
+            items = outbox.claim(db, ["test.effect"], name, limit=5, now=now)
+            if not items:
+                return
+            claimed[name] += [i.pk for i in items]
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in claimed]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    everything = claimed["a"] + claimed["b"]
+    assert len(everything) == 200
+    assert len(set(everything)) == 200
