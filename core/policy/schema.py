@@ -371,10 +371,12 @@ class Escalation(Strict):
 
 
 class SuppressRule(Strict):
-    """Leads nobody should be pinged about; fields are still written to the CRM."""
+    """Leads nobody should be pinged about: not routed (no rotation slot is spent), fields still
+    written to the CRM. ``queue`` parks them in a queue; without it the owner is left as is."""
 
     when: dict[str, Any]
     reason: Slug
+    queue: Slug | None = None
 
 
 class NextBestActionRule(Strict):
@@ -504,6 +506,7 @@ class Policy(Strict):
     scoring: Scoring
     routing: list[RoutingRule] = Field(min_length=1)
     fallback_queue: Slug
+    keep_owner: bool = True
     escalation: Escalation = Field(default_factory=Escalation)
     suppress: list[SuppressRule] = Field(default_factory=list)
     next_best_action: list[NextBestActionRule] = Field(min_length=1)

@@ -173,8 +173,11 @@ def _escalation(p: Policy) -> list[Issue]:
 
 def _suppress_and_actions(p: Policy) -> list[Issue]:
     issues: list[Issue] = []
+    queues = {q.id for q in p.queues}
     for i, rule in enumerate(p.suppress):
         issues += check_condition(rule.when, ("suppress", i, "when"), Stage.ESCALATED, _segment_names(p))
+        if rule.queue is not None and rule.queue not in queues:
+            issues.append(Issue(("suppress", i, "queue"), f"unknown queue '{rule.queue}'"))
     rules = p.next_best_action
     for i, nba in enumerate(rules):
         if nba.when is not None:
@@ -234,6 +237,6 @@ _CHECKS = (
     (_scoring, {"scoring"}),
     (_routing, {"routing", "fallback_queue", *_PEOPLE, *_SEGMENTS}),
     (_escalation, {"escalation", *_SEGMENTS}),
-    (_suppress_and_actions, {"suppress", "next_best_action", *_SEGMENTS}),
+    (_suppress_and_actions, {"suppress", "next_best_action", "queues", *_SEGMENTS}),
     (_sla_and_trust, {"sla", "trust", "scoring", *_SEGMENTS}),
 )

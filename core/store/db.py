@@ -14,13 +14,14 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, make_url, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.errors import StoreError
 
-__all__ = ["Database", "safe_url"]
+__all__ = ["Database", "dialect_insert", "safe_url"]
 
 
 def safe_url(url: str | URL) -> str:
@@ -101,3 +102,9 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def dialect_insert(session: Session, model: Any) -> Any:
+    """An INSERT that knows ``ON CONFLICT`` on this session's database (both dialects have it)."""
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)

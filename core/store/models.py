@@ -151,6 +151,7 @@ class Lead(Base):
     synced_at: Mapped[datetime | None]
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
     content_hash: Mapped[str | None] = mapped_column(String(64))
+    decided_hash: Mapped[str | None] = mapped_column(String(64))  # content_hash when last decided
     account_pk: Mapped[int | None] = mapped_column(ForeignKey("accounts.pk"), index=True)
 
 

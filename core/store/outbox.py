@@ -19,11 +19,10 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
-from core.store.db import Database
+from core.store.db import Database, dialect_insert
 from core.store.models import OutboxRow
 
 __all__ = [
@@ -103,11 +102,6 @@ class RetryPolicy:
         return timedelta(seconds=ceiling * (0.5 + rng.random() / 2))
 
 
-def _insert(session: Session) -> Any:
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(OutboxRow)
-
-
 def enqueue(
     session: Session,
     kind: str,
@@ -120,7 +114,7 @@ def enqueue(
     """Add an effect in the caller's transaction. The same ``dedupe_key`` is only ever added
     once, so retried callers cannot double an effect. Returns whether a row was added."""
     stmt = (
-        _insert(session)
+        dialect_insert(session, OutboxRow)
         .values(
             kind=kind,
             dedupe_key=dedupe_key,

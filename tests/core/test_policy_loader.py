@@ -41,14 +41,14 @@ def test_given_yaml_1_1_traps_when_parsed_then_norway_and_times_survive() -> Non
 
 
 def test_given_only_comments_and_layout_change_when_parsed_then_version_is_the_same() -> None:
-    reformatted = "# a new comment\n" + EXAMPLE.replace(
-        "bands: {hot: 70, warm: 40}", "bands:\n    hot: 70\n    warm: 40"
-    )
+    flow = "bands: {hot: 75, warm: 45}"
+    assert flow in EXAMPLE
+    reformatted = "# a new comment\n" + EXAMPLE.replace(flow, "bands:\n    hot: 75\n    warm: 45")
     assert parse_policy(reformatted, "p.yaml").version == parse_policy(EXAMPLE, "p.yaml").version
 
 
 def test_given_a_content_change_when_parsed_then_version_changes() -> None:
-    changed = EXAMPLE.replace("bands: {hot: 70, warm: 40}", "bands: {hot: 75, warm: 40}")
+    changed = EXAMPLE.replace("bands: {hot: 75, warm: 45}", "bands: {hot: 80, warm: 45}")
     assert parse_policy(changed, "p.yaml").version != parse_policy(EXAMPLE, "p.yaml").version
 
 
@@ -89,10 +89,10 @@ def test_given_a_content_change_when_parsed_then_version_changes() -> None:
         ),
         ("id: ben,", "id: ana,", "id: ana, name: Ben", "reps[1].id: duplicate rep or queue id 'ana'"),
         (
-            "Call today: {top_signal}",
-            "Call today: {topsignal}",
-            "Call today",
-            "next_best_action[3].label: unknown placeholder '{topsignal}'",
+            "Call today: strong fit ({top_signal})",
+            "Call today: strong fit ({topsignal})",
+            "strong fit ({topsignal})",
+            "next_best_action[5].label: unknown placeholder '{topsignal}'",
         ),
         ("review: 2h", "review: 2 hours", "review: 2 hours", "sla.review: invalid duration '2 hours'"),
         (
@@ -121,8 +121,8 @@ def test_given_a_content_change_when_parsed_then_version_changes() -> None:
             "reps[1].crm.salesforce: duplicate salesforce owner id",
         ),
         (
-            "{signal: industry, in: [software, fintech, saas, internet], points: 20}",
-            "{signal: industry, within: [software], points: 20}",
+            "{signal: industry, in: [software, fintech, saas, internet], points: 15, label: target industry}",
+            "{signal: industry, within: [software], points: 15}",
             "signal: industry",
             "scoring.fit[2].within: unknown key 'within'",
         ),

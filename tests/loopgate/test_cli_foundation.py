@@ -21,15 +21,16 @@ def test_given_the_example_policy_when_checked_then_exit_0_with_its_version() ->
 
 def test_given_a_broken_policy_when_checked_then_exit_1_and_every_problem_on_stderr(tmp_path: Path) -> None:
     bad = tmp_path / "policy.yaml"
-    bad.write_text(
-        EXAMPLE.read_text().replace("to: {team: ent}}", "to: {team: emea}}").replace("review: 2h", "review: 2 hours")
-    )
+    text = EXAMPLE.read_text().replace("to: {team: ent}}", "to: {team: emea}}").replace("review: 2h", "review: 2 hours")
+    bad.write_text(text)
+    routing_line = next(i for i, line in enumerate(text.splitlines(), 1) if "to: {team: emea}}" in line)
+    sla_line = next(i for i, line in enumerate(text.splitlines(), 1) if "review: 2 hours" in line)
     result = run_cli("policy", "check", str(bad))
     assert result.code == 1
     lines = result.err.strip().splitlines()
     assert len(lines) == 2
-    assert lines[0].startswith(f"{bad}:102 routing[3].to.team: unknown team 'emea'")
-    assert lines[1].startswith(f"{bad}:146 sla.review: invalid duration '2 hours'")
+    assert lines[0].startswith(f"{bad}:{routing_line} routing[3].to.team: unknown team 'emea'")
+    assert lines[1].startswith(f"{bad}:{sla_line} sla.review: invalid duration '2 hours'")
     assert "Traceback" not in result.err
 
 

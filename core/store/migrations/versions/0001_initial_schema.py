@@ -182,6 +182,7 @@ def upgrade() -> None:
     sa.Column('synced_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('data', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('content_hash', sa.String(length=64), nullable=True),
+    sa.Column('decided_hash', sa.String(length=64), nullable=True),
     sa.Column('account_pk', sa.Integer(), nullable=True),
     sa.ForeignKeyConstraint(['account_pk'], ['accounts.pk'], name=op.f('fk_leads_account_pk_accounts')),
     sa.PrimaryKeyConstraint('pk', name=op.f('pk_leads')),

@@ -1,0 +1,175 @@
+"""One lead in, one explained decision out (DESIGN §3 step 2).
+
+The order matters and is the same for every lead: segment → score → (calibrated) confidence
+→ triggers that need no owner → suppression → route → ownership triggers → trust level →
+action → next-best-action. Suppressed leads are not routed, so junk never spends a rotation
+slot or a rep's capacity. Everything the engine reads is passed in: the lead, its context
+(account, previous score, twins in the other CRM), the rotation state, the trust levels and
+``now``. Same inputs and state, same decision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from core.confidence import Calibration
+from core.escalation import EscalationContext, Escalator
+from core.leads import account_domain
+from core.model import Account, Decision, DuplicateRecord, Lead, PriorScore, Route, Score, Trigger
+from core.next_action import ActionPlanner
+from core.policy import LoadedPolicy
+from core.policy.conditions import Facts, compile_condition
+from core.routing import Roster, RotationPort, Router
+from core.scoring import Scorer
+from core.trust import choose_action, in_audit_sample
+
+__all__ = ["DecisionEngine", "LeadContext"]
+
+
+@dataclass(frozen=True, slots=True)
+class LeadContext:
+    """What the engine knows about a lead besides the lead itself."""
+
+    account: Account | None = None
+    previous: PriorScore | None = None
+    duplicates: tuple[DuplicateRecord, ...] = ()
+    exclude_owners: frozenset[str] = field(default_factory=frozenset)
+
+
+class DecisionEngine:
+    """A policy compiled for deciding. Build once per policy version; decide many times."""
+
+    def __init__(self, loaded: LoadedPolicy, calibration: Calibration | None = None) -> None:
+        policy = loaded.policy
+        self.loaded = loaded
+        self.policy = policy
+        self.version = loaded.version
+        self.calibration = calibration or Calibration()
+        self.roster = Roster(policy)
+        self.scorer = Scorer(policy.scoring)
+        self.router = Router(policy, self.roster)
+        self.escalator = Escalator(policy.escalation, self.roster, self.scorer.bands)
+        self.planner = ActionPlanner(policy.next_best_action)
+        self.segments = [(name, compile_condition(cond)) for name, cond in policy.segments.items()]
+        self.suppressions = [(compile_condition(r.when), r.reason, r.queue) for r in policy.suppress]
+        self.free_domains = frozenset(d.lower() for d in policy.enrichment.free_email_domains)
+
+    def account_domain(self, lead: Lead) -> str | None:
+        """The domain to look the lead's account up by (never a personal mail domain)."""
+        return account_domain(lead, self.free_domains)
+
+    def trust_level(self, segment: str, levels: Mapping[str, int] | None = None) -> int:
+        """The segment's current level: stored state first, then the policy's starting level."""
+        if levels is not None and segment in levels:
+            return levels[segment]
+        trust = self.policy.trust
+        return trust.segments.get(segment, trust.default_level)
+
+    def decide(
+        self,
+        lead: Lead,
+        ctx: LeadContext,
+        *,
+        rotation: RotationPort,
+        now: datetime,
+        trust_levels: Mapping[str, int] | None = None,
+    ) -> Decision:
+        policy = self.policy
+        facts = Facts(lead=lead, account=ctx.account, now=now, personal_email=lead.email_domain in self.free_domains)
+        facts.segment = segment = self._segment(facts)
+        parts = self.scorer.score(facts)
+        confidence = self.calibration.apply(segment, parts.raw_confidence)
+        score = Score(parts.fit, parts.intent, parts.completeness, parts.total, parts.band, confidence)
+        facts.score = score
+
+        # triggers that do not depend on who owns the lead decide suppression; routing after
+        provisional = Route("pending", "none", None, "none", "")
+        esc = EscalationContext(parts, confidence, provisional, ctx.previous, ())
+        before_routing = [t for t in self.escalator.triggers(facts, esc) if t.code != "duplicate_ownership"]
+        facts.trigger_codes = frozenset(t.code for t in before_routing)
+        suppression = self._suppression(facts)
+        if suppression is not None and not any(t.hard for t in before_routing):
+            route = self._parked(lead, suppression)
+        else:
+            route = self.router.route(facts, rotation, keep_owner=policy.keep_owner, exclude=ctx.exclude_owners)
+        esc = EscalationContext(parts, confidence, route, ctx.previous, ctx.duplicates)
+        triggers = self._with_ownership(before_routing, facts, esc)
+        facts.trigger_codes = frozenset(t.code for t in triggers)
+
+        level = self.trust_level(segment, trust_levels)
+        action, why = choose_action(
+            level,
+            triggers,
+            confidence,
+            suppressed=suppression is not None,
+            auto_confidence=policy.trust.auto_confidence,
+        )
+        sampled = action == "auto" and in_audit_sample(
+            policy.trust.seed,
+            f"{lead.source}:{lead.id}",
+            f"{lead.updated_at.isoformat() if lead.updated_at else ''}:{self.version}",
+            policy.trust.sample_rate(level),
+        )
+        owner_name = self.roster.name(route.owner)
+        nba = self.planner.plan(facts, parts.evidence, triggers, owner_name)
+        return Decision(
+            lead_id=lead.id,
+            source=lead.source,
+            action=action,
+            owner=route.owner,
+            owner_kind=route.owner_kind,
+            route=route,
+            segment=segment,
+            score=score,
+            triggers=triggers,
+            evidence=parts.evidence,
+            next_best_action=nba,
+            trust_level=level,
+            audit_sample=sampled,
+            suppressed_by=suppression[0] if suppression is not None else None,
+            policy_version=self.version,
+            decided_at=now,
+            explanation=self._explain(score, segment, route, owner_name, action, why),
+        )
+
+    def _segment(self, facts: Facts) -> str:
+        for name, when in self.segments:
+            if when(facts):
+                return name
+        return self.policy.default_segment
+
+    def _suppression(self, facts: Facts) -> tuple[str, str | None] | None:
+        for when, reason, queue in self.suppressions:
+            if when(facts):
+                return reason, queue
+        return None
+
+    def _parked(self, lead: Lead, suppression: tuple[str, str | None]) -> Route:
+        reason, queue = suppression
+        if queue is not None:
+            return Route(
+                "suppressed", "queue", queue, "queue", f"suppressed ({reason}): parked in {self.roster.name(queue)}"
+            )
+        current = self.roster.person_for_crm(lead.source, lead.owner_id)
+        if current is not None:
+            kind: Literal["rep", "queue"] = "rep" if current in self.roster.reps else "queue"
+            return Route("suppressed", "keep", current, kind, f"suppressed ({reason}): owner left as is")
+        return Route("suppressed", "none", None, "none", f"suppressed ({reason}): not routed")
+
+    def _with_ownership(self, before: list[Trigger], facts: Facts, esc: EscalationContext) -> tuple[Trigger, ...]:
+        ownership = [t for t in self.escalator.triggers(facts, esc) if t.code == "duplicate_ownership"]
+        if not ownership:
+            return tuple(before)
+        # keep the policy's trigger order: duplicate_ownership sits after missing_data
+        order = {code: i for i, code in enumerate(self.escalator.codes)}
+        return tuple(sorted([*before, *ownership], key=lambda t: order.get(t.code, len(order))))
+
+    @staticmethod
+    def _explain(score: Score, segment: str, route: Route, owner: str, action: str, why: str) -> str:
+        where = f"routed to {owner} by rule {route.rule}" if route.owner else "not routed"
+        if route.rule == "current_owner":
+            where = f"stays with {owner}"
+        return f"{score.band.capitalize()} lead ({score.total}) in {segment}, {where}. {action.capitalize()}: {why}."

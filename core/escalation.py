@@ -1,0 +1,234 @@
+"""When a person must look: the escalation triggers of DESIGN §4, each with a detail a rep
+can read in a Slack message and know why the lead is theirs to judge.
+
+Every trigger is parameterised by the policy and off unless configured. Which triggers are
+*hard* (reviewed at every trust level) is the policy's ``escalation.hard`` list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from core.model import Account, DuplicateRecord, Lead, PriorScore, Route, Trigger
+from core.policy.conditions import Check, Facts, compile_condition
+from core.policy.durations import parse_duration
+from core.policy.schema import Escalation
+from core.routing import Roster
+from core.scoring import ScoreParts
+
+__all__ = ["EscalationContext", "Escalator", "format_age", "format_span"]
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationContext:
+    """What triggers look at beyond the lead: its score, route, history and twins."""
+
+    score: ScoreParts
+    confidence: float
+    route: Route
+    previous: PriorScore | None
+    duplicates: tuple[DuplicateRecord, ...]
+
+
+def format_span(delta: timedelta) -> str:
+    """``timedelta(minutes=4)`` → ``4 min``: how people say a length of time."""
+    seconds = max(delta.total_seconds(), 0)
+    if seconds < 60:
+        return "under a minute"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min"
+    if seconds < 86400:
+        return f"{int(seconds // 3600)} h"
+    days = int(seconds // 86400)
+    return f"{days} day{'s' if days != 1 else ''}"
+
+
+def format_age(delta: timedelta) -> str:
+    """``timedelta(minutes=4)`` → ``4 min ago``."""
+    return "just now" if delta.total_seconds() < 60 else f"{format_span(delta)} ago"
+
+
+def _money(value: float) -> str:
+    return f"${value:,.0f}"
+
+
+class Escalator:
+    """The escalation section of a policy, compiled once."""
+
+    def __init__(self, escalation: Escalation, roster: Roster, bands: list[tuple[str, int]]) -> None:
+        self.cfg = escalation
+        self.roster = roster
+        self.bands = bands
+        self.hard = frozenset(escalation.hard)
+        self._strategic_when: Check | None = None
+        if escalation.strategic_account is not None and not isinstance(escalation.strategic_account, bool):
+            self._strategic_when = compile_condition(escalation.strategic_account.when)
+        self._vip_when = compile_condition(escalation.vip.when) if escalation.vip else None
+        self._custom = [(c.code, compile_condition(c.when), c.detail, c.hard) for c in escalation.custom]
+        self._regulated = (
+            frozenset(i.casefold() for i in escalation.regulated_industry.industries)
+            if escalation.regulated_industry
+            else frozenset()
+        )
+        self._volatility_window = (
+            parse_duration(escalation.score_volatility.within) if escalation.score_volatility else None
+        )
+        self._signal_window = parse_duration(escalation.customer_signal.within) if escalation.customer_signal else None
+        self._checks: list[Callable[[Facts, EscalationContext], str | None]] = [
+            self._strategic,
+            self._deal_size,
+            self._regulated_industry,
+            self._conflicting,
+            self._volatility,
+            self._missing,
+            self._duplicate,
+            self._gray_zone,
+            self._vip,
+            self._customer_signal,
+            self._low_confidence,
+        ]
+        self.codes = [
+            "strategic_account",
+            "high_deal_size",
+            "regulated_industry",
+            "conflicting_signals",
+            "score_volatility",
+            "missing_data",
+            "duplicate_ownership",
+            "gray_zone",
+            "vip",
+            "customer_signal",
+            "low_confidence",
+        ]
+
+    def triggers(self, facts: Facts, ctx: EscalationContext) -> tuple[Trigger, ...]:
+        found: list[Trigger] = []
+        for code, check in zip(self.codes, self._checks, strict=True):
+            detail = check(facts, ctx)
+            if detail is not None:
+                found.append(Trigger(code, detail, code in self.hard))
+        for code, when, detail, hard in self._custom:
+            if when(facts):
+                found.append(Trigger(code, detail, hard or code in self.hard))
+        return tuple(found)
+
+    # each check returns the detail when the trigger fires, else None
+
+    def _strategic(self, facts: Facts, ctx: EscalationContext) -> str | None:
+        cfg = self.cfg.strategic_account
+        if not cfg:
+            return None
+        account: Account | None = facts.account
+        if self._strategic_when is not None:
+            return "matches the strategic-account rule" if self._strategic_when(facts) else None
+        if account is not None and account.strategic:
+            owner = self.roster.person_for_crm(account.source, account.owner_id)
+            who = f" (owner: {self.roster.name(owner)})" if owner else ""
+            return f"account {account.name or account.id} is strategic{who}"
+        return None
+
+    def _deal_size(self, facts: Facts, ctx: EscalationContext) -> str | None:
+        cfg = self.cfg.high_deal_size
+        size = facts.lead.estimated_deal_size
+        if cfg is None or size is None or size < cfg.gte:
+            return None
+        return f"estimated deal size {_money(size)} ≥ {_money(cfg.gte)}"
+
+    def _regulated_industry(self, facts: Facts, ctx: EscalationContext) -> str | None:
+        industry = facts.lead.industry or (facts.account.industry if facts.account else None)
+        if not self._regulated or not industry or industry.casefold() not in self._regulated:
+            return None
+        return f"industry {industry} is regulated"
+
+    def _conflicting(self, facts: Facts, ctx: EscalationContext) -> str | None:
+        cfg = self.cfg.conflicting_signals
+        if cfg is None:
+            return None
+        fit, intent = ctx.score.fit, ctx.score.intent
+        if fit >= cfg.fit_gte and intent <= cfg.intent_lte:
+            return f"strong fit ({fit}) but no recent intent ({intent})"
+        if cfg.intent_gte is not None and cfg.fit_lte is not None and intent >= cfg.intent_gte and fit <= cfg.fit_lte:
+            return f"strong intent ({intent}) but weak fit ({fit})"
+        return None
+
+    def _volatility(self, facts: Facts, ctx: EscalationContext) -> str | None:
+        cfg, prev = self.cfg.score_volatility, ctx.previous
+        if cfg is None or prev is None or self._volatility_window is None:
+            return None
+        if facts.now - prev.at > self._volatility_window:
+            return None
+        delta = ctx.score.total - prev.total
+        if abs(delta) < cfg.delta_gte:
+            return None
+        return f"score moved {prev.total} → {ctx.score.total} ({delta:+d}) in {format_span(facts.now - prev.at)}"
+
+    def _missing(self, facts: Facts, ctx: EscalationContext) -> str | None:
+        cfg = self.cfg.missing_data
+        if cfg is None:
+            return None
+        lead: Lead = facts.lead
+        missing = [name for name in cfg.required if getattr(lead, name, None) in (None, "")]
+        if not missing:
+            return None
+        parts = []
+        for name in missing:
+            problem = lead.problems.get(name)
+            parts.append(f"{name} ({problem})" if problem else name)
+        return "missing " + ", ".join(parts)
+
+    def _duplicate(self, facts: Facts, ctx: EscalationContext) -> str | None:
+        if not self.cfg.duplicate_ownership:
+            return None
+        routed = ctx.route.owner if ctx.route.owner_kind == "rep" else None
+        notes = []
+        account = facts.account
+        if account is not None and account.owner_id and routed is not None:
+            owner = self.roster.person_for_crm(account.source, account.owner_id)
+            if owner is not None and self.roster.is_rep(owner) and owner != routed:
+                notes.append(
+                    f"account {account.name or account.id} is owned by {self.roster.name(owner)}, "
+                    f"routing chose {self.roster.name(routed)}"
+                )
+        mine = routed or self.roster.person_for_crm(facts.lead.source, facts.lead.owner_id) or facts.lead.owner_id
+        for dup in ctx.duplicates:
+            other = dup.owner_rep or dup.owner_id
+            if other and other != mine:
+                who = self.roster.name(dup.owner_rep) if dup.owner_rep else other
+                notes.append(f"also in {dup.source} ({dup.id}) owned by {who}")
+        return "; ".join(notes) if notes else None
+
+    def _gray_zone(self, facts: Facts, ctx: EscalationContext) -> str | None:
+        cfg = self.cfg.gray_zone
+        if cfg is None:
+            return None
+        total = ctx.score.total
+        for name, threshold in self.bands:
+            gap = total - threshold
+            if abs(gap) <= cfg.width:
+                where = f"{-gap} below" if gap < 0 else ("exactly at" if gap == 0 else f"{gap} above")
+                where = f"{where} the {name} threshold ({threshold})" if gap else f"{where} the {name} threshold"
+                return f"score {total} is {where}"
+        return None
+
+    def _vip(self, facts: Facts, ctx: EscalationContext) -> str | None:
+        if self._vip_when is None or self.cfg.vip is None or not self._vip_when(facts):
+            return None
+        return self.cfg.vip.detail or "matches the VIP rule"
+
+    def _customer_signal(self, facts: Facts, ctx: EscalationContext) -> str | None:
+        cfg = self.cfg.customer_signal
+        if cfg is None or self._signal_window is None:
+            return None
+        wanted = frozenset(cfg.events)
+        for event in reversed(facts.lead.events):
+            if event.type in wanted and facts.now - event.at <= self._signal_window:
+                return f"{event.type.replace('_', ' ')} {format_age(facts.now - event.at)}: pause automation"
+        return None
+
+    def _low_confidence(self, facts: Facts, ctx: EscalationContext) -> str | None:
+        cfg = self.cfg.low_confidence
+        if cfg is None or ctx.confidence >= cfg.below:
+            return None
+        return f"confidence {ctx.confidence:.2f} is below {cfg.below:.2f}"

@@ -1,0 +1,318 @@
+"""Lead input (DESIGN §4) → :class:`Lead`, tolerating what CRMs and people type.
+
+A value that cannot be understood becomes ``None`` and is listed in ``Lead.problems``, so the
+engine can say "employees: 'lots' is not a number" as missing data instead of crashing or
+guessing. Only a record without an id (or one that is not an object at all) is refused:
+without an id there is nothing to decide about. Strings are capped in length and events in
+number so a hostile record cannot make one decision expensive.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from core.model import Account, Event, Lead
+
+__all__ = [
+    "MAX_EVENTS",
+    "MAX_TEXT",
+    "LeadInputError",
+    "account_domain",
+    "content_hash",
+    "lead_record",
+    "normalize_account",
+    "normalize_domain",
+    "normalize_lead",
+    "parse_time",
+]
+
+MAX_TEXT = 1000
+MAX_EVENTS = 500
+
+_TEXT_FIELDS = (
+    "first_name", "last_name", "title", "company", "industry", "state", "lead_source", "owner_id",
+)  # fmt: skip
+_COUNTRY_ALIASES = {
+    "united states": "US", "united states of america": "US", "usa": "US", "u.s.": "US", "u.s.a.": "US",
+    "america": "US", "canada": "CA", "united kingdom": "GB", "uk": "GB", "great britain": "GB",
+    "england": "GB", "germany": "DE", "deutschland": "DE", "france": "FR", "netherlands": "NL",
+    "the netherlands": "NL", "holland": "NL", "norway": "NO", "sweden": "SE", "denmark": "DK",
+    "finland": "FI", "spain": "ES", "italy": "IT", "ireland": "IE", "switzerland": "CH", "austria": "AT",
+    "belgium": "BE", "poland": "PL", "portugal": "PT", "australia": "AU", "new zealand": "NZ",
+    "india": "IN", "japan": "JP", "china": "CN", "singapore": "SG", "brazil": "BR", "mexico": "MX",
+    "south africa": "ZA", "israel": "IL", "united arab emirates": "AE", "uae": "AE",
+}  # fmt: skip
+
+
+class LeadInputError(ValueError):
+    """The record cannot be a lead at all (not an object, or no usable id)."""
+
+
+def normalize_lead(raw: Any, *, default_source: str = "import") -> Lead:
+    """Build a :class:`Lead` from an input object; raises :class:`LeadInputError` only when
+    there is no object or no id."""
+    if not isinstance(raw, Mapping):
+        raise LeadInputError(f"a lead must be a JSON object, not {type(raw).__name__}")
+    lead_id = raw.get("id")
+    if isinstance(lead_id, bool) or not isinstance(lead_id, str | int) or str(lead_id).strip() == "":
+        raise LeadInputError("the lead has no 'id' (text or number)")
+    problems: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    for name in _TEXT_FIELDS:
+        values[name] = _text(raw.get(name), name, problems)
+    source = _text(raw.get("source"), "source", problems)
+    values["email"] = _email(raw.get("email"), problems)
+    values["domain"] = normalize_domain(_text(raw.get("domain"), "domain", problems))
+    values["country"] = _country(_text(raw.get("country"), "country", problems))
+    values["employees"] = _count(raw.get("employees"), "employees", problems)
+    values["annual_revenue"] = _amount(raw.get("annual_revenue"), "annual_revenue", problems)
+    values["estimated_deal_size"] = _amount(raw.get("estimated_deal_size"), "estimated_deal_size", problems)
+    values["created_at"] = _time(raw.get("created_at"), "created_at", problems)
+    values["updated_at"] = _time(raw.get("updated_at"), "updated_at", problems)
+    fields = raw.get("fields")
+    if fields is not None and not isinstance(fields, Mapping):
+        problems["fields"] = "not an object"
+        fields = None
+    return Lead(
+        id=str(lead_id).strip()[:64],
+        source=(source or default_source).lower()[:20],
+        events=_events(raw.get("events"), problems),
+        fields=dict(fields or {}),
+        problems=problems,
+        **values,
+    )
+
+
+def normalize_account(raw: Any, *, default_source: str = "import") -> Account:
+    """Build an :class:`Account` from an input object (``--accounts`` files, CRM rows)."""
+    if not isinstance(raw, Mapping) or raw.get("id") in (None, ""):
+        raise LeadInputError("an account must be a JSON object with an 'id'")
+    problems: dict[str, str] = {}
+    fields = raw.get("fields")
+    return Account(
+        id=str(raw["id"])[:64],
+        source=str(raw.get("source") or default_source).lower()[:20],
+        name=_text(raw.get("name"), "name", problems),
+        domain=normalize_domain(_text(raw.get("domain"), "domain", problems)),
+        owner_id=_text(raw.get("owner_id"), "owner_id", problems),
+        strategic=_flag(raw.get("strategic")),
+        tier=_text(raw.get("tier"), "tier", problems),
+        industry=_text(raw.get("industry"), "industry", problems),
+        employees=_count(raw.get("employees"), "employees", problems),
+        is_customer=_flag(raw.get("is_customer")),
+        fields=dict(fields) if isinstance(fields, Mapping) else {},
+    )
+
+
+def account_domain(lead: Lead, free_email_domains: frozenset[str]) -> str | None:
+    """The company domain to match the lead to an account: its work email's domain, else
+    its website. Personal mail domains (gmail.com…) never identify a company."""
+    email_domain = lead.email_domain
+    if email_domain and email_domain not in free_email_domains:
+        return email_domain
+    if lead.domain and lead.domain not in free_email_domains:
+        return lead.domain
+    return None
+
+
+def content_hash(lead: Lead) -> str:
+    """Identity of what the engine looks at: a change here means "decide again"."""
+    record = lead_record(lead)
+    record.pop("updated_at", None)
+    record.pop("problems", None)
+    text = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def lead_record(lead: Lead) -> dict[str, Any]:
+    """The lead as a JSON-ready dict in the input format (round-trips through normalize)."""
+    out: dict[str, Any] = {
+        "id": lead.id,
+        "source": lead.source,
+        "email": lead.email,
+        "first_name": lead.first_name,
+        "last_name": lead.last_name,
+        "title": lead.title,
+        "company": lead.company,
+        "domain": lead.domain,
+        "industry": lead.industry,
+        "employees": lead.employees,
+        "annual_revenue": lead.annual_revenue,
+        "country": lead.country,
+        "state": lead.state,
+        "lead_source": lead.lead_source,
+        "estimated_deal_size": lead.estimated_deal_size,
+        "owner_id": lead.owner_id,
+        "created_at": lead.created_at.isoformat() if lead.created_at else None,
+        "updated_at": lead.updated_at.isoformat() if lead.updated_at else None,
+        "events": [{"type": e.type, "at": e.at.isoformat()} for e in lead.events],
+        "fields": lead.fields,
+    }
+    if lead.problems:
+        out["problems"] = lead.problems
+    return out
+
+
+# --- value parsers ------------------------------------------------------------------------
+
+
+def _text(value: Any, name: str, problems: dict[str, str]) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = value.strip()
+        return value[:MAX_TEXT] if value else None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    problems[name] = f"expected text, got {_kind(value)}"
+    return None
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "a list", bool: "true/false"}.get(type(value), type(value).__name__)
+
+
+def _email(value: Any, problems: dict[str, str]) -> str | None:
+    text = _text(value, "email", problems)
+    if text is None:
+        return None
+    local, _, domain = text.lower().rpartition("@")
+    if not local or "." not in domain or " " in text or domain.startswith(".") or domain.endswith("."):
+        problems["email"] = f"{_short(text)!r} is not an email address"
+        return None
+    return f"{local}@{domain}"
+
+
+def normalize_domain(value: str | None) -> str | None:
+    """``https://www.Acme.com/about`` → ``acme.com``."""
+    if not value:
+        return None
+    text = value.strip().lower()
+    for prefix in ("https://", "http://"):
+        text = text.removeprefix(prefix)
+    text = text.split("/", 1)[0].split("?", 1)[0].split(":", 1)[0].removeprefix("www.")
+    return text if "." in text and " " not in text else None
+
+
+def _country(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if len(value) == 2 and value.isalpha():
+        return value.upper()
+    return _COUNTRY_ALIASES.get(value.lower(), value)
+
+
+def _number(value: Any) -> float | None:
+    """Numbers as CRMs send them: 1200, "1,200", "$1.2M", "120k", "1200.0"."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return float(value) if math.isfinite(value) else None
+    if not isinstance(value, str):
+        return None
+    text = value.strip().lower().replace(",", "").replace("_", "").lstrip("$€£").strip()
+    scale = 1.0
+    if text[-1:] in ("k", "m", "b"):
+        scale = {"k": 1e3, "m": 1e6, "b": 1e9}[text[-1]]
+        text = text[:-1].strip()
+    try:
+        number = float(text) * scale
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _count(value: Any, name: str, problems: dict[str, str]) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and "-" in value.strip()[1:]:
+        # ranges like "201-500" (HubSpot's company size picklist): take the middle
+        low, _, high = value.partition("-")
+        a, b = _number(low), _number(high)
+        if a is not None and b is not None and 0 <= a <= b:
+            return int((a + b) // 2)
+    number = _number(value)
+    if number is None or number < 0 or number > 10_000_000:
+        problems[name] = f"{_short(value)!r} is not a number of employees"
+        return None
+    return int(number)
+
+
+def _amount(value: Any, name: str, problems: dict[str, str]) -> float | None:
+    if value is None or value == "":
+        return None
+    number = _number(value)
+    if number is None or number < 0:
+        problems[name] = f"{_short(value)!r} is not an amount"
+        return None
+    return number
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "yes", "1")
+    return value is True or value == 1
+
+
+def parse_time(value: Any) -> datetime | None:
+    """ISO 8601 (``Z`` or offset; naive means UTC) or epoch milliseconds (HubSpot)."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float) or (isinstance(value, str) and value.strip().isdigit()):
+        try:
+            millis = float(value)
+            return datetime.fromtimestamp(millis / 1000, tz=UTC) if 1e11 < millis < 1e14 else None
+        except (OverflowError, OSError, ValueError):
+            return None
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    if len(text) > 19 and text[-5] in "+-" and text[-4:].isdigit():  # Salesforce: +0000
+        text = f"{text[:-2]}:{text[-2:]}"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _time(value: Any, name: str, problems: dict[str, str]) -> datetime | None:
+    if value is None or value == "":
+        return None
+    parsed = parse_time(value)
+    if parsed is None:
+        problems[name] = f"{_short(value)!r} is not a time"
+    return parsed
+
+
+def _events(value: Any, problems: dict[str, str]) -> tuple[Event, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        problems["events"] = "not a list"
+        return ()
+    events: list[Event] = []
+    bad = 0
+    for item in value:
+        if isinstance(item, Mapping) and isinstance(item.get("type"), str) and item["type"].strip():
+            at = parse_time(item.get("at"))
+            if at is not None:
+                events.append(Event(item["type"].strip().lower().replace(" ", "_")[:64], at))
+                continue
+        bad += 1
+    if bad:
+        problems["events"] = f"{bad} of {len(value)} events unusable (need type and at)"
+    events.sort(key=lambda e: e.at)
+    return tuple(events[-MAX_EVENTS:])
+
+
+def _short(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 40 else text[:37] + "…"

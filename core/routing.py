@@ -1,0 +1,303 @@
+"""Who gets the lead: ordered rules, the account owner, a rep, a team rotation, a queue.
+
+Rotation is smooth weighted round-robin: every eligible rep earns its weight in credit per
+assignment, the richest rep gets the lead and pays the eligible total. Over any run each rep's
+count stays within one lead of its weight share — also when a batch arrives at once, because
+state advances per lead, not per batch (routers that read state once per batch hand the whole
+batch to one rep). Reps who are away earn nothing while away, so a rep back from holiday is
+not flooded with "owed" leads.
+
+State lives behind :class:`RotationPort`: :class:`InMemoryRotation` here, a locked table row in
+the store (so two deciders on PostgreSQL never hand out the same slot).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+from core.model import Account, Route
+from core.policy.conditions import Check, Facts, compile_condition
+from core.policy.schema import Policy, Queue, Rep
+
+__all__ = [
+    "Candidate",
+    "InMemoryRotation",
+    "Roster",
+    "RotationPort",
+    "Router",
+    "availability",
+    "smooth_weighted_pick",
+]
+
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A rep who may take a rotation lead now, with what capacity checks need."""
+
+    rep: str
+    weight: int
+    daily_capacity: int | None
+    local_day: str  # the rep's calendar day (capacity resets at their midnight)
+
+
+class RotationPort(Protocol):
+    """Hands out rotation slots. Implementations keep credits and daily loads."""
+
+    def assign(self, team: str, candidates: Sequence[Candidate], lead_key: str, now: datetime) -> Candidate | None:
+        """Pick one candidate under capacity and record the assignment; ``None`` if all are full."""
+        ...
+
+    def load(self, rep: str, local_day: str) -> int:
+        """Round-robin assignments this rep already has on that local day."""
+        ...
+
+
+def smooth_weighted_pick(credits: dict[str, int], candidates: Sequence[Candidate]) -> Candidate:
+    """One step of smooth weighted round-robin over ``candidates`` (updates ``credits``).
+
+    Ties go to the candidate listed first, so the order of reps in the policy is the
+    tie-break and the sequence is deterministic.
+    """
+    total = 0
+    best: Candidate | None = None
+    best_credit = 0
+    for c in candidates:
+        credit = credits.get(c.rep, 0) + c.weight
+        credits[c.rep] = credit
+        total += c.weight
+        if best is None or credit > best_credit:
+            best, best_credit = c, credit
+    if best is None:
+        raise ValueError("no candidates")
+    credits[best.rep] -= total
+    return best
+
+
+@dataclass
+class InMemoryRotation:
+    """The rotation's in-memory twin: for ``loopgate decide`` without a store, and tests."""
+
+    credits: dict[str, dict[str, int]] = field(default_factory=dict)
+    loads: dict[tuple[str, str], int] = field(default_factory=dict)
+    seq: dict[str, int] = field(default_factory=dict)
+    log: list[tuple[str, int, str, str]] = field(default_factory=list)
+    keep_log: bool = False
+
+    def load(self, rep: str, local_day: str) -> int:
+        return self.loads.get((rep, local_day), 0)
+
+    def assign(self, team: str, candidates: Sequence[Candidate], lead_key: str, now: datetime) -> Candidate | None:
+        open_ = [c for c in candidates if c.daily_capacity is None or self.load(c.rep, c.local_day) < c.daily_capacity]
+        if not open_:
+            return None
+        chosen = smooth_weighted_pick(self.credits.setdefault(team, {}), open_)
+        key = (chosen.rep, chosen.local_day)
+        self.loads[key] = self.loads.get(key, 0) + 1
+        self.seq[team] = self.seq.get(team, 0) + 1
+        if self.keep_log:
+            self.log.append((team, self.seq[team], chosen.rep, lead_key))
+        return chosen
+
+
+def availability(rep: Rep, now: datetime) -> str | None:
+    """Why the rep cannot take a new lead now (``None`` if they can), in their time zone."""
+    local = now.astimezone(ZoneInfo(rep.timezone))
+    today = local.date()
+    for away in rep.out_of_office:
+        if away.start <= today <= away.end:
+            return f"out of office until {away.end.isoformat()}"
+    hours = rep.working_hours
+    if hours is not None:
+        if _WEEKDAYS[local.weekday()] not in hours.days:
+            return f"not working on {_WEEKDAYS[local.weekday()]}"
+        if not hours.start <= local.time() < hours.end:
+            return f"outside working hours ({hours.start:%H:%M}–{hours.end:%H:%M} {rep.timezone})"
+    return None
+
+
+def _local_day(rep: Rep, now: datetime) -> date:
+    return now.astimezone(ZoneInfo(rep.timezone)).date()
+
+
+class Roster:
+    """The policy's people, indexed the ways routing needs."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.reps = {r.id: r for r in policy.reps}
+        self.teams = {t.id: t for t in policy.teams}
+        self.queues = {q.id: q for q in policy.queues}
+        self.team_members = {
+            t.id: [r for r in policy.reps if r.team == t.id and "rep" in r.roles and r.weight > 0] for t in policy.teams
+        }
+        self.by_crm: dict[tuple[str, str], str] = {}
+        people: list[Rep | Queue] = [*policy.reps, *policy.queues]
+        for person in people:
+            for system in ("salesforce", "hubspot"):
+                crm_id = getattr(person.crm, system)
+                if crm_id:
+                    self.by_crm[(system, crm_id)] = person.id
+                    if system == "salesforce" and len(crm_id) == 18:
+                        self.by_crm[(system, crm_id[:15])] = person.id
+
+    def person_for_crm(self, source: str, owner_id: str | None) -> str | None:
+        """The rep or queue id behind a CRM owner id (15- and 18-char Salesforce ids alike)."""
+        if not owner_id:
+            return None
+        return self.by_crm.get((source, owner_id)) or (
+            self.by_crm.get((source, owner_id[:15])) if source == "salesforce" else None
+        )
+
+    def is_rep(self, person: str | None) -> bool:
+        return person is not None and person in self.reps and "rep" in self.reps[person].roles
+
+    def name(self, person: str | None) -> str:
+        if person in self.reps:
+            return self.reps[person].name
+        if person in self.queues:
+            return self.queues[person].name or person
+        return person or "nobody"
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    name: str
+    when: Check | None
+    kind: str  # account_owner | rep | team | queue
+    target: str | None
+    method: str | None
+
+
+class Router:
+    """The routing section of a policy, compiled once."""
+
+    def __init__(self, policy: Policy, roster: Roster) -> None:
+        self.roster = roster
+        self.fallback_queue = policy.fallback_queue
+        self.rules: list[_Rule] = []
+        for rule in policy.routing:
+            when = compile_condition(rule.when) if rule.when else None
+            if rule.to == "account_owner":
+                self.rules.append(_Rule(rule.name, when, "account_owner", None, None))
+            else:
+                ((kind, target),) = rule.to.items()
+                method = rule.method or (roster.teams[target].method if kind == "team" else None)
+                self.rules.append(_Rule(rule.name, when, kind, target, method))
+
+    def route(
+        self,
+        facts: Facts,
+        rotation: RotationPort,
+        *,
+        keep_owner: bool,
+        exclude: frozenset[str],
+    ) -> Route:
+        """Apply the rules in order; the first that yields an owner wins."""
+        lead, now = facts.lead, facts.now
+        skipped: list[str] = []
+        current = self.roster.person_for_crm(lead.source, lead.owner_id)
+        if keep_owner and self.roster.is_rep(current) and current not in exclude:
+            return Route("current_owner", "keep", current, "rep", f"already owned by {self.roster.name(current)}")
+        if current in exclude:
+            skipped.append(f"{self.roster.name(current)} excluded (re-route)")
+        for rule in self.rules:
+            if rule.when is not None and not rule.when(facts):
+                continue
+            routed = self._apply(rule, facts.account, facts, rotation, exclude, skipped, now)
+            if routed is not None:
+                return routed
+        detail = "no routing rule matched" if not skipped else "; ".join(skipped)
+        return Route("fallback", "fallback_queue", self.fallback_queue, "queue", detail)
+
+    def _apply(
+        self,
+        rule: _Rule,
+        account: Account | None,
+        facts: Facts,
+        rotation: RotationPort,
+        exclude: frozenset[str],
+        skipped: list[str],
+        now: datetime,
+    ) -> Route | None:
+        if rule.kind == "queue":
+            assert rule.target is not None
+            return Route(rule.name, "queue", rule.target, "queue", f"sent to queue {self.roster.name(rule.target)}")
+        if rule.kind == "rep":
+            assert rule.target is not None
+            return self._direct(rule.name, "named_rep", rule.target, exclude, skipped, now)
+        if rule.kind == "account_owner":
+            if account is None:
+                skipped.append(f"{rule.name}: no matching account")
+                return None
+            owner = self.roster.person_for_crm(account.source, account.owner_id)
+            if not self.roster.is_rep(owner):
+                skipped.append(f"{rule.name}: account owner {account.owner_id or 'none'} is not a rep in the policy")
+                return None
+            assert owner is not None
+            return self._direct(rule.name, "account_owner", owner, exclude, skipped, now, account)
+        assert rule.target is not None and rule.method is not None
+        return self._rotate(rule.name, rule.target, rule.method, facts, rotation, exclude, now)
+
+    def _direct(
+        self,
+        rule: str,
+        method: str,
+        rep_id: str,
+        exclude: frozenset[str],
+        skipped: list[str],
+        now: datetime,
+        account: Account | None = None,
+    ) -> Route | None:
+        rep = self.roster.reps[rep_id]
+        away = "excluded (re-route)" if rep_id in exclude else availability(rep, now)
+        if away:
+            skipped.append(f"{rule}: {rep.name} {away}")
+            return None
+        why = f"owner of account {account.name or account.id}" if account is not None else "named rep"
+        return Route(rule, method, rep_id, "rep", f"{rep.name}: {why}")
+
+    def _rotate(
+        self,
+        rule: str,
+        team_id: str,
+        method: str,
+        facts: Facts,
+        rotation: RotationPort,
+        exclude: frozenset[str],
+        now: datetime,
+    ) -> Route:
+        team = self.roster.teams[team_id]
+        candidates: list[Candidate] = []
+        away: list[str] = []
+        for rep in self.roster.team_members[team_id]:
+            reason = "excluded (re-route)" if rep.id in exclude else availability(rep, now)
+            if reason:
+                away.append(f"{rep.name} {reason}")
+                continue
+            weight = rep.weight if method == "weighted_round_robin" else 1
+            candidates.append(Candidate(rep.id, weight, rep.daily_capacity, _local_day(rep, now).isoformat()))
+        chosen = (
+            rotation.assign(team_id, candidates, f"{facts.lead.source}:{facts.lead.id}", now) if candidates else None
+        )
+        team_name = team.name or team.id
+        if chosen is None:
+            full = [f"{self.roster.name(c.rep)} at capacity ({c.daily_capacity}/day)" for c in candidates]
+            detail = f"nobody in {team_name} can take it: " + "; ".join(away + full)
+            return Route(rule, "fallback_queue", self.fallback_queue, "queue", detail, team=team_id)
+        rep = self.roster.reps[chosen.rep]
+        load = rotation.load(chosen.rep, chosen.local_day)
+        cap = f", {load}/{rep.daily_capacity} today" if rep.daily_capacity else f", {load} today"
+        detail = f"{rep.name} (weight {chosen.weight}{cap}) by {method.replace('_', ' ')} in {team_name}"
+        if away:
+            detail += "; skipped " + "; ".join(away)
+        return Route(rule, method, chosen.rep, "rep", detail, team=team_id)
+
+
+def members_by_team(roster: Roster) -> Mapping[str, list[str]]:
+    """Rep ids per team, in policy order (for reports)."""
+    return {team: [r.id for r in reps] for team, reps in roster.team_members.items()}

@@ -1,0 +1,180 @@
+"""Fit, intent with decay, and completeness → a score whose every point is explained.
+
+Each contribution is an :class:`Evidence` item with integer points; the total is their sum,
+so "why 72?" always has an answer that adds up. Intent points halve every ``half_life_days``
+(``now`` is given, never read), older events than ``window_days`` count for nothing, and the
+intent cap is itself an evidence item (negative points), so the sum still holds.
+
+Confidence here is the *raw* confidence — how sure the score is of itself: the share of known
+fields and the distance from the nearest band threshold. Calibration against what reviewers
+actually accept (``core.confidence``) turns it into the probability that is shown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from core.model import Evidence, Lead
+from core.policy.conditions import Facts, compile_predicate, field_getter
+from core.policy.schema import FitRule, Scoring
+
+__all__ = ["ScoreParts", "Scorer", "band_for"]
+
+_DAY = 86400.0
+_MARGIN_SCALE = 15.0  # points from a threshold at which the band is "clearly" decided
+_CONFIDENCE_FIELDS = ("email", "company", "title", "country", "employees", "industry")
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreParts:
+    """A score before calibration: components, total, band, evidence, raw confidence."""
+
+    fit: int
+    intent: int
+    completeness: int
+    total: int
+    band: str
+    raw_confidence: float
+    known_share: float
+    evidence: tuple[Evidence, ...]
+
+
+def band_for(total: int, bands: list[tuple[str, int]]) -> str:
+    """The first band (highest threshold first) the total reaches; ``cold`` below all."""
+    for name, threshold in bands:
+        if total >= threshold:
+            return name
+    return "cold"
+
+
+@dataclass(frozen=True, slots=True)
+class _FitCheck:
+    signal: str
+    points: int
+    rule: str
+    value_of: Callable[[Facts], Any]
+    holds: Callable[[Any], bool]
+
+
+def _describe(rule: FitRule) -> str:
+    if rule.label:
+        return f"fit.{rule.signal}: {rule.label}"
+    ops = rule.predicate()
+    parts = []
+    for op, arg in ops.items():
+        if op == "between":
+            parts.append(f"{arg[0]:g}–{arg[1]:g}")
+        elif op in ("in", "not_in"):
+            shown = ", ".join(str(a) for a in arg[:4]) + (", …" if len(arg) > 4 else "")
+            parts.append(f"{'in' if op == 'in' else 'not in'} [{shown}]")
+        elif op == "matches":
+            parts.append("matches pattern")
+        else:
+            symbol = {"lt": "<", "lte": "≤", "gt": ">", "gte": "≥", "eq": "=", "ne": "≠"}.get(op, op)
+            parts.append(f"{symbol} {arg}")
+    return f"fit.{rule.signal} {' '.join(parts)}"
+
+
+class Scorer:
+    """The scoring section of a policy, compiled once."""
+
+    def __init__(self, scoring: Scoring) -> None:
+        self._fit = [
+            _FitCheck(
+                rule.signal,
+                rule.points,
+                _describe(rule),
+                field_getter(rule.signal),
+                compile_predicate(rule.predicate()),
+            )
+            for rule in scoring.fit
+        ]
+        intent = scoring.intent
+        self._event_points = dict(intent.events)
+        self._half_life = intent.half_life_days * _DAY
+        self._window = intent.window_days * _DAY
+        self._max_intent = intent.max_points
+        self._half_life_days = intent.half_life_days
+        self._completeness = scoring.completeness
+        self.bands = sorted(scoring.bands.items(), key=lambda kv: -kv[1])
+
+    def score(self, facts: Facts) -> ScoreParts:
+        evidence: list[Evidence] = []
+        fit = 0
+        for check in self._fit:
+            value = check.value_of(facts)
+            if check.holds(value):
+                fit += check.points
+                evidence.append(Evidence(check.signal, _shown(value), check.points, check.rule))
+        intent = self._intent(facts.lead, facts.now, evidence)
+        completeness, known_share = self._complete(facts.lead, evidence)
+        total = fit + intent + completeness
+        band = band_for(total, self.bands)
+        return ScoreParts(
+            fit=fit,
+            intent=intent,
+            completeness=completeness,
+            total=total,
+            band=band,
+            raw_confidence=self._raw_confidence(total, known_share),
+            known_share=known_share,
+            evidence=tuple(evidence),
+        )
+
+    def _intent(self, lead: Lead, now: datetime, evidence: list[Evidence]) -> int:
+        if not lead.events:
+            return 0
+        decayed: dict[str, float] = {}
+        counts: dict[str, int] = {}
+        for event in lead.events:
+            base = self._event_points.get(event.type)
+            if base is None:
+                continue
+            age = max((now - event.at).total_seconds(), 0.0)
+            if age > self._window:
+                continue
+            decayed[event.type] = decayed.get(event.type, 0.0) + base * 0.5 ** (age / self._half_life)
+            counts[event.type] = counts.get(event.type, 0) + 1
+        total = 0
+        for kind, value in sorted(decayed.items(), key=lambda kv: -kv[1]):
+            points = round(value)
+            if points == 0:
+                continue
+            total += points
+            n = counts[kind]
+            rule = f"intent.{kind}: {self._event_points[kind]} pts each, half-life {self._half_life_days:g} d"
+            evidence.append(Evidence(f"intent.{kind}", n, points, rule))
+        if total > self._max_intent:
+            evidence.append(
+                Evidence("intent.cap", total, self._max_intent - total, f"intent capped at {self._max_intent}")
+            )
+            total = self._max_intent
+        return total
+
+    def _complete(self, lead: Lead, evidence: list[Evidence]) -> tuple[int, float]:
+        fields = self._completeness.fields if self._completeness else list(_CONFIDENCE_FIELDS)
+        known = sum(1 for name in fields if getattr(lead, name, None) not in (None, ""))
+        share = known / len(fields)
+        if self._completeness is None or self._completeness.points == 0:
+            return 0, share
+        points = round(self._completeness.points * share)
+        if points:
+            rule = f"completeness: {self._completeness.points} × {known}/{len(fields)} fields known"
+            evidence.append(Evidence("completeness", f"{known}/{len(fields)}", points, rule))
+        return points, share
+
+    def _raw_confidence(self, total: int, known_share: float) -> float:
+        # never 1.0: an uncalibrated score has not earned certainty (calibration may grant it)
+        distance = min((abs(total - t) for _, t in self.bands), default=_MARGIN_SCALE)
+        margin = min(distance / _MARGIN_SCALE, 1.0)
+        return round(0.15 + 0.45 * known_share + 0.35 * margin, 2)
+
+
+def _shown(value: Any) -> Any:
+    """Evidence values are for people: long text is shortened, numbers stay numbers."""
+    if isinstance(value, str) and len(value) > 80:
+        return value[:77] + "…"
+    return value

@@ -1,0 +1,54 @@
+"""Trust-but-verify: from a segment's trust level and the triggers, what automation may do.
+
+Levels (DESIGN §5): 1 verify everything; 2 verify exceptions (auto only with no trigger and
+enough confidence); 3 periodic audit (auto unless a hard trigger); 4 strategic oversight (as
+3, with a smaller audit sample). Suppression is explicit policy and needs no review — unless a
+hard trigger fires: a strategic or regulated lead is never silently suppressed.
+
+Audit sampling is a hash of (seed, lead, content), not a random draw: the same decision is
+always sampled or not, across replicas and replays, yet the sample is uniform at the rate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+from core.model import Action, Trigger
+
+__all__ = ["choose_action", "in_audit_sample"]
+
+
+def choose_action(
+    level: int,
+    triggers: Sequence[Trigger],
+    confidence: float,
+    *,
+    suppressed: bool,
+    auto_confidence: float,
+) -> tuple[Action, str]:
+    """The action and, in words, why."""
+    hard = [t.code for t in triggers if t.hard]
+    if hard:
+        what = "suppression overruled: " if suppressed else ""
+        return "review", f"{what}hard trigger{'s' if len(hard) > 1 else ''} {', '.join(hard)} always need a person"
+    if suppressed:
+        return "suppress", "matches a suppression rule"
+    if level <= 1:
+        return "review", "trust level 1: every decision is verified"
+    if level == 2:
+        if triggers:
+            return "review", f"trust level 2 verifies exceptions: {', '.join(t.code for t in triggers)}"
+        if confidence < auto_confidence:
+            return "review", f"trust level 2: confidence {confidence:.2f} below {auto_confidence:.2f}"
+        return "auto", f"trust level 2: no exception and confidence {confidence:.2f}"
+    soft = f" (soft triggers {', '.join(t.code for t in triggers)} let through)" if triggers else ""
+    return "auto", f"trust level {level}: no hard trigger{soft}"
+
+
+def in_audit_sample(seed: str, lead_key: str, content: str, rate: float) -> bool:
+    """Whether an automatic decision is sampled for a person's audit, at ``rate``."""
+    if rate <= 0:
+        return False
+    digest = hashlib.sha256(f"{seed}\x00{lead_key}\x00{content}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < rate
