@@ -271,6 +271,7 @@ def _persist(
             decided_at=now,
             state="pending_review" if d.action == "review" else "applied",
             final_owner=None if d.action == "review" else d.owner,
+            crm_owner_before=req.lead.owner_id,
             final_action=None if d.action == "review" else d.action,
             contract=contract,
         )

@@ -210,6 +210,8 @@ class Decision(Base):
     # lifecycle: pending_review → reviewed; applied; superseded (a newer decision replaced it)
     state: Mapped[str] = mapped_column(String(20), index=True)
     final_owner: Mapped[str | None] = mapped_column(String(64))
+    # the CRM owner id when decided: write-back refuses to overwrite an owner a person changed since
+    crm_owner_before: Mapped[str | None] = mapped_column(String(64))
     final_action: Mapped[str | None] = mapped_column(String(10))
     contract: Mapped[dict[str, Any]] = mapped_column()
 

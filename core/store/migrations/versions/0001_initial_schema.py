@@ -226,6 +226,7 @@ def upgrade() -> None:
     sa.Column('decided_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('state', sa.String(length=20), nullable=False),
     sa.Column('final_owner', sa.String(length=64), nullable=True),
+    sa.Column('crm_owner_before', sa.String(length=64), nullable=True),
     sa.Column('final_action', sa.String(length=10), nullable=True),
     sa.Column('contract', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.ForeignKeyConstraint(['lead_pk'], ['leads.pk'], name=op.f('fk_decisions_lead_pk_leads')),
