@@ -1,11 +1,14 @@
 """Who gets the lead: ordered rules, the account owner, a rep, a team rotation, a queue.
 
-Rotation is smooth weighted round-robin: every eligible rep earns its weight in credit per
-assignment, the richest rep gets the lead and pays the eligible total. Over any run each rep's
-count stays within one lead of its weight share — also when a batch arrives at once, because
-state advances per lead, not per batch (routers that read state once per batch hand the whole
-batch to one rep). Reps who are away earn nothing while away, so a rep back from holiday is
-not flooded with "owed" leads.
+Rotation is proportionally fair ("Pfair", Baruah et al.): each eligible rep's *lag* — the
+leads it should have had by its weight minus the leads it got — is kept strictly between −1
+and 1 by giving each lead to the rep with the earliest pseudo-deadline among those whose lag
+is positive. On one "processor" (one lead at a time) this schedule always exists, so over any
+run with the same reps each rep's count stays within one lead of its weight share. (Smooth
+weighted round-robin, the common choice, does not: with weights 1,1,1,5,5,5 a rep falls 1.06
+leads behind after 11 leads.) State advances per lead, not per batch — routers that read state
+once per batch hand a whole batch to one rep. Reps who are away accrue nothing while away, so
+a rep back from holiday is not flooded with "owed" leads.
 
 State lives behind :class:`RotationPort`: :class:`InMemoryRotation` here, a locked table row in
 the store (so two deciders on PostgreSQL never hand out the same slot).
@@ -13,8 +16,9 @@ the store (so two deciders on PostgreSQL never hand out the same slot).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Protocol
 from zoneinfo import ZoneInfo
@@ -30,10 +34,11 @@ __all__ = [
     "RotationPort",
     "Router",
     "availability",
-    "smooth_weighted_pick",
+    "fair_pick",
 ]
 
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_EPSILON = 1e-9
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +52,7 @@ class Candidate:
 
 
 class RotationPort(Protocol):
-    """Hands out rotation slots. Implementations keep credits and daily loads."""
+    """Hands out rotation slots. Implementations keep lags and daily loads."""
 
     def assign(self, team: str, candidates: Sequence[Candidate], lead_key: str, now: datetime) -> Candidate | None:
         """Pick one candidate under capacity and record the assignment; ``None`` if all are full."""
@@ -58,24 +63,30 @@ class RotationPort(Protocol):
         ...
 
 
-def smooth_weighted_pick(credits: dict[str, int], candidates: Sequence[Candidate]) -> Candidate:
-    """One step of smooth weighted round-robin over ``candidates`` (updates ``credits``).
+def fair_pick(lags: dict[str, float], candidates: Sequence[Candidate]) -> Candidate:
+    """Give one lead to a candidate by earliest pseudo-deadline first; updates ``lags``.
 
-    Ties go to the candidate listed first, so the order of reps in the policy is the
-    tie-break and the sequence is deterministic.
+    A candidate's lag grows by its share of the eligible weight each lead and falls by 1 when
+    it takes one. Among candidates with positive lag (their next lead is "released"), the one
+    whose next lead is due soonest — the smallest ⌈(1 − lag) / share⌉ — wins; ties go to the
+    candidate listed first (policy order), so the sequence is deterministic.
     """
-    total = 0
+    total = sum(c.weight for c in candidates)
+    if total <= 0:
+        raise ValueError("no candidates with weight")
     best: Candidate | None = None
-    best_credit = 0
+    best_due = 0
     for c in candidates:
-        credit = credits.get(c.rep, 0) + c.weight
-        credits[c.rep] = credit
-        total += c.weight
-        if best is None or credit > best_credit:
-            best, best_credit = c, credit
-    if best is None:
-        raise ValueError("no candidates")
-    credits[best.rep] -= total
+        share = c.weight / total
+        lag = lags.get(c.rep, 0.0) + share
+        lags[c.rep] = lag
+        if lag > _EPSILON:
+            due = math.ceil((1.0 - lag) / share - _EPSILON)
+            if best is None or due < best_due:
+                best, best_due = c, due
+    if best is None:  # lags sum to one after accrual, so someone is positive; guard float drift
+        best = max(candidates, key=lambda c: lags[c.rep])
+    lags[best.rep] -= 1.0
     return best
 
 
@@ -83,7 +94,7 @@ def smooth_weighted_pick(credits: dict[str, int], candidates: Sequence[Candidate
 class InMemoryRotation:
     """The rotation's in-memory twin: for ``loopgate decide`` without a store, and tests."""
 
-    credits: dict[str, dict[str, int]] = field(default_factory=dict)
+    lags: dict[str, dict[str, float]] = field(default_factory=dict)
     loads: dict[tuple[str, str], int] = field(default_factory=dict)
     seq: dict[str, int] = field(default_factory=dict)
     log: list[tuple[str, int, str, str]] = field(default_factory=list)
@@ -96,7 +107,7 @@ class InMemoryRotation:
         open_ = [c for c in candidates if c.daily_capacity is None or self.load(c.rep, c.local_day) < c.daily_capacity]
         if not open_:
             return None
-        chosen = smooth_weighted_pick(self.credits.setdefault(team, {}), open_)
+        chosen = fair_pick(self.lags.setdefault(team, {}), open_)
         key = (chosen.rep, chosen.local_day)
         self.loads[key] = self.loads.get(key, 0) + 1
         self.seq[team] = self.seq.get(team, 0) + 1
@@ -210,7 +221,8 @@ class Router:
                 continue
             routed = self._apply(rule, facts.account, facts, rotation, exclude, skipped, now)
             if routed is not None:
-                return routed
+                # say why earlier matching rules did not decide: "why not the account owner?"
+                return replace(routed, detail=f"{routed.detail}; {'; '.join(skipped)}") if skipped else routed
         detail = "no routing rule matched" if not skipped else "; ".join(skipped)
         return Route("fallback", "fallback_queue", self.fallback_queue, "queue", detail)
 

@@ -336,13 +336,13 @@ class PolicyRole(Base):
 
 
 class RotationState(Base):
-    """A team's round-robin credits; the row is locked while a slot is handed out."""
+    """A team's rotation lags (leads owed per rep); the row is locked while a slot is handed out."""
 
     __tablename__ = "rotation_state"
 
     team: Mapped[str] = mapped_column(String(64), primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), default=0)
-    credits: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    lags: Mapped[dict[str, Any]] = mapped_column(default=dict)
     updated_at: Mapped[datetime]
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from core.routing import Candidate, smooth_weighted_pick
+from core.routing import Candidate, fair_pick
 from core.store.db import dialect_insert
 from core.store.models import RepLoad, RotationAssignment, RotationState
 
@@ -27,7 +27,7 @@ __all__ = ["StoreRotation"]
 @dataclass
 class _Team:
     seq: int
-    credits: dict[str, int]
+    lags: dict[str, float]
     dirty: bool = False
 
 
@@ -46,12 +46,12 @@ class StoreRotation:
         if state is None:
             ins = dialect_insert(self.session, RotationState)
             self.session.execute(
-                ins.values(team=team, seq=0, credits={}, updated_at=now).on_conflict_do_nothing(index_elements=["team"])
+                ins.values(team=team, seq=0, lags={}, updated_at=now).on_conflict_do_nothing(index_elements=["team"])
             )
             row = self.session.execute(
-                select(RotationState.seq, RotationState.credits).where(RotationState.team == team).with_for_update()
+                select(RotationState.seq, RotationState.lags).where(RotationState.team == team).with_for_update()
             ).one()
-            state = self._teams[team] = _Team(row.seq, {k: int(v) for k, v in (row.credits or {}).items()})
+            state = self._teams[team] = _Team(row.seq, {k: float(v) for k, v in (row.lags or {}).items()})
         return state
 
     def load(self, rep: str, local_day: str) -> int:
@@ -68,7 +68,7 @@ class StoreRotation:
         open_ = [c for c in candidates if c.daily_capacity is None or self.load(c.rep, c.local_day) < c.daily_capacity]
         if not open_:
             return None
-        chosen = smooth_weighted_pick(state.credits, open_)
+        chosen = fair_pick(state.lags, open_)
         state.seq += 1
         state.dirty = True
         key = (chosen.rep, chosen.local_day)
@@ -78,13 +78,13 @@ class StoreRotation:
         return chosen
 
     def flush(self, now: datetime) -> None:
-        """Write credits, sequence numbers, assignments and loads (before commit)."""
+        """Write lags, sequence numbers, assignments and loads (before commit)."""
         for team, state in self._teams.items():
             if state.dirty:
                 self.session.execute(
                     update(RotationState)
                     .where(RotationState.team == team)
-                    .values(seq=state.seq, credits=state.credits, updated_at=now)
+                    .values(seq=state.seq, lags=state.lags, updated_at=now)
                 )
                 state.dirty = False
         if self._assignments:

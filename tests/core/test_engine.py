@@ -1,0 +1,139 @@
+"""The engine end to end on the shipped examples, and its properties on arbitrary input."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from core.engine import DecisionEngine, LeadContext
+from core.leads import LeadInputError, normalize_account, normalize_lead
+from core.model import Account, Decision
+from core.policy import LoadedPolicy
+from core.policy.schema import NextBestActionRule
+from core.routing import InMemoryRotation
+
+ROOT = Path(__file__).resolve().parents[2]
+NOW = datetime(2026, 11, 20, 15, tzinfo=UTC)
+
+
+def _example_decisions(example_policy: LoadedPolicy) -> dict[str, Decision]:
+    engine = DecisionEngine(example_policy)
+    accounts: dict[str, Account] = {}
+    for line in (ROOT / "examples" / "accounts.jsonl").read_text().splitlines():
+        account = normalize_account(json.loads(line))
+        assert account.domain is not None
+        accounts[account.domain] = account
+    rotation = InMemoryRotation()
+    out = {}
+    for line in (ROOT / "examples" / "leads.jsonl").read_text().splitlines():
+        lead = normalize_lead(json.loads(line))
+        domain = engine.account_domain(lead)
+        ctx = LeadContext(account=accounts.get(domain or ""))
+        out[lead.id] = engine.decide(lead, ctx, rotation=rotation, now=NOW)
+    return out
+
+
+@pytest.fixture(scope="module")
+def decisions(example_policy: LoadedPolicy) -> dict[str, Decision]:
+    return _example_decisions(example_policy)
+
+
+@pytest.mark.parametrize(
+    ("lead_id", "action", "owner", "triggers", "label_start"),
+    [
+        ("00Q5e00000A0001", "auto", "ana", set(), "Call within 15 min: requested a demo 4 min ago"),
+        ("00Q5e00000A0002", "review", "dana", {"strategic_account"}, "Talk to the account owner"),
+        ("00Q5e00000A0003", "review", None, {"regulated_industry"}, "Call today: demo request"),
+        ("00Q5e00000A0004", "review", None, {"high_deal_size", "vip"}, "Call within 15 min: pricing page twice"),
+        ("00Q5e00000A0007", "review", None, {"missing_data"}, "Add to the nurture sequence"),
+        ("101", "suppress", None, set(), "Add to the nurture sequence"),
+        ("102", "suppress", "nurture", set(), "Add to the nurture sequence"),
+        ("00Q5e00000A0010", "review", None, {"customer_signal"}, "Pause sequences: not now 20 h ago"),
+        ("00Q5e00000A0012", "review", None, {"competitor_domain"}, "Call within 15 min"),
+        ("104", "review", None, {"duplicate_ownership"}, "Talk to the account owner"),
+        ("00Q5e00000A0014", "review", "dana", set(), "Call within 15 min: requested a demo 30 min ago"),
+        ("00Q5e00000A0016", "auto", "ana", set(), "Call today: demo request"),
+        ("00Q5e00000A0020", "auto", "ben", set(), "Call today: demo request"),
+        ("00Q5e00000A0021", "review", None, {"regulated_industry", "duplicate_ownership"}, "Talk to the account owner"),
+    ],
+)
+def test_given_the_example_leads_when_decided_then_each_reads_like_an_analyst_triaged_it(
+    decisions: dict[str, Decision], lead_id: str, action: str, owner: str | None, triggers: set[str], label_start: str
+) -> None:
+    d = decisions[lead_id]
+    assert d.action == action, d.explanation
+    if owner is not None:
+        assert d.owner == owner, d.route.detail
+    assert {t.code for t in d.triggers} == triggers
+    assert d.next_best_action.label.startswith(label_start), d.next_best_action.label
+
+
+def test_given_the_examples_when_decided_then_every_review_says_why_and_every_score_adds_up(
+    decisions: dict[str, Decision],
+) -> None:
+    assert {d.action for d in decisions.values()} == {"auto", "review", "suppress"}
+    for d in decisions.values():
+        assert sum(e.points for e in d.evidence) == d.score.total
+        assert d.explanation and d.route.detail
+        if d.action == "review":
+            assert d.triggers or "trust level 1" in d.explanation
+        json.dumps(d.to_dict())
+
+
+def test_given_crm_text_with_braces_when_labels_are_filled_then_it_is_inserted_not_interpreted(
+    example_policy: LoadedPolicy,
+) -> None:
+    nba = [{"code": "x", "label": "Email {name} at {company}"}]
+    policy = example_policy.policy.model_copy(update={"next_best_action": [NextBestActionRule(**r) for r in nba]})
+    engine = DecisionEngine(LoadedPolicy(policy, "test", "t", ""))
+    lead = normalize_lead({"id": "1", "first_name": "{company}", "company": "{0.__class__} <!channel>"})
+    d = engine.decide(lead, LeadContext(), rotation=InMemoryRotation(), now=NOW)
+    assert d.next_best_action.label == "Email {company} at {0.__class__} <!channel>"
+
+
+json_leaf = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30)
+json_value = st.recursive(
+    json_leaf, lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=8), c, max_size=3), max_leaves=12
+)
+lead_keys = st.sampled_from(
+    ["email", "first_name", "title", "company", "domain", "industry", "employees", "annual_revenue", "country",
+     "lead_source", "estimated_deal_size", "owner_id", "created_at", "updated_at", "events", "fields", "source"]
+)  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(raw=st.dictionaries(lead_keys, json_value, max_size=10), lead_id=st.text(min_size=1, max_size=12))
+def test_property_arbitrary_json_objects_are_decided_without_exceptions(
+    example_policy: LoadedPolicy, raw: dict[str, Any], lead_id: str
+) -> None:
+    raw["id"] = lead_id
+    try:
+        lead = normalize_lead(raw)
+    except LeadInputError:
+        return
+    d = DecisionEngine(example_policy).decide(lead, LeadContext(), rotation=InMemoryRotation(), now=NOW)
+    assert d.action in ("auto", "review", "suppress")
+    assert sum(e.points for e in d.evidence) == d.score.total
+    assert 0 <= d.score.confidence <= 1
+    json.dumps(d.to_dict())
+
+
+@settings(max_examples=60, deadline=None)
+@given(raw=st.dictionaries(lead_keys, json_value, max_size=10))
+def test_property_same_input_and_state_give_the_same_decision(
+    example_policy: LoadedPolicy, raw: dict[str, Any]
+) -> None:
+    raw["id"] = "L1"
+    lead = normalize_lead(raw)
+    engine = DecisionEngine(example_policy)
+    first = engine.decide(lead, LeadContext(), rotation=InMemoryRotation(), now=NOW)
+    second = DecisionEngine(example_policy).decide(
+        normalize_lead(raw), LeadContext(), rotation=InMemoryRotation(), now=NOW
+    )
+    assert first.to_dict() == second.to_dict()

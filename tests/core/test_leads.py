@@ -1,0 +1,148 @@
+"""Lead input normalisation: what CRMs and people type becomes values or named problems."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from core.leads import MAX_EVENTS, MAX_TEXT, LeadInputError, content_hash, lead_record, normalize_lead
+
+
+@pytest.mark.parametrize(
+    ("field", "raw", "expected"),
+    [
+        ("employees", "1,200", 1200),
+        ("employees", 1200.0, 1200),
+        ("employees", "201-500", 350),
+        ("employees", "2k", 2000),
+        ("estimated_deal_size", "$120,000", 120000.0),
+        ("estimated_deal_size", "1.5M", 1_500_000.0),
+        ("country", "United States", "US"),
+        ("country", "de", "DE"),
+        ("country", "Atlantis", "Atlantis"),
+        ("domain", "https://www.Acme.com/about?x=1", "acme.com"),
+        ("email", "  Jane.Doe@Example.COM ", "jane.doe@example.com"),
+        ("title", 42, "42"),
+    ],
+)
+def test_given_crm_style_values_when_normalised_then_they_become_clean_values(
+    field: str, raw: Any, expected: Any
+) -> None:
+    lead = normalize_lead({"id": "1", field: raw})
+    assert getattr(lead, field) == expected
+    assert field not in lead.problems
+
+
+@pytest.mark.parametrize(
+    ("field", "raw", "problem"),
+    [
+        ("employees", "lots", "'lots' is not a number of employees"),
+        ("employees", -5, "is not a number of employees"),
+        ("email", "jo at example", "'jo at example' is not an email address"),
+        ("estimated_deal_size", "call me", "is not an amount"),
+        ("title", {"nested": True}, "expected text, got an object"),
+        ("created_at", "yesterday", "'yesterday' is not a time"),
+        ("events", "lots", "not a list"),
+        ("fields", [1, 2], "not an object"),
+    ],
+)
+def test_given_malformed_values_when_normalised_then_none_and_the_problem_is_named(
+    field: str, raw: Any, problem: str
+) -> None:
+    lead = normalize_lead({"id": "1", field: raw})
+    assert problem in lead.problems[field]
+    if field not in ("events", "fields"):
+        assert getattr(lead, field) is None
+
+
+@pytest.mark.parametrize("raw", [None, [], "lead", {"name": "no id"}, {"id": ""}, {"id": True}, {"id": {"a": 1}}])
+def test_given_no_object_or_no_id_when_normalised_then_refused(raw: Any) -> None:
+    with pytest.raises(LeadInputError):
+        normalize_lead(raw)
+
+
+def test_given_times_in_crm_formats_when_normalised_then_aware_utc() -> None:
+    lead = normalize_lead(
+        {
+            "id": "1",
+            "created_at": "2026-11-20T10:00:00.000+0000",  # Salesforce
+            "updated_at": "1763632800000",  # HubSpot epoch milliseconds
+            "events": [{"type": "Demo Request", "at": "2026-11-20T09:00:00Z"}, {"type": "x"}, "junk"],
+        }
+    )
+    assert lead.created_at == datetime(2026, 11, 20, 10, tzinfo=UTC)
+    assert lead.updated_at is not None and lead.updated_at.tzinfo is not None
+    assert [e.type for e in lead.events] == ["demo_request"]
+    assert lead.problems["events"] == "2 of 3 events unusable (need type and at)"
+
+
+def test_given_hostile_sizes_when_normalised_then_text_and_events_are_capped() -> None:
+    events = [{"type": "email_click", "at": f"2026-01-01T00:00:{i % 60:02d}Z"} for i in range(MAX_EVENTS * 2)]
+    lead = normalize_lead({"id": "1", "company": "x" * 100_000, "events": events})
+    assert lead.company is not None and len(lead.company) == MAX_TEXT
+    assert len(lead.events) == MAX_EVENTS
+
+
+def test_given_a_lead_when_its_record_is_normalised_again_then_it_round_trips() -> None:
+    lead = normalize_lead(
+        {
+            "id": "1",
+            "email": "a@b.co",
+            "employees": 10,
+            "events": [{"type": "webinar", "at": "2026-11-01T00:00:00Z"}],
+            "fields": {"k": 1},
+        }
+    )
+    again = normalize_lead(lead_record(lead))
+    assert again == lead
+    assert content_hash(again) == content_hash(lead)
+
+
+def test_given_only_updated_at_changes_when_hashed_then_the_content_is_the_same() -> None:
+    a = normalize_lead({"id": "1", "title": "CTO", "updated_at": "2026-11-01T00:00:00Z"})
+    b = normalize_lead({"id": "1", "title": "CTO", "updated_at": "2026-11-02T00:00:00Z"})
+    c = normalize_lead({"id": "1", "title": "CEO", "updated_at": "2026-11-01T00:00:00Z"})
+    assert content_hash(a) == content_hash(b) != content_hash(c)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=50),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "email",
+                "employees",
+                "title",
+                "events",
+                "fields",
+                "country",
+                "created_at",
+                "domain",
+                "estimated_deal_size",
+                "x",
+            ]
+        ),
+        json_values,
+    ),
+    st.text(min_size=1, max_size=20),
+)
+def test_given_arbitrary_json_objects_when_normalised_then_never_an_unexpected_error(
+    raw: dict[str, Any], lead_id: str
+) -> None:
+    raw["id"] = lead_id
+    try:
+        lead = normalize_lead(raw)
+    except LeadInputError:
+        assert not lead_id.strip()
+        return
+    assert lead.id == lead_id.strip()[:64]

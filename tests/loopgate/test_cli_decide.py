@@ -1,0 +1,73 @@
+"""``loopgate decide`` as a user runs it: JSONL in, one decision per line out, in order."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.loopgate.cli_runner import ROOT, run_cli
+
+POLICY = str(ROOT / "examples" / "policy.yaml")
+LEADS = ROOT / "examples" / "leads.jsonl"
+ACCOUNTS = str(ROOT / "examples" / "accounts.jsonl")
+NOW = "2026-11-20T15:00:00Z"
+
+
+def test_given_the_example_leads_when_decided_then_one_decision_per_line_in_order() -> None:
+    result = run_cli("decide", "--policy", POLICY, "--leads", str(LEADS), "--accounts", ACCOUNTS, "--now", NOW)
+    assert result.code == 0, result.err
+    decisions = [json.loads(line) for line in result.out.splitlines()]
+    ids = [json.loads(line)["id"] for line in LEADS.read_text().splitlines()]
+    assert [d["lead_id"] for d in decisions] == ids
+    assert {d["action"] for d in decisions} == {"auto", "review", "suppress"}
+    assert all(d["policy_version"] == decisions[0]["policy_version"] for d in decisions)
+
+
+def test_given_malformed_lines_when_decided_then_each_is_reported_with_its_line_and_the_rest_decided(
+    tmp_path: Path,
+) -> None:
+    leads = tmp_path / "leads.jsonl"
+    leads.write_text('{"id": "a"}\nnot json\n\n[1, 2]\n{"name": "no id"}\n{"id": "b", "employees": "lots"}\n')
+    result = run_cli("decide", "--policy", POLICY, "--leads", str(leads), "--now", NOW)
+    assert result.code == 1
+    assert [json.loads(line)["lead_id"] for line in result.out.splitlines()] == ["a", "b"]
+    err = result.err.splitlines()
+    assert err[0].startswith(f"{leads}:2: invalid JSON")
+    assert err[1] == f"{leads}:4: a lead must be a JSON object, not list; line skipped"
+    assert err[2] == f"{leads}:5: the lead has no 'id' (text or number); line skipped"
+    assert err[-1] == "3 lines skipped"
+
+
+def test_given_stdin_and_an_out_file_when_decided_then_both_work(tmp_path: Path) -> None:
+    out = tmp_path / "decisions.jsonl"
+    result = run_cli(
+        "decide", "--policy", POLICY, "--leads", "-", "--out", str(out), "--now", NOW, stdin='{"id": "x"}\n'
+    )
+    assert result.code == 0, result.err
+    assert json.loads(out.read_text())["lead_id"] == "x"
+
+
+def test_given_store_when_run_twice_then_the_second_run_decides_nothing_new_and_prints_the_same(tmp_path: Path) -> None:
+    env = {"LOOPGATE_DATABASE_URL": f"sqlite:///{tmp_path / 'lg.db'}", "LOOPGATE_POLICY": POLICY}
+    assert run_cli("db", "upgrade", env=env).code == 0
+    first = run_cli("decide", "--leads", str(LEADS), "--accounts", ACCOUNTS, "--now", NOW, "--store", env=env)
+    second = run_cli(
+        "decide", "--leads", str(LEADS), "--accounts", ACCOUNTS, "--now", "2026-11-20T16:00:00Z", "--store", env=env
+    )
+    assert first.code == 0 and second.code == 0, (first.err, second.err)
+    assert first.out == second.out
+    decisions = {d["lead_id"]: d for d in map(json.loads, first.out.splitlines())}
+    # with the store, lead 1's HubSpot twin (owned by Ben) is seen: one escalation for the pair
+    twin = [t for t in decisions["00Q5e00000A0001"]["triggers"] if t["code"] == "duplicate_ownership"]
+    assert twin == [
+        {"code": "duplicate_ownership", "detail": "also in hubspot (108) owned by Ben Okafor", "hard": True}
+    ]
+    assert decisions["108"]["triggers"] == []
+    verify = run_cli("audit", "verify", env=env)
+    assert verify.code == 0 and "intact: 25 events" in verify.out  # the policy version + 24 decisions
+
+
+def test_given_no_policy_when_deciding_then_the_missing_setting_is_named() -> None:
+    result = run_cli("decide", "--leads", str(LEADS))
+    assert result.code == 2
+    assert result.err.strip() == "error: LOOPGATE_POLICY is not set: point it at your policy.yaml (or pass --policy)"

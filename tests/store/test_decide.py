@@ -1,0 +1,208 @@
+"""Deciding stored leads: once per change, effects and audit in the same transaction,
+rotation slots handed out once even by concurrent deciders."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+
+from core.engine import DecisionEngine
+from core.leads import normalize_account, normalize_lead
+from core.policy import LoadedPolicy
+from core.store import audit_log
+from core.store.db import Database
+from core.store.decide import DecideRequest, decide_leads, decide_pending
+from core.store.models import Decision, Lead, OutboxRow, RotationAssignment, TrustState
+from core.store.records import LeadRow, upsert_accounts, upsert_leads
+from tests.builders import make_policy
+
+
+def _put(db: Database, now: datetime, *raws: dict[str, Any]) -> dict[tuple[str, str], int]:
+    with db.transaction() as s:
+        return upsert_leads(s, [LeadRow(normalize_lead({"source": "salesforce", **raw})) for raw in raws], now=now)
+
+
+def _decide(db: Database, engine: DecisionEngine, now: datetime) -> list[Any]:
+    with db.transaction() as s:
+        return decide_pending(s, engine, now=now)
+
+
+def _effects(db: Database) -> Counter[str]:
+    with db.sessions() as s:
+        return Counter(s.execute(select(OutboxRow.kind)).scalars())
+
+
+def test_given_new_leads_when_decided_then_decisions_effects_and_audit_land_together(
+    db: Database, now: datetime
+) -> None:
+    engine = DecisionEngine(make_policy(escalation={"high_deal_size": {"gte": 1000}}))
+    _put(db, now, {"id": "A", "email": "a@x.co"}, {"id": "B", "email": "b@y.co", "estimated_deal_size": 5000})
+    decided = _decide(db, engine, now)
+    assert sorted((d.decision.lead_id, d.decision.action) for d in decided) == [("A", "auto"), ("B", "review")]
+    assert _effects(db) == {"crm.writeback": 2, "slack.escalation": 1, "slack.assignment": 1}
+    checked, problem = audit_log.verify(db)
+    assert problem is None and checked == 2
+    with db.sessions() as s:
+        row = s.execute(select(Decision).where(Decision.lead_id == "B")).scalar_one()
+    assert (row.state, row.final_owner, row.cause, row.seq) == ("pending_review", None, "new", 1)
+    assert row.contract["triggers"][0]["code"] == "high_deal_size"
+
+
+def test_given_decided_leads_when_decided_again_then_nothing_is_decided_twice(db: Database, now: datetime) -> None:
+    engine = DecisionEngine(make_policy())
+    _put(db, now, {"id": "A"}, {"id": "B"})
+    assert len(_decide(db, engine, now)) == 2
+    assert _decide(db, engine, now) == []
+    _put(db, now + timedelta(minutes=5), {"id": "A"}, {"id": "B"})  # synced again, unchanged
+    assert _decide(db, engine, now) == []
+
+
+def test_given_a_changed_lead_with_a_pending_review_when_decided_then_the_old_review_is_superseded(
+    db: Database, now: datetime
+) -> None:
+    engine = DecisionEngine(make_policy(escalation={"high_deal_size": {"gte": 1000}}))
+    _put(db, now, {"id": "A", "estimated_deal_size": 5000})
+    first = _decide(db, engine, now)[0]
+    _put(db, now, {"id": "A", "estimated_deal_size": 9000, "title": "CFO"})
+    second = _decide(db, engine, now + timedelta(hours=1))[0]
+    assert (second.cause, second.decision.action) == ("changed", "review")
+    with db.sessions() as s:
+        states = {pk: state for pk, state in s.execute(select(Decision.pk, Decision.state))}
+        updates = s.execute(select(OutboxRow.payload).where(OutboxRow.kind == "slack.decision_update")).scalars().all()
+    assert states == {first.decision_pk: "superseded", second.decision_pk: "pending_review"}
+    assert updates == [{"decision_pk": first.decision_pk}]
+
+
+def test_given_the_same_person_in_both_crms_when_decided_then_duplicate_ownership_escalates(
+    db: Database, now: datetime, example_policy: LoadedPolicy
+) -> None:
+    engine = DecisionEngine(example_policy)
+    with db.transaction() as s:
+        upsert_leads(
+            s,
+            [
+                LeadRow(
+                    normalize_lead(
+                        {
+                            "id": "00Q1",
+                            "source": "salesforce",
+                            "email": "maya@brightloop.io",
+                            "owner_id": "0055e000001AAAA",
+                        }
+                    )
+                ),
+                LeadRow(
+                    normalize_lead({"id": "108", "source": "hubspot", "email": "maya@brightloop.io", "owner_id": "102"})
+                ),
+            ],
+            now=now,
+        )
+    by_id = {d.decision.lead_id: d.decision for d in _decide(db, engine, now)}
+    assert by_id["108"].owner == "ben"  # keeps its HubSpot owner…
+    detail = next(t.detail for t in by_id["108"].triggers if t.code == "duplicate_ownership")
+    assert detail == "also in salesforce (00Q1) owned by Ana Ruiz"  # …but a person must settle it
+    assert by_id["108"].action == "review"
+
+
+def test_given_an_account_in_the_store_when_a_lead_matches_its_domain_then_the_account_decides_routing(
+    db: Database, now: datetime, example_policy: LoadedPolicy
+) -> None:
+    with db.transaction() as s:
+        upsert_accounts(
+            s,
+            [
+                normalize_account(
+                    {
+                        "id": "001G",
+                        "source": "salesforce",
+                        "name": "Globex",
+                        "domain": "globex.com",
+                        "owner_id": "0055e000001DDDD",
+                        "strategic": True,
+                    }
+                )
+            ],
+            now=now,
+        )
+    _put(db, now, {"id": "L", "email": "p@globex.com", "company": "Globex", "country": "US"})
+    d = _decide(db, DecisionEngine(example_policy), now)[0].decision
+    assert (d.owner, d.route.rule) == ("dana", "named_accounts")
+    assert [t.code for t in d.triggers] == ["strategic_account"]
+
+
+def test_given_stored_trust_levels_when_deciding_then_they_apply(db: Database, now: datetime) -> None:
+    engine = DecisionEngine(make_policy(trust={"default_level": 3}))
+    with db.transaction() as s:
+        s.add(TrustState(segment="smb", level=1, pinned=True, since=now, reason="test"))
+    _put(db, now, {"id": "A", "employees": 10})
+    d = _decide(db, engine, now)[0].decision
+    assert (d.segment, d.trust_level, d.action) == ("smb", 1, "review")
+
+
+def test_given_a_reroute_key_when_requested_twice_then_decided_once_without_the_late_owner(
+    db: Database, now: datetime
+) -> None:
+    engine = DecisionEngine(make_policy())
+    _put(db, now, {"id": "A"})
+    first = _decide(db, engine, now)[0]
+    with db.transaction() as s:
+        lead = s.get(Lead, first.lead_pk)
+        assert lead is not None
+        request = DecideRequest(
+            lead, "reroute", f"reroute:{first.decision_pk}:breach", frozenset({first.decision.owner or ""})
+        )
+        again = decide_leads(s, engine, [request], now=now)
+        twice = decide_leads(s, engine, [request], now=now)
+    assert len(again) == 1 and twice == []
+    assert again[0].decision.owner not in (None, first.decision.owner)
+
+
+def test_given_restarts_between_batches_when_routing_then_the_rotation_continues_where_it_stopped(
+    db: Database, now: datetime
+) -> None:
+    engine = DecisionEngine(make_policy())
+    owners = []
+    for batch in range(3):  # three "processes", each a fresh engine and session
+        _put(db, now, *[{"id": f"L{batch}-{i}"} for i in range(3)])
+        owners += [
+            d.decision.owner for d in sorted(_decide(db, DecisionEngine(engine.loaded), now), key=lambda d: d.lead_pk)
+        ]
+    assert Counter(owners) == {"ana": 6, "ben": 3}
+    with db.sessions() as s:
+        seqs = s.execute(select(RotationAssignment.seq).order_by(RotationAssignment.seq)).scalars().all()
+    assert seqs == list(range(1, 10))
+
+
+def test_given_two_concurrent_deciders_when_routing_one_team_then_no_slot_is_handed_out_twice(
+    db: Database, now: datetime
+) -> None:
+    engine = DecisionEngine(make_policy())
+    _put(db, now, *[{"id": f"L{i}"} for i in range(60)])
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            while True:
+                with db.transaction() as s:
+                    if not decide_pending(s, engine, now=now, limit=5):
+                        return
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with db.sessions() as s:
+        slots = s.execute(select(RotationAssignment.seq)).scalars().all()
+        per_lead = s.execute(select(Decision.lead_pk, func.count()).group_by(Decision.lead_pk)).all()
+        reps = Counter(s.execute(select(Decision.owner)).scalars())
+    assert sorted(slots) == list(range(1, 61))
+    assert all(n == 1 for _, n in per_lead) and len(per_lead) == 60
+    assert reps == {"ana": 40, "ben": 20}
