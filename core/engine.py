@@ -28,6 +28,8 @@ from core.trust import choose_action, in_audit_sample
 
 __all__ = ["DecisionEngine", "LeadContext"]
 
+_UNROUTED = Route("pending", "none", None, "none", "")
+
 
 @dataclass(frozen=True, slots=True)
 class LeadContext:
@@ -56,6 +58,8 @@ class DecisionEngine:
         self.segments = [(name, compile_condition(cond)) for name, cond in policy.segments.items()]
         self.suppressions = [(compile_condition(r.when), r.reason, r.queue) for r in policy.suppress]
         self.free_domains = frozenset(d.lower() for d in policy.enrichment.free_email_domains)
+        self._ownership = policy.escalation.duplicate_ownership
+        self._trigger_order = {code: i for i, code in enumerate(self.escalator.codes)}
 
     def account_domain(self, lead: Lead) -> str | None:
         """The domain to look the lead's account up by (never a personal mail domain)."""
@@ -86,18 +90,22 @@ class DecisionEngine:
         facts.score = score
 
         # triggers that do not depend on who owns the lead decide suppression; routing after
-        provisional = Route("pending", "none", None, "none", "")
-        esc = EscalationContext(parts, confidence, provisional, ctx.previous, ())
-        before_routing = [t for t in self.escalator.triggers(facts, esc) if t.code != "duplicate_ownership"]
-        facts.trigger_codes = frozenset(t.code for t in before_routing)
+        esc = EscalationContext(parts, confidence, _UNROUTED, ctx.previous, ctx.duplicates)
+        before_routing = self.escalator.triggers(facts, esc)
+        if before_routing:
+            facts.trigger_codes = frozenset(t.code for t in before_routing)
         suppression = self._suppression(facts)
         if suppression is not None and not any(t.hard for t in before_routing):
             route = self._parked(lead, suppression)
         else:
             route = self.router.route(facts, rotation, keep_owner=policy.keep_owner, exclude=ctx.exclude_owners)
-        esc = EscalationContext(parts, confidence, route, ctx.previous, ctx.duplicates)
-        triggers = self._with_ownership(before_routing, facts, esc)
-        facts.trigger_codes = frozenset(t.code for t in triggers)
+        ownership = None
+        if self._ownership:
+            routed = EscalationContext(parts, confidence, route, ctx.previous, ctx.duplicates)
+            ownership = self.escalator.ownership(facts, routed)
+        triggers = self._ordered(before_routing, ownership)
+        if ownership is not None:
+            facts.trigger_codes = frozenset(t.code for t in triggers)
 
         level = self.trust_level(segment, trust_levels)
         action, why = choose_action(
@@ -159,13 +167,12 @@ class DecisionEngine:
             return Route("suppressed", "keep", current, kind, f"suppressed ({reason}): owner left as is")
         return Route("suppressed", "none", None, "none", f"suppressed ({reason}): not routed")
 
-    def _with_ownership(self, before: list[Trigger], facts: Facts, esc: EscalationContext) -> tuple[Trigger, ...]:
-        ownership = [t for t in self.escalator.triggers(facts, esc) if t.code == "duplicate_ownership"]
-        if not ownership:
+    def _ordered(self, before: list[Trigger], ownership: Trigger | None) -> tuple[Trigger, ...]:
+        """Triggers in the policy's documented order (duplicate_ownership after missing_data)."""
+        if ownership is None:
             return tuple(before)
-        # keep the policy's trigger order: duplicate_ownership sits after missing_data
-        order = {code: i for i, code in enumerate(self.escalator.codes)}
-        return tuple(sorted([*before, *ownership], key=lambda t: order.get(t.code, len(order))))
+        order = self._trigger_order
+        return tuple(sorted([*before, ownership], key=lambda t: order.get(t.code, len(order))))
 
     @staticmethod
     def _explain(score: Score, segment: str, route: Route, owner: str, action: str, why: str) -> str:

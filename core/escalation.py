@@ -14,7 +14,7 @@ from datetime import timedelta
 from core.model import Account, DuplicateRecord, Lead, PriorScore, Route, Trigger
 from core.policy.conditions import Check, Facts, compile_condition
 from core.policy.durations import parse_duration
-from core.policy.schema import Escalation
+from core.policy.schema import BUILTIN_TRIGGERS, Escalation
 from core.routing import Roster
 from core.scoring import ScoreParts
 
@@ -76,43 +76,38 @@ class Escalator:
             parse_duration(escalation.score_volatility.within) if escalation.score_volatility else None
         )
         self._signal_window = parse_duration(escalation.customer_signal.within) if escalation.customer_signal else None
-        self._checks: list[Callable[[Facts, EscalationContext], str | None]] = [
-            self._strategic,
-            self._deal_size,
-            self._regulated_industry,
-            self._conflicting,
-            self._volatility,
-            self._missing,
-            self._duplicate,
-            self._gray_zone,
-            self._vip,
-            self._customer_signal,
-            self._low_confidence,
+        checks: list[tuple[str, Callable[[Facts, EscalationContext], str | None], object]] = [
+            ("strategic_account", self._strategic, escalation.strategic_account),
+            ("high_deal_size", self._deal_size, escalation.high_deal_size),
+            ("regulated_industry", self._regulated_industry, escalation.regulated_industry),
+            ("conflicting_signals", self._conflicting, escalation.conflicting_signals),
+            ("score_volatility", self._volatility, escalation.score_volatility),
+            ("missing_data", self._missing, escalation.missing_data),
+            ("gray_zone", self._gray_zone, escalation.gray_zone),
+            ("vip", self._vip, escalation.vip),
+            ("customer_signal", self._customer_signal, escalation.customer_signal),
+            ("low_confidence", self._low_confidence, escalation.low_confidence),
         ]
-        self.codes = [
-            "strategic_account",
-            "high_deal_size",
-            "regulated_industry",
-            "conflicting_signals",
-            "score_volatility",
-            "missing_data",
-            "duplicate_ownership",
-            "gray_zone",
-            "vip",
-            "customer_signal",
-            "low_confidence",
-        ]
+        # only the triggers the policy turns on are evaluated
+        self._checks = [(code, check) for code, check, setting in checks if setting]
+        self.codes = [*BUILTIN_TRIGGERS, *(c.code for c in escalation.custom)]
 
-    def triggers(self, facts: Facts, ctx: EscalationContext) -> tuple[Trigger, ...]:
+    def triggers(self, facts: Facts, ctx: EscalationContext) -> list[Trigger]:
+        """Every trigger except ``duplicate_ownership`` (which needs the routed owner)."""
         found: list[Trigger] = []
-        for code, check in zip(self.codes, self._checks, strict=True):
+        for code, check in self._checks:
             detail = check(facts, ctx)
             if detail is not None:
                 found.append(Trigger(code, detail, code in self.hard))
         for code, when, detail, hard in self._custom:
             if when(facts):
                 found.append(Trigger(code, detail, hard or code in self.hard))
-        return tuple(found)
+        return found
+
+    def ownership(self, facts: Facts, ctx: EscalationContext) -> Trigger | None:
+        """``duplicate_ownership``, once routing has chosen an owner."""
+        detail = self._duplicate(facts, ctx)
+        return Trigger("duplicate_ownership", detail, "duplicate_ownership" in self.hard) if detail else None
 
     # each check returns the detail when the trigger fires, else None
 

@@ -164,7 +164,7 @@ def lead_record(lead: Lead) -> dict[str, Any]:
 def _text(value: Any, name: str, problems: dict[str, str]) -> str | None:
     if value is None:
         return None
-    if isinstance(value, str):
+    if type(value) is str:
         value = value.strip()
         return value[:MAX_TEXT] if value else None
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -228,6 +228,8 @@ def _number(value: Any) -> float | None:
 
 
 def _count(value: Any, name: str, problems: dict[str, str]) -> int | None:
+    if type(value) is int and 0 <= value <= 10_000_000:
+        return value
     if value is None or value == "":
         return None
     if isinstance(value, str) and "-" in value.strip()[1:]:
@@ -260,27 +262,24 @@ def _flag(value: Any) -> bool:
 
 
 def parse_time(value: Any) -> datetime | None:
-    """ISO 8601 (``Z`` or offset; naive means UTC) or epoch milliseconds (HubSpot)."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int | float) or (isinstance(value, str) and value.strip().isdigit()):
+    """ISO 8601 (``Z``, ``+0000`` or ``+00:00``; naive means UTC) or epoch milliseconds (HubSpot)."""
+    if type(value) is str:
         try:
-            millis = float(value)
-            return datetime.fromtimestamp(millis / 1000, tz=UTC) if 1e11 < millis < 1e14 else None
-        except (OverflowError, OSError, ValueError):
-            return None
-    if not isinstance(value, str):
+            parsed = datetime.fromisoformat(value)  # 3.11 reads Z, +0000 and dates: the common case
+        except ValueError:
+            text = value.strip()
+            if not text.isdigit():
+                return None
+            value = text
+        else:
+            return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
         return None
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    if len(text) > 19 and text[-5] in "+-" and text[-4:].isdigit():  # Salesforce: +0000
-        text = f"{text[:-2]}:{text[-2:]}"
     try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
+        millis = float(value)
+        return datetime.fromtimestamp(millis / 1000, tz=UTC) if 1e11 < millis < 1e14 else None
+    except (OverflowError, OSError, ValueError):
         return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def _time(value: Any, name: str, problems: dict[str, str]) -> datetime | None:

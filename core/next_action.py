@@ -8,12 +8,12 @@ event placeholders use the events the matching rule asked about, when it asked a
 from __future__ import annotations
 
 import string
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from core.escalation import format_age
-from core.model import Evidence, NextBestAction, Trigger
+from core.model import Event, Evidence, NextBestAction, Trigger
 from core.policy.conditions import Check, Facts, compile_condition
 from core.policy.schema import NextBestActionRule
 
@@ -47,11 +47,7 @@ class _Rule:
     code: str
     label: str
     event_types: frozenset[str]
-
-
-class _SafeDict(dict[str, str]):
-    def __missing__(self, key: str) -> str:
-        return ""
+    placeholders: frozenset[str]
 
 
 class ActionPlanner:
@@ -59,9 +55,15 @@ class ActionPlanner:
 
     def __init__(self, rules: list[NextBestActionRule]) -> None:
         self.rules = [
-            _Rule(compile_condition(r.when) if r.when else None, r.code, r.label, _event_types(r.when)) for r in rules
+            _Rule(
+                compile_condition(r.when) if r.when else None,
+                r.code,
+                r.label,
+                _event_types(r.when),
+                frozenset(f for _, f, _, _ in string.Formatter().parse(r.label) if f),
+            )
+            for r in rules
         ]
-        self._formatter = string.Formatter()
 
     def plan(
         self,
@@ -75,30 +77,56 @@ class ActionPlanner:
                 return NextBestAction(rule.code, self._label(rule, facts, evidence, triggers, owner_name))
         raise AssertionError("the policy guarantees a final rule without 'when'")
 
+    @staticmethod
     def _label(
-        self,
         rule: _Rule,
         facts: Facts,
         evidence: tuple[Evidence, ...],
         triggers: tuple[Trigger, ...],
         owner_name: str,
     ) -> str:
-        lead, score = facts.lead, facts.score
-        events = [e for e in lead.events if not rule.event_types or e.type in rule.event_types]
-        latest = events[-1] if events else None
-        top = max((e for e in evidence if e.points > 0), key=lambda e: e.points, default=None)
-        values = _SafeDict(
-            name=lead.name,
-            company=lead.company or "their company",
-            title=lead.title or "",
-            band=score.band if score else "",
-            score=str(score.total) if score else "",
-            segment=facts.segment or "",
-            owner=owner_name,
-            top_signal=describe_evidence(top) if top else "no strong signal yet",
-            latest_event=latest.type.replace("_", " ") if latest else "no recent activity",
-            latest_event_ago=format_age(facts.now - latest.at) if latest else "",
-            triggers=", ".join(t.code.replace("_", " ") for t in triggers) or "none",
-        )
-        text = self._formatter.vformat(rule.label, (), values).strip()
+        if not rule.placeholders:
+            return rule.label
+        # placeholder names were validated against LABEL_PLACEHOLDERS when the policy loaded, so
+        # format_map only ever looks up plain names; lead text is inserted, never interpreted
+        values = {name: _PLACEHOLDERS[name](rule, facts, evidence, triggers, owner_name) for name in rule.placeholders}
+        text = rule.label.format_map(values).strip()
         return text if len(text) <= _MAX_LABEL else text[: _MAX_LABEL - 1] + "…"
+
+
+def _latest(rule: _Rule, facts: Facts) -> Event | None:
+    for event in reversed(facts.lead.events):
+        if not rule.event_types or event.type in rule.event_types:
+            return event
+    return None
+
+
+def _top_signal(evidence: tuple[Evidence, ...]) -> str:
+    top = max((e for e in evidence if e.points > 0), key=lambda e: e.points, default=None)
+    return describe_evidence(top) if top else "no strong signal yet"
+
+
+def _latest_event(rule: _Rule, facts: Facts) -> str:
+    latest = _latest(rule, facts)
+    return latest.type.replace("_", " ") if latest else "no recent activity"
+
+
+def _latest_event_ago(rule: _Rule, facts: Facts) -> str:
+    latest = _latest(rule, facts)
+    return format_age(facts.now - latest.at) if latest else ""
+
+
+Placeholder = Callable[[_Rule, Facts, tuple[Evidence, ...], tuple[Trigger, ...], str], str]
+_PLACEHOLDERS: dict[str, Placeholder] = {
+    "name": lambda r, f, e, t, o: f.lead.name,
+    "company": lambda r, f, e, t, o: f.lead.company or "their company",
+    "title": lambda r, f, e, t, o: f.lead.title or "",
+    "band": lambda r, f, e, t, o: f.score.band if f.score else "",
+    "score": lambda r, f, e, t, o: str(f.score.total) if f.score else "",
+    "segment": lambda r, f, e, t, o: f.segment or "",
+    "owner": lambda r, f, e, t, o: o,
+    "top_signal": lambda r, f, e, t, o: _top_signal(e),
+    "latest_event": lambda r, f, e, t, o: _latest_event(r, f),
+    "latest_event_ago": lambda r, f, e, t, o: _latest_event_ago(r, f),
+    "triggers": lambda r, f, e, t, o: ", ".join(x.code.replace("_", " ") for x in t) or "none",
+}

@@ -17,10 +17,10 @@ the store (so two deciders on PostgreSQL never hand out the same slot).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Protocol
+from typing import NamedTuple, Protocol
 from zoneinfo import ZoneInfo
 
 from core.model import Account, Route
@@ -41,8 +41,7 @@ _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _EPSILON = 1e-9
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
+class Candidate(NamedTuple):
     """A rep who may take a rotation lead now, with what capacity checks need."""
 
     rep: str
@@ -190,6 +189,12 @@ class Router:
     def __init__(self, policy: Policy, roster: Roster) -> None:
         self.roster = roster
         self.fallback_queue = policy.fallback_queue
+        # availability depends only on the rep and ``now``; a batch decided at one ``now``
+        # asks the same question thousands of times
+        self._cached_at: datetime | None = None
+        self._away: dict[str, str | None] = {}
+        self._days: dict[str, str] = {}
+        self._teams_now: dict[tuple[str, str], tuple[list[Candidate], list[str]]] = {}
         self.rules: list[_Rule] = []
         for rule in policy.routing:
             when = compile_condition(rule.when) if rule.when else None
@@ -222,7 +227,7 @@ class Router:
             routed = self._apply(rule, facts.account, facts, rotation, exclude, skipped, now)
             if routed is not None:
                 # say why earlier matching rules did not decide: "why not the account owner?"
-                return replace(routed, detail=f"{routed.detail}; {'; '.join(skipped)}") if skipped else routed
+                return routed._replace(detail=f"{routed.detail}; {'; '.join(skipped)}") if skipped else routed
         detail = "no routing rule matched" if not skipped else "; ".join(skipped)
         return Route("fallback", "fallback_queue", self.fallback_queue, "queue", detail)
 
@@ -255,6 +260,29 @@ class Router:
         assert rule.target is not None and rule.method is not None
         return self._rotate(rule.name, rule.target, rule.method, facts, rotation, exclude, now)
 
+    def _candidates(
+        self, team_id: str, method: str, exclude: frozenset[str], now: datetime
+    ) -> tuple[list[Candidate], list[str]]:
+        """Who in the team may take a lead now, and why the others may not."""
+        candidates: list[Candidate] = []
+        away: list[str] = []
+        for rep in self.roster.team_members[team_id]:
+            reason = "excluded (re-route)" if rep.id in exclude else self._availability(rep, now)
+            if reason:
+                away.append(f"{rep.name} {reason}")
+                continue
+            weight = rep.weight if method == "weighted_round_robin" else 1
+            candidates.append(Candidate(rep.id, weight, rep.daily_capacity, self._days[rep.id]))
+        return candidates, away
+
+    def _availability(self, rep: Rep, now: datetime) -> str | None:
+        if now != self._cached_at:
+            self._cached_at, self._away, self._days, self._teams_now = now, {}, {}, {}
+        if rep.id not in self._away:
+            self._away[rep.id] = availability(rep, now)
+            self._days[rep.id] = _local_day(rep, now).isoformat()
+        return self._away[rep.id]
+
     def _direct(
         self,
         rule: str,
@@ -266,7 +294,7 @@ class Router:
         account: Account | None = None,
     ) -> Route | None:
         rep = self.roster.reps[rep_id]
-        away = "excluded (re-route)" if rep_id in exclude else availability(rep, now)
+        away = "excluded (re-route)" if rep_id in exclude else self._availability(rep, now)
         if away:
             skipped.append(f"{rule}: {rep.name} {away}")
             return None
@@ -284,15 +312,13 @@ class Router:
         now: datetime,
     ) -> Route:
         team = self.roster.teams[team_id]
-        candidates: list[Candidate] = []
-        away: list[str] = []
-        for rep in self.roster.team_members[team_id]:
-            reason = "excluded (re-route)" if rep.id in exclude else availability(rep, now)
-            if reason:
-                away.append(f"{rep.name} {reason}")
-                continue
-            weight = rep.weight if method == "weighted_round_robin" else 1
-            candidates.append(Candidate(rep.id, weight, rep.daily_capacity, _local_day(rep, now).isoformat()))
+        key = (team_id, method)
+        if exclude or now != self._cached_at or key not in self._teams_now:
+            candidates, away = self._candidates(team_id, method, exclude, now)
+            if not exclude:
+                self._teams_now[key] = (candidates, away)
+        else:
+            candidates, away = self._teams_now[key]
         chosen = (
             rotation.assign(team_id, candidates, f"{facts.lead.source}:{facts.lead.id}", now) if candidates else None
         )
@@ -308,8 +334,3 @@ class Router:
         if away:
             detail += "; skipped " + "; ".join(away)
         return Route(rule, method, chosen.rep, "rep", detail, team=team_id)
-
-
-def members_by_team(roster: Roster) -> Mapping[str, list[str]]:
-    """Rep ids per team, in policy order (for reports)."""
-    return {team: [r.id for r in reps] for team, reps in roster.team_members.items()}

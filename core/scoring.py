@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
 from core.model import Evidence, Lead
@@ -94,11 +95,20 @@ class Scorer:
         ]
         intent = scoring.intent
         self._event_points = dict(intent.events)
+        # evidence names and rule texts per event type, built once instead of per lead
+        self._event_text = {
+            kind: (f"intent.{kind}", f"intent.{kind}: {pts} pts each, half-life {intent.half_life_days:g} d")
+            for kind, pts in intent.events.items()
+        }
         self._half_life = intent.half_life_days * _DAY
         self._window = intent.window_days * _DAY
         self._max_intent = intent.max_points
-        self._half_life_days = intent.half_life_days
         self._completeness = scoring.completeness
+        names = scoring.completeness.fields if scoring.completeness else _CONFIDENCE_FIELDS
+        getter = attrgetter(*names)  # one C call for all the fields ("" never survives normalize)
+        self._known_fields: Callable[[Lead], tuple[Any, ...]] = (
+            getter if len(names) > 1 else (lambda lead: (getter(lead),))
+        )
         self.bands = sorted(scoring.bands.items(), key=lambda kv: -kv[1])
 
     def score(self, facts: Facts) -> ScoreParts:
@@ -144,9 +154,8 @@ class Scorer:
             if points == 0:
                 continue
             total += points
-            n = counts[kind]
-            rule = f"intent.{kind}: {self._event_points[kind]} pts each, half-life {self._half_life_days:g} d"
-            evidence.append(Evidence(f"intent.{kind}", n, points, rule))
+            signal, rule = self._event_text[kind]
+            evidence.append(Evidence(signal, counts[kind], points, rule))
         if total > self._max_intent:
             evidence.append(
                 Evidence("intent.cap", total, self._max_intent - total, f"intent capped at {self._max_intent}")
@@ -155,15 +164,15 @@ class Scorer:
         return total
 
     def _complete(self, lead: Lead, evidence: list[Evidence]) -> tuple[int, float]:
-        fields = self._completeness.fields if self._completeness else list(_CONFIDENCE_FIELDS)
-        known = sum(1 for name in fields if getattr(lead, name, None) not in (None, ""))
-        share = known / len(fields)
+        values = self._known_fields(lead)
+        known = len(values) - values.count(None)
+        share = known / len(values)
         if self._completeness is None or self._completeness.points == 0:
             return 0, share
         points = round(self._completeness.points * share)
         if points:
-            rule = f"completeness: {self._completeness.points} × {known}/{len(fields)} fields known"
-            evidence.append(Evidence("completeness", f"{known}/{len(fields)}", points, rule))
+            rule = f"completeness: {self._completeness.points} × {known}/{len(values)} fields known"
+            evidence.append(Evidence("completeness", f"{known}/{len(values)}", points, rule))
         return points, share
 
     def _raw_confidence(self, total: int, known_share: float) -> float:

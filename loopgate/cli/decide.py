@@ -29,6 +29,8 @@ from loopgate.wiring import open_database, read_policy
 __all__ = ["register"]
 
 _BATCH = 500
+# compact, no circularity check: decisions are plain trees, and this runs once per lead
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
 
 
 def _now(value: str | None) -> datetime:
@@ -118,13 +120,13 @@ def _decide_pure(
 ) -> int:
     rotation = InMemoryRotation()
     failed = 0
-    dumps, write = json.dumps, sink.write
+    write, no_context = sink.write, LeadContext()
     for _, lead in lines:
         if lead is None:
             failed += 1
             continue
-        ctx = LeadContext(account=_account_for(engine, lead, directory)) if directory else LeadContext()
-        write(dumps(engine.decide(lead, ctx, rotation=rotation, now=at).to_dict(), ensure_ascii=False) + "\n")
+        ctx = LeadContext(account=_account_for(engine, lead, directory)) if directory else no_context
+        write(_encode(engine.decide(lead, ctx, rotation=rotation, now=at).to_dict()) + "\n")
     return failed
 
 
@@ -156,7 +158,7 @@ def _decide_stored(
             ):
                 latest[lead_pk] = contract
         for lead in batch:
-            sink.write(json.dumps(latest[pks[(lead.source, lead.id)]], ensure_ascii=False) + "\n")
+            sink.write(_encode(latest[pks[(lead.source, lead.id)]]) + "\n")
         batch.clear()
 
     for _, lead in lines:
