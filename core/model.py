@@ -133,15 +133,19 @@ class Evidence:
 
 @dataclass(frozen=True, slots=True)
 class Score:
+    """``confidence`` is what people see (calibrated); ``raw_confidence`` is the score's own
+    uncalibrated value, kept so that calibration can be refitted from labelled decisions."""
+
     fit: int
     intent: int
     completeness: int
     total: int
     band: str
     confidence: float
+    raw_confidence: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "fit": self.fit,
             "intent": self.intent,
             "completeness": self.completeness,
@@ -149,6 +153,9 @@ class Score:
             "band": self.band,
             "confidence": self.confidence,
         }
+        if self.raw_confidence is not None:
+            out["raw_confidence"] = self.raw_confidence
+        return out
 
 
 @dataclass(frozen=True, slots=True)
