@@ -28,7 +28,12 @@ def test_given_nothing_published_when_resolving_then_the_file_decides(
 
 
 def test_given_a_champion_and_a_different_file_when_resolving_then_the_champion_decides_with_a_warning(
-    db: Database, db_url: str, example_policy: LoadedPolicy, now: datetime, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    db: Database,
+    db_url: str,
+    example_policy: LoadedPolicy,
+    now: datetime,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     other = variant(example_policy, "bands: {hot: 75, warm: 45}", "bands: {hot: 70, warm: 45}")
     with db.transaction() as s:

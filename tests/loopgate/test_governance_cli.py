@@ -44,7 +44,9 @@ def test_given_a_champion_and_a_shadow_challenger_when_governed_from_the_cli_the
 
     compared = json.loads(_cli(env, "policy", "compare", "--json", "--now", NOW).out)
     assert compared["leads"] == len(LEADS) - 12 and compared["changed"]["band"] > 0
-    simulated = json.loads(_cli(env, "policy", "simulate", str(challenger), "--since", "30d", "--json", "--now", NOW).out)
+    simulated = json.loads(
+        _cli(env, "policy", "simulate", str(challenger), "--since", "30d", "--json", "--now", NOW).out
+    )
     assert simulated["leads"] == len(LEADS) and simulated["changed"]["band"] > 0
     assert set(simulated["review_load"]["before"]) >= {"per_day", "by_segment_per_day", "by_rep_per_day"}
 
@@ -77,7 +79,10 @@ def test_given_a_store_when_trust_and_tuning_commands_run_then_they_report_and_r
     assert smb["level"] == 3 and smb["pinned"] and "pinned" in smb["outlook"]
     assert {s["segment"] for s in status} == {"enterprise", "mid_market", "smb", "unknown_size"}
     too_high = run_cli("trust", "pin", "smb", "9", env=env)
-    assert too_high.code == 2 and too_high.err.strip() == "error: level 9 is out of range: 1 … 4 (the policy's trust.max_level)"
+    assert (
+        too_high.code == 2
+        and too_high.err.strip() == "error: level 9 is out of range: 1 … 4 (the policy's trust.max_level)"
+    )
 
     tuned = _cli(env, "tune", "--month", "2026-11", "--now", "2026-12-01T06:00:00Z", "--out", str(tmp_path / "c.yaml"))
     assert "no challenger proposed: not enough labels" in tuned.out

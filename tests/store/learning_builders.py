@@ -90,7 +90,9 @@ def add_review(
     session.flush()
 
 
-def add_audit_verdict(session: Session, decision_pk: int, *, confirm: bool, at: datetime, reviewer: str = "lee") -> None:
+def add_audit_verdict(
+    session: Session, decision_pk: int, *, confirm: bool, at: datetime, reviewer: str = "lee"
+) -> None:
     """A leader's Confirm / Flag on a sampled automatic decision."""
     segment = session.execute(select(Decision.segment).where(Decision.pk == decision_pk)).scalar_one()
     session.add(

@@ -32,7 +32,10 @@ def test_given_reviews_audits_and_outcomes_when_read_then_each_label_says_what_p
         ("reassign", False, "capacity"),
         ("flag", False, "wrong_segment"),
     ]
-    assert all(v.raw_confidence is not None and v.trust_level == d.decision.trust_level for v, d in zip(found, decided, strict=False))
+    assert all(
+        v.raw_confidence is not None and v.trust_level == d.decision.trust_level
+        for v, d in zip(found, decided, strict=False)
+    )
     first, second, third, fourth, fifth = (items[pk] for pk in pks)
     assert (first.human_band, first.human_owner) == (first.contract["score"]["band"], first.contract["owner"])
     assert second.human_band == "hot"

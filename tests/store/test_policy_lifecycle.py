@@ -51,7 +51,9 @@ def test_given_a_valid_policy_when_published_then_champion_history_audit_and_sla
         posts = s.execute(select(OutboxRow).where(OutboxRow.kind == "slack.message")).scalars().all()
         events = history(s)
     assert kinds == ["policy.stored", "policy.published"]
-    assert [(e.action, e.version, e.by, e.note) for e in events] == [("publish", example_policy.version, "cli:rev", "first")]
+    assert [(e.action, e.version, e.by, e.note) for e in events] == [
+        ("publish", example_policy.version, "cli:rev", "first")
+    ]
     assert len(posts) == 1 and posts[0].payload["channel"] == "C0LEADERS"
     assert example_policy.version in posts[0].payload["text"]
     for block in Block.parse_all(posts[0].payload["blocks"]):
@@ -119,7 +121,9 @@ def test_given_a_stored_challenger_that_no_longer_validates_when_promoted_then_r
 ) -> None:
     with db.transaction() as s:
         publish(s, example_policy, now=now, by="t")
-        s.add(PolicyVersion(version="bad00000", name="x", source="x", text="reps: []\n", created_at=now, created_by="t"))
+        s.add(
+            PolicyVersion(version="bad00000", name="x", source="x", text="reps: []\n", created_at=now, created_by="t")
+        )
         s.flush()
         s.add(PolicyRole(role="challenger", version="bad00000", since=now, by="t"))
     with pytest.raises(PolicyError), db.transaction() as s:
@@ -130,7 +134,9 @@ def test_given_a_stored_challenger_that_no_longer_validates_when_promoted_then_r
     assert _roles(db) == (example_policy.version, None)
 
 
-def test_given_nothing_to_act_on_when_asked_then_clear_errors(db: Database, example_policy: LoadedPolicy, now: datetime) -> None:
+def test_given_nothing_to_act_on_when_asked_then_clear_errors(
+    db: Database, example_policy: LoadedPolicy, now: datetime
+) -> None:
     with db.transaction() as s:
         with pytest.raises(LifecycleError, match="no challenger to promote"):
             promote(s, now=now, by="t")

@@ -88,7 +88,11 @@ def test_given_a_stored_challenger_that_no_longer_validates_when_deciding_then_r
     db: Database, example_policy: LoadedPolicy, now: datetime, caplog: pytest.LogCaptureFixture
 ) -> None:
     with db.transaction() as s:
-        s.add(PolicyVersion(version="deadbeef", name="broken", source="x", text="reps: 1\n", created_at=now, created_by="t"))
+        s.add(
+            PolicyVersion(
+                version="deadbeef", name="broken", source="x", text="reps: 1\n", created_at=now, created_by="t"
+            )
+        )
         s.flush()
         s.add(PolicyRole(role="challenger", version="deadbeef", since=now, by="t"))
     with caplog.at_level(logging.WARNING):

@@ -49,7 +49,9 @@ def test_given_enough_agreement_when_recomputed_then_promoted_audited_and_announ
     assert [(m.segment, m.from_level, m.to_level, m.kind) for m in moves] == [("smb", 2, 3, "promote")]
     with db.sessions() as s:
         assert trust_levels(s) == {"smb": 3}
-        kinds = list(s.execute(select(AuditEvent.kind).where(AuditEvent.kind.like("trust.%")).order_by(AuditEvent.seq)).scalars())
+        kinds = list(
+            s.execute(select(AuditEvent.kind).where(AuditEvent.kind.like("trust.%")).order_by(AuditEvent.seq)).scalars()
+        )
         posts = s.execute(select(OutboxRow.payload).where(OutboxRow.kind == "slack.message")).scalars().all()
     assert kinds == ["trust.promoted"]
     assert len(posts) == 1 and posts[0]["channel"] == "C0LEADERS" and "smb" in posts[0]["text"]
@@ -104,7 +106,9 @@ def test_given_a_pinned_segment_when_agreement_is_poor_then_it_stays_until_unpin
     with db.transaction() as s:
         assert [m.kind for m in recompute_trust(s, loaded, now=now + timedelta(hours=4))] == ["demote"]
     with db.sessions() as s:
-        kinds = list(s.execute(select(AuditEvent.kind).where(AuditEvent.kind.like("trust.%")).order_by(AuditEvent.seq)).scalars())
+        kinds = list(
+            s.execute(select(AuditEvent.kind).where(AuditEvent.kind.like("trust.%")).order_by(AuditEvent.seq)).scalars()
+        )
     assert kinds == ["trust.pinned", "trust.unpinned", "trust.demoted"]
 
 

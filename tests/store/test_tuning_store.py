@@ -41,7 +41,9 @@ def _month_of_reviews(db: Database, loaded: LoadedPolicy, n: int) -> None:
             for raw, d in zip(raws, decided, strict=True):
                 wanted = _people_band(raw)
                 agree = wanted == d.decision.score.band
-                add_review(s, d.decision_pk, agree=agree, at=at + timedelta(hours=1), after=None if agree else {"band": wanted})
+                add_review(
+                    s, d.decision_pk, agree=agree, at=at + timedelta(hours=1), after=None if agree else {"band": wanted}
+                )
                 if wanted == "hot" and (i % 2):
                     set_outcome(s, d.lead_pk, converted=True, at=at + timedelta(days=3))
 
@@ -71,7 +73,9 @@ def test_given_a_month_of_reviews_when_tuned_then_a_valid_challenger_that_agrees
     with db.sessions() as s:
         row = s.execute(select(TuningReport)).scalar_one()
         audit = s.execute(select(AuditEvent.kind).where(AuditEvent.kind == "tuning.reported")).scalars().all()
-        post = s.execute(select(OutboxRow.payload).where(OutboxRow.dedupe_key.like("slack.message:tuning:%"))).scalar_one()
+        post = s.execute(
+            select(OutboxRow.payload).where(OutboxRow.dedupe_key.like("slack.message:tuning:%"))
+        ).scalar_one()
     assert row.month == "2026-11" and row.challenger_version == again.version
     assert audit == ["tuning.reported"] and post["channel"] == "C0LEADERS"
     for block in Block.parse_all(post["blocks"]):
@@ -83,7 +87,9 @@ def test_given_too_few_labels_when_tuned_then_the_report_says_why_and_proposes_n
 ) -> None:
     _month_of_reviews(db, example_policy, 20)
     with db.transaction() as s:
-        result = monthly_tuning(s, example_policy, DecisionEngine(example_policy), month="2026-11", now=DEC_1, persist=False)
+        result = monthly_tuning(
+            s, example_policy, DecisionEngine(example_policy), month="2026-11", now=DEC_1, persist=False
+        )
     assert result.challenger is None and result.report["proposal"] is None
     assert "not enough labels" in result.report["no_proposal_reason"]
     with db.sessions() as s:

@@ -21,7 +21,11 @@ def _valid(payload: dict[str, Any]) -> None:
 
 
 def test_given_each_kind_of_change_when_announced_then_the_payload_is_valid_block_kit() -> None:
-    _valid(trust_message("C0LEADERS", Move("smb", 2, 3, "promote", "agreement 90% over 50"), by="loopgate", policy_version="ab12cd34"))
+    _valid(
+        trust_message(
+            "C0LEADERS", Move("smb", 2, 3, "promote", "agreement 90% over 50"), by="loopgate", policy_version="ab12cd34"
+        )
+    )
     _valid(policy_message("C0LEADERS", "shadow", "ab12cd34", "Acme", by="cli:rev", previous=None, note="try it"))
     _valid(tuning_message("C0LEADERS", "2026-11", ["a line"] * 40, challenger="ef56ab78"))
     _valid(tuning_message("C0LEADERS", "2026-11", [], challenger=None))

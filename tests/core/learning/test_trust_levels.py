@@ -12,7 +12,9 @@ T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 TRUST = Trust(promote=TrustPromote(min_reviews=10, min_agreement=0.8), demote=TrustDemote(window=5, min_agreement=0.6))
 
 
-def verdicts(pattern: str, *, level: int = 2, version: str = "v1", segment: str = "smb", start: int = 0) -> list[Verdict]:
+def verdicts(
+    pattern: str, *, level: int = 2, version: str = "v1", segment: str = "smb", start: int = 0
+) -> list[Verdict]:
     """One verdict per character: 'y' agreed, 'n' did not; an hour apart."""
     return [
         Verdict(

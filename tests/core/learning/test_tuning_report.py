@@ -11,7 +11,9 @@ T = datetime(2026, 11, 3, tzinfo=UTC)
 
 
 def _item(band: str, human: str | None, outcome: Outcome | None) -> LabelledDecision:
-    return LabelledDecision(1, 1, T, {"score": {"band": band, "total": 50}, "action": "review"}, None, human, None, outcome)
+    return LabelledDecision(
+        1, 1, T, {"score": {"band": band, "total": 50}, "action": "review"}, None, human, None, outcome
+    )
 
 
 def _verdict(agree: bool, reason: str | None, segment: str = "smb", who: str = "ana") -> Verdict:
