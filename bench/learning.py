@@ -496,8 +496,8 @@ def _review(
             decision_pk=decision_pk,
             lead_pk=lead_pk,
             kind=kind,
-            reviewer="U01" + (contract.get("owner") or "lee").upper(),
-            reviewer_rep=contract.get("owner") or "lee",
+            reviewer="U01" + _reviewer(contract).upper(),
+            reviewer_rep=_reviewer(contract),
             reason_code=reason,
             note=None,
             agree=agree,
@@ -512,6 +512,12 @@ def _review(
         .where(Decision.pk == decision_pk)
         .values(state="reviewed", final_owner=change.get("owner", contract.get("owner")), final_action="auto")
     )
+
+
+def _reviewer(contract: dict[str, Any]) -> str:
+    """The proposed owner reviews; a lead parked in a queue is reviewed by the team's manager."""
+    owner = contract.get("owner")
+    return owner if owner in REPS else "lee"
 
 
 def _ratio(a: int, b: int) -> float | None:

@@ -40,6 +40,15 @@ def _show(value: Any) -> str:
     return text if len(text) <= 100 else text[:97] + "…"
 
 
+def _clean(value: Any) -> Any:
+    """Unset optional keys (``None``) are not part of what a policy says."""
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
 def _item_name(item: Any, index: int) -> str:
     if isinstance(item, dict):
         for key in _NAME_KEYS:
@@ -52,29 +61,45 @@ def _item_name(item: Any, index: int) -> str:
     return str(index)
 
 
-def _flatten(value: Any, path: str) -> Iterator[tuple[str, Any]]:
-    if isinstance(value, dict) and value:
-        for key in sorted(value, key=str):
-            yield from _flatten(value[key], f"{path}.{key}" if path else str(key))
-    elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-        names = [_item_name(v, i) for i, v in enumerate(value)]
-        if len(set(names)) != len(names):  # unnamed or ambiguous: by position
-            names = [str(i) for i in range(len(value))]
-        for name, item in zip(names, value, strict=True):
-            yield from _flatten(item, f"{path}[{name}]")
-    else:
-        yield path, value
+def _named(items: list[Any]) -> dict[str, Any] | None:
+    """Items by name, if every item is a mapping with a distinct name."""
+    if not items or not all(isinstance(v, dict) for v in items):
+        return None
+    names = [_item_name(v, i) for i, v in enumerate(items)]
+    return dict(zip(names, items, strict=True)) if len(set(names)) == len(names) else None
+
+
+def _walk(a: Any, b: Any, path: str) -> Iterator[Change]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b), key=str):
+            sub = f"{path}.{key}" if path else str(key)
+            if key not in a:
+                yield Change(sub, None, b[key], "added")
+            elif key not in b:
+                yield Change(sub, a[key], None, "removed")
+            else:
+                yield from _walk(a[key], b[key], sub)
+        return
+    if isinstance(a, list) and isinstance(b, list):
+        named_a, named_b = _named(a), _named(b)
+        if named_a is not None and named_b is not None:
+            for name, item in named_b.items():
+                sub = f"{path}[{name}]"
+                if name in named_a:
+                    yield from _walk(named_a[name], item, sub)
+                else:
+                    yield Change(sub, None, item, "added")
+            for name, item in named_a.items():
+                if name not in named_b:
+                    yield Change(f"{path}[{name}]", item, None, "removed")
+            return
+    if a != b:
+        yield Change(path, a, b, "changed")
 
 
 def policy_changes(before: Policy, after: Policy) -> list[Change]:
-    """Every leaf that was added, removed or changed, in document order of ``after``."""
-    a = dict(_flatten(before.model_dump(mode="json", by_alias=True), ""))
-    b = dict(_flatten(after.model_dump(mode="json", by_alias=True), ""))
-    out: list[Change] = []
-    for path, value in b.items():
-        if path not in a:
-            out.append(Change(path, None, value, "added"))
-        elif a[path] != value:
-            out.append(Change(path, a[path], value, "changed"))
-    out += [Change(path, value, None, "removed") for path, value in a.items() if path not in b]
-    return out
+    """Every setting that was added, removed or changed; named list items (reps, rules, fit
+    rules…) are matched by name and reported whole when added or removed."""
+    a = _clean(before.model_dump(mode="json", by_alias=True))
+    b = _clean(after.model_dump(mode="json", by_alias=True))
+    return list(_walk(a, b, ""))

@@ -99,6 +99,9 @@ def compare(pairs: Sequence[Pair], *, days: float, top_n: int = 50, examples: in
         for key, moved in diff.items():
             changed[key] += moved
         changed["any"] += any(diff.values())
+        # an owner change by another rule or team is a policy change; within the same rotation it is
+        # (in a replay) mostly round-robin turns shifting after an earlier lead went elsewhere
+        changed["route"] += _route(p.before) != _route(p.after)
         if diff["action"]:
             action_moves[f"{p.before['action']}→{p.after['action']}"] += 1
         if diff["band"]:
@@ -111,7 +114,7 @@ def compare(pairs: Sequence[Pair], *, days: float, top_n: int = 50, examples: in
     return {
         "leads": len(pairs),
         "days": round(days, 2),
-        "changed": {k: changed[k] for k in ("any", "action", "owner", "band")},
+        "changed": {k: changed[k] for k in ("any", "action", "owner", "route", "band")},
         "action_changes": dict(action_moves.most_common()),
         "band_changes": dict(band_moves.most_common()),
         "examples": shown,
@@ -134,6 +137,11 @@ def compare(pairs: Sequence[Pair], *, days: float, top_n: int = 50, examples: in
             "after": side_metrics(after, outcomes, top_n=top_n),
         },
     }
+
+
+def _route(d: Mapping[str, Any]) -> tuple[Any, Any]:
+    route = d.get("route") or {}
+    return route.get("rule"), route.get("team")
 
 
 def _brief(d: Mapping[str, Any]) -> dict[str, Any]:

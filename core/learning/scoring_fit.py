@@ -134,7 +134,7 @@ def _candidates(policy: Policy, facts: Sequence[Facts], min_support: int, extra:
         if all(_is_number(v) for v in present):
             made = _numeric_candidates(signal, present, min_support)
         elif all(isinstance(v, str) for v in present):
-            made = _text_candidates(signal, [str(v).casefold() for v in present], ops, min_support)
+            made = _text_candidates(signal, [str(v) for v in present], ops, min_support)
         out += [r for r in made if _predicate_key(r) not in existing]
         existing |= {_predicate_key(r) for r in made}
     return out
@@ -158,17 +158,21 @@ _CATEGORICAL = frozenset({"in", "eq", "not_in", "ne"})
 def _text_candidates(signal: str, texts: Sequence[str], ops: set[str], min_support: int) -> list[FitRule]:
     """Frequent words where the policy matches patterns; frequent values where it lists them."""
     made = []
+    spelled: dict[str, str] = {}
+    for original, _ in Counter(texts).most_common():
+        spelled.setdefault(original.casefold(), original)
     if "matches" in ops or not ops & _CATEGORICAL:
-        words = Counter(w for t in texts for w in set(_WORD.findall(t)))
+        words = Counter(w for t in texts for w in set(_WORD.findall(t.casefold())))
         for word, count in words.most_common(15):
             if count >= min_support:
                 label = f"{signal} mentions '{word}' (learned)"
                 made.append(FitRule(signal=signal, points=0, matches=f"(?i)\\b{re.escape(word)}\\b", label=label))
     if ops & _CATEGORICAL or "matches" not in ops:
-        for value, count in Counter(texts).most_common(15):
+        for value, count in Counter(t.casefold() for t in texts).most_common(15):
             if count >= min_support:
-                label = f"{signal} is {value} (learned)"
-                made.append(FitRule.model_validate({"signal": signal, "points": 0, "in": [value], "label": label}))
+                shown = spelled[value]  # conditions compare case-insensitively; people read the usual spelling
+                label = f"{signal} is {shown} (learned)"
+                made.append(FitRule.model_validate({"signal": signal, "points": 0, "in": [shown], "label": label}))
     return made
 
 

@@ -234,6 +234,10 @@ def _propose(
         report["proposal"] = None
         report["no_proposal_reason"] = f"the learned scoring did not validate: {exc}"
         return None
+    if challenger.version == loaded.version:
+        report["proposal"] = None
+        report["no_proposal_reason"] = "re-learning from these labels gives the current scoring back: nothing to change"
+        return None
     days = max((until - datetime.fromisoformat(report["period"]["since"])).days, 1)
     replayed = replay_decisions(
         session, engine, DecisionEngine(challenger, calibration=engine.calibration), month_items

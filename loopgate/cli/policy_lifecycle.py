@@ -131,6 +131,11 @@ def print_comparison(report: dict[str, Any], before: str, after: str) -> None:
         f"\n{n} leads over {report['days']:g} days: {changed['any']} would change "
         f"(action {changed['action']}, owner {changed['owner']}, band {changed['band']})"
     )
+    if changed["owner"]:
+        out.print(
+            f"  owners: {changed['route']} by another routing rule or team; the rest are round-robin turns "
+            "that shift once an earlier lead goes elsewhere"
+        )
     for title, key in (("actions", "action_changes"), ("bands", "band_changes")):
         if report[key]:
             out.print(f"  {title}: " + ", ".join(f"{k} ×{v}" for k, v in report[key].items()))

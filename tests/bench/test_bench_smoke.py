@@ -69,7 +69,12 @@ def test_given_a_tiny_dataset_when_evaluated_then_one_line_per_configuration_and
     assert evaluate.main(["--data", str(tmp_path)]) == 0
     captured = capsys.readouterr()
     rows = [json.loads(line) for line in captured.out.splitlines()]
-    assert [r["config"] for r in rows] == ["policy", "learned_policy_signals", "learned_all_columns", "logistic_baseline"]
+    assert [r["config"] for r in rows] == [
+        "policy",
+        "learned_policy_signals",
+        "learned_all_columns",
+        "logistic_baseline",
+    ]
     assert all(r["dataset"] == "x_education_leads" and 0 <= r["auc"] <= 1 for r in rows)
     assert "skipped uci_bank_marketing" in captured.err
     assert evaluate.main(["--data", str(tmp_path / "nowhere")]) == 0

@@ -84,6 +84,10 @@ def test_given_a_store_when_trust_and_tuning_commands_run_then_they_report_and_r
         and too_high.err.strip() == "error: level 9 is out of range: 1 … 4 (the policy's trust.max_level)"
     )
 
+    recomputed = _cli(env, "trust", "recompute", "--now", NOW).out
+    assert "no segment earned a move" in recomputed and "calibration: not refitted" in recomputed
+    assert "no verdicts since" in _cli(env, "trust", "calibration", "--now", NOW).out
+
     tuned = _cli(env, "tune", "--month", "2026-11", "--now", "2026-12-01T06:00:00Z", "--out", str(tmp_path / "c.yaml"))
     assert "no challenger proposed: not enough labels" in tuned.out
     assert not (tmp_path / "c.yaml").exists()

@@ -101,3 +101,19 @@ def test_given_months_when_bounded_then_calendar_months_in_utc() -> None:
     assert previous_month(DEC_1) == "2026-11"
     with pytest.raises(TuningError, match="not a month"):
         month_bounds("November")
+
+
+def test_given_the_proposal_was_published_when_tuned_again_on_the_same_labels_then_nothing_to_change(
+    db: Database, example_policy: LoadedPolicy
+) -> None:
+    _month_of_reviews(db, example_policy, 300)
+    with db.transaction() as s:
+        first = monthly_tuning(s, example_policy, DecisionEngine(example_policy), month="2026-11", now=DEC_1)
+    assert first.challenger is not None
+    tuned = first.challenger
+    with db.transaction() as s:
+        again = monthly_tuning(s, tuned, DecisionEngine(tuned), month="2026-11", now=DEC_1, persist=False)
+    assert again.challenger is None
+    assert again.report["no_proposal_reason"] == (
+        "re-learning from these labels gives the current scoring back: nothing to change"
+    )

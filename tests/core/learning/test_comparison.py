@@ -19,7 +19,7 @@ def test_given_pairs_when_compared_then_changes_load_and_agreement_are_counted()
         Pair("s:3", _d("review", "ana", "warm", 47), _d("review", "cy", "warm", 47), None, None, None),
     ]
     report = compare(pairs, days=2.0, top_n=2)
-    assert report["changed"] == {"any": 2, "action": 1, "owner": 1, "band": 1}
+    assert report["changed"] == {"any": 2, "action": 1, "owner": 1, "route": 0, "band": 1}
     assert report["action_changes"] == {"review→auto": 1}
     assert report["band_changes"] == {"warm→cold": 1}
     load = report["review_load"]
