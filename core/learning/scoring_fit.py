@@ -162,7 +162,8 @@ def _text_candidates(signal: str, texts: Sequence[str], ops: set[str], min_suppo
     for original, _ in Counter(texts).most_common():
         spelled.setdefault(original.casefold(), original)
     if "matches" in ops or not ops & _CATEGORICAL:
-        words = Counter(w for t in texts for w in set(_WORD.findall(t.casefold())))
+        # dict.fromkeys, not set: first-seen order breaks count ties the same way in every process
+        words = Counter(w for t in texts for w in dict.fromkeys(_WORD.findall(t.casefold())))
         for word, count in words.most_common(15):
             if count >= min_support:
                 label = f"{signal} mentions '{word}' (learned)"
@@ -179,7 +180,7 @@ def _text_candidates(signal: str, texts: Sequence[str], ops: set[str], min_suppo
 def _event_features(intent: Intent, facts: Sequence[Facts], min_support: int) -> list[str]:
     seen: Counter[str] = Counter()
     for f in facts:
-        seen.update({e.type for e in f.lead.events})
+        seen.update(dict.fromkeys(e.type for e in f.lead.events))
     observed = [t for t, c in seen.most_common() if c >= min_support and re.fullmatch(r"[a-z][a-z0-9_]{0,62}", t)]
     return list(dict.fromkeys([*intent.events, *observed]))
 
