@@ -180,7 +180,7 @@ def _text_candidates(signal: str, texts: Sequence[str], ops: set[str], min_suppo
 def _event_features(intent: Intent, facts: Sequence[Facts], min_support: int) -> list[str]:
     seen: Counter[str] = Counter()
     for f in facts:
-        seen.update(dict.fromkeys(e.type for e in f.lead.events))
+        seen.update(list(dict.fromkeys(e.type for e in f.lead.events)))
     observed = [t for t, c in seen.most_common() if c >= min_support and re.fullmatch(r"[a-z][a-z0-9_]{0,62}", t)]
     return list(dict.fromkeys([*intent.events, *observed]))
 

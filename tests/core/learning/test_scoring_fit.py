@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -99,3 +103,42 @@ def test_given_a_binary_outcome_when_learned_by_shares_then_band_shares_are_kept
 def test_given_classes_that_are_not_the_bands_when_anchored_on_bands_then_refused(example_policy: LoadedPolicy) -> None:
     with pytest.raises(ValueError, match="cold < warm < hot"):
         learn_scoring(example_policy.policy, _examples(10, 4), classes=["a", "b", "c"], anchor="bands")
+
+
+_TIES = """
+from datetime import UTC, datetime
+from core.learning.policy_text import render_scoring
+from core.learning.scoring_fit import Example, learn_scoring
+from core.model import Lead
+from core.policy import parse_policy
+from tests.conftest import EXAMPLE_POLICY
+
+# 16 words that always come together: only 15 may become candidates, so ties must break the same way
+WORDS = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar papa"
+now = datetime(2026, 11, 20, tzinfo=UTC)
+examples = []
+for i in range(400):
+    wordy = i % 2 == 0
+    lead = Lead(id=str(i), title=WORDS if wordy else "x", employees=50 + 13 * i, email="a@b.com", country="US")
+    examples.append(Example(lead, None, now, 2 if wordy and i % 4 == 0 else 1 if wordy else 0))
+policy = parse_policy(EXAMPLE_POLICY.read_text()).policy
+print(render_scoring(learn_scoring(policy, examples, classes=["cold", "warm", "hot"], anchor="bands").scoring))
+"""
+
+
+def test_given_two_processes_with_different_hash_seeds_when_learning_on_tied_counts_then_the_same_proposal() -> None:
+    """Set iteration order varies between processes; which tied candidate wins must not."""
+    root = Path(__file__).resolve().parents[3]
+    outputs = [
+        subprocess.run(
+            [sys.executable, "-c", _TIES],
+            cwd=root,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in ("1", "2")
+    ]
+    assert outputs[0] == outputs[1]
+    assert "mentions 'alpha'" in outputs[0]  # first seen wins the tie
