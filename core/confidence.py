@@ -3,8 +3,9 @@
 The score's raw confidence (``core.scoring``) ranks leads by how sure the score is of itself;
 people decide whether it is right. A :class:`Calibration` maps raw confidence to the observed
 probability that a reviewer accepts the recommendation, per segment, as a monotone
-piecewise-linear curve (knots fitted from labels by ``core.learning``). Without labels for a
-segment the raw value is used, so the engine never needs a calibration to run.
+piecewise-linear curve (knots fitted from labels by ``core.learning.calibration``). A segment
+with too few labels of its own uses the ``pooled`` curve (fitted on every segment's labels);
+without any labels the raw value is used, so the engine never needs a calibration to run.
 """
 
 from __future__ import annotations
@@ -47,11 +48,17 @@ class Curve:
 
 @dataclass(frozen=True, slots=True)
 class Calibration:
-    """Curves per segment; a segment without a curve keeps its raw confidence."""
+    """Curves per segment; a segment without a curve uses ``pooled``, else its raw confidence."""
 
     curves: Mapping[str, Curve] = field(default_factory=dict)
     version: str = "raw"
+    pooled: Curve | None = None
+
+    def curve_for(self, segment: str) -> Curve | None:
+        """The curve that calibrates this segment (its own, else the pooled one), if any."""
+        return self.curves.get(segment, self.pooled)
 
     def apply(self, segment: str, raw: float) -> float:
-        curve = self.curves.get(segment)
+        """The calibrated confidence shown for a raw confidence in this segment."""
+        curve = self.curve_for(segment)
         return raw if curve is None else round(curve(raw), 2)

@@ -86,7 +86,10 @@ class DecisionEngine:
         facts.segment = segment = self._segment(facts)
         parts = self.scorer.score(facts)
         confidence = self.calibration.apply(segment, parts.raw_confidence)
-        score = Score(parts.fit, parts.intent, parts.completeness, parts.total, parts.band, confidence)
+        # learning (issue 7): the raw value is recorded so calibration can be refitted from labels
+        score = Score(
+            parts.fit, parts.intent, parts.completeness, parts.total, parts.band, confidence, parts.raw_confidence
+        )
         facts.score = score
 
         # triggers that do not depend on who owns the lead decide suppression; routing after

@@ -132,15 +132,19 @@ class Evidence(NamedTuple):
 
 
 class Score(NamedTuple):
+    """``confidence`` is what people see (calibrated); ``raw_confidence`` is the score's own
+    uncalibrated value, kept so that calibration can be refitted from labelled decisions."""
+
     fit: int
     intent: int
     completeness: int
     total: int
     band: str
     confidence: float
+    raw_confidence: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "fit": self.fit,
             "intent": self.intent,
             "completeness": self.completeness,
@@ -148,6 +152,9 @@ class Score(NamedTuple):
             "band": self.band,
             "confidence": self.confidence,
         }
+        if self.raw_confidence is not None:
+            out["raw_confidence"] = self.raw_confidence
+        return out
 
 
 class Trigger(NamedTuple):
@@ -221,14 +228,7 @@ class Decision:
             "owner_kind": self.owner_kind,
             "route": self.route.to_dict(),
             "segment": self.segment,
-            "score": {
-                "fit": score.fit,
-                "intent": score.intent,
-                "completeness": score.completeness,
-                "total": score.total,
-                "band": score.band,
-                "confidence": score.confidence,
-            },
+            "score": score.to_dict(),
             "triggers": [{"code": t.code, "detail": t.detail, "hard": t.hard} for t in self.triggers],
             "evidence": [
                 {"signal": e.signal, "value": e.value, "points": e.points, "rule": e.rule} for e in self.evidence

@@ -2,19 +2,33 @@
 
 Every command goes through here, so start-up failures look the same everywhere: one line
 that says what is wrong and which setting to change.
+
+What the runtime decides with (for the bot, the connectors, the scheduler):
+
+* :func:`active_policy` — the published champion; without one, the ``LOOPGATE_POLICY`` file.
+* :func:`build_engine` — a :class:`DecisionEngine` for that policy with the newest fitted
+  calibration from the store. Build it once per batch/job (it is cheap) so that a publish,
+  promote, rollback or calibration refit takes effect on the next batch without a restart.
+  A published challenger needs nothing from callers: ``decide_pending`` shadows it itself.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
+from core.engine import DecisionEngine
 from core.errors import PolicyError, PolicyProblem
 from core.policy import LoadedPolicy, parse_policy
+from core.store.calibration import load_calibration
 from core.store.db import Database
 from core.store.migrate import require_current
-from loopgate.settings import Settings
+from core.store.policies import champion, load_stored
+from loopgate.settings import ConfigError, Settings
 
-__all__ = ["open_database", "read_policy"]
+__all__ = ["active_policy", "build_engine", "open_database", "read_policy"]
+
+log = logging.getLogger(__name__)
 
 
 def open_database(settings: Settings, *, migrated: bool = True) -> Database:
@@ -34,3 +48,48 @@ def read_policy(path: Path) -> LoadedPolicy:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise PolicyError(str(path), [PolicyProblem(str(path), None, "", f"cannot read: {reason}")]) from None
     return parse_policy(text, str(path))
+
+
+def active_policy(db: Database, settings: Settings) -> LoadedPolicy:
+    """The policy that decides now: the published champion, else the ``LOOPGATE_POLICY`` file.
+
+    When both exist and differ, the champion wins and a warning says so (a file edited
+    without publishing must not silently take effect, nor be silently ignored).
+    """
+    with db.sessions() as session:
+        version = champion(session)
+        published = load_stored(session, version) if version is not None else None
+    path = settings.loopgate_policy
+    if published is None:
+        if path is None:
+            raise ConfigError(
+                "no policy: none is published (`loopgate policy publish FILE`) and LOOPGATE_POLICY is not set"
+            )
+        return read_policy(path)
+    if path is not None:
+        try:
+            local = read_policy(path)
+        except PolicyError as exc:
+            log.warning(
+                "LOOPGATE_POLICY %s is invalid (%s); deciding with the published champion %s",
+                path,
+                exc.problems[0] if exc.problems else exc,
+                published.version,
+            )
+        else:
+            if local.version != published.version:
+                log.warning(
+                    "LOOPGATE_POLICY %s (version %s) differs from the published champion %s; deciding with the "
+                    "champion — publish the file with `loopgate policy publish` to use it",
+                    path,
+                    local.version,
+                    published.version,
+                )
+    return published
+
+
+def build_engine(db: Database, loaded: LoadedPolicy) -> DecisionEngine:
+    """A decision engine for ``loaded`` with the newest calibration fitted from labels."""
+    with db.sessions() as session:
+        calibration = load_calibration(session)
+    return DecisionEngine(loaded, calibration=calibration)

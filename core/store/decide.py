@@ -8,31 +8,58 @@ second sync decides nothing twice. Re-routing and conflict re-decisions carry th
 Effects go to the outbox, keyed by decision: ``crm.writeback`` for every decision,
 ``slack.escalation`` for reviews, ``slack.assignment`` (tell the new owner) for automatic
 assignments to a rep, ``slack.decision_update`` when a pending review is superseded.
+
+**Shadow** (the policy lifecycle, issue 7): while a challenger policy is published with
+``--shadow``, every lead decided here is also decided by the challenger, in the same
+transaction. Shadow decisions are ``Decision`` rows with ``shadow=True``, state ``shadow`` and
+their own dedupe key (``shadow:<version>:<key>``); they are never acted on: no outbox effects,
+no audit sample, no supersession, and their round-robin runs on an in-memory copy of the
+rotation, so the real rotation state is never touched. A challenger that cannot be loaded
+is skipped with a warning: shadowing must never stop real decisions.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.engine import DecisionEngine, LeadContext
+from core.errors import PolicyError
 from core.model import Account as AccountValue
 from core.model import Decision as DecisionValue
 from core.model import DuplicateRecord, PriorScore
 from core.model import Lead as LeadValue
+from core.policy import parse_policy
+from core.routing import InMemoryRotation
 from core.store import audit_log, outbox
 from core.store.audit_log import AuditRecord
-from core.store.models import Account, Decision, Lead, TrustState
+from core.store.models import Account, Decision, Lead, PolicyRole, PolicyVersion, RepLoad, RotationState, TrustState
 from core.store.records import account_value, lead_value
 from core.store.rotation import StoreRotation
 
-__all__ = ["DecideRequest", "Decided", "decide_leads", "decide_pending", "trust_levels"]
+__all__ = [
+    "DecideRequest",
+    "Decided",
+    "ShadowChoice",
+    "challenger_engine",
+    "decide_leads",
+    "decide_pending",
+    "lead_contexts",
+    "trust_levels",
+]
+
+log = logging.getLogger(__name__)
+
+# True: shadow with the published challenger, if any; an engine: shadow with it; False: never
+ShadowChoice = bool | DecisionEngine
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +93,7 @@ def decide_pending(
     lead_pks: Iterable[int] | None = None,
     limit: int = 1000,
     actor: str = "loopgate",
+    shadow: ShadowChoice = True,
 ) -> list[Decided]:
     """Decide leads never decided or changed since their last decision (up to ``limit``).
 
@@ -84,7 +112,7 @@ def decide_pending(
         DecideRequest(row, "new" if row.decided_hash is None else "changed", f"content:{row.content_hash}")
         for row in rows
     ]
-    return decide_leads(session, engine, requests, now=now, actor=actor)
+    return decide_leads(session, engine, requests, now=now, actor=actor, shadow=shadow)
 
 
 def decide_leads(
@@ -94,8 +122,10 @@ def decide_leads(
     *,
     now: datetime,
     actor: str = "loopgate",
+    shadow: ShadowChoice = True,
 ) -> list[Decided]:
-    """Decide each request (skipping keys already decided) and persist everything."""
+    """Decide each request (skipping keys already decided) and persist everything; with a
+    challenger published for shadowing, also record its decisions (see the module doc)."""
     if not requests:
         return []
     pks = [r.lead.pk for r in requests]
@@ -132,7 +162,127 @@ def decide_leads(
         )
         results.append((req, engine.decide(leads[pk], ctx, rotation=rotation, now=now, trust_levels=levels)))
     rotation.flush(now)
-    return _persist(session, results, seqs, now=now, actor=actor)
+    decided = _persist(session, results, seqs, now=now, actor=actor)
+    challenger = challenger_engine(session, engine) if shadow is True else shadow or None
+    if challenger is not None and challenger.version != engine.version:
+        _shadow(session, challenger, todo, leads, previous, seqs, levels, now=now)
+    return decided
+
+
+# --- shadow decisions -----------------------------------------------------------------------
+
+_SHADOW_ENGINES: dict[tuple[str, str], DecisionEngine] = {}
+
+
+def challenger_engine(session: Session, champion: DecisionEngine) -> DecisionEngine | None:
+    """The published challenger as an engine (with the champion's calibration), or None.
+
+    Engines are cached by (version, calibration): versions are content hashes, so a cached
+    engine can never be stale.
+    """
+    row = session.execute(
+        select(PolicyVersion.version, PolicyVersion.text)
+        .join(PolicyRole, PolicyRole.version == PolicyVersion.version)
+        .where(PolicyRole.role == "challenger")
+    ).first()
+    if row is None:
+        return None
+    key = (row.version, champion.calibration.version)
+    cached = _SHADOW_ENGINES.get(key)
+    if cached is None:
+        try:
+            loaded = parse_policy(row.text, f"stored:{row.version}")
+        except PolicyError as exc:
+            log.warning("challenger policy %s no longer validates; not shadowing: %s", row.version, exc)
+            return None
+        cached = DecisionEngine(loaded, calibration=champion.calibration)
+        if len(_SHADOW_ENGINES) >= 8:
+            _SHADOW_ENGINES.clear()
+        _SHADOW_ENGINES[key] = cached
+    return cached
+
+
+def _rotation_snapshot(session: Session, now: datetime) -> InMemoryRotation:
+    """A copy of the stored rotation (lags and recent daily loads) the shadow may spend."""
+    lags = {
+        team: {k: float(v) for k, v in (stored or {}).items()}
+        for team, stored in session.execute(select(RotationState.team, RotationState.lags))
+    }
+    since = (now - timedelta(days=2)).date().isoformat()
+    loads = {
+        (rep, day): count
+        for rep, day, count in session.execute(
+            select(RepLoad.rep, RepLoad.day, RepLoad.count).where(RepLoad.day >= since)
+        )
+    }
+    return InMemoryRotation(lags=lags, loads=loads)
+
+
+def _shadow(
+    session: Session,
+    challenger: DecisionEngine,
+    todo: Sequence[DecideRequest],
+    leads: Mapping[int, LeadValue],
+    previous: Mapping[int, PriorScore],
+    seqs: dict[int, int],
+    levels: Mapping[str, int],
+    *,
+    now: datetime,
+) -> None:
+    keys = {r.lead.pk: f"shadow:{challenger.version}:{r.dedupe_key}"[:160] for r in todo}
+    done = set(
+        session.execute(
+            select(Decision.lead_pk, Decision.dedupe_key).where(
+                Decision.lead_pk.in_(list(keys)), Decision.dedupe_key.in_(list(keys.values()))
+            )
+        ).all()
+    )
+    todo = [r for r in todo if (r.lead.pk, keys[r.lead.pk]) not in done]
+    if not todo:
+        return
+    contexts = lead_contexts(session, challenger, todo, leads, previous)
+    rotation = _rotation_snapshot(session, now)
+    for req in todo:
+        pk = req.lead.pk
+        # never acted on, so never sampled for a person's audit
+        d = dataclasses.replace(
+            challenger.decide(leads[pk], contexts[pk], rotation=rotation, now=now, trust_levels=levels),
+            audit_sample=False,
+        )
+        seqs[pk] = seqs.get(pk, 0) + 1
+        session.add(
+            Decision(
+                **_row_values(req, d, seqs[pk], now),
+                dedupe_key=keys[pk],
+                shadow=True,
+                state="shadow",
+                final_owner=None,
+                final_action=None,
+            )
+        )
+    session.flush()
+
+
+def lead_contexts(
+    session: Session,
+    engine: DecisionEngine,
+    requests: Sequence[DecideRequest],
+    leads: Mapping[int, LeadValue],
+    previous: Mapping[int, PriorScore] | None = None,
+) -> dict[int, LeadContext]:
+    """The context ``decide_leads`` gives the engine (account, twins, exclusions), for callers
+    that replay stored leads without deciding them (``policy simulate``, tuning)."""
+    accounts = _accounts(session, engine, requests, leads)
+    twins = _duplicates(session, engine, requests)
+    return {
+        r.lead.pk: LeadContext(
+            account=accounts.get(r.lead.pk),
+            previous=(previous or {}).get(r.lead.pk),
+            duplicates=twins.get(r.lead.pk, ()),
+            exclude_owners=r.exclude,
+        )
+        for r in requests
+    }
 
 
 def _accounts(
@@ -245,34 +395,13 @@ def _persist(
     rows: list[tuple[DecideRequest, DecisionValue, Decision]] = []
     for req, d in results:
         seqs[req.lead.pk] = seqs.get(req.lead.pk, 0) + 1
-        contract = d.to_dict()
         row = Decision(
-            lead_pk=req.lead.pk,
-            source=d.source,
-            lead_id=d.lead_id,
-            seq=seqs[req.lead.pk],
+            **_row_values(req, d, seqs[req.lead.pk], now),
             dedupe_key=req.dedupe_key,
-            cause=req.cause,
             shadow=False,
-            policy_version=d.policy_version,
-            action=d.action,
-            owner=d.owner,
-            owner_kind=d.owner_kind,
-            team=d.route.team,
-            segment=d.segment,
-            trust_level=d.trust_level,
-            score_total=d.score.total,
-            band=d.score.band,
-            confidence=d.score.confidence,
-            trigger_codes="," + ",".join(t.code for t in d.triggers) + "," if d.triggers else "",
-            audit_sample=d.audit_sample,
-            suppressed_by=d.suppressed_by,
-            decided_at=now,
             state="pending_review" if d.action == "review" else "applied",
             final_owner=None if d.action == "review" else d.owner,
-            crm_owner_before=req.lead.owner_id,
             final_action=None if d.action == "review" else d.action,
-            contract=contract,
         )
         session.add(row)
         rows.append((req, d, row))
@@ -309,6 +438,33 @@ def _persist(
         records.append(AuditRecord(now, actor, "decision.superseded", f"decision:{old}", {"decision": old}))
     audit_log.append(session, records)
     return [Decided(row.pk, req.lead.pk, d, req.cause) for req, d, row in rows]
+
+
+def _row_values(req: DecideRequest, d: DecisionValue, seq: int, now: datetime) -> dict[str, object]:
+    """The columns every decision row has, acting or shadow."""
+    return {
+        "lead_pk": req.lead.pk,
+        "source": d.source,
+        "lead_id": d.lead_id,
+        "seq": seq,
+        "cause": req.cause,
+        "policy_version": d.policy_version,
+        "action": d.action,
+        "owner": d.owner,
+        "owner_kind": d.owner_kind,
+        "team": d.route.team,
+        "segment": d.segment,
+        "trust_level": d.trust_level,
+        "score_total": d.score.total,
+        "band": d.score.band,
+        "confidence": d.score.confidence,
+        "trigger_codes": "," + ",".join(t.code for t in d.triggers) + "," if d.triggers else "",
+        "audit_sample": d.audit_sample,
+        "suppressed_by": d.suppressed_by,
+        "decided_at": now,
+        "crm_owner_before": req.lead.owner_id,
+        "contract": d.to_dict(),
+    }
 
 
 def _enqueue_effects(session: Session, row: Decision, d: DecisionValue, now: datetime) -> None:

@@ -35,10 +35,12 @@ __all__ = [
     "AuditHead",
     "AuditVerdict",
     "Base",
+    "CalibrationCurve",
     "Decision",
     "Lead",
     "OutboxRow",
     "Owner",
+    "PolicyEvent",
     "PolicyRole",
     "PolicyVersion",
     "RepLoad",
@@ -48,6 +50,7 @@ __all__ = [
     "SchedulerLease",
     "SyncCursor",
     "TrustState",
+    "TuningReport",
     "UtcDateTime",
 ]
 
@@ -389,3 +392,55 @@ class SchedulerLease(Base):
     holder: Mapped[str] = mapped_column(String(128))
     expires_at: Mapped[datetime]
     acquired_at: Mapped[datetime]
+
+
+# --- learning and governance (issue 7; migration 0004_learning) ---------------------------
+
+
+class CalibrationCurve(Base):
+    """A fitted calibration curve (raw confidence → P(reviewer accepts)) for one segment.
+
+    Curves are fitted together; the newest ``fit`` is the calibration in use, older fits stay
+    for the record. Segment ``*`` is the pooled curve for segments with too few labels.
+    """
+
+    __tablename__ = "calibration_curves"
+
+    fit: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    segment: Mapped[str] = mapped_column(String(64), primary_key=True)
+    knots: Mapped[list[Any]] = mapped_column()
+    labels: Mapped[int] = mapped_column(Integer)
+    accept_rate: Mapped[float] = mapped_column(Float)
+    ece_raw: Mapped[float | None] = mapped_column(Float)
+    ece_fitted: Mapped[float | None] = mapped_column(Float)
+    policy_version: Mapped[str | None] = mapped_column(String(16))
+    fitted_at: Mapped[datetime]
+
+
+class PolicyEvent(Base):
+    """The lifecycle of policy versions, in order: what became champion or challenger, when,
+    by whom, and what it replaced (``policy history``; ``policy rollback`` reads it)."""
+
+    __tablename__ = "policy_events"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    action: Mapped[str] = mapped_column(String(20))  # publish | shadow | promote | rollback | withdraw
+    version: Mapped[str] = mapped_column(ForeignKey("policy_versions.version"))
+    role: Mapped[str | None] = mapped_column(String(12))  # the role it took (None: withdrawn)
+    previous: Mapped[str | None] = mapped_column(String(16))  # what held that role before
+    by: Mapped[str] = mapped_column(String(128))
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class TuningReport(Base):
+    """The monthly tuning report and the challenger policy it proposes (latest run per month)."""
+
+    __tablename__ = "tuning_reports"
+
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)  # 2026-11
+    created_at: Mapped[datetime]
+    policy_version: Mapped[str] = mapped_column(String(16))
+    report: Mapped[dict[str, Any]] = mapped_column()
+    challenger_text: Mapped[str | None] = mapped_column(Text)
+    challenger_version: Mapped[str | None] = mapped_column(String(16))

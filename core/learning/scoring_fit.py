@@ -1,0 +1,471 @@
+"""Learning a policy's scoring section from labelled leads: new points, same explainability.
+
+The output is an ordinary ``scoring:`` section — fit rules with integer points, intent event
+points, band thresholds — so a learned score is explained by evidence items exactly like a
+hand-written one, and a person can read, edit, simulate and publish it.
+
+How:
+
+1. **Features** are the policy's own fit rules (does the rule hold for this lead?), plus —
+   when ``explore`` — candidate rules on the *same signals* the policy already uses: numeric
+   cut points (``employees ≥ 100``), frequent categorical values (``industry in [retail]``)
+   and frequent words for text matched by pattern (``title matches \\bmanager\\b``). The
+   policy author decides which signals matter; learning refines where the lines are. Intent
+   features are each event type's decayed count (the policy's half-life and window), and the
+   completeness share when the policy scores completeness.
+2. **Model**: ordinal logistic regression (:mod:`core.learning.ordinal`). With labels in the
+   policy's bands (``cold < warm < hot``, e.g. what reviewers chose), its thresholds are the
+   band boundaries; with a binary outcome (converted), it is plain logistic regression.
+3. **Points**: weights are scaled to the policy's point scale. Anchored on ``bands``, the
+   lowest and highest band thresholds keep their values and a ``baseline`` rule carries the
+   offset; anchored on ``shares`` (binary outcomes), the score keeps the current policy's
+   spread and location over these leads and band thresholds keep each band's share of leads
+   (so the proposal does not change how many leads are hot, only which).
+4. **Pruning**: rules worth less than ``min_points`` are dropped and the model is refitted
+   without them, so the proposal is as short as the evidence allows.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from core.learning.ordinal import Array, OrdinalModel, fit_ordinal
+from core.model import Account, Lead
+from core.policy.conditions import Facts, compile_predicate, field_getter
+from core.policy.schema import Completeness, FitRule, Intent, Policy, Scoring
+
+__all__ = ["Example", "RuleChange", "ScoringProposal", "lead_facts", "learn_scoring"]
+
+_DAY = 86400.0
+_WORD = re.compile(r"[a-z][a-z]{2,}")
+BASELINE_LABEL = "baseline (learned offset: every lead starts here)"
+Anchor = Literal["bands", "shares"]
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    """A lead as it was when decided, with its label (a class index, 0 = lowest)."""
+
+    lead: Lead
+    account: Account | None
+    now: datetime
+    label: int
+    weight: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class RuleChange:
+    """One line of the proposal: what it scores, points before and after (None: absent)."""
+
+    what: str
+    before: int | None
+    after: int | None
+
+
+@dataclass(frozen=True)
+class ScoringProposal:
+    scoring: Scoring
+    changes: tuple[RuleChange, ...]
+    classes: tuple[str, ...]
+    examples: int
+    class_counts: tuple[int, ...]
+    converged: bool
+    features: int = 0
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class _Feature:
+    kind: Literal["rule", "event", "completeness"]
+    key: str  # rule description, event type or "completeness"
+    rule: FitRule | None = None
+    existing: bool = False
+
+
+def lead_facts(lead: Lead, account: Account | None, now: datetime, free_domains: frozenset[str]) -> Facts:
+    """The facts a fit rule sees for this lead (as the engine builds them)."""
+    return Facts(lead=lead, account=account, now=now, personal_email=lead.email_domain in free_domains)
+
+
+def _predicate_key(rule: FitRule) -> str:
+    ops = rule.predicate()
+    return f"{rule.signal} " + " ".join(f"{k}={ops[k]!r}" for k in sorted(ops))
+
+
+def _describe(rule: FitRule) -> str:
+    ops = rule.predicate()
+    shown = ", ".join(f"{k} {v}" for k, v in ops.items())
+    return f"{rule.signal} {shown}" + (f" ({rule.label})" if rule.label else "")
+
+
+def _nice(value: float) -> float:
+    """Round a cut point to two significant digits, as a person would write it."""
+    if value == 0:
+        return 0.0
+    digits = 1 - int(np.floor(np.log10(abs(value))))
+    return float(round(value, digits))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _candidates(policy: Policy, facts: Sequence[Facts], min_support: int, extra: Sequence[str]) -> list[FitRule]:
+    """Candidate rules on the signals the policy scores (and ``extra`` ones)."""
+    rules = policy.scoring.fit
+    signals = list(dict.fromkeys([r.signal for r in rules] + list(extra)))
+    existing = {_predicate_key(r) for r in rules}
+    out: list[FitRule] = []
+    for signal in signals:
+        getter = field_getter(signal)
+        present = [v for v in (getter(f) for f in facts) if v is not None and v != ""]
+        if not present:
+            continue
+        ops = {op for r in rules if r.signal == signal for op in r.predicate()}
+        made: list[FitRule] = []
+        if all(_is_number(v) for v in present):
+            made = _numeric_candidates(signal, present, min_support)
+        elif all(isinstance(v, str) for v in present):
+            made = _text_candidates(signal, [str(v) for v in present], ops, min_support)
+        out += [r for r in made if _predicate_key(r) not in existing]
+        existing |= {_predicate_key(r) for r in made}
+    return out
+
+
+def _numeric_candidates(signal: str, values: Sequence[Any], min_support: int) -> list[FitRule]:
+    """``signal ≥ cut`` at rounded deciles: their sum can draw any step function of the value."""
+    numbers = np.asarray(values, dtype=np.float64)
+    cuts = sorted({_nice(float(q)) for q in np.quantile(numbers, np.linspace(0.1, 0.9, 9))})
+    made = []
+    for c in cuts:
+        above = int((numbers >= c).sum())
+        if min_support <= above <= len(numbers) - min_support:
+            made.append(FitRule(signal=signal, points=0, gte=c, label=f"{signal} ≥ {c:g} (learned)"))
+    return made
+
+
+_CATEGORICAL = frozenset({"in", "eq", "not_in", "ne"})
+
+
+def _text_candidates(signal: str, texts: Sequence[str], ops: set[str], min_support: int) -> list[FitRule]:
+    """Frequent words where the policy matches patterns; frequent values where it lists them."""
+    made = []
+    spelled: dict[str, str] = {}
+    for original, _ in Counter(texts).most_common():
+        spelled.setdefault(original.casefold(), original)
+    if "matches" in ops or not ops & _CATEGORICAL:
+        # dict.fromkeys, not set: first-seen order breaks count ties the same way in every process
+        words = Counter(w for t in texts for w in dict.fromkeys(_WORD.findall(t.casefold())))
+        for word, count in words.most_common(15):
+            if count >= min_support:
+                label = f"{signal} mentions '{word}' (learned)"
+                made.append(FitRule(signal=signal, points=0, matches=f"(?i)\\b{re.escape(word)}\\b", label=label))
+    if ops & _CATEGORICAL or "matches" not in ops:
+        for value, count in Counter(t.casefold() for t in texts).most_common(15):
+            if count >= min_support:
+                shown = spelled[value]  # conditions compare case-insensitively; people read the usual spelling
+                label = f"{signal} is {shown} (learned)"
+                made.append(FitRule.model_validate({"signal": signal, "points": 0, "in": [shown], "label": label}))
+    return made
+
+
+def _event_features(intent: Intent, facts: Sequence[Facts], min_support: int) -> list[str]:
+    seen: Counter[str] = Counter()
+    for f in facts:
+        seen.update(list(dict.fromkeys(e.type for e in f.lead.events)))
+    observed = [t for t, c in seen.most_common() if c >= min_support and re.fullmatch(r"[a-z][a-z0-9_]{0,62}", t)]
+    return list(dict.fromkeys([*intent.events, *observed]))
+
+
+def _matrix(
+    features: Sequence[_Feature], facts: Sequence[Facts], intent: Intent, known: Callable[[Facts], float]
+) -> Array:
+    half_life = intent.half_life_days * _DAY
+    window = intent.window_days * _DAY
+    checks: list[tuple[Callable[[Facts], Any] | None, Callable[[Any], bool] | None]] = []
+    for feat in features:
+        if feat.kind == "rule":
+            assert feat.rule is not None
+            checks.append((field_getter(feat.rule.signal), compile_predicate(feat.rule.predicate())))
+        else:
+            checks.append((None, None))
+    x = np.zeros((len(facts), len(features)))
+    for i, f in enumerate(facts):
+        decayed: dict[str, float] = {}
+        for e in f.lead.events:
+            age = max((f.now - e.at).total_seconds(), 0.0)
+            if age <= window:
+                decayed[e.type] = decayed.get(e.type, 0.0) + 0.5 ** (age / half_life)
+        for j, feat in enumerate(features):
+            if feat.kind == "rule":
+                getter, holds = checks[j]
+                assert getter is not None and holds is not None
+                x[i, j] = 1.0 if holds(getter(f)) else 0.0
+            elif feat.kind == "event":
+                x[i, j] = decayed.get(feat.key, 0.0)
+            else:
+                x[i, j] = known(f)
+    return x
+
+
+def _known_share(fields: Sequence[str]) -> Callable[[Facts], float]:
+    def share(f: Facts) -> float:
+        return sum(1 for name in fields if getattr(f.lead, name, None) not in (None, "")) / len(fields)
+
+    return share
+
+
+def learn_scoring(
+    policy: Policy,
+    examples: Sequence[Example],
+    *,
+    classes: Sequence[str],
+    anchor: Anchor,
+    explore: bool = True,
+    extra_signals: Sequence[str] = (),
+    min_support: int = 20,
+    min_points: int = 2,
+    l2: float = 1e-2,
+    current_totals: Sequence[float] | None = None,
+) -> ScoringProposal:
+    """Propose a scoring section learned from ``examples`` (labels index ``classes``).
+
+    ``anchor="bands"`` needs ``classes`` to be ``cold`` followed by the policy's bands from
+    lowest to highest threshold. ``anchor="shares"`` needs ``current_totals`` — each example's
+    score under the current policy — to keep the score's spread and the bands' shares.
+    """
+    scoring = policy.scoring
+    bands_low_to_high = sorted(scoring.bands.items(), key=lambda kv: kv[1])
+    if anchor == "bands" and list(classes) != ["cold", *[b for b, _ in bands_low_to_high]]:
+        raise ValueError("band-anchored learning needs classes cold < " + " < ".join(b for b, _ in bands_low_to_high))
+    if anchor == "shares" and (current_totals is None or len(current_totals) != len(examples)):
+        raise ValueError("share-anchored learning needs the current score of every example")
+    free = frozenset(d.lower() for d in policy.enrichment.free_email_domains)
+    facts = [lead_facts(e.lead, e.account, e.now, free) for e in examples]
+    y = np.asarray([e.label for e in examples], dtype=np.int64)
+    weights = np.asarray([e.weight for e in examples], dtype=np.float64)
+
+    features = [_Feature("rule", _predicate_key(r), r, True) for r in scoring.fit]
+    if explore:
+        features += [
+            _Feature("rule", _predicate_key(r), r) for r in _candidates(policy, facts, min_support, extra_signals)
+        ]
+    events = _event_features(scoring.intent, facts, min_support)
+    features += [_Feature("event", t) for t in events]
+    completeness = scoring.completeness
+    if completeness is not None:
+        features.append(_Feature("completeness", "completeness"))
+    known = _known_share(completeness.fields if completeness else ["email"])
+    x = _matrix(features, facts, scoring.intent, known)
+
+    # no evidence, no change: existing rules and events too rare here keep their points, unfitted
+    support = (x != 0).sum(axis=0)
+    varied = x.std(axis=0) > 0
+    evidence = [bool(support[j] >= min_support and varied[j]) for j in range(len(features))]
+    frozen_idx = [j for j, f in enumerate(features) if not evidence[j] and (f.existing or f.kind != "rule")]
+    frozen = [features[j] for j in frozen_idx]
+    # what the kept points add to each lead's score, so the learned offset leaves room for it
+    frozen_total = x[:, frozen_idx] @ np.asarray([_current_points(f, scoring) for f in frozen], dtype=np.float64)
+    keep = [j for j in range(len(features)) if evidence[j]]
+    features, x = [features[j] for j in keep], x[:, keep]
+    model = fit_ordinal(x, y, classes=len(classes), l2=l2, sample_weight=weights)
+    scale, offset = _scale(model, x, anchor, bands_low_to_high, current_totals)
+    keep = [j for j, feat in enumerate(features) if feat.kind != "rule" or abs(scale * model.weights[j]) >= min_points]
+    if len(keep) < len(features):
+        features = [features[j] for j in keep]
+        x = x[:, keep]
+        model = fit_ordinal(x, y, classes=len(classes), l2=l2, sample_weight=weights)
+        scale, offset = _scale(model, x, anchor, bands_low_to_high, current_totals)
+    return _proposal(
+        policy, features, frozen, frozen_total, model, x, scale, offset, anchor, classes, y, current_totals
+    )
+
+
+def _current_points(feature: _Feature, scoring: Scoring) -> float:
+    """A feature's points in the current policy (0 for one it does not score)."""
+    if feature.kind == "rule":
+        return float(feature.rule.points) if feature.rule is not None and feature.existing else 0.0
+    if feature.kind == "event":
+        return float(scoring.intent.events.get(feature.key, 0))
+    return float(scoring.completeness.points) if scoring.completeness is not None else 0.0
+
+
+def _scale(
+    model: OrdinalModel,
+    x: Array,
+    anchor: Anchor,
+    bands: list[tuple[str, int]],
+    current: Sequence[float] | None,
+) -> tuple[float, float]:
+    """Points per unit of the model's score, and the offset (the baseline rule's points)."""
+    eta = model.linear(x)
+    if anchor == "bands" and len(bands) >= 2:
+        lo, hi = model.thresholds[0], model.thresholds[-1]
+        scale = (bands[-1][1] - bands[0][1]) / max(float(hi - lo), 1e-9)
+        return scale, bands[0][1] - scale * float(lo)
+    if anchor == "bands":
+        # one band: keep its threshold, and the spread that makes one logit ≈ 10 points
+        scale = 10.0
+        return scale, bands[0][1] - scale * float(model.thresholds[0])
+    assert current is not None
+    spread = float(np.std(eta))
+    scale = float(np.std(np.asarray(current))) / spread if spread > 0 else 1.0
+    return scale, float(np.mean(np.asarray(current))) - scale * float(np.mean(eta))
+
+
+def _proposal(
+    policy: Policy,
+    features: Sequence[_Feature],
+    frozen: Sequence[_Feature],
+    frozen_total: Array,
+    model: OrdinalModel,
+    x: Array,
+    scale: float,
+    offset: float,
+    anchor: Anchor,
+    classes: Sequence[str],
+    y: NDArray[np.int64],
+    current: Sequence[float] | None,
+) -> ScoringProposal:
+    scoring = policy.scoring
+    points = [round(max(min(scale * float(w), 100.0), -100.0)) for w in model.weights]
+    fit, events, completeness_points, notes = _as_points(features, points, scoring)
+    for feat in frozen:  # too little evidence to move: kept as they are
+        if feat.kind == "rule" and feat.rule is not None:
+            fit.append(feat.rule)
+        elif feat.kind == "event":
+            events[feat.key] = scoring.intent.events.get(feat.key, 0)
+        elif scoring.completeness is not None:
+            completeness_points = scoring.completeness.points
+    if frozen:
+        notes.append(f"{len(frozen)} rule(s)/event(s) seen on fewer than the minimum leads kept their points")
+    if not events:
+        events[next(iter(scoring.intent.events))] = 0
+        notes.append("no event type carried weight")
+    # the policy's own rules keep their order; learned ones follow
+    order = {_predicate_key(r): i for i, r in enumerate(scoring.fit)}
+    fit.sort(key=lambda r: order.get(_predicate_key(r), len(order)))
+    kept = float(frozen_total.mean()) if len(frozen_total) else 0.0
+    wanted = offset - kept
+    baseline = round(max(min(wanted, 100.0), -100.0))
+    if round(wanted) != baseline:
+        notes.append(f"baseline offset {wanted:.0f} clipped to {baseline}; thresholds adjusted")
+    if baseline:
+        fit.insert(0, FitRule(signal="id", points=baseline, exists=True, label=BASELINE_LABEL))
+    if not fit:
+        fit.append(FitRule(signal="id", points=0, exists=True, label=BASELINE_LABEL))
+
+    totals = scale * model.linear(x) + baseline + frozen_total
+    if anchor == "bands":
+        thresholds = [round(scale * float(t) + baseline + kept) for t in model.thresholds]
+        names = list(classes[1:])
+    else:
+        assert current is not None
+        thresholds, names = _share_thresholds(scoring.bands, np.asarray(current), totals)
+    bands = _distinct(dict(zip(names, thresholds, strict=True)))
+    max_points = max(scoring.intent.max_points, max((p for p in events.values()), default=0))
+    intent = scoring.intent.model_copy(update={"events": events, "max_points": min(max_points, 200)})
+    completeness = scoring.completeness
+    if completeness is not None and completeness_points is not None:
+        completeness = Completeness(fields=completeness.fields, points=completeness_points)
+    new = Scoring(fit=fit, intent=intent, completeness=completeness, bands=bands)
+    changes = _changes(scoring, new)
+    return ScoringProposal(
+        scoring=new,
+        changes=tuple(changes),
+        classes=tuple(classes),
+        examples=len(y),
+        class_counts=tuple(int(c) for c in np.bincount(y, minlength=len(classes))),
+        converged=model.converged,
+        features=len(features),
+        notes=tuple(notes),
+    )
+
+
+def _as_points(
+    features: Sequence[_Feature], points: Sequence[int], scoring: Scoring
+) -> tuple[list[FitRule], dict[str, int], int | None, list[str]]:
+    """Learned points back into rules, event points and completeness points."""
+    notes: list[str] = []
+    fit: list[FitRule] = []
+    events: dict[str, int] = {}
+    completeness_points: int | None = None
+    for feat, p in zip(features, points, strict=True):
+        if feat.kind == "rule":
+            assert feat.rule is not None
+            if p != 0:
+                fit.append(feat.rule.model_copy(update={"points": p}))
+        elif feat.kind == "event":
+            if p != 0:
+                events[feat.key] = p
+        else:
+            completeness_points = max(0, min(p, 100))
+            if p < 0:
+                notes.append("completeness would score negative; kept at 0")
+    return fit, events, completeness_points, notes
+
+
+def _share_thresholds(
+    bands: dict[str, int],
+    current: Array,
+    totals: Array,
+) -> tuple[list[int], list[str]]:
+    """Thresholds on the new score that keep each band's share of these leads."""
+    names, thresholds = [], []
+    for name, threshold in sorted(bands.items(), key=lambda kv: kv[1]):
+        share = float((current >= threshold).mean())
+        cut = (
+            float(np.quantile(totals, 1 - share))
+            if 0 < share < 1
+            else (float(totals.max()) + 1 if share == 0 else float(totals.min()))
+        )
+        names.append(name)
+        thresholds.append(round(cut))
+    return thresholds, names
+
+
+def _distinct(bands: dict[str, int]) -> dict[str, int]:
+    """Band thresholds must differ; nudge equal ones up by a point (highest band last)."""
+    out: dict[str, int] = {}
+    last: int | None = None
+    for name, value in sorted(bands.items(), key=lambda kv: kv[1]):
+        if last is not None and value <= last:
+            value = last + 1
+        out[name] = value
+        last = value
+    return out
+
+
+def _changes(old: Scoring, new: Scoring) -> list[RuleChange]:
+    before = {_predicate_key(r): r for r in old.fit}
+    after = {_predicate_key(r): r for r in new.fit}
+    out: list[RuleChange] = []
+    for key, rule in before.items():
+        now = after.get(key)
+        out.append(RuleChange(_describe(rule), rule.points, now.points if now else None))
+    for key, rule in after.items():
+        if key not in before:
+            out.append(RuleChange(_describe(rule), None, rule.points))
+    for event in dict.fromkeys([*old.intent.events, *new.intent.events]):
+        out.append(RuleChange(f"intent event {event}", old.intent.events.get(event), new.intent.events.get(event)))
+    if old.completeness is not None or new.completeness is not None:
+        out.append(
+            RuleChange(
+                "completeness",
+                old.completeness.points if old.completeness else None,
+                new.completeness.points if new.completeness else None,
+            )
+        )
+    if old.intent.max_points != new.intent.max_points:
+        out.append(RuleChange("intent cap (max_points)", old.intent.max_points, new.intent.max_points))
+    for band in dict.fromkeys([*old.bands, *new.bands]):
+        out.append(RuleChange(f"band threshold {band}", old.bands.get(band), new.bands.get(band)))
+    return out

@@ -1,0 +1,81 @@
+"""Trust levels move by the policy's rules, on the verdicts that judge the automation now."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from core.learning.labels import Verdict
+from core.learning.trust_levels import LevelState, assess, counting_verdicts
+from core.policy.schema import Trust, TrustDemote, TrustPromote
+
+T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+TRUST = Trust(promote=TrustPromote(min_reviews=10, min_agreement=0.8), demote=TrustDemote(window=5, min_agreement=0.6))
+
+
+def verdicts(
+    pattern: str, *, level: int = 2, version: str = "v1", segment: str = "smb", start: int = 0
+) -> list[Verdict]:
+    """One verdict per character: 'y' agreed, 'n' did not; an hour apart."""
+    return [
+        Verdict(
+            at=T0 + timedelta(hours=start + i, minutes=5),
+            decided_at=T0 + timedelta(hours=start + i),
+            segment=segment,
+            reviewer="ana",
+            kind="approve" if c == "y" else "override",
+            agree=c == "y",
+            trust_level=level,
+            policy_version=version,
+            decision_pk=start + i,
+        )
+        for i, c in enumerate(pattern)
+    ]
+
+
+def test_given_enough_agreement_over_enough_verdicts_when_assessed_then_promoted_one_level() -> None:
+    result = assess(LevelState("smb", 2), verdicts("y" * 9 + "n"), TRUST)
+    assert result.move is not None and (result.move.kind, result.move.to_level) == ("promote", 3)
+    assert result.level == 3 and result.agreement == 0.9
+
+
+def test_given_too_few_verdicts_when_assessed_then_no_move_and_the_outlook_says_how_many_more() -> None:
+    result = assess(LevelState("smb", 2), verdicts("y" * 7), TRUST)
+    assert result.move is None
+    assert "after 3 more verdicts" in result.outlook and "≥ 80% agreement" in result.outlook
+
+
+def test_given_agreement_below_the_bar_when_assessed_then_not_promoted() -> None:
+    assert assess(LevelState("smb", 2), verdicts("nnnyyyyyyy"), TRUST).move is None  # 70% < 80%
+
+
+def test_given_recent_disagreement_when_assessed_then_demoted_even_if_overall_agreement_is_high() -> None:
+    result = assess(LevelState("smb", 3), verdicts("y" * 20 + "ynnny"), TRUST)  # last 5: 40% < 60%
+    assert result.move is not None and (result.move.kind, result.move.to_level) == ("demote", 2)
+
+
+def test_given_level_one_when_agreement_is_poor_then_it_cannot_go_lower() -> None:
+    assert assess(LevelState("smb", 1), verdicts("nnnnnnnnnn", level=1), TRUST).move is None
+
+
+def test_given_the_max_level_when_agreement_is_perfect_then_no_promotion_beyond_it() -> None:
+    capped = TRUST.model_copy(update={"max_level": 3})
+    assert assess(LevelState("smb", 3), verdicts("y" * 30, level=3), capped).move is None
+    result = assess(LevelState("smb", 4), [], capped)
+    assert result.move is not None and (result.move.kind, result.move.to_level) == ("cap", 3)
+
+
+def test_given_a_pinned_segment_when_agreement_would_move_it_then_it_stays() -> None:
+    result = assess(LevelState("smb", 2, pinned=True), verdicts("n" * 20), TRUST)
+    assert result.move is None and "pinned" in result.outlook
+
+
+def test_given_verdicts_of_other_levels_versions_segments_or_before_the_change_then_they_do_not_count() -> None:
+    state = LevelState("smb", 2, since=T0 + timedelta(hours=2))
+    mixed = (
+        verdicts("yyyy")  # two before the level change
+        + verdicts("y", level=3, start=10)
+        + verdicts("y", version="v0", start=11)
+        + verdicts("y", segment="enterprise", start=12)
+    )
+    counted = counting_verdicts(mixed, state, "v1")
+    assert [v.decision_pk for v in counted] == [2, 3]

@@ -1,0 +1,97 @@
+"""The governance commands as an admin meets them: publish, shadow, compare, simulate,
+promote, roll back, history, diff; trust pin and status; tune. Exit codes and what they print."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.loopgate.cli_runner import ROOT, Result, run_cli
+from tests.loopgate.inprocess import InProcessCli
+
+EXAMPLE = ROOT / "examples" / "policy.yaml"
+LEADS = (ROOT / "examples" / "leads.jsonl").read_text().splitlines()
+NOW = "2026-11-20T15:00:00Z"
+
+
+def _ok(cli: InProcessCli, *args: str) -> Result:
+    result = cli(*args)
+    assert result.code == 0, f"{args}: {result.err}"
+    return result
+
+
+def _challenger(tmp_path: Path) -> Path:
+    path = tmp_path / "challenger.yaml"
+    path.write_text(EXAMPLE.read_text().replace("bands: {hot: 75, warm: 45}", "bands: {hot: 60, warm: 30}"))
+    return path
+
+
+def test_given_a_champion_and_a_shadow_challenger_when_governed_from_the_cli_then_each_step_is_visible(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = {"LOOPGATE_DATABASE_URL": db_url, "LOOPGATE_POLICY": str(EXAMPLE)}
+    cli = InProcessCli(monkeypatch, capsys, env)
+    first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    first.write_text("\n".join(LEADS[:12]) + "\n")
+    second.write_text("\n".join(LEADS[12:]) + "\n")
+    challenger = _challenger(tmp_path)
+
+    _ok(cli, "decide", "--store", "--leads", str(first), "--now", NOW, "--out", str(tmp_path / "d1.jsonl"))
+    published = _ok(cli, "policy", "publish", str(EXAMPLE), "--by", "cli:rev", "--now", NOW)
+    assert "is now champion" in published.out
+    shadowed = _ok(cli, "policy", "publish", str(challenger), "--shadow", "--now", NOW)
+    assert "is now challenger" in shadowed.out
+    _ok(cli, "decide", "--store", "--leads", str(second), "--now", NOW, "--out", str(tmp_path / "d2.jsonl"))
+
+    compared = json.loads(_ok(cli, "policy", "compare", "--json", "--now", NOW).out)
+    assert compared["leads"] == len(LEADS) - 12 and compared["changed"]["band"] > 0
+    simulated = json.loads(
+        _ok(cli, "policy", "simulate", str(challenger), "--since", "30d", "--json", "--now", NOW).out
+    )
+    assert simulated["leads"] == len(LEADS) and simulated["changed"]["band"] > 0
+    assert set(simulated["review_load"]["before"]) >= {"per_day", "by_segment_per_day", "by_rep_per_day"}
+
+    assert "promote:" in _ok(cli, "policy", "promote", "--now", NOW).out
+    assert "rollback:" in _ok(cli, "policy", "rollback", "--note", "too many hot leads", "--now", NOW).out
+    history = _ok(cli, "policy", "history").out
+    assert [line.split()[2] for line in history.splitlines()[:-1]] == ["publish", "shadow", "promote", "rollback"]
+    assert "too many hot leads" in history
+    diff = _ok(cli, "policy", "diff", "champion", str(challenger)).out
+    assert "~ scoring.bands.hot: 75 → 60" in diff and "~ scoring.bands.warm: 45 → 30" in diff
+
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(EXAMPLE.read_text().replace("to: {team: ent}}", "to: {team: emea}}"))
+    refused = run_cli("policy", "publish", str(broken), env=env)
+    assert refused.code == 1 and "unknown team 'emea'" in refused.err
+    assert _ok(cli, "policy", "history").out == history  # nothing changed
+
+
+def test_given_a_store_when_trust_and_tuning_commands_run_then_they_report_and_refuse_clearly(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = {"LOOPGATE_DATABASE_URL": db_url, "LOOPGATE_POLICY": str(EXAMPLE)}
+    cli = InProcessCli(monkeypatch, capsys, env)
+    leads = tmp_path / "leads.jsonl"
+    leads.write_text("\n".join(LEADS) + "\n")
+    _ok(cli, "decide", "--store", "--leads", str(leads), "--now", NOW, "--out", str(tmp_path / "d.jsonl"))
+
+    assert "smb: pinned at level 3 (was 2)" in _ok(cli, "trust", "pin", "smb", "3", "--now", NOW).out
+    status = [json.loads(line) for line in _ok(cli, "trust", "status", "--json").out.splitlines()]
+    smb = next(s for s in status if s["segment"] == "smb")
+    assert smb["level"] == 3 and smb["pinned"] and "pinned" in smb["outlook"]
+    assert {s["segment"] for s in status} == {"enterprise", "mid_market", "smb", "unknown_size"}
+    too_high = run_cli("trust", "pin", "smb", "9", env=env)
+    assert (
+        too_high.code == 2
+        and too_high.err.strip() == "error: level 9 is out of range: 1 … 4 (the policy's trust.max_level)"
+    )
+
+    recomputed = _ok(cli, "trust", "recompute", "--now", NOW).out
+    assert "no segment earned a move" in recomputed and "calibration: not refitted" in recomputed
+    assert "no verdicts since" in _ok(cli, "trust", "calibration", "--now", NOW).out
+
+    tuned = _ok(cli, "tune", "--month", "2026-11", "--now", "2026-12-01T06:00:00Z", "--out", str(tmp_path / "c.yaml"))
+    assert "no challenger proposed: not enough labels" in tuned.out
+    assert not (tmp_path / "c.yaml").exists()
