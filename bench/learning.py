@@ -117,6 +117,8 @@ class SimLead:
 @dataclass
 class World:
     rng: random.Random
+    noise: float = 4.0
+    reassign_rate: float = 0.02
     accounts: list[dict[str, Any]] = field(default_factory=list)
     serial: int = 0
 
@@ -180,7 +182,7 @@ class World:
         }
         hidden_fit = self._hidden_fit(employees, industry, kind, country, personal)
         hidden_intent = self._hidden_intent(events, created)
-        noise = rng.gauss(0, 4)
+        noise = rng.gauss(0, 1) * self.noise  # the same draws whatever σ: one stream of leads
         score = hidden_fit + hidden_intent + noise
         band = _band(score)
         p_convert = 1 / (1 + math.exp(-(-4.6 + 0.055 * (hidden_fit + hidden_intent))))
@@ -189,7 +191,7 @@ class World:
             hidden_score=score,
             hidden_band=band,
             clean_band=_band(hidden_fit + hidden_intent),
-            reassign=rng.random() < 0.02,
+            reassign=rng.random() < self.reassign_rate,
             converts=rng.random() < p_convert,
             outcome_at=created + timedelta(days=rng.uniform(7, 21)),
         )
@@ -285,6 +287,8 @@ class Config:
     minutes_per_review: float
     tuning: str  # monthly | weekly | off
     policy: Path = POLICY
+    reviewer_noise: float = 4.0  # σ of the reviewer's judgement noise, in score points
+    reassign_rate: float = 0.02  # leads the reviewer moves for reasons no policy can see
 
 
 def _business_days(weeks: int) -> int:
@@ -302,7 +306,7 @@ class Simulation:
         self.config = config
         self.db = db
         self.rng = random.Random(config.seed)
-        self.world = World(random.Random(config.seed + 1))
+        self.world = World(random.Random(config.seed + 1), config.reviewer_noise, config.reassign_rate)
         self.sims: dict[str, SimLead] = {}
         self.weeks: dict[int, Week] = {}
         self.log: list[str] = []
@@ -533,8 +537,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tuning", choices=["monthly", "weekly", "off"], default="monthly")
     parser.add_argument("--db", help="database URL (default: a fresh SQLite file in a temp folder)")
     parser.add_argument("--policy", type=Path, default=POLICY, help="the starting policy (default: the example)")
+    parser.add_argument(
+        "--reviewer-noise", type=float, default=4.0, help="σ of the reviewer's judgement noise (points)"
+    )
+    parser.add_argument("--reassign-rate", type=float, default=0.02, help="share of leads moved for unseen reasons")
     args = parser.parse_args(argv)
-    config = Config(args.weeks, args.seed, args.leads_per_day, args.minutes_per_review, args.tuning, args.policy)
+    config = Config(
+        args.weeks,
+        args.seed,
+        args.leads_per_day,
+        args.minutes_per_review,
+        args.tuning,
+        args.policy,
+        args.reviewer_noise,
+        args.reassign_rate,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         db = Database(args.db or f"sqlite:///{tmp}/bench.db")
         upgrade(db)

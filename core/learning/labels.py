@@ -49,6 +49,11 @@ class Verdict:
     raw_confidence: float | None = None  # the decision's uncalibrated confidence, if recorded
     confidence: float | None = None  # the confidence that was shown
     decision_pk: int | None = None
+    # what the decision looked like to the trust rules: did a hard or a soft trigger fire, was it
+    # suppressed — so trust can tell "automation's own calls" from cases every level escalates
+    hard_trigger: bool = False
+    soft_trigger: bool = False
+    suppressed: bool = False
 
 
 @dataclass(frozen=True, slots=True)

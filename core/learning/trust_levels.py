@@ -6,12 +6,28 @@ promotion is always earned at the level it leaves (1→2 and 2→3 each need the
 a demotion cannot be caused by a policy that has since been replaced, and a new policy starts
 with a clean slate (its own first ``window`` verdicts can demote it quickly).
 
+Each question is judged on the decisions it is about. A level decides which decisions the
+automation makes alone; so
+
+* **promotion** from level L counts verdicts on decisions the automation *would own at L + 1*
+  (at level 1: reviewed decisions with no trigger and enough confidence; at 2: also those with
+  only soft triggers; from 3: its automatic decisions, judged by audit verdicts), and
+* **demotion** at level L counts verdicts on decisions it *owns at L* — its automatic
+  decisions, judged by the audit sample.
+
+Cases escalated at every level (hard triggers) judge neither: they are a person's job whatever
+the trust. Counting them (as a plain "agreement of everything reviewed" would) makes a healthy
+segment flap: promoted on its easy majority at level 1, demoted at level 2 by the hard cases
+that are then all that is reviewed, promoted again at level 1 (seen in bench/learning.py:
+mid-market changed level 11 times in 12 weeks). Which level makes a decision automatic comes
+from :func:`core.trust.choose_action` — the same rule that decided it.
+
 Rules, per the policy's ``trust`` section:
 
-* **demote** (checked first: safety wins) when at least ``demote.window`` verdicts exist and
-  agreement over the last ``window`` of them is below ``demote.min_agreement``;
-* **promote** when at least ``promote.min_reviews`` verdicts exist and agreement over all of
-  them is at least ``promote.min_agreement``, up to ``max_level``;
+* **demote** (checked first: safety wins) when at least ``demote.window`` verdicts on owned
+  decisions exist and agreement over the last ``window`` of them is below ``demote.min_agreement``;
+* **promote** when at least ``promote.min_reviews`` verdicts on next-level decisions exist and
+  agreement over all of them is at least ``promote.min_agreement``, up to ``max_level``;
 * **cap** when the policy's ``max_level`` is below the current level;
 * a **pinned** level never moves by itself; an admin pins and unpins.
 """
@@ -24,9 +40,14 @@ from datetime import datetime
 from typing import Literal
 
 from core.learning.labels import Verdict, agreement
+from core.model import Trigger
 from core.policy.schema import Trust
+from core.trust import choose_action
 
-__all__ = ["Assessment", "LevelState", "Move", "assess", "counting_verdicts"]
+__all__ = ["Assessment", "LevelState", "Move", "assess", "automatic_from", "counting_verdicts"]
+
+_HARD = Trigger("hard", "", hard=True)
+_SOFT = Trigger("soft", "", hard=False)
 
 MoveKind = Literal["promote", "demote", "cap", "pin", "unpin"]
 
@@ -78,6 +99,29 @@ def counting_verdicts(verdicts: Iterable[Verdict], state: LevelState, policy_ver
     return sorted(chosen, key=lambda v: (v.at, v.decision_pk or 0))
 
 
+def automatic_from(verdict: Verdict, auto_confidence: float) -> int | None:
+    """The lowest trust level at which the judged decision would have been automatic."""
+    triggers = [t for t, fired in ((_HARD, verdict.hard_trigger), (_SOFT, verdict.soft_trigger)) if fired]
+    confidence = 1.0 if verdict.confidence is None else verdict.confidence
+    for level in (1, 2, 3, 4):
+        action, _ = choose_action(
+            level, triggers, confidence, suppressed=verdict.suppressed, auto_confidence=auto_confidence
+        )
+        if action == "auto":
+            return level
+    return None
+
+
+def _owned_at(counted: Sequence[Verdict], level: int, auto_confidence: float) -> list[Verdict]:
+    """Verdicts on decisions the automation makes alone at ``level``."""
+    out = []
+    for v in counted:
+        start = automatic_from(v, auto_confidence)
+        if start is not None and start <= level:
+            out.append(v)
+    return out
+
+
 def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.0%}"
 
@@ -85,8 +129,8 @@ def _pct(value: float | None) -> str:
 def assess(state: LevelState, counted: Sequence[Verdict], trust: Trust) -> Assessment:
     """Judge one segment from its counting verdicts (see :func:`counting_verdicts`)."""
     promote, demote = trust.promote, trust.demote
-    overall = agreement(counted)
-    window = agreement(counted[-demote.window :])
+    overall = agreement(_owned_at(counted, min(state.level + 1, 4), trust.auto_confidence))
+    window = agreement(_owned_at(counted, state.level, trust.auto_confidence)[-demote.window :])
     move: Move | None = None
     level = state.level
     if state.pinned:
@@ -100,7 +144,8 @@ def assess(state: LevelState, counted: Sequence[Verdict], trust: Trust) -> Asses
             level,
             level - 1,
             "demote",
-            f"agreement {_pct(window.rate)} over the last {window.n} verdicts is below {_pct(demote.min_agreement)}",
+            f"agreement {_pct(window.rate)} over the last {window.n} verdicts on its automatic decisions "
+            f"is below {_pct(demote.min_agreement)}",
         )
         outlook = move.reason
     elif (
@@ -111,7 +156,8 @@ def assess(state: LevelState, counted: Sequence[Verdict], trust: Trust) -> Asses
             level,
             level + 1,
             "promote",
-            f"agreement {_pct(overall.rate)} over {overall.n} verdicts reached {_pct(promote.min_agreement)}",
+            f"agreement {_pct(overall.rate)} over {overall.n} verdicts on decisions it would own at level "
+            f"{level + 1} reached {_pct(promote.min_agreement)}",
         )
         outlook = move.reason
     else:

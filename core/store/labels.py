@@ -47,6 +47,8 @@ def verdicts(
         Decision.trust_level,
         Decision.policy_version,
         Decision.confidence,
+        Decision.suppressed_by,
+        Decision.contract["triggers"].label("triggers"),
         _raw_confidence().label("raw"),
     )
 
@@ -100,6 +102,9 @@ def verdicts(
             raw_confidence=r.raw,
             confidence=r.confidence,
             decision_pk=r.pk,
+            hard_trigger=any(t.get("hard") for t in r.triggers or ()),
+            soft_trigger=any(not t.get("hard") for t in r.triggers or ()),
+            suppressed=r.suppressed_by is not None,
         )
         for query in (reviews, audits)
         for r in session.execute(query)

@@ -61,15 +61,43 @@ def test_given_enough_agreement_when_recomputed_then_promoted_audited_and_announ
         assert recompute_trust(s, loaded, now=now + timedelta(hours=2)) == []
 
 
-def test_given_recent_disagreement_when_recomputed_then_demoted(
+def _automatic_smb(db: Database, loaded: LoadedPolicy, now: datetime, n: int) -> list[int]:
+    decided = decide_leads_at(
+        db, DecisionEngine(loaded), [lead_input(i, at=now, employees=50) for i in range(40)], now=now
+    )
+    auto = [d.decision_pk for d in decided if d.decision.action == "auto"]
+    assert len(auto) >= n
+    return auto[:n]
+
+
+def test_given_audits_flagging_automatic_decisions_when_recomputed_then_demoted(
     db: Database, example_policy: LoadedPolicy, now: datetime
 ) -> None:
     loaded = _policy(example_policy)
-    pks = _smb_decisions(db, loaded, now, 6)
-    _judge(db, pks, "ynnnyy", now)  # last 5: 40% < 60%
+    pks = _automatic_smb(db, loaded, now, 6)
+    with db.transaction() as s:
+        for i, (pk, c) in enumerate(zip(pks, "ynnnyy", strict=True)):
+            add_audit_verdict(s, pk, confirm=c == "y", at=now + timedelta(minutes=i))  # last 5: 40% < 60%
     with db.transaction() as s:
         moves = recompute_trust(s, loaded, now=now + timedelta(hours=1))
     assert [(m.segment, m.to_level, m.kind) for m in moves] == [("smb", 1, "demote")]
+    assert "on its automatic decisions" in moves[0].reason
+
+
+def test_given_people_overruling_hard_trigger_escalations_when_recomputed_then_trust_does_not_drop(
+    db: Database, example_policy: LoadedPolicy, now: datetime
+) -> None:
+    """Cases escalated at every level judge people's work, not automation's: before this rule,
+    a level-2 segment was demoted by the hard cases that were all it still reviewed, and flapped."""
+    loaded = _policy(example_policy)
+    raws = [lead_input(i, at=now, employees=50, industry="banking") for i in range(8)]  # regulated: hard
+    decided = decide_leads_at(db, DecisionEngine(loaded), raws, now=now)
+    assert all(d.decision.action == "review" for d in decided)
+    _judge(db, [d.decision_pk for d in decided], "nnnnnnnn", now)
+    with db.transaction() as s:
+        assert recompute_trust(s, loaded, now=now + timedelta(hours=1)) == []
+        status = {st.assessment.segment: st.assessment for st in trust_status(s, loaded)}
+    assert status["smb"].level == 2 and status["smb"].window_verdicts == 0
 
 
 def test_given_audit_verdicts_on_automatic_decisions_when_recomputed_then_they_count_like_reviews(

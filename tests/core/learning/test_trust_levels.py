@@ -79,3 +79,34 @@ def test_given_verdicts_of_other_levels_versions_segments_or_before_the_change_t
     )
     counted = counting_verdicts(mixed, state, "v1")
     assert [v.decision_pk for v in counted] == [2, 3]
+
+
+def _flagged(v: Verdict, **kw: object) -> Verdict:
+    from dataclasses import replace
+
+    return replace(v, **kw)  # type: ignore[arg-type]
+
+
+def test_given_decisions_of_each_kind_when_placed_then_automatic_from_follows_the_action_rule() -> None:
+    from core.learning.trust_levels import automatic_from
+
+    (clean,) = verdicts("y")
+    assert automatic_from(clean, 0.5) == 2
+    assert automatic_from(_flagged(clean, confidence=0.3), 0.5) == 3  # low confidence: auto only from 3
+    assert automatic_from(_flagged(clean, soft_trigger=True), 0.5) == 3
+    assert automatic_from(_flagged(clean, hard_trigger=True), 0.5) is None
+    assert automatic_from(_flagged(clean, suppressed=True), 0.5) is None
+
+
+def test_given_level_two_when_only_hard_cases_disagree_then_neither_demoted_nor_counted_for_promotion() -> None:
+    hard = [_flagged(v, hard_trigger=True) for v in verdicts("n" * 10)]
+    result = assess(LevelState("smb", 2), hard, TRUST)
+    assert result.move is None and result.verdicts == 0 and result.window_verdicts == 0
+
+
+def test_given_level_one_when_clean_cases_agree_and_soft_cases_do_not_then_promotion_looks_at_clean_ones() -> None:
+    clean = verdicts("y" * 10, level=1)
+    soft = [_flagged(v, soft_trigger=True) for v in verdicts("n" * 10, level=1, start=20)]
+    result = assess(LevelState("smb", 1), clean + soft, TRUST)
+    assert result.move is not None and result.move.kind == "promote"
+    assert result.verdicts == 10
