@@ -55,7 +55,8 @@ class Decided:
 
 def trust_levels(session: Session) -> dict[str, int]:
     """Current trust level per segment that has stored state (others use the policy's)."""
-    return dict(session.execute(select(TrustState.segment, TrustState.level)).tuples().all())
+    # (bot) no .tuples(): deprecated in SQLAlchemy 2.1, which the test suite turns into an error
+    return {segment: level for segment, level in session.execute(select(TrustState.segment, TrustState.level))}
 
 
 def decide_pending(
@@ -99,15 +100,15 @@ def decide_leads(
     if not requests:
         return []
     pks = [r.lead.pk for r in requests]
-    done = set(
-        session.execute(
+    # (bot) no .tuples(): deprecated in SQLAlchemy 2.1, which the test suite turns into an error
+    done = {
+        (lead_pk, key)
+        for lead_pk, key in session.execute(
             select(Decision.lead_pk, Decision.dedupe_key).where(
                 Decision.lead_pk.in_(pks), Decision.dedupe_key.in_([r.dedupe_key for r in requests])
             )
         )
-        .tuples()
-        .all()
-    )
+    }
     todo = [r for r in requests if (r.lead.pk, r.dedupe_key) not in done]
     for r in requests:
         if (r.lead.pk, r.dedupe_key) in done and r.cause in ("new", "changed"):
