@@ -1,0 +1,192 @@
+"""Composition of ``loopgate serve``: the Bolt app, its front (HTTP or Socket Mode), the outbox
+worker and any other background services, built from settings, database and policy.
+
+Extension points, so other parts plug in without editing the bot:
+
+* ``handlers`` — more :class:`core.store.outbox.EffectHandler` s for the same worker (the
+  connectors' ``crm.writeback`` handler);
+* ``services`` — anything with ``name``, ``start()`` and ``stop()`` (the scheduler), started
+  after the worker and stopped before it.
+
+Shutdown runs in reverse: the front stops accepting, in-flight listeners and lazy functions
+finish (the Bolt executor is drained), services stop, the worker settles its batch, and the
+database is disposed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from slack_bolt import App
+
+from bot.app import build_app, web_client
+from bot.context import BotContext
+from bot.notifier import SlackNotifier
+from core.policy import LoadedPolicy
+from core.store.db import Database
+from core.store.outbox import EffectHandler
+from loopgate.outbox_worker import OutboxWorker
+from loopgate.server import HttpFront
+from loopgate.settings import ConfigError, Settings
+
+__all__ = ["ListenerPool", "Runtime", "Service", "compose"]
+
+log = logging.getLogger(__name__)
+
+
+class Service(Protocol):
+    name: str
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+class ListenerPool(ThreadPoolExecutor):
+    """Bolt's listener and lazy-function pool, counting work in flight, so shutdown (and tests)
+    can wait until every acked click has been fully handled."""
+
+    name = "listeners"
+
+    def __init__(self, max_workers: int) -> None:
+        super().__init__(max_workers=max_workers, thread_name_prefix="bolt")
+        self._busy = 0
+        self._idle = threading.Condition()
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        with self._idle:
+            self._busy += 1
+        future = super().submit(fn, *args, **kwargs)
+        future.add_done_callback(self._done)
+        return future
+
+    def _done(self, _future: Future[Any]) -> None:
+        with self._idle:
+            self._busy -= 1
+            self._idle.notify_all()
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """True once nothing is queued or running (listeners may queue lazy work: loop)."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._busy == 0, timeout)
+
+    def start(self) -> None:
+        return None
+
+    def stop(self) -> None:
+        self.shutdown(wait=True, cancel_futures=False)
+
+
+class _SocketMode:
+    name = "socket-mode"
+
+    def __init__(self, app: App, app_token: str) -> None:
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        self.handler = SocketModeHandler(app, app_token, web_client=app.client)
+
+    def start(self) -> None:
+        self.handler.connect()  # type: ignore[no-untyped-call]
+
+    def stop(self) -> None:
+        self.handler.close()  # type: ignore[no-untyped-call]
+
+
+@dataclass
+class Runtime:
+    """Services in start order; ``front`` is the HTTP front (health check, and Slack in HTTP mode)."""
+
+    app: App
+    context: BotContext
+    notifier: SlackNotifier
+    worker: OutboxWorker
+    front: HttpFront
+    pool: ListenerPool
+    services: list[Any] = field(default_factory=list)
+    stopped: threading.Event = field(default_factory=threading.Event)
+    mode: str = "http"
+
+    def start(self) -> None:
+        for service in self.services:
+            log.info("starting %s", service.name)
+            service.start()
+
+    def stop(self) -> None:
+        if self.stopped.is_set():
+            return
+        for service in reversed(self.services):
+            try:
+                service.stop()
+            except Exception:  # one service failing to stop must not keep the others running
+                log.exception("stopping %s failed", service.name)
+        self.context.db.dispose()
+        self.stopped.set()
+
+
+def _health(db: Database, worker: OutboxWorker) -> Callable[[], tuple[bool, dict[str, Any]]]:
+    def check() -> tuple[bool, dict[str, Any]]:
+        try:
+            db.check_connection()
+            database = "ok"
+        except Exception as exc:  # health reports any failure instead of raising it
+            database = f"error: {type(exc).__name__}"
+        ok = database == "ok" and worker.alive
+        return ok, {"database": database, "outbox_worker": "running" if worker.alive else "stopped"}
+
+    return check
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def compose(
+    settings: Settings,
+    db: Database,
+    policy: LoadedPolicy,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 3000,
+    clock: Callable[[], datetime] = _utcnow,
+    handlers: Sequence[EffectHandler] = (),
+    services: Sequence[Service] = (),
+    outbox: bool = True,
+    poll: float = 1.0,
+    listener_threads: int = 8,
+) -> Runtime:
+    """Build (not start) everything ``loopgate serve`` runs."""
+    token, signing_secret = settings.require_slack()
+    socket_mode = settings.slack_app_token is not None and bool(settings.slack_app_token.get_secret_value())
+    secret = signing_secret.get_secret_value() if signing_secret is not None else ""
+    if not socket_mode and not secret:
+        raise ConfigError("SLACK_SIGNING_SECRET is empty: HTTP mode verifies every request with it")
+    context = BotContext(db, policy, clock=clock)
+    pool = ListenerPool(listener_threads)
+    app = build_app(
+        context,
+        client=web_client(token.get_secret_value(), settings.slack_api_url),
+        signing_secret=None if socket_mode else secret,
+        executor=pool,
+    )
+    notifier = SlackNotifier(
+        db,
+        context.rules,
+        web_client(token.get_secret_value(), settings.slack_api_url, retries=False),
+        review_clock=context.sla,
+        clock=clock,
+    )
+    worker = OutboxWorker(db, [notifier, *handlers] if outbox else [], clock=clock, poll=poll)
+    context.wake_outbox = worker.wake
+    front = HttpFront(None if socket_mode else app, host=host, port=port, health=_health(db, worker))
+    ordered: list[Any] = [worker, *services, pool]
+    if socket_mode:
+        assert settings.slack_app_token is not None
+        ordered.append(_SocketMode(app, settings.slack_app_token.get_secret_value()))
+    ordered.append(front)
+    return Runtime(app, context, notifier, worker, front, pool, ordered, mode="socket" if socket_mode else "http")
