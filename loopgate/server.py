@@ -66,7 +66,9 @@ class HttpFront:
         return f"http://{host}:{self.port}"
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="http-front", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="http-front", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:

@@ -175,7 +175,10 @@ class FakeService:
         if self.tls:
             server.socket = self._tls_context().wrap_socket(server.socket, server_side=True)
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name=f"{self.name}-server", daemon=True)
+        # a short poll interval: stop() waits for the serve loop to notice, and tests stop a lot
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"{self.name}-server", daemon=True
+        )
         self._thread.start()
         return self
 
