@@ -173,7 +173,7 @@ def test_given_reassign_when_submitted_then_modal_validates_records_and_the_mess
 def test_given_override_when_nothing_changes_then_error_on_the_action_and_when_changed_then_recorded(
     harness: Harness,
 ) -> None:
-    pk, owner = _escalate(harness)
+    pk, _ = _escalate(harness)
     harness.click("U01REV", ids.OVERRIDE, pk)
     [modal] = harness.slack.open_views("U01REV")
     same = harness.slack.submit(modal.id, "U01REV", {ids.BLOCK_REASON: "data_quality"})
