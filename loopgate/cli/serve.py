@@ -31,14 +31,15 @@ def serve(
     """Run the Slack bot: HTTP on HOST:PORT (/slack/events, /healthz), or Socket Mode when
     SLACK_APP_TOKEN is set; the outbox worker posts escalations and updates."""
     settings = load_settings()
+    settings.require_slack()  # before anything else, so a missing token is the one line shown
     secrets = [
         s.get_secret_value()
         for s in (settings.slack_bot_token, settings.slack_signing_secret, settings.slack_app_token)
         if s is not None
     ]
-    configure_logging(settings.loopgate_log_level, secrets)
     loaded = read_policy(policy or settings.require_policy_path())
     db = open_database(settings)
+    configure_logging(settings.loopgate_log_level, secrets)
     runtime = compose(settings, db, loaded, host=host, port=port, outbox=outbox, poll=poll)
     stop = threading.Event()
 
