@@ -19,6 +19,18 @@ from bot.context import BotContext
 __all__ = ["build_app", "web_client"]
 
 
+class _QuietTokenWarning(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN from the environment on its own and then warns that the
+    client we pass wins over it — which is the point (the client knows SLACK_API_URL)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("As you gave `client` as well")
+
+
+_BOLT_LOG = logging.getLogger("loopgate.bolt")
+_BOLT_LOG.addFilter(_QuietTokenWarning())
+
+
 def web_client(token: str, base_url: str, *, retries: bool = True) -> WebClient:
     """A WebClient for ``base_url``. ``retries=False`` for effects that must not be repeated
     behind the caller's back (the outbox retries them, after checking what already happened)."""
@@ -47,7 +59,7 @@ def build_app(
         request_verification_enabled=bool(signing_secret),
         listener_executor=executor,
         process_before_response=False,
-        logger=logging.getLogger("loopgate.bolt"),
+        logger=_BOLT_LOG,
     )
     listeners.register(app, ctx)
     return app

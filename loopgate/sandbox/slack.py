@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from loopgate.sandbox.http import FakeRequest, FakeResponse, FakeService
 from loopgate.sandbox.slack_limits import Notifies, check_blocks, check_view, notifications
@@ -45,6 +45,7 @@ from loopgate.sandbox.slack_payloads import (
     slash_command,
     view_submission,
 )
+from loopgate.sandbox.slack_socket import SocketModeServer
 
 __all__ = ["Delivery", "FakeChannel", "FakeMessage", "FakeSlack", "FakeUser", "FakeView"]
 
@@ -64,6 +65,7 @@ METHOD_SCOPES: dict[str, tuple[str, ...]] = {
     "views.publish": (),
     "files.getUploadURLExternal": ("files:write",),
     "files.completeUploadExternal": ("files:write",),
+    "apps.connections.open": (),  # app-level token with connections:write, not the bot's
 }
 
 
@@ -219,6 +221,7 @@ class FakeSlack(FakeService):
         *,
         bot_token: str = "xoxb-sandbox-0000-loopgate",  # noqa: S107 - the sandbox's own, not a secret
         signing_secret: str = "sandbox-signing-secret",  # noqa: S107
+        app_token: str = "xapp-1-A0LOOPGATE-sandbox",  # noqa: S107
         scopes: Iterable[str] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -231,6 +234,9 @@ class FakeSlack(FakeService):
         self.tokens = {bot_token}
         self.bot_token = bot_token
         self.signing_secret = signing_secret
+        self.app_token = app_token
+        self.socket: SocketModeServer | None = None  # started by the first apps.connections.open
+        self.transport = "http"  # how Slack reaches the app: "http" (request_url) or "socket"
         self.scopes: frozenset[str] | None = frozenset(scopes) if scopes is not None else None
         self.request_url: str | None = None
         self.trigger_ttl = 3.0
@@ -425,13 +431,26 @@ class FakeSlack(FakeService):
         if method != "api.test":
             if not token:
                 raise SlackError("not_authed")
-            if token not in self.tokens:
+            if (token == self.app_token) != (method == "apps.connections.open"):
+                raise SlackError("not_allowed_token_type")
+            if token not in self.tokens and token != self.app_token:
                 raise SlackError("invalid_auth")
         if self.scopes is not None:
             headers["X-OAuth-Scopes"] = ",".join(sorted(self.scopes))
             for needed in METHOD_SCOPES[method]:
                 if needed not in self.scopes:
                     raise SlackError("missing_scope", needed=needed, provided=",".join(sorted(self.scopes)))
+
+    def _m_apps_connections_open(self, params: dict[str, Any]) -> dict[str, Any]:
+        if self.socket is None:
+            self.socket = SocketModeServer(self.app_id)
+        return {"url": self.socket.url}
+
+    def stop(self) -> None:
+        if self.socket is not None:
+            self.socket.stop()
+            self.socket = None
+        super().stop()
 
     def _m_api_test(self, params: dict[str, Any]) -> dict[str, Any]:
         return {"args": params}
@@ -761,6 +780,17 @@ class FakeSlack(FakeService):
         finally:
             conn.close()
 
+    def _send(
+        self, kind: str, payload: dict[str, Any], body: str, content_type: str, retry_num: int | None
+    ) -> Delivery:
+        """Deliver to the app over the configured transport (HTTP request URL or Socket Mode)."""
+        if self.transport == "http":
+            return self.deliver(body, content_type, retry_num=retry_num)
+        if self.socket is None:
+            raise RuntimeError("no Socket Mode connection: the app never called apps.connections.open")
+        ack = self.socket.send(kind, payload, accepts_response_payload=kind != "events_api", retry=retry_num or 0)
+        return Delivery(200, json.dumps(ack.payload) if ack.payload else "", ack.elapsed)
+
     def _user_dict(self, user: str) -> dict[str, Any]:
         known = self.users.get(user)
         return {"id": user, "name": known.name if known else user.lower()}
@@ -805,7 +835,7 @@ class FakeSlack(FakeService):
                     response_url=self._response_url(conversation.id, user, ts),
                     message=message.as_api(), channel={"id": conversation.id, "name": conversation.name},
                 )  # fmt: skip
-        return self.deliver(form_body(payload), "application/x-www-form-urlencoded", retry_num=retry_num)
+        return self._send("interactive", payload, form_body(payload), "application/x-www-form-urlencoded", retry_num)
 
     @staticmethod
     def _state_value(element: dict[str, Any], value: Any) -> dict[str, Any]:
@@ -845,7 +875,7 @@ class FakeSlack(FakeService):
                 team=self.team, app_id=self.app_id, user=self._user_dict(user), view=view,
                 trigger_id=self._issue_trigger(user),
             )  # fmt: skip
-        delivery = self.deliver(form_body(payload), "application/x-www-form-urlencoded")
+        delivery = self._send("interactive", payload, form_body(payload), "application/x-www-form-urlencoded", None)
         answer = delivery.json() if delivery.status == 200 and delivery.body.strip() else None
         with self._state:
             if isinstance(answer, dict) and answer.get("response_action") == "errors":
@@ -865,7 +895,8 @@ class FakeSlack(FakeService):
                 channel={"id": conversation.id, "name": conversation.name}, command=command, text=text,
                 response_url=self._response_url(conversation.id, user), trigger_id=self._issue_trigger(user),
             )  # fmt: skip
-        delivery = self.deliver(body, "application/x-www-form-urlencoded")
+        fields = dict(parse_qsl(body))
+        delivery = self._send("slash_commands", fields, body, "application/x-www-form-urlencoded", None)
         if delivery.status == 200 and delivery.body.strip():
             try:
                 answer = delivery.json()
@@ -887,4 +918,4 @@ class FakeSlack(FakeService):
                 team=self.team, app_id=self.app_id, user=self._user_dict(user), channel=self.im_for(user).id,
                 view=self._view_api(home) if home else None, bot_user=self.bot_user_id,
             )  # fmt: skip
-        return self.deliver(body, "application/json", retry_num=retry_num)
+        return self._send("events_api", json.loads(body), body, "application/json", retry_num)

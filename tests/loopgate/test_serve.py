@@ -73,7 +73,7 @@ def fake(example_policy: LoadedPolicy) -> Iterator[FakeSlack]:
         yield slack  # type: ignore[misc]
 
 
-def _serve(env: dict[str, str]) -> Served:
+def _serve(env: dict[str, str], marker: str = "/slack/events") -> Served:
     proc = subprocess.Popen(
         [sys.executable, "-m", "loopgate", "serve", "--port", "0", "--poll", "0.1"],
         env=env,
@@ -89,8 +89,8 @@ def _serve(env: dict[str, str]) -> Served:
         assert proc.stderr is not None
         for line in proc.stderr:
             served.lines.append(line)
-            if "loopgate serving" in line:
-                served.url = line.split("serving ", 1)[1].split("/slack/events")[0]
+            if "loopgate serving" in line and marker in line:
+                served.url = line.split("(health ", 1)[1].split("/healthz")[0]
                 ready.set()
         ready.set()
 
@@ -129,6 +129,34 @@ def test_given_serve_when_running_then_it_posts_escalations_takes_clicks_and_sto
     assert "DEBUG" in served.log  # it did log at debug level…
     for secret in (fake.bot_token, fake.signing_secret):
         assert secret not in served.log  # …and never a secret
+
+
+def test_given_an_app_token_when_serving_then_socket_mode_carries_clicks_commands_and_events(
+    fake: FakeSlack, db_url: str, example_policy: LoadedPolicy
+) -> None:
+    env = _env(fake, db_url, SLACK_APP_TOKEN=fake.app_token)
+    del env["SLACK_SIGNING_SECRET"]  # not needed: the socket is authenticated by the app token
+    served = _serve(env, marker="Socket Mode")
+    try:
+        fake.transport = "socket"
+        assert fake.socket is not None and fake.socket.wait_connected(10)
+        db = Database(db_url)
+        now = datetime.now(UTC)
+        pk = decide(db, example_policy, [LeadBuilder("00Q5e00000V0002").raw(now)], now)["00Q5e00000V0002"]
+        message = fake.wait_until(lambda: fake.messages("C0MMREVIEW"), timeout=10)[0]
+        ack = fake.click("U01LEE", ids.APPROVE, channel=message.channel, ts=message.ts)
+        assert ack.status == 200 and ack.elapsed < 3
+        fake.wait_until(lambda: fake.messages("C0MMREVIEW")[0].edits, timeout=10)
+        with db.sessions() as s:
+            assert s.get(Decision, pk).state == "reviewed"  # type: ignore[union-attr]
+        db.dispose()
+        reply = fake.command("U01LEE", "help")
+        assert "/loopgate queue" in reply.body  # the ack payload travels back over the socket
+        fake.open_home("U01LEE")
+        fake.wait_until(lambda: fake.home("U01LEE"), timeout=10)
+    finally:
+        code = served.finish()
+    assert code == 0, served.log
 
 
 def test_given_no_slack_settings_when_serving_then_one_line_names_the_variable(db_url: str) -> None:
