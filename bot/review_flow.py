@@ -92,9 +92,10 @@ def check_may_act(ctx: BotContext, decision_pk: int, user: str) -> tuple[Card | 
     if card is None or row is None:
         return None, already_decided(NotPending(decision_pk, "missing"), None)
     if not card.pending:
+        outcome = card.outcome
         error: NotPending = (
-            AlreadyDecided(decision_pk, card.outcome.kind, user, None, card.outcome.at)
-            if card.outcome
+            AlreadyDecided(decision_pk, outcome.kind, outcome.by_slack or outcome.by_name, None, outcome.at)
+            if outcome
             else NotPending(decision_pk, card.state)
         )
         return card, already_decided(error, card, you=user)

@@ -303,3 +303,37 @@ def test_given_two_replicas_when_each_gets_a_click_then_they_share_one_decision(
             r.pool.shutdown()
         for d in replicas:
             d.dispose()
+
+
+def test_given_slack_fails_while_opening_a_modal_when_clicked_then_the_person_gets_a_reference_and_it_is_logged(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    pk, owner = _escalate(harness)
+    harness.slack.inject(r"^/api/views\.open$", 500, body="upstream error")
+    with caplog.at_level("ERROR", logger="loopgate.bot"):
+        harness.click(owner, ids.REASSIGN, pk)
+    [told] = harness.slack.ephemerals_for(owner)
+    ref = told.text.split("(ref ", 1)[1].split(")", 1)[0]
+    [logged] = [r for r in caplog.records if ref in r.getMessage()]
+    assert "block_actions loopgate.reassign by " + owner in logged.getMessage()
+    assert "SlackUnavailable" in logged.getMessage()
+
+
+def test_given_the_store_fails_under_a_slash_command_when_run_then_app_error_reports_it_once(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    from sqlalchemy import text
+
+    with harness.db.transaction() as s:  # the database loses a table under the running app
+        s.execute(text("ALTER TABLE decisions RENAME TO decisions_away"))
+    try:
+        with caplog.at_level("ERROR", logger="loopgate.bot"):
+            delivery = harness.slack.command("U01LEE", "queue")
+            harness.settle()
+    finally:
+        with harness.db.transaction() as s:
+            s.execute(text("ALTER TABLE decisions_away RENAME TO decisions"))
+    assert delivery.status == 500  # Slack shows its own "didn't work" beside ours
+    [told] = harness.slack.ephemerals_for("U01LEE")
+    assert "Something went wrong on loopgate's side (ref" in told.text
+    assert len([r for r in caplog.records if r.name == "loopgate.bot"]) == 1
