@@ -174,7 +174,7 @@ def _run(url: str, n: int, label: str) -> dict[str, Any]:
         try:
             fake.wait_until(lambda: len(fake.messages("C0MMREVIEW")) >= n, timeout=600)
             posted = fake.messages("C0MMREVIEW")
-            by_pk = {m.blocks[-2]["elements"][0]["value"]: m for m in posted if m.blocks[-2]["type"] == "actions"}
+            by_pk = {b["elements"][0]["value"]: m for m in posted for b in m.blocks if b["type"] == "actions"}
             owners = _owners(url)
             loopgate_ms: list[float] = []
             floor_ms: list[float] = []

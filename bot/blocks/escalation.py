@@ -2,9 +2,10 @@
 
 Read top to bottom it answers, in this order: who is the lead (header), how good is it and
 whose is it (score, recommended owner and why, next-best-action, due time), why automation
-stopped (each trigger with its detail), the CRM facts, the evidence behind every point, and
-the buttons. After a decision the same message is rebuilt with the outcome — who decided
-what, when, and why — in place of the buttons.
+stopped (each trigger with its detail), then the buttons — and below them the CRM facts and
+the evidence behind every point, for whoever wants to check. After a decision the same
+message is rebuilt with the outcome — who decided what, when, and why — in place of the
+buttons.
 """
 
 from __future__ import annotations
@@ -218,10 +219,7 @@ def escalation_message(card: Card, *, audience: str = "channel") -> Message:
         blocks.append(section(f"*No person needed:* {mrkdwn_value(explanation, 1500)}"))
     else:
         blocks.append(section(trigger_lines(card)))
-    blocks.append(section("", fields=lead_fields(card.lead)))
-    evidence = evidence_lines(card)
-    if evidence:
-        blocks.append(section(evidence))
+    # the decision right under the reasons for it; the details to check follow
     if card.pending and audience == "lookup":
         blocks.append(
             section(f"⏳ Waiting for a person: decide on the escalation in <#{card.channel}> or on the Home tab.")
@@ -230,6 +228,10 @@ def escalation_message(card: Card, *, audience: str = "channel") -> Message:
         blocks.append(decision_buttons(card, block_id=f"review:{card.decision_pk}"))
     elif card.state != "applied":
         blocks.append(section(outcome_line(card)))
+    blocks.append(section("", fields=lead_fields(card.lead)))
+    evidence = evidence_lines(card)
+    if evidence:
+        blocks.append(section(evidence))
     blocks.append(context(_footer(card)))
     return validate_message(fallback_text(card), blocks, where=f"escalation {card.decision_pk}")
 
