@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from slack_bolt import App
+from slack_bolt.error import BoltError
 
 from bot.app import build_app, web_client
 from bot.context import BotContext
@@ -168,12 +169,19 @@ def compose(
         raise ConfigError("SLACK_SIGNING_SECRET is empty: HTTP mode verifies every request with it")
     context = BotContext(db, policy, clock=clock)
     pool = ListenerPool(listener_threads)
-    app = build_app(
-        context,
-        client=web_client(token.get_secret_value(), settings.slack_api_url),
-        signing_secret=None if socket_mode else secret,
-        executor=pool,
-    )
+    try:  # Bolt checks the token with auth.test right here: fail in one line, not a traceback
+        app = build_app(
+            context,
+            client=web_client(token.get_secret_value(), settings.slack_api_url),
+            signing_secret=None if socket_mode else secret,
+            executor=pool,
+        )
+    except BoltError as exc:
+        pool.shutdown()
+        raise ConfigError(f"Slack refused SLACK_BOT_TOKEN at {settings.slack_api_url} ({exc})") from None
+    except OSError as exc:
+        pool.shutdown()
+        raise ConfigError(f"cannot reach Slack at SLACK_API_URL={settings.slack_api_url} ({exc})") from None
     notifier = SlackNotifier(
         db,
         context.rules,

@@ -167,6 +167,22 @@ def test_given_no_slack_settings_when_serving_then_one_line_names_the_variable(d
     assert result.err.strip() == "error: SLACK_BOT_TOKEN is not set (xoxb-…)"
 
 
+def test_given_a_token_slack_rejects_or_no_slack_when_serving_then_one_line_and_exit_2(
+    fake: FakeSlack, db_url: str
+) -> None:
+    for env, expected in (
+        (_env(fake, db_url, SLACK_BOT_TOKEN="xoxb-revoked"), "error: Slack refused SLACK_BOT_TOKEN at "),
+        (_env(fake, db_url, SLACK_API_URL="http://127.0.0.1:9/api/"), "error: cannot reach Slack at SLACK_API_URL="),
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", "loopgate", "serve", "--port", "0"], env=env, cwd=ROOT, capture_output=True,
+            text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert result.returncode == 2
+        assert result.stderr.strip().splitlines()[-1].startswith(expected) and "Traceback" not in result.stderr
+        assert "xoxb-revoked" not in result.stderr
+
+
 def test_given_an_empty_signing_secret_in_http_mode_when_serving_then_refused(fake: FakeSlack, db_url: str) -> None:
     env = _env(fake, db_url, SLACK_SIGNING_SECRET="")
     result = subprocess.run(
