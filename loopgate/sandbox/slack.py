@@ -351,6 +351,39 @@ class FakeSlack(FakeService):
         with self._state:
             return [v for v in self.views.values() if v.open and (user is None or v.user == user)]
 
+    def snapshot(self) -> dict[str, Any]:
+        """The whole workspace as JSON-able data: what a browser rendering of the sandbox shows."""
+        with self._state:
+            return {
+                "team": dict(self.team),
+                "users": [u.as_api() for u in self.users.values()],
+                "channels": [
+                    {
+                        "id": c.id,
+                        "name": c.name,
+                        "kind": "im" if c.is_im else ("private" if c.is_private else "public"),
+                        "user": c.im_user,
+                        "messages": [
+                            {
+                                **m.as_api(include_metadata=True),
+                                "edits": len(m.edits),
+                                "notifies": {
+                                    "broadcasts": sorted(m.notifies.broadcasts),
+                                    "users": sorted(m.notifies.users),
+                                },
+                            }
+                            for m in c.messages
+                        ],
+                    }
+                    for c in self.channels.values()
+                ],
+                "ephemerals": [dict(e.__dict__) for e in self.ephemerals],
+                "homes": {user: view.view for user, view in self.homes.items()},
+                "open_views": [
+                    {"id": v.id, "user": v.user, "view": v.view, "errors": v.errors} for v in self.open_views()
+                ],
+            }
+
     def api_calls(self, method: str) -> list[dict[str, Any]]:
         """Parameters of every call to ``method`` (token removed), in order."""
         with self._state:

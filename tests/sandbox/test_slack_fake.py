@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 
@@ -165,3 +166,6 @@ def test_given_a_lost_response_when_posting_then_the_message_exists_but_the_call
         _client(fake).chat_postMessage(channel="C1", text="did it?")
     assert [m.text for m in fake.messages("C1")] == ["did it?"]
     assert _client(fake).users_info(user="U1")["user"]["tz"] == "America/New_York"
+    shown = json.loads(json.dumps(fake.snapshot()))  # JSON-able, for a browser to render
+    [reviews] = [c for c in shown["channels"] if c["id"] == "C1"]
+    assert reviews["kind"] == "public" and reviews["messages"][0]["text"] == "did it?"
