@@ -266,7 +266,9 @@ class SlackNotifier:
 
     def _record(
         self, key: str, card: Card | None, purpose: str, channel: str, ts: str, *, rendered: str | None = None
-    ) -> None:
+    ) -> SlackMessage:
+        """Record the message under its key; if another worker recorded the key first, return
+        theirs (the caller then removes its own copy)."""
         with self.db.transaction() as session:
             session.execute(
                 dialect_insert(session, SlackMessage)
@@ -281,6 +283,7 @@ class SlackNotifier:
                 )
                 .on_conflict_do_nothing(index_elements=["key"])
             )
+            return session.execute(select(SlackMessage).where(SlackMessage.key == key)).scalar_one()
 
     def _find_posted(self, channel: str, key: str, since: datetime) -> str | None:
         """The ts of a message we posted with this key, looking back to when it was queued."""
@@ -339,5 +342,11 @@ class SlackNotifier:
             **message.kwargs(),
         )
         posted_channel, ts = str(response["channel"]), str(response["ts"])
-        self._record(key, card, purpose, posted_channel, ts)
+        kept = self._record(key, card, purpose, posted_channel, ts)
+        if (kept.channel, kept.ts) != (posted_channel, ts):
+            # another worker posted the same effect at the same moment (a lease ran out under a
+            # slow call) and recorded it first: take ours back so people see one message
+            log.warning("%s was posted twice by racing workers; deleting the second copy", key)
+            slack_call("chat.delete", self.client.chat_delete, channel=posted_channel, ts=ts)
+            return _Posted(kept.channel, kept.ts, False)
         return _Posted(posted_channel, ts, True)

@@ -1,7 +1,7 @@
 """A fake Slack: the Web API loopgate calls, and the Slack client that calls loopgate back.
 
 **Web API** (``WebClient(base_url=fake.api_url)``): ``auth.test``, ``chat.postMessage``,
-``chat.update``, ``chat.postEphemeral``, ``conversations.open``, ``conversations.history``
+``chat.update``, ``chat.delete``, ``chat.postEphemeral``, ``conversations.open``, ``conversations.history``
 (with message metadata), ``users.info``, ``views.open``/``update``/``publish``, and the
 ``files_upload_v2`` flow (``files.getUploadURLExternal`` → POST to the upload URL →
 ``files.completeUploadExternal``). Like Slack it checks the bot token (``not_authed``,
@@ -56,6 +56,7 @@ METHOD_SCOPES: dict[str, tuple[str, ...]] = {
     "chat.postMessage": ("chat:write",),
     "chat.update": ("chat:write",),
     "chat.postEphemeral": ("chat:write",),
+    "chat.delete": ("chat:write",),
     "conversations.open": ("im:write",),
     "conversations.history": (),  # depends on the conversation: see _history_scope
     "users.info": ("users:read",),
@@ -246,6 +247,7 @@ class FakeSlack(FakeService):
         self.views: dict[str, FakeView] = {}
         self.homes: dict[str, FakeView] = {}
         self.ephemerals: list[Ephemeral] = []
+        self.deleted: list[FakeMessage] = []
         self.files: dict[str, dict[str, Any]] = {}
         self.api_log: list[tuple[str, dict[str, Any], str | None]] = []  # method, params, error
         self._state = threading.RLock()
@@ -584,6 +586,18 @@ class FakeSlack(FakeService):
         if "metadata" in params:
             message.metadata = self._metadata(params)
         return {"channel": channel.id, "ts": ts, "text": text, "message": message.as_api()}
+
+    def _m_chat_delete(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = self._conversation(params.get("channel"))
+        ts = str(params.get("ts") or "")
+        message = next((m for m in channel.messages if m.ts == ts), None)
+        if message is None:
+            raise SlackError("message_not_found")
+        if message.user != self.bot_user_id:
+            raise SlackError("cant_delete_message")
+        channel.messages.remove(message)
+        self.deleted.append(message)
+        return {"channel": channel.id, "ts": ts}
 
     def _m_chat_postEphemeral(self, params: dict[str, Any]) -> dict[str, Any]:
         channel = self._conversation(params.get("channel"), for_post=True)

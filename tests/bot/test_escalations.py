@@ -117,6 +117,30 @@ def test_given_a_lost_response_when_the_effect_is_retried_then_the_message_is_fo
     assert harness.slack.api_calls("conversations.history")[0]["include_all_metadata"] in (True, "1", "true")
 
 
+def test_given_two_workers_racing_on_one_effect_when_both_post_then_one_message_remains(harness: Harness) -> None:
+    """A lease that runs out under a slow call lets a second worker take the same row."""
+    import threading
+
+    from core.store.outbox import OutboxItem
+
+    pks = harness.decide_examples("00Q5e00000A0003")
+    row = next(r for r in harness.outbox_rows("slack.escalation"))
+    item = OutboxItem(row.pk, row.kind, row.dedupe_key, row.payload, 1, row.created_at)
+    harness.slack.latency = 0.3  # both read "not posted yet" before either records
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(harness.runtime.notifier.perform([item]))) for _ in "ab"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(harness.slack.messages("C0MMREVIEW")) == 1
+    deleted_keys = {m.metadata["event_payload"]["key"].rsplit(":", 1)[1] for m in harness.slack.deleted}  # type: ignore[index]
+    assert "channel" in deleted_keys  # the loser took back its copy (of the DM too, if it got that far)
+    assert harness.posted(pks["00Q5e00000A0003"]).ts == harness.slack.messages("C0MMREVIEW")[0].ts
+    dms = [c for c in harness.slack.channels.values() if c.is_im]
+    assert [len(c.messages) for c in dms] == [1]
+
+
 def test_given_slack_rate_limits_when_draining_then_the_batch_waits_for_retry_after(harness: Harness) -> None:
     harness.decide_examples("00Q5e00000A0003", "00Q5e00000A0004")
     harness.slack.inject(

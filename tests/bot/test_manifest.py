@@ -113,8 +113,10 @@ def test_given_each_declared_id_when_slack_sends_it_then_a_listener_answers_and_
     harness.settle()
 
 
-_CALL = re.compile(r"client\.(chat_postMessage|chat_update|chat_postEphemeral|conversations_open|conversations_history|"
-                   r"users_info|views_open|views_update|views_push|views_publish|files_upload_v2)\b")  # fmt: skip
+_CALL = re.compile(
+    r"client\.(chat_postMessage|chat_update|chat_delete|chat_postEphemeral|conversations_open|conversations_history"
+    r"|users_info|views_open|views_update|views_push|views_publish|files_upload_v2)\b"
+)
 
 
 def _methods_called() -> set[str]:
