@@ -56,6 +56,8 @@ NOTE_MAX = 2000
 
 
 class ReviewError(CoreError):
+    """A review that cannot be recorded; nothing was written."""
+
     def __init__(self, decision_pk: int, message: str) -> None:
         self.decision_pk = decision_pk
         super().__init__(message)
@@ -71,6 +73,8 @@ class InvalidReview(ReviewError):
 
 
 class NotAllowed(ReviewError):
+    """``who_may`` names the people who may act, for the refusal."""
+
     def __init__(self, decision_pk: int, reviewer: str, who_may: str) -> None:
         self.reviewer = reviewer
         self.who_may = who_may
@@ -78,12 +82,16 @@ class NotAllowed(ReviewError):
 
 
 class NotPending(ReviewError):
+    """``state`` is where the decision is now (reviewed, superseded, applied, missing)."""
+
     def __init__(self, decision_pk: int, state: str, message: str | None = None) -> None:
         self.state = state
         super().__init__(decision_pk, message or f"decision {decision_pk} is {state}, not pending review")
 
 
 class AlreadyDecided(NotPending):
+    """Someone reviewed first: their kind of review, ids and time, to say who decided."""
+
     def __init__(
         self, decision_pk: int, kind: str, reviewer: str, reviewer_rep: str | None, decided_at: datetime
     ) -> None:
@@ -153,6 +161,7 @@ class ReviewRules:
     # --- people -----------------------------------------------------------------------------
 
     def rep_for_slack(self, slack_user: str) -> Rep | None:
+        """The policy person behind a Slack user id (``None`` for anyone else)."""
         return self.by_slack.get(slack_user)
 
     def assignable_reps(self) -> list[Rep]:
@@ -166,6 +175,7 @@ class ReviewRules:
     # --- where and who ------------------------------------------------------------------------
 
     def responsible_team(self, proposal: Proposal) -> Team | None:
+        """The team whose manager may act on this decision (see the module docstring)."""
         teams = self.roster.teams
         if proposal.team and proposal.team in teams:
             return teams[proposal.team]

@@ -56,6 +56,7 @@ class RecordedReview:
 
     @classmethod
     def of(cls, row: Review) -> RecordedReview:
+        """A detached copy of a stored review (safe to use after the session closes)."""
         return cls(
             row.pk,
             row.decision_pk,
