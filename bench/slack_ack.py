@@ -5,8 +5,9 @@ engine, ``loopgate serve`` in a subprocess (its outbox worker posts the escalati
 fake), and — in another subprocess, on the same HTTP front — a bare Bolt app whose Approve
 listener only calls ``ack()``. Then N signed ``block_actions`` clicks of the real shape (each
 the proposed owner pressing Approve on a posted escalation) go to loopgate, interleaved
-one-for-one with the same clicks sent to the bare app, one at a time, each on a new HTTP
-connection (as Slack sends them). Latency is request sent → response read.
+one-for-one with the same clicks sent to the bare app, each on a new HTTP connection (as Slack
+sends them): one at a time, and again with 8 in flight (a busy team's burst). Latency is
+request sent → response read.
 
 After the clicks, the run checks that loopgate really decided: every click must have become
 exactly one review and one updated message.
@@ -14,8 +15,9 @@ exactly one review and one updated message.
 stdout: one JSON object per configuration, with ``p50_ms``, ``p99_ms``, ``floor_p99_ms`` and
 ``ratio`` (p99 / floor p99). stderr: a table. Targets: p99 < 100 ms, ratio ≤ 2.
 
-    .venv/bin/python bench/slack_ack.py                       # 1,000 clicks, SQLite
+    .venv/bin/python bench/slack_ack.py                       # 1,000 clicks, SQLite, 1 and 8 at a time
     .venv/bin/python bench/slack_ack.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/bench
+    (the PostgreSQL database is emptied first: give it one of its own)
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -159,7 +162,7 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-def _run(url: str, n: int, label: str) -> dict[str, Any]:
+def _run(url: str, n: int, label: str, concurrency: int) -> dict[str, Any]:
     loaded = parse_policy(POLICY.read_text(), str(POLICY))
     with FakeSlack() as fake:
         fake.seed_from_policy(loaded.policy)
@@ -179,17 +182,27 @@ def _run(url: str, n: int, label: str) -> dict[str, Any]:
             loopgate_ms: list[float] = []
             floor_ms: list[float] = []
             statuses: dict[int, int] = {}
+            lock = threading.Lock()
             # warm both up (connections, imports, first queries) with refused clicks
             for target in (serve_url, floor_url):
-                fake.request_url = f"{target}/slack/events"
                 for message in posted[:20]:
-                    fake.click("U01DANA", ids.APPROVE, channel=message.channel, ts=message.ts)
-            for pk, message in sorted(by_pk.items(), key=lambda kv: int(kv[0])):
+                    fake.click(
+                        "U01DANA", ids.APPROVE, channel=message.channel, ts=message.ts, url=f"{target}/slack/events"
+                    )
+
+            def both(pk: str) -> None:
+                message = by_pk[pk]
                 for target, sink in ((floor_url, floor_ms), (serve_url, loopgate_ms)):
-                    fake.request_url = f"{target}/slack/events"
-                    delivery = fake.click(owners[int(pk)], ids.APPROVE, channel=message.channel, ts=message.ts)
-                    sink.append(delivery.elapsed * 1000)
-                    statuses[delivery.status] = statuses.get(delivery.status, 0) + 1
+                    delivery = fake.click(
+                        owners[int(pk)], ids.APPROVE, channel=message.channel, ts=message.ts,
+                        url=f"{target}/slack/events",
+                    )  # fmt: skip
+                    with lock:
+                        sink.append(delivery.elapsed * 1000)
+                        statuses[delivery.status] = statuses.get(delivery.status, 0) + 1
+
+            with ThreadPoolExecutor(max_workers=concurrency) as clickers:
+                list(clickers.map(both, sorted(by_pk, key=int)))
             reviews, updated = _wait_done(url, n)
         finally:
             for proc in (serve, floor):
@@ -198,6 +211,7 @@ def _run(url: str, n: int, label: str) -> dict[str, Any]:
     p99, floor_p99 = _percentile(loopgate_ms, 0.99), _percentile(floor_ms, 0.99)
     return {
         "config": label,
+        "concurrency": concurrency,
         "clicks": len(loopgate_ms),
         "p50_ms": round(statistics.median(loopgate_ms), 2),
         "p99_ms": round(p99, 2),
@@ -247,23 +261,34 @@ def _wait_done(url: str, n: int, timeout: float = 300) -> tuple[int, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clicks", type=int, default=1000)
+    parser.add_argument(
+        "--concurrency", type=int, nargs="+", default=[1, 8], help="clicks in flight at once (one run per value)"
+    )
     parser.add_argument("--database-url", help="an empty database to use (default: a temporary SQLite file)")
     parser.add_argument("--floor-server", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.floor_server:
         _floor_server()
         return
-    with tempfile.TemporaryDirectory(prefix="loopgate-bench-") as tmp:
-        url = args.database_url or f"sqlite:///{tmp}/bench.db"
-        label = "postgresql" if url.startswith("postgresql") else "sqlite"
-        result = _run(url, args.clicks, label)
-    print(json.dumps(result), flush=True)
+    for concurrency in args.concurrency:
+        with tempfile.TemporaryDirectory(prefix="loopgate-bench-") as tmp:
+            url = args.database_url or f"sqlite:///{tmp}/bench.db"
+            if args.database_url:
+                _reset(url)
+            label = "postgresql" if url.startswith("postgresql") else "sqlite"
+            result = _run(url, args.clicks, label, concurrency)
+        print(json.dumps(result), flush=True)
+        _table(result)
+
+
+def _table(result: dict[str, Any]) -> None:
     rows = [
         ("", "p50 ms", "p99 ms"),
         ("loopgate serve", f"{result['p50_ms']:.2f}", f"{result['p99_ms']:.2f}"),
         ("bare Bolt (floor)", f"{result['floor_p50_ms']:.2f}", f"{result['floor_p99_ms']:.2f}"),
     ]
-    sys.stderr.write(f"\n{result['clicks']} signed Approve clicks, {label}, one at a time\n")
+    how = "one at a time" if result["concurrency"] == 1 else f"{result['concurrency']} at a time"
+    sys.stderr.write(f"\n{result['clicks']} signed Approve clicks, {result['config']}, {how}\n")
     for name, p50, p99 in rows:
         sys.stderr.write(f"  {name:<20} {p50:>8} {p99:>8}\n")
     target = "ok" if result["p99_ms"] < 100 and result["ratio"] <= 2 else "MISSED"
@@ -271,6 +296,18 @@ def main() -> None:
         f"  ratio p99/floor p99: {result['ratio']:.2f}  (targets p99 < 100 ms, ratio ≤ 2: {target})\n"
         f"  decided: {result['reviews_recorded']} reviews, {result['messages_updated']} messages updated in place\n"
     )
+
+
+def _reset(url: str) -> None:
+    """Empty a given database (every configuration starts from nothing)."""
+    from sqlalchemy import text
+
+    db = Database(url)
+    with db.engine.begin() as conn:
+        if db.is_postgres:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+    db.dispose()
 
 
 if __name__ == "__main__":

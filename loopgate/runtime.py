@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from typing import Any, Protocol
 
 from slack_bolt import App
 from slack_bolt.error import BoltError
+from slack_bolt.lazy_listener import ThreadLazyListenerRunner
 
 from bot.app import build_app, web_client
 from bot.context import BotContext
@@ -49,14 +51,11 @@ class Service(Protocol):
     def stop(self) -> None: ...
 
 
-class ListenerPool(ThreadPoolExecutor):
-    """Bolt's listener and lazy-function pool, counting work in flight, so shutdown (and tests)
-    can wait until every acked click has been fully handled."""
+class _CountingPool(ThreadPoolExecutor):
+    """A thread pool that counts work in flight, so callers can wait until it is idle."""
 
-    name = "listeners"
-
-    def __init__(self, max_workers: int) -> None:
-        super().__init__(max_workers=max_workers, thread_name_prefix="bolt")
+    def __init__(self, max_workers: int, prefix: str) -> None:
+        super().__init__(max_workers=max_workers, thread_name_prefix=prefix)
         self._busy = 0
         self._idle = threading.Condition()
 
@@ -72,16 +71,48 @@ class ListenerPool(ThreadPoolExecutor):
             self._busy -= 1
             self._idle.notify_all()
 
-    def wait_idle(self, timeout: float = 10.0) -> bool:
-        """True once nothing is queued or running (listeners may queue lazy work: loop)."""
+    def idle(self, timeout: float) -> bool:
         with self._idle:
             return self._idle.wait_for(lambda: self._busy == 0, timeout)
+
+
+class ListenerPool:
+    """Two pools for Bolt: one runs listeners up to their ``ack()``, the other lazy functions.
+
+    Bolt runs both from one executor by default, so under a burst of clicks an ack can queue
+    behind the slow work of earlier clicks; with separate pools an ack only ever waits for
+    other acks. Shutdown (and tests) wait until both are idle.
+    """
+
+    name = "listeners"
+
+    def __init__(self, ack_threads: int, lazy_threads: int) -> None:
+        self.acks = _CountingPool(ack_threads, "bolt-ack")
+        self.lazy = _CountingPool(lazy_threads, "bolt-lazy")
+
+    def attach(self, app: App) -> None:
+        """Route the app's lazy functions to the lazy pool (acks already use :attr:`acks`)."""
+        runner = app.listener_runner
+        runner.lazy_listener_runner = ThreadLazyListenerRunner(logger=runner.logger, executor=self.lazy)
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """True once neither pool has work (an ack queues lazy work, so check both, twice)."""
+        deadline = time.monotonic() + timeout
+        for _ in range(2):
+            for pool in (self.acks, self.lazy):
+                if not pool.idle(max(deadline - time.monotonic(), 0)):
+                    return False
+        return True
 
     def start(self) -> None:
         return None
 
     def stop(self) -> None:
-        self.shutdown(wait=True, cancel_futures=False)
+        self.shutdown()
+
+    def shutdown(self, wait: bool = True) -> None:
+        self.acks.shutdown(wait=wait)
+        self.lazy.shutdown(wait=wait)
 
 
 class _SocketMode:
@@ -160,6 +191,7 @@ def compose(
     outbox: bool = True,
     poll: float = 1.0,
     listener_threads: int = 8,
+    lazy_threads: int = 4,
 ) -> Runtime:
     """Build (not start) everything ``loopgate serve`` runs."""
     token, signing_secret = settings.require_slack()
@@ -168,13 +200,13 @@ def compose(
     if not socket_mode and not secret:
         raise ConfigError("SLACK_SIGNING_SECRET is empty: HTTP mode verifies every request with it")
     context = BotContext(db, policy, clock=clock)
-    pool = ListenerPool(listener_threads)
+    pool = ListenerPool(listener_threads, lazy_threads)
     try:  # Bolt checks the token with auth.test right here: fail in one line, not a traceback
         app = build_app(
             context,
             client=web_client(token.get_secret_value(), settings.slack_api_url),
             signing_secret=None if socket_mode else secret,
-            executor=pool,
+            executor=pool.acks,
         )
     except BoltError as exc:
         pool.shutdown()
@@ -182,6 +214,7 @@ def compose(
     except OSError as exc:
         pool.shutdown()
         raise ConfigError(f"cannot reach Slack at SLACK_API_URL={settings.slack_api_url} ({exc})") from None
+    pool.attach(app)
     notifier = SlackNotifier(
         db,
         context.rules,

@@ -809,14 +809,16 @@ class FakeSlack(FakeService):
         retry_num: int | None = None,
         timestamp: int | None = None,
         secret: str | None = None,
+        url: str | None = None,
     ) -> Delivery:
-        """POST a signed request to the app, as Slack does."""
-        if not self.request_url:
+        """POST a signed request to the app (``url``, else :attr:`request_url`), as Slack does."""
+        target = url or self.request_url
+        if not target:
             raise RuntimeError("set FakeSlack.request_url to the app's /slack/events first")
         headers = signed_headers(
             secret or self.signing_secret, body, content_type, timestamp=timestamp, retry_num=retry_num
         )
-        parts = urlsplit(self.request_url)
+        parts = urlsplit(target)
         started = time.perf_counter()
         conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=30)
         try:
@@ -828,11 +830,17 @@ class FakeSlack(FakeService):
             conn.close()
 
     def _send(
-        self, kind: str, payload: dict[str, Any], body: str, content_type: str, retry_num: int | None
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        body: str,
+        content_type: str,
+        retry_num: int | None,
+        url: str | None = None,
     ) -> Delivery:
         """Deliver to the app over the configured transport (HTTP request URL or Socket Mode)."""
         if self.transport == "http":
-            return self.deliver(body, content_type, retry_num=retry_num)
+            return self.deliver(body, content_type, retry_num=retry_num, url=url)
         if self.socket is None:
             raise RuntimeError("no Socket Mode connection: the app never called apps.connections.open")
         ack = self.socket.send(kind, payload, accepts_response_payload=kind != "events_api", retry=retry_num or 0)
@@ -860,8 +868,10 @@ class FakeSlack(FakeService):
         home: bool = False,
         value: str | None = None,
         retry_num: int | None = None,
+        url: str | None = None,
     ) -> Delivery:
-        """Click a button on a posted message (``channel`` + ``ts``) or on ``user``'s Home tab."""
+        """Click a button on a posted message (``channel`` + ``ts``) or on ``user``'s Home tab
+        (sent to ``url`` if given, else to :attr:`request_url`)."""
         with self._state:
             trigger = self._issue_trigger(user)
             if home:
@@ -882,7 +892,9 @@ class FakeSlack(FakeService):
                     response_url=self._response_url(conversation.id, user, ts),
                     message=message.as_api(), channel={"id": conversation.id, "name": conversation.name},
                 )  # fmt: skip
-        return self._send("interactive", payload, form_body(payload), "application/x-www-form-urlencoded", retry_num)
+        return self._send(
+            "interactive", payload, form_body(payload), "application/x-www-form-urlencoded", retry_num, url
+        )
 
     @staticmethod
     def _state_value(element: dict[str, Any], value: Any) -> dict[str, Any]:

@@ -337,3 +337,28 @@ def test_given_the_store_fails_under_a_slash_command_when_run_then_app_error_rep
     [told] = harness.slack.ephemerals_for("U01LEE")
     assert "Something went wrong on loopgate's side (ref" in told.text
     assert len([r for r in caplog.records if r.name == "loopgate.bot"]) == 1
+
+
+def test_given_a_burst_of_slow_lazy_work_when_more_clicks_arrive_then_their_acks_do_not_queue_behind_it(
+    harness: Harness,
+) -> None:
+    pk, owner = _escalate(harness)
+    message = harness.posted(pk)
+    harness.slack.latency = 0.8  # every views.open takes 0.8 s: twelve of them keep lazy threads busy
+    harness.slack.trigger_ttl = 60
+    acks: list[float] = []
+
+    def click() -> None:
+        delivery = harness.slack.click(owner, ids.REASSIGN, channel=message.channel, ts=message.ts)
+        assert delivery.status == 200
+        acks.append(delivery.elapsed)
+
+    burst = [threading.Thread(target=click) for _ in range(12)]
+    for t in burst:
+        t.start()
+    for t in burst:
+        t.join()
+    # with Bolt's single shared pool, the clicks after the 8th would wait ~0.8 s for a thread
+    assert max(acks) < 0.4, sorted(acks)
+    harness.settle()
+    assert len(harness.slack.open_views(owner)) == 12
