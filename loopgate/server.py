@@ -29,6 +29,13 @@ MAX_BODY = 1_000_000
 Health = Callable[[], tuple[bool, dict[str, Any]]]
 
 
+class _Server(ThreadingHTTPServer):
+    # the standard library's backlog of 5 drops connections in a burst of clicks, and a dropped
+    # SYN costs the client a one-second retransmit — far too long for Slack's 3-second budget
+    request_queue_size = 256
+    daemon_threads = True
+
+
 class HttpFront:
     """Serves Bolt (unless ``app`` is None, e.g. in Socket Mode) and the health check."""
 
@@ -52,8 +59,7 @@ class HttpFront:
             def log_message(self, format: str, *args: Any) -> None:
                 log.debug("http %s", format % args)
 
-        self._server = ThreadingHTTPServer((host, port), _Handler)
-        self._server.daemon_threads = True
+        self._server = _Server((host, port), _Handler)
         self._thread: threading.Thread | None = None
 
     @property
