@@ -6,7 +6,9 @@ Extension points, so other parts plug in without editing the bot:
 * ``handlers`` — more :class:`core.store.outbox.EffectHandler` s for the same worker (the
   connectors' ``crm.writeback`` handler);
 * ``services`` — anything with ``name``, ``start()`` and ``stop()`` (the scheduler), started
-  after the worker and stopped before it.
+  after the worker and stopped before it;
+* ``review_clock`` — when reviews are due (:class:`bot.sla.ReviewClock`); the default is the
+  decision time plus ``sla.review``, the scheduler can pass one that knows working hours.
 
 Shutdown runs in reverse: the front stops accepting, in-flight listeners and lazy functions
 finish (the Bolt executor is drained), services stop, the worker settles its batch, and the
@@ -31,6 +33,7 @@ from slack_bolt.lazy_listener import ThreadLazyListenerRunner
 from bot.app import build_app, web_client
 from bot.context import BotContext
 from bot.notifier import SlackNotifier
+from bot.sla import ReviewClock
 from core.policy import LoadedPolicy
 from core.store.db import Database
 from core.store.outbox import EffectHandler
@@ -188,6 +191,7 @@ def compose(
     clock: Callable[[], datetime] = _utcnow,
     handlers: Sequence[EffectHandler] = (),
     services: Sequence[Service] = (),
+    review_clock: ReviewClock | None = None,
     outbox: bool = True,
     poll: float = 1.0,
     listener_threads: int = 8,
@@ -199,7 +203,7 @@ def compose(
     secret = signing_secret.get_secret_value() if signing_secret is not None else ""
     if not socket_mode and not secret:
         raise ConfigError("SLACK_SIGNING_SECRET is empty: HTTP mode verifies every request with it")
-    context = BotContext(db, policy, clock=clock)
+    context = BotContext(db, policy, clock=clock, review_clock=review_clock)
     pool = ListenerPool(listener_threads, lazy_threads)
     try:  # Bolt checks the token with auth.test right here: fail in one line, not a traceback
         app = build_app(
