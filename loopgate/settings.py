@@ -43,6 +43,7 @@ class Settings(BaseSettings):
 
     loopgate_database_url: str = "sqlite:///loopgate.db"
     loopgate_policy: Path | None = None
+    loopgate_log_level: str = "INFO"
 
     salesforce_instance_url: str | None = None
     salesforce_access_token: SecretStr | None = None

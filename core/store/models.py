@@ -48,6 +48,7 @@ __all__ = [
     "RotationAssignment",
     "RotationState",
     "SchedulerLease",
+    "SlackMessage",
     "SyncCursor",
     "TrustState",
     "TuningReport",
@@ -444,3 +445,28 @@ class TuningReport(Base):
     report: Mapped[dict[str, Any]] = mapped_column()
     challenger_text: Mapped[str | None] = mapped_column(Text)
     challenger_version: Mapped[str | None] = mapped_column(String(16))
+
+
+# --- Slack messages (issue 5; migration 0003_bot) ------------------------------------------
+
+
+class SlackMessage(Base):
+    """A message loopgate posted to Slack, by a stable ``key`` (one per escalation target,
+    assignment or generic message), so a retried effect never posts twice and a later review
+    or supersession can update every message shown for a decision in place.
+
+    ``rendered`` is what the message currently shows (e.g. ``reviewed:approve``): an update
+    that would render the same thing again is skipped.
+    """
+
+    __tablename__ = "slack_messages"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    decision_pk: Mapped[int | None] = mapped_column(ForeignKey("decisions.pk"), index=True)
+    purpose: Mapped[str] = mapped_column(String(20))  # escalation | assignment | message
+    channel: Mapped[str] = mapped_column(String(32))
+    ts: Mapped[str] = mapped_column(String(32))
+    rendered: Mapped[str | None] = mapped_column(String(64))
+    posted_at: Mapped[datetime]
+    updated_at: Mapped[datetime | None]

@@ -170,12 +170,20 @@ class FakeService:
             def log_message(self, format: str, *args: Any) -> None:
                 log.debug("%s %s", service.name, format % args)
 
-        server = ThreadingHTTPServer((self.host, self._port), _Handler)
+        server = ThreadingHTTPServer((self.host, self._port), _Handler, bind_and_activate=False)
         server.daemon_threads = True
+        # a real service does not drop a burst of connections (the default backlog is 5, and a
+        # dropped SYN costs the client a one-second retransmit)
+        server.request_queue_size = 256
+        server.server_bind()
+        server.server_activate()
         if self.tls:
             server.socket = self._tls_context().wrap_socket(server.socket, server_side=True)
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name=f"{self.name}-server", daemon=True)
+        # a short poll interval: stop() waits for the serve loop to notice, and tests stop a lot
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"{self.name}-server", daemon=True
+        )
         self._thread.start()
         return self
 

@@ -1,7 +1,7 @@
 """Learning and governance: calibration curves, the policy lifecycle, monthly tuning reports.
 
 Revision ID: 0004_learning
-Revises: 0001
+Revises: 0003_bot
 Create Date: 2026-11-21 12:00:00
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0004_learning"
-down_revision = "0001"
+down_revision = "0003_bot"
 branch_labels = None
 depends_on = None
 

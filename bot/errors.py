@@ -1,0 +1,120 @@
+"""Errors of the Slack adapter, and the one place slack_sdk's exceptions are translated.
+
+::
+
+    BotError                     root; every error names the Web API method or payload
+    ├── PayloadInvalid           a payload loopgate built fails Block Kit validation
+    └── SlackCallFailed          the Web API refused or could not be reached
+        ├── SlackRateLimited     429: try again after ``retry_after`` seconds
+        ├── SlackUnavailable     network error or 5xx: transient
+        └── SlackRefused         ``ok: false`` with an ``error`` code; ``permanent`` when a retry
+                                 cannot help (channel gone, invalid blocks, not in channel…)
+
+Tokens never appear in these messages: only the method, status and Slack's error code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.web import SlackResponse
+
+__all__ = [
+    "BotError",
+    "PayloadInvalid",
+    "SlackCallFailed",
+    "SlackRateLimited",
+    "SlackRefused",
+    "SlackUnavailable",
+    "slack_call",
+]
+
+# error codes for which retrying the same call cannot succeed
+PERMANENT = frozenset(
+    {
+        "channel_not_found",
+        "not_in_channel",
+        "is_archived",
+        "invalid_blocks",
+        "invalid_blocks_format",
+        "msg_too_long",
+        "no_text",
+        "user_not_found",
+        "cannot_dm_bot",
+        "message_not_found",
+        "cant_update_message",
+        "edit_window_closed",
+        "invalid_metadata_format",
+        "invalid_metadata_schema",
+        "restricted_action",
+        "missing_scope",
+        "user_disabled",
+        "invalid_arguments",
+    }
+)
+
+
+class BotError(Exception):
+    """Root of the Slack adapter's errors."""
+
+
+class PayloadInvalid(BotError):
+    def __init__(self, where: str, path: str, message: str) -> None:
+        self.where, self.path, self.message = where, path, message
+        super().__init__(f"{where} {path}: {message}")
+
+
+class SlackCallFailed(BotError):
+    def __init__(self, method: str, error: str, status: int | None = None) -> None:
+        self.method, self.error, self.status = method, error, status
+        super().__init__(f"{method}: {error}" + (f" (HTTP {status})" if status else ""))
+
+
+class SlackRateLimited(SlackCallFailed):
+    def __init__(self, method: str, retry_after: float) -> None:
+        self.retry_after = retry_after
+        super().__init__(method, f"ratelimited, retry after {retry_after:g}s", 429)
+
+
+class SlackUnavailable(SlackCallFailed):
+    """The call may or may not have reached Slack (connection reset, timeout, 5xx)."""
+
+
+class SlackRefused(SlackCallFailed):
+    def __init__(self, method: str, error: str, status: int | None, details: str = "") -> None:
+        self.permanent = error in PERMANENT
+        self.details = details
+        super().__init__(method, error + (f" — {details}" if details else ""), status)
+
+
+def _retry_after(response: SlackResponse) -> float:
+    headers = {k.lower(): v for k, v in (response.headers or {}).items()}
+    raw = headers.get("retry-after")
+    value = raw[0] if isinstance(raw, list) else raw
+    try:
+        return max(float(value), 1.0) if value is not None else 30.0
+    except ValueError:
+        return 30.0
+
+
+def slack_call(method: str, call: Callable[..., SlackResponse], **kwargs: Any) -> SlackResponse:
+    """Call a WebClient method, translating failures into :class:`SlackCallFailed`."""
+    try:
+        return call(**kwargs)
+    except SlackApiError as exc:
+        response = exc.response
+        status = response.status_code
+        if status == 429:
+            raise SlackRateLimited(method, _retry_after(response)) from exc
+        if status >= 500:
+            raise SlackUnavailable(method, f"server error {status}", status) from exc
+        data = response.data if isinstance(response.data, dict) else {}
+        error = str(data.get("error") or f"http_{status}")
+        details = "; ".join(
+            str(m) for m in (data.get("errors") or data.get("response_metadata", {}).get("messages") or [])
+        )
+        raise SlackRefused(method, error, status, details[:500]) from exc
+    except (SlackClientError, OSError) as exc:
+        raise SlackUnavailable(method, f"{type(exc).__name__}: {exc}") from exc

@@ -1,0 +1,89 @@
+"""The one place listener failures go: ``@app.error`` for listeners and acks, and
+:func:`guarded` for lazy functions (Bolt only logs those), both ending in :func:`report`.
+
+A failure is logged once with a short reference (never the request body: it can hold a
+legacy verification token and CRM text), and the person who clicked is told, with the same
+reference, that it did not work.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from slack_bolt import App, BoltResponse
+from slack_sdk import WebClient
+
+from bot import ids
+from bot.blocks.replies import failure
+from bot.errors import SlackCallFailed, slack_call
+
+__all__ = ["guarded", "register", "report"]
+
+log = logging.getLogger("loopgate.bot")
+
+
+def _describe(body: dict[str, Any]) -> str:
+    kind = body.get("type") or ("slash_command" if "command" in body else "request")
+    detail = ""
+    if body.get("actions"):
+        detail = body["actions"][0].get("action_id", "")
+    elif isinstance(body.get("view"), dict):
+        detail = body["view"].get("callback_id", "")
+    elif body.get("command"):
+        detail = f"{body['command']} {str(body.get('text', '')).split(' ')[0]}"
+    elif isinstance(body.get("event"), dict):
+        detail = body["event"].get("type", "")
+    user = (body.get("user") or {}).get("id") if isinstance(body.get("user"), dict) else body.get("user_id")
+    return f"{kind} {detail} by {user or '?'}"
+
+
+def _where(body: dict[str, Any]) -> tuple[str | None, str | None]:
+    user = (body.get("user") or {}).get("id") if isinstance(body.get("user"), dict) else body.get("user_id")
+    container = body.get("container") or {}
+    channel = container.get("channel_id") or body.get("channel_id")
+    return user, channel
+
+
+def report(error: BaseException, body: dict[str, Any], client: WebClient | None) -> str:
+    """Log a failure once and tell the person; returns the reference both carry."""
+    ref = uuid.uuid4().hex[:8]
+    log.error("[ref %s] %s failed: %s: %s", ref, _describe(body), type(error).__name__, error, exc_info=error)
+    user, channel = _where(body)
+    if client is not None and user and channel:
+        message = failure(ref)
+        try:
+            slack_call("chat.postEphemeral", client.chat_postEphemeral, channel=channel, user=user, **message.kwargs())
+        except SlackCallFailed as exc:
+            log.warning("[ref %s] could not tell %s: %s", ref, user, exc)
+    return ref
+
+
+def guarded(func: Callable[..., None]) -> Callable[..., None]:
+    """Route a lazy function's exceptions to :func:`report` (Bolt would only log them).
+    Bolt reads the wrapped function's parameter names, so injection is unchanged."""
+
+    @functools.wraps(func)
+    def run(**kwargs: Any) -> None:
+        try:
+            func(**kwargs)
+        except Exception as exc:  # the single catch-all of lazy work: reported, not swallowed
+            report(exc, kwargs.get("body") or {}, kwargs.get("client"))
+
+    return run
+
+
+def register(app: App) -> None:
+    @app.error
+    def on_error(error: Exception, body: dict[str, Any], client: WebClient, response: BoltResponse | None) -> Any:
+        ref = report(error, body or {}, client)
+        if (body or {}).get("type") == "view_submission" and response is not None:
+            # keep the modal open and say so, instead of Slack's generic "trouble connecting"
+            return BoltResponse(
+                status=200,
+                body={"response_action": "errors", "errors": {ids.BLOCK_REASON: f"That did not work (ref {ref})."}},
+            )
+        return None

@@ -1,0 +1,59 @@
+"""Making CRM text safe to show in Slack, and short enough to fit Block Kit.
+
+CRM values are written by strangers (a web form, a list import): a lead may be named
+``<!channel>`` or ``@here``. Slack only turns ``<!channel>``, ``<@U…>`` and ``<url|label>``
+into mentions and links when it sees the angle brackets, and only treats bare ``@here`` as a
+mention when ``parse=full`` or ``link_names`` is on — which loopgate never sets. So every CRM
+value that goes into ``mrkdwn`` passes through :func:`esc` (``&``, ``<``, ``>`` → entities),
+and values that need no formatting go out as ``plain_text``, which Slack never parses.
+
+Truncation happens *after* escaping and never cuts an entity in half, so the limit holds for
+what Slack counts.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+__all__ = ["ELLIPSIS", "clip", "esc", "mrkdwn_value", "safe_mrkdwn", "shown"]
+
+ELLIPSIS = "…"
+_ENTITY_TAIL = re.compile(r"&[a-z]{0,4}$")
+
+
+def esc(value: Any) -> str:
+    """Escape the three characters Slack's mrkdwn gives meaning to."""
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, ending in … when cut."""
+    if len(text) <= limit:
+        return text
+    return text[: max(limit - 1, 0)].rstrip() + ELLIPSIS
+
+
+def safe_mrkdwn(text: str, limit: int) -> str:
+    """Already-escaped mrkdwn cut to ``limit`` without splitting an ``&amp;``-style entity."""
+    if len(text) <= limit:
+        return text
+    cut = text[: max(limit - 1, 0)]
+    cut = _ENTITY_TAIL.sub("", cut)
+    return cut.rstrip() + ELLIPSIS
+
+
+def mrkdwn_value(value: Any, limit: int) -> str:
+    """A CRM value escaped for mrkdwn and cut to ``limit`` characters (as Slack counts them)."""
+    return safe_mrkdwn(esc(value), limit)
+
+
+def shown(value: Any, empty: str = "—") -> str:
+    """How a possibly missing CRM value reads in a message (not yet escaped)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return empty
+    if isinstance(value, float) and value.is_integer():
+        return f"{int(value):,}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return " ".join(str(value).split())

@@ -1,0 +1,172 @@
+"""Recording a person's review of an escalation: first one wins, everything in one transaction.
+
+The decision row is locked (``FOR UPDATE`` on PostgreSQL; SQLite's write transactions already
+exclude each other) and its state re-read, so when two replicas record a click at once the
+second finds the decision reviewed and raises :class:`AlreadyDecided` naming who was first;
+``reviews.decision_pk`` is unique as the last line of defence. With the review the same
+transaction sets the decision's final owner and action, appends an audit event and queues the
+effects: ``slack.decision_update`` (update every message shown for the decision) and
+``crm.writeback`` keyed ``crm.writeback:{pk}:review``. Reviews are the labels automation
+learns from (``agree`` = the person approved the recommendation).
+
+This module knows nothing of Slack: reviewers are opaque ids (a Slack user id, or
+``cli:<name>``) with the policy rep they map to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from core.review import AlreadyDecided, NotAllowed, NotPending, Proposal, ReviewChange, ReviewRules
+from core.store import audit_log, outbox
+from core.store.audit_log import AuditRecord
+from core.store.models import Decision, Review
+
+__all__ = ["RecordedReview", "ReviewRequest", "proposal_for", "record_review", "review_for"]
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewRequest:
+    decision_pk: int
+    reviewer: str  # Slack user id, or cli:<name>
+    reviewer_rep: str | None  # the policy rep behind the reviewer
+    change: ReviewChange
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedReview:
+    pk: int
+    decision_pk: int
+    lead_pk: int
+    kind: str
+    reviewer: str
+    reviewer_rep: str | None
+    reason_code: str | None
+    note: str | None
+    agree: bool
+    before: dict[str, Any]
+    after: dict[str, Any]
+    decided_at: datetime
+
+    @classmethod
+    def of(cls, row: Review) -> RecordedReview:
+        """A detached copy of a stored review (safe to use after the session closes)."""
+        return cls(
+            row.pk,
+            row.decision_pk,
+            row.lead_pk,
+            row.kind,
+            row.reviewer,
+            row.reviewer_rep,
+            row.reason_code,
+            row.note,
+            row.agree,
+            dict(row.before),
+            dict(row.after),
+            row.decided_at,
+        )
+
+
+def proposal_for(row: Decision) -> Proposal:
+    """What automation proposed in a stored decision, as the review rules read it."""
+    nba = (row.contract or {}).get("next_best_action") or {}
+    return Proposal(
+        decision_pk=row.pk,
+        owner=row.owner,
+        owner_kind=row.owner_kind,
+        team=row.team,
+        band=row.band,
+        score=row.score_total,
+        segment=row.segment,
+        next_best_action=nba.get("code"),
+    )
+
+
+def review_for(session: Session, decision_pk: int) -> RecordedReview | None:
+    """The review of a decision, if someone has made it."""
+    row = session.execute(select(Review).where(Review.decision_pk == decision_pk)).scalar_one_or_none()
+    return RecordedReview.of(row) if row is not None else None
+
+
+def record_review(session: Session, rules: ReviewRules, request: ReviewRequest, *, now: datetime) -> RecordedReview:
+    """Record the review in the caller's transaction, or raise a :class:`core.review.ReviewError`.
+
+    Order of checks: the decision must still be pending (else :class:`AlreadyDecided` with who
+    was first, or :class:`NotPending`), the reviewer must be allowed (:class:`NotAllowed`), and
+    the change must be valid for the policy (:class:`InvalidReview`). Nothing is written unless
+    all pass.
+    """
+    pk = request.decision_pk
+    row = session.execute(select(Decision).where(Decision.pk == pk).with_for_update()).scalar_one_or_none()
+    if row is None:
+        raise NotPending(pk, "missing", f"decision {pk} does not exist")
+    if row.state != "pending_review" or row.shadow:
+        existing = review_for(session, pk)
+        if existing is not None:
+            raise AlreadyDecided(pk, existing.kind, existing.reviewer, existing.reviewer_rep, existing.decided_at)
+        raise NotPending(pk, row.state)
+    proposal = proposal_for(row)
+    if rules.authority(proposal, request.reviewer_rep) is None:
+        raise NotAllowed(pk, request.reviewer_rep or request.reviewer, rules.who_may(proposal))
+    outcome = rules.validate(proposal, request.change)
+
+    review = Review(
+        decision_pk=pk,
+        lead_pk=row.lead_pk,
+        kind=outcome.kind,
+        reviewer=request.reviewer,
+        reviewer_rep=request.reviewer_rep,
+        reason_code=outcome.reason_code,
+        note=outcome.note,
+        agree=outcome.agree,
+        segment=row.segment,
+        before=outcome.before,
+        after=outcome.after,
+        decided_at=now,
+    )
+    try:
+        with session.begin_nested():
+            session.add(review)
+            session.flush()
+    except IntegrityError:
+        # only reachable if a writer got past the row lock (it cannot on either database);
+        # report it the same way as the ordinary race
+        existing = review_for(session, pk)
+        if existing is None:
+            raise
+        raise AlreadyDecided(pk, existing.kind, existing.reviewer, existing.reviewer_rep, existing.decided_at) from None
+
+    row.state = "reviewed"
+    row.final_owner = outcome.final_owner
+    row.final_action = outcome.final_action
+    audit_log.append(
+        session,
+        [
+            AuditRecord(
+                now,
+                f"slack:{request.reviewer}" if not request.reviewer.startswith("cli:") else request.reviewer,
+                "decision.reviewed",
+                f"lead:{row.source}:{row.lead_id}",
+                {
+                    "decision": pk,
+                    "review": review.pk,
+                    "kind": outcome.kind,
+                    "reviewer_rep": request.reviewer_rep,
+                    "reason_code": outcome.reason_code,
+                    "note": outcome.note,
+                    "agree": outcome.agree,
+                    "before": outcome.before,
+                    "after": outcome.after,
+                },
+            )
+        ],
+    )
+    outbox.enqueue(session, "slack.decision_update", f"slack.decision_update:{pk}:review", {"decision_pk": pk}, now=now)
+    outbox.enqueue(session, "crm.writeback", f"crm.writeback:{pk}:review", {"decision_pk": pk}, now=now)
+    return RecordedReview.of(review)

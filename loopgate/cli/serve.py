@@ -1,0 +1,65 @@
+"""``loopgate serve``: the Slack bot and the background workers, until SIGTERM or Ctrl-C."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+
+from loopgate.cli.console import err
+from loopgate.logs import configure_logging
+from loopgate.runtime import compose
+from loopgate.settings import load_settings
+from loopgate.wiring import open_database, read_policy
+
+__all__ = ["register"]
+
+
+def serve(
+    host: Annotated[str, typer.Option(envvar="LOOPGATE_HOST", help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="LOOPGATE_PORT", help="Port (0 picks a free one).")] = 3000,
+    policy: Annotated[Path | None, typer.Option(help="Policy file (default: $LOOPGATE_POLICY).")] = None,
+    outbox: Annotated[
+        bool, typer.Option("--outbox/--no-outbox", help="Drain Slack effects from the outbox in this process.")
+    ] = True,
+    poll: Annotated[float, typer.Option(help="Seconds between outbox polls when idle.", min=0.05)] = 1.0,
+) -> None:
+    """Run the Slack bot: HTTP on HOST:PORT (/slack/events, /healthz), or Socket Mode when
+    SLACK_APP_TOKEN is set; the outbox worker posts escalations and updates."""
+    settings = load_settings()
+    settings.require_slack()  # before anything else, so a missing token is the one line shown
+    secrets = [
+        s.get_secret_value()
+        for s in (settings.slack_bot_token, settings.slack_signing_secret, settings.slack_app_token)
+        if s is not None
+    ]
+    loaded = read_policy(policy or settings.require_policy_path())
+    db = open_database(settings)
+    configure_logging(settings.loopgate_log_level, secrets)
+    runtime = compose(settings, db, loaded, host=host, port=port, outbox=outbox, poll=poll)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    runtime.start()
+    where = f"{runtime.front.url}/slack/events" if runtime.mode == "http" else "Socket Mode"
+    err.print(
+        f"loopgate serving {where} (health {runtime.front.url}/healthz); "
+        f"outbox worker {'on' if outbox else 'off'}; policy {loaded.version}",
+        soft_wrap=True,
+    )
+    stop.wait()
+    err.print("stopping: finishing requests and effects in flight", soft_wrap=True)
+    runtime.stop()
+    err.print("stopped", soft_wrap=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)

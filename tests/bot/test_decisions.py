@@ -1,0 +1,364 @@
+"""Deciding in Slack: signed clicks and modal submissions of the real shapes, over HTTP."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from bot import ids
+from core.policy import LoadedPolicy, parse_policy
+from core.store.db import Database
+from core.store.models import Decision, OutboxRow, Review
+from loopgate.runtime import compose
+from loopgate.sandbox.slack import FakeSlack
+from loopgate.sandbox.slack_payloads import form_body
+from tests.bot.conftest import Clock, Harness, settings_for
+from tests.builders import LeadBuilder
+
+LEAD = LeadBuilder("00Q5e00000D0001")  # a banking lead: reviewed, routed to the mid-market team
+
+
+def _escalate(harness: Harness, lead: LeadBuilder = LEAD) -> tuple[int, str]:
+    """A posted escalation: (decision pk, the proposed owner's Slack id)."""
+    pk = harness.decide(lead.raw(harness.clock.at))[lead.id]
+    harness.drain()
+    with harness.db.sessions() as s:
+        owner = s.get(Decision, pk).owner  # type: ignore[union-attr]
+    slack_user = harness.runtime.context.rules.roster.reps[owner or ""].slack_user
+    assert slack_user
+    return pk, slack_user
+
+
+def _reviews(db: Database) -> list[Review]:
+    with db.sessions() as s:
+        return list(s.execute(select(Review)).scalars())
+
+
+def _outbox_count(db: Database) -> int:
+    with db.sessions() as s:
+        return int(s.execute(select(func.count()).select_from(OutboxRow)).scalar_one())
+
+
+def _text(blocks: list[dict[str, object]]) -> str:
+    return " ".join(str(b) for b in blocks)
+
+
+def test_given_an_escalation_when_the_owner_approves_then_recorded_updated_in_place_and_written_back(
+    harness: Harness,
+) -> None:
+    pk, owner = _escalate(harness)
+    delivery = harness.click(owner, ids.APPROVE, pk)
+    assert delivery.status == 200 and delivery.elapsed < 3
+    [review] = _reviews(harness.db)
+    assert (review.kind, review.agree, review.reviewer) == ("approve", True, owner)
+    assert {r.dedupe_key for r in harness.outbox_rows("crm.writeback")} >= {f"crm.writeback:{pk}:review"}
+    harness.drain()
+    for target in ("channel", "dm"):
+        message = harness.posted(pk, target)
+        assert len(message.edits) == 1
+        assert message.blocks[0]["text"]["text"].startswith("Approved: ")
+        assert not any(b["type"] == "actions" for b in message.blocks)
+        outcome = _text(message.blocks)
+        assert "✅ *Approved* by" in outcome and "<!date^" in outcome  # who and when
+    assert harness.slack.ephemerals == []
+
+
+def test_given_someone_who_may_not_act_when_they_click_then_refused_ephemerally_and_nothing_changes(
+    harness: Harness,
+) -> None:
+    pk, _ = _escalate(harness)
+    before = _outbox_count(harness.db)
+    for outsider in ("U0STRANGER", "U01DANA", "U01MO"):  # not in policy; enterprise rep; enterprise manager
+        harness.click(outsider, ids.APPROVE, pk)
+        [reply] = harness.slack.ephemerals_for(outsider)
+        assert reply.channel == "C0MMREVIEW" and "can't act" in reply.text
+        assert "Lee Chen (manager of Mid-market)" in reply.text and "policy admins" in reply.text
+    assert _reviews(harness.db) == [] and _outbox_count(harness.db) == before
+    assert harness.slack.open_views() == []
+    harness.click("U0STRANGER", ids.REASSIGN, pk)  # no modal for someone who cannot submit it
+    assert harness.slack.open_views() == []
+
+
+@pytest.mark.parametrize("who", ["U01LEE", "U01REV"])  # the team's manager; a policy admin
+def test_given_the_manager_or_an_admin_when_they_approve_then_it_counts(harness: Harness, who: str) -> None:
+    pk, _ = _escalate(harness)
+    harness.click(who, ids.APPROVE, pk)
+    [review] = _reviews(harness.db)
+    assert review.reviewer == who
+
+
+def test_given_a_decided_lead_when_clicked_again_or_retried_then_nothing_changes_and_it_says_who_decided(
+    harness: Harness,
+) -> None:
+    pk, owner = _escalate(harness)
+    harness.click(owner, ids.APPROVE, pk)
+    before = _outbox_count(harness.db)
+    retry = harness.click(owner, ids.APPROVE, pk, retry_num=1)  # Slack's retry of the same request
+    assert retry.status == 200
+    harness.click("U01LEE", ids.APPROVE, pk)
+    harness.click("U01LEE", ids.OVERRIDE, pk)
+    assert len(_reviews(harness.db)) == 1 and _outbox_count(harness.db) == before
+    mine = harness.slack.ephemerals_for(owner)
+    assert len(mine) == 1 and mine[0].text.startswith("Already approved by you")
+    lee = harness.slack.ephemerals_for("U01LEE")
+    owner_name = harness.runtime.context.rules.rep_for_slack(owner).name  # type: ignore[union-attr]
+    assert len(lee) == 2 and all(f"Already approved by {owner_name}" in e.text for e in lee)
+    assert harness.slack.open_views() == []
+
+
+def test_given_two_people_clicking_at_once_when_both_land_then_one_review_and_the_other_is_told(
+    harness: Harness,
+) -> None:
+    pk, owner = _escalate(harness)
+    message = harness.posted(pk)
+    start = threading.Barrier(2)
+
+    def click(user: str) -> None:
+        start.wait()
+        harness.slack.click(user, ids.APPROVE, channel=message.channel, ts=message.ts)
+
+    threads = [threading.Thread(target=click, args=(u,)) for u in (owner, "U01LEE")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    harness.settle()
+    [review] = _reviews(harness.db)
+    loser = "U01LEE" if review.reviewer == owner else owner
+    [told] = harness.slack.ephemerals_for(loser)
+    assert told.text.startswith("Already approved by")
+
+
+def test_given_reassign_when_submitted_then_modal_validates_records_and_the_message_shows_the_reason(
+    harness: Harness,
+) -> None:
+    pk, owner = _escalate(harness)
+    harness.click(owner, ids.REASSIGN, pk)
+    [modal] = harness.slack.open_views(owner)
+    assert modal.view["callback_id"] == ids.REASSIGN_VIEW
+    blocks = {b.get("block_id"): b for b in modal.view["blocks"]}
+    reasons = [o["value"] for o in blocks[ids.BLOCK_REASON]["element"]["options"]]
+    assert "territory_exception" in reasons and "data_quality" not in reasons  # applies_to: override, flag
+    owner_rep = harness.runtime.context.rules.rep_for_slack(owner)
+    assert owner_rep is not None
+    offered = [o["value"] for g in blocks[ids.BLOCK_OWNER]["element"]["option_groups"] for o in g["options"]]
+    assert owner_rep.id not in offered and "lee" not in offered and "dana" in offered
+
+    missing = harness.slack.submit(modal.id, owner, {ids.BLOCK_OWNER: "dana", ids.BLOCK_REASON: None})
+    assert missing.json() == {
+        "response_action": "errors",
+        "errors": {ids.BLOCK_REASON: "pick a reason for the reassign"},
+    }
+    assert modal.open and _reviews(harness.db) == []
+
+    done = harness.slack.submit(
+        modal.id,
+        owner,
+        {ids.BLOCK_OWNER: "dana", ids.BLOCK_REASON: "existing_relationship", ids.BLOCK_NOTE: "Dana knows <them> & co"},
+    )
+    assert done.status == 200 and not modal.open
+    [review] = _reviews(harness.db)
+    assert (review.kind, review.reason_code, review.after["owner"]) == ("reassign", "existing_relationship", "dana")
+    harness.drain()
+    shown = _text(harness.posted(pk).blocks)
+    assert "↪️ *Reassigned* by" in shown and "→ Dana Weiss" in shown
+    assert "*Reason:* Existing relationship with the account" in shown
+    assert "> Dana knows &lt;them&gt; &amp; co" in shown
+
+
+def test_given_override_when_nothing_changes_then_error_on_the_action_and_when_changed_then_recorded(
+    harness: Harness,
+) -> None:
+    pk, _ = _escalate(harness)
+    harness.click("U01REV", ids.OVERRIDE, pk)
+    [modal] = harness.slack.open_views("U01REV")
+    same = harness.slack.submit(modal.id, "U01REV", {ids.BLOCK_REASON: "data_quality"})
+    assert list(same.json()["errors"]) == [ids.BLOCK_ACTION]
+    harness.slack.submit(
+        modal.id, "U01REV", {ids.BLOCK_REASON: "data_quality", ids.BLOCK_BAND: "warm", ids.BLOCK_ACTION: "suppress"}
+    )
+    [review] = _reviews(harness.db)
+    assert (review.kind, review.after["band"], review.after["action"]) == ("override", "warm", "suppress")
+    with harness.db.sessions() as s:
+        decision = s.get(Decision, pk)
+    assert decision is not None and (decision.final_action, decision.final_owner) == ("suppress", None)
+    harness.drain()
+    shown = _text(harness.posted(pk).blocks)
+    assert "✏️ *Overridden* by RevOps Admin" in shown and "band hot → warm" in shown
+
+
+def test_given_a_policy_change_between_opening_and_submitting_when_submitted_then_the_reason_block_errors(
+    harness: Harness, db: Database, example_policy: LoadedPolicy, slack: FakeSlack
+) -> None:
+    pk, owner = _escalate(harness)
+    harness.click(owner, ids.REASSIGN, pk)
+    [modal] = slack.open_views(owner)
+    # a new deploy: the policy no longer lets "capacity" justify a reassignment
+    text = example_policy.text.replace(
+        "{code: capacity, label: Owner has no capacity}",
+        "{code: capacity, label: Owner has no capacity, applies_to: [flag]}",
+    )
+    newer = compose(settings_for(slack), db, parse_policy(text, "v2.yaml"), port=0, clock=harness.clock, outbox=False)
+    newer.start()
+    slack.request_url = f"{newer.front.url}/slack/events"
+    try:
+        answer = slack.submit(modal.id, owner, {ids.BLOCK_OWNER: "dana", ids.BLOCK_REASON: "capacity"})
+    finally:
+        newer.front.stop()
+        newer.pool.shutdown()
+    assert answer.json()["errors"] == {ids.BLOCK_REASON: "'Owner has no capacity' is not a reason for a reassign"}
+    assert _reviews(db) == []
+
+
+def test_given_the_lead_was_decided_while_the_modal_was_open_when_submitted_then_the_modal_says_who(
+    harness: Harness,
+) -> None:
+    pk, owner = _escalate(harness)
+    harness.click(owner, ids.OVERRIDE, pk)
+    [modal] = harness.slack.open_views(owner)
+    harness.click("U01LEE", ids.APPROVE, pk)
+    answer = harness.slack.submit(modal.id, owner, {ids.BLOCK_REASON: "timing", ids.BLOCK_BAND: "cold"})
+    body = answer.json()
+    assert body["response_action"] == "update"
+    assert "Already approved by Lee Chen" in _text(body["view"]["blocks"])
+    assert [r.reviewer for r in _reviews(harness.db)] == ["U01LEE"]
+
+
+def test_given_the_next_best_action_button_when_clicked_then_approved_and_the_message_says_who_is_on_it(
+    harness: Harness,
+) -> None:
+    pk, owner = _escalate(harness)
+    harness.click(owner, ids.NEXT_BEST_ACTION, pk, target="dm")
+    [review] = _reviews(harness.db)
+    assert review.kind == "approve" and review.after["next_best_action"]
+    harness.drain()
+    assert "who is on it: Call" in _text(harness.posted(pk).blocks)
+
+
+def test_given_a_slow_slack_api_when_a_button_is_clicked_then_the_ack_does_not_wait_for_it(
+    harness: Harness,
+) -> None:
+    pk, owner = _escalate(harness)
+    harness.slack.latency = 1.0  # every Web API call now takes a second
+    message = harness.posted(pk)
+    delivery = harness.slack.click(owner, ids.REASSIGN, channel=message.channel, ts=message.ts)
+    assert delivery.status == 200 and delivery.elapsed < 0.6  # acked before views.open finished
+    harness.settle()
+    assert len(harness.slack.open_views(owner)) == 1  # and the slow work still happened, in time
+
+
+def _post_signed(slack: FakeSlack, *, secret: str | None = None, timestamp: int | None = None) -> int:
+    body = form_body(
+        {"type": "block_actions", "user": {"id": "U01LEE"}, "actions": [{"action_id": ids.APPROVE, "value": "1"}]}
+    )
+    return slack.deliver(body, "application/x-www-form-urlencoded", secret=secret, timestamp=timestamp).status
+
+
+def test_given_a_request_not_signed_by_slack_when_posted_then_401_and_nothing_changes(harness: Harness) -> None:
+    pk, _ = _escalate(harness)
+    assert _post_signed(harness.slack, secret="not-the-secret") == 401
+    assert _post_signed(harness.slack, timestamp=int(time.time()) - 301) == 401  # outside the 5-minute window
+    harness.settle()
+    assert _reviews(harness.db) == []
+    with harness.db.sessions() as s:
+        assert s.get(Decision, pk).state == "pending_review"  # type: ignore[union-attr]
+
+
+def test_given_an_escalation_shown_in_the_dm_when_decided_there_then_both_copies_update(
+    harness: Harness, now: datetime
+) -> None:
+    pk, owner = _escalate(harness)
+    harness.clock.at = now + timedelta(hours=5)  # after the SLA: still decidable
+    harness.click(owner, ids.APPROVE, pk, target="dm")
+    harness.drain()
+    assert len(harness.posted(pk, "channel").edits) == 1 and len(harness.posted(pk, "dm").edits) == 1
+
+
+def test_given_two_replicas_when_each_gets_a_click_then_they_share_one_decision(
+    db_url: str, example_policy: LoadedPolicy, slack: FakeSlack, now: datetime
+) -> None:
+    """Replicas behind a load balancer: a click on either is one truth, the second is told."""
+    clock = Clock(now + timedelta(minutes=10))
+    replicas = [Database(db_url), Database(db_url)]
+    runtimes = [compose(settings_for(slack), d, example_policy, port=0, clock=clock, outbox=False) for d in replicas]
+    for r in runtimes:
+        r.start()
+    try:
+        harness = Harness(runtimes[0], slack, replicas[0], example_policy, clock)
+        pk, owner = _escalate(harness)
+        message = harness.posted(pk)
+        for runtime, user in zip(runtimes, (owner, "U01LEE"), strict=True):
+            slack.request_url = f"{runtime.front.url}/slack/events"
+            slack.click(user, ids.APPROVE, channel=message.channel, ts=message.ts)
+            assert runtime.pool.wait_idle(10)
+        assert [r.reviewer for r in _reviews(replicas[1])] == [owner]
+        assert slack.ephemerals_for("U01LEE")[0].text.startswith("Already approved by")
+    finally:
+        for r in runtimes:
+            r.front.stop()
+            r.pool.shutdown()
+        for d in replicas:
+            d.dispose()
+
+
+def test_given_slack_fails_while_opening_a_modal_when_clicked_then_the_person_gets_a_reference_and_it_is_logged(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    pk, owner = _escalate(harness)
+    harness.slack.inject(r"^/api/views\.open$", 500, body="upstream error")
+    with caplog.at_level("ERROR", logger="loopgate.bot"):
+        harness.click(owner, ids.REASSIGN, pk)
+    [told] = harness.slack.ephemerals_for(owner)
+    ref = told.text.split("(ref ", 1)[1].split(")", 1)[0]
+    [logged] = [r for r in caplog.records if ref in r.getMessage()]
+    assert "block_actions loopgate.reassign by " + owner in logged.getMessage()
+    assert "SlackUnavailable" in logged.getMessage()
+
+
+def test_given_the_store_fails_under_a_slash_command_when_run_then_app_error_reports_it_once(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    from sqlalchemy import text
+
+    with harness.db.transaction() as s:  # the database loses a table under the running app
+        s.execute(text("ALTER TABLE decisions RENAME TO decisions_away"))
+    try:
+        with caplog.at_level("ERROR", logger="loopgate.bot"):
+            delivery = harness.slack.command("U01LEE", "queue")
+            harness.settle()
+    finally:
+        with harness.db.transaction() as s:
+            s.execute(text("ALTER TABLE decisions_away RENAME TO decisions"))
+    assert delivery.status == 500  # Slack shows its own "didn't work" beside ours
+    [told] = harness.slack.ephemerals_for("U01LEE")
+    assert "Something went wrong on loopgate's side (ref" in told.text
+    assert len([r for r in caplog.records if r.name == "loopgate.bot"]) == 1
+
+
+def test_given_a_burst_of_slow_lazy_work_when_more_clicks_arrive_then_their_acks_do_not_queue_behind_it(
+    harness: Harness,
+) -> None:
+    pk, owner = _escalate(harness)
+    message = harness.posted(pk)
+    harness.slack.latency = 0.8  # every views.open takes 0.8 s: twelve of them keep lazy threads busy
+    harness.slack.trigger_ttl = 60
+    acks: list[float] = []
+
+    def click() -> None:
+        delivery = harness.slack.click(owner, ids.REASSIGN, channel=message.channel, ts=message.ts)
+        assert delivery.status == 200
+        acks.append(delivery.elapsed)
+
+    burst = [threading.Thread(target=click) for _ in range(12)]
+    for t in burst:
+        t.start()
+    for t in burst:
+        t.join()
+    # with Bolt's single shared pool, the clicks after the 8th would wait ~0.8 s for a thread
+    assert max(acks) < 0.4, sorted(acks)
+    harness.settle()
+    assert len(harness.slack.open_views(owner)) == 12
