@@ -39,7 +39,7 @@ from core.model import DuplicateRecord, PriorScore
 from core.model import Lead as LeadValue
 from core.policy import parse_policy
 from core.routing import InMemoryRotation
-from core.store import audit_log, outbox
+from core.store import audit_log, outbox, sla_clocks
 from core.store.audit_log import AuditRecord
 from core.store.models import Account, Decision, Lead, PolicyRole, PolicyVersion, RepLoad, RotationState, TrustState
 from core.store.records import account_value, lead_value
@@ -163,10 +163,25 @@ def decide_leads(
         results.append((req, engine.decide(leads[pk], ctx, rotation=rotation, now=now, trust_levels=levels)))
     rotation.flush(now)
     decided = _persist(session, results, seqs, now=now, actor=actor)
+    _start_sla_clocks(session, engine, todo, decided, now=now)
     challenger = challenger_engine(session, engine) if shadow is True else shadow or None
     if challenger is not None and challenger.version != engine.version:
         _shadow(session, challenger, todo, leads, previous, seqs, levels, now=now)
     return decided
+
+
+def _start_sla_clocks(
+    session: Session,
+    engine: DecisionEngine,
+    todo: Sequence[DecideRequest],
+    decided: Sequence[Decided],
+    *,
+    now: datetime,
+) -> None:
+    """The scheduler's response clocks (issue 6), born in the decision's transaction: see
+    :mod:`core.store.sla_clocks`. Kept apart from ``_persist`` on purpose."""
+    rows = [row for d in decided if (row := session.get(Decision, d.decision_pk)) is not None]
+    sla_clocks.start_clocks(session, engine.policy, rows, {r.lead.pk: r.lead for r in todo}, now=now)
 
 
 # --- shadow decisions -----------------------------------------------------------------------
