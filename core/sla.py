@@ -11,7 +11,9 @@ leads and leads parked in a queue have nobody to answer, so no clock.
 
 **Working hours** (``sla.business_hours: true``): the clock only runs inside the owner's
 working hours in the owner's time zone (their ``working_hours``, else 09:00–17:00 Monday to
-Friday). A 2 h SLA started Friday 16:00 is due Monday 10:00. Out-of-office days do not pause
+Friday). A 2 h SLA started Friday 16:00 is due Monday 10:00. Durations written in days or
+weeks count *working* days: with 09:00–17:00 hours ``2d`` is 16 working hours, so a lead
+assigned Friday 16:00 is due Tuesday 16:00 (not 48 working hours later). Out-of-office days do not pause
 the clock on purpose: an absent owner should breach and be re-routed, not freeze the lead.
 Owners who are not reps (queues) run on the wall clock.
 
@@ -40,6 +42,7 @@ __all__ = [
     "add_working_time",
     "clock_kind",
     "plan",
+    "sla_length",
     "sla_window",
     "window_for",
 ]
@@ -110,11 +113,22 @@ def clock_kind(action: str, owner_kind: str) -> ClockKind | None:
     return None
 
 
-def sla_window(policy: Policy, kind: ClockKind, band: str) -> timedelta | None:
-    """The SLA's length for this clock, or ``None`` when the policy sets none."""
+def sla_window(policy: Policy, kind: ClockKind, band: str) -> str | None:
+    """The SLA's length for this clock as the policy writes it (``15m``), or ``None``."""
     sla = policy.sla
-    text = sla.review if kind == "review" else sla.first_touch.get(band)
-    return parse_duration(text) if text else None
+    return sla.review if kind == "review" else sla.first_touch.get(band)
+
+
+def sla_length(text: str, window: WorkingWindow | None) -> timedelta:
+    """How much clock time ``text`` is: wall time, or working time when a window applies —
+    where a day (``d``) is one working day (the window's open hours) and a week five."""
+    amount = parse_duration(text)
+    unit = text.strip()[-1:]
+    if window is None or unit not in ("d", "w"):
+        return amount
+    opens, closes = (datetime.combine(datetime.min.date(), t) for t in (window.start, window.end))
+    days = amount / timedelta(days=1) if unit == "d" else amount / timedelta(weeks=1) * len(window.days)
+    return (closes - opens) * days
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,15 +155,17 @@ def _fraction_key(fraction: float) -> str:
 
 
 def plan(
-    policy: Policy, started_at: datetime, length: timedelta, window: WorkingWindow | None
+    policy: Policy, started_at: datetime, length_text: str, window: WorkingWindow | None
 ) -> tuple[datetime, list[Step]]:
-    """The deadline and every step of a clock started at ``started_at`` (see the module doc).
+    """The deadline and every step of a clock of ``length_text`` (``15m``, ``2d``) started at
+    ``started_at`` (see the module doc).
 
     Steps come out in time order; at the same moment nudges come before the breach and the
     breach before its steps, as the policy lists them.
     """
     sla = policy.sla
     window = window if sla.business_hours else None
+    length = sla_length(length_text, window)
     due = add_working_time(started_at, length, window)
     ordered: list[tuple[datetime, int, Step]] = []
     for fraction in sla.nudge_at:
@@ -157,7 +173,7 @@ def plan(
         ordered.append((at, 0, Step(_fraction_key(fraction), at, "nudge_owner")))
     ordered.append((due, 1, Step("breach", due, "breach")))
     for index, step in enumerate(sla.on_breach):
-        at = add_working_time(due, parse_duration(step.after), window) if step.after else due
+        at = add_working_time(due, sla_length(step.after, window), window) if step.after else due
         ordered.append((at, 2 + index, Step(f"breach:{index}:{step.do}", at, step.do)))
     ordered.sort(key=lambda item: (item[0], item[1]))
     return due, [step for _, _, step in ordered]
@@ -171,11 +187,11 @@ class PolicySlaClock:
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
         self.reps = {r.id: r for r in policy.reps}
-        self.length = parse_duration(policy.sla.review) if policy.sla.review else None
 
     def due_at(self, decided_at: datetime, band: str, owner: str | None) -> datetime | None:
         """The review deadline of a decision made at ``decided_at`` for ``owner``."""
-        if self.length is None:
+        text = self.policy.sla.review
+        if text is None:
             return None
         window = window_for(self.reps.get(owner or "")) if self.policy.sla.business_hours else None
-        return add_working_time(decided_at, self.length, window)
+        return add_working_time(decided_at, sla_length(text, window), window)
