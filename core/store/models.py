@@ -198,7 +198,7 @@ class Decision(Base):
         Index("ix_decisions_lead_pk_seq", "lead_pk", "seq"),
         # the weekly digest reads weeks of decisions by time: volume, shares and score drift
         # come from this index alone, without touching the (wide) rows
-        Index("ix_decisions_digest", "decided_at", "shadow", "action", "segment", "score_total", "band"),
+        Index("ix_decisions_digest", "decided_at", "shadow", "action", "segment", "score_total", "band", "cause"),
     )
 
     pk: Mapped[int] = mapped_column(Integer, primary_key=True)

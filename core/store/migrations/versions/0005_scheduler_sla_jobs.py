@@ -99,7 +99,7 @@ def upgrade() -> None:
     with op.batch_alter_table("decisions", schema=None) as batch_op:
         batch_op.create_index(
             "ix_decisions_digest",
-            ["decided_at", "shadow", "action", "segment", "score_total", "band"],
+            ["decided_at", "shadow", "action", "segment", "score_total", "band", "cause"],
             unique=False,
         )
 
