@@ -21,20 +21,18 @@ from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.blocks.common import Message
 from bot.blocks.digest import digest_message, sample_message
 from bot.notifier import enqueue_message
 from bot.uploads import enqueue_file
-from core.digest import Digest, SampleItem, last_complete_week, week_bounds, week_label
+from core.digest import Digest, last_complete_week, week_bounds, week_label
 from core.policy import LoadedPolicy
 from core.store import audit_log
 from core.store.audit_log import AuditRecord
 from core.store.digest import weekly_digest
-from core.store.models import AuditVerdict
-from core.store.periods import claim_period, last_period, period_detail
+from core.store.periods import claim_period, last_period
 from scheduler.chart import digest_chart
 from scheduler.context import SchedulerContext
 
@@ -46,7 +44,6 @@ __all__ = [
     "queue_digest",
     "render_digest",
     "run_weekly_digest",
-    "sample_for",
 ]
 
 log = logging.getLogger(__name__)
@@ -157,30 +154,6 @@ def run_weekly_digest(ctx: SchedulerContext) -> dict[str, Any]:
             ]
             audit_log.append(session, records)
     return {"posted": posted, "skipped": missed}
-
-
-def sample_for(session: Session, week: str) -> tuple[list[SampleItem], int, str | None]:
-    """The audit sample a posted digest showed (items, total sampled, channel)."""
-    detail = period_detail(session, JOB, week) or {}
-    items = [SampleItem(**{**raw, "verdicts": tuple(raw.get("verdicts") or ())}) for raw in detail.get("sample") or []]
-    return items, int(detail.get("sampled_total") or 0), detail.get("channel")
-
-
-def verdicts_for(session: Session, loaded: LoadedPolicy, pks: list[int]) -> dict[int, list[dict[str, Any]]]:
-    """Verdicts given so far on these decisions, with the reviewer's name, for the sample message."""
-    if not pks:
-        return {}
-    names = {r.slack_user: r.name for r in loaded.policy.reps if r.slack_user} | {
-        r.id: r.name for r in loaded.policy.reps
-    }
-    out: dict[int, list[dict[str, Any]]] = {}
-    for row in session.execute(
-        select(AuditVerdict).where(AuditVerdict.decision_pk.in_(pks)).order_by(AuditVerdict.pk)
-    ).scalars():
-        out.setdefault(row.decision_pk, []).append(
-            {"verdict": row.verdict, "reason_code": row.reason_code, "by": names.get(row.reviewer, row.reviewer)}
-        )
-    return out
 
 
 # --- text and HTML (``loopgate digest --print`` / ``--html``) ------------------------------------

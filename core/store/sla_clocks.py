@@ -33,6 +33,8 @@ from sqlalchemy.orm import Session
 
 from core.policy.schema import Policy
 from core.sla import ClockKind, Step, clock_kind, plan, sla_window, window_for
+from core.store import audit_log
+from core.store.audit_log import AuditRecord
 from core.store.db import dialect_insert
 from core.store.models import Decision, Lead, Review, SlaClock, SlaStep
 
@@ -42,6 +44,7 @@ __all__ = [
     "close",
     "due_clocks",
     "lock_open",
+    "mark_contacted",
     "new_clock",
     "remaining_steps",
     "settle",
@@ -293,3 +296,26 @@ def claim_step(
         .returning(SlaStep.pk)
     ).first()
     return inserted is not None
+
+
+def mark_contacted(session: Session, clock_pk: int, *, by: str, now: datetime) -> SlaClock | None:
+    """The owner says (in Slack) they reached out: the first-touch clock is met now. ``None``
+    when the clock is not an open first-touch clock any more (answered, re-routed…)."""
+    clock = lock_open(session, clock_pk)
+    if clock is None or clock.kind != "first_touch":
+        return None
+    _met(clock, now, "slack", now)
+    lead = session.get(Lead, clock.lead_pk)
+    audit_log.append(
+        session,
+        [
+            AuditRecord(
+                now,
+                by,
+                "sla.contacted",
+                f"lead:{lead.source}:{lead.crm_id}" if lead else f"clock:{clock_pk}",
+                {"clock": clock_pk, "owner": clock.owner, "breached": clock.breached_at is not None},
+            )
+        ],
+    )
+    return clock
