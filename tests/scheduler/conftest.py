@@ -76,3 +76,7 @@ def audits(db: Database, prefix: str) -> list[AuditEvent]:
 
 def minutes(n: float) -> timedelta:
     return timedelta(minutes=n)
+
+
+# the bot's harness (the app as ``loopgate serve`` composes it, against the fake Slack)
+from tests.bot.conftest import harness, slack  # noqa: E402, F401
