@@ -1,8 +1,9 @@
 """The learning jobs (issue 7's functions, on the scheduler's clock):
 
 * **trust** (every 5 minutes): ``recompute_trust`` once new reviews or audit verdicts have
-  landed since the last run — the check is two ``max(pk)`` lookups, so quiet periods cost
-  nothing and a demotion takes effect within minutes of the review that earned it;
+  landed since the last run — the check is two ``max(pk)`` lookups against a watermark kept in
+  ``scheduler_periods`` (written with the recompute), so quiet periods cost nothing and a
+  demotion takes effect within minutes of the review that earned it;
 * **calibration** (nightly): ``refit_calibration`` once per local night;
 * **tuning** (the 1st of each month): ``monthly_tuning`` for the month just ended, once per
   month (it stores, audits and announces the report itself).
@@ -21,8 +22,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 
 from core.store.calibration import refit_calibration
-from core.store.models import AuditVerdict, JobState, Review
-from core.store.periods import claim_period
+from core.store.models import AuditVerdict, Review
+from core.store.periods import claim_period, period_detail, set_period_detail
 from core.store.trust_state import recompute_trust
 from core.store.tuning import monthly_tuning, previous_month
 from scheduler.context import SchedulerContext
@@ -44,11 +45,11 @@ def run_trust_recompute(ctx: SchedulerContext) -> dict[str, Any]:
             session.execute(select(func.max(Review.pk))).scalar() or 0,
             session.execute(select(func.max(AuditVerdict.pk))).scalar() or 0,
         ]
-        state = session.get(JobState, "trust")
-        seen = (state.detail or {}).get("watermark") if state is not None else None
+        seen = (period_detail(session, "trust", "watermark") or {}).get("mark")
         if seen == mark:
             return {"recomputed": False, "watermark": mark}
         moves = recompute_trust(session, loaded, now=now, actor=ctx.actor)
+        set_period_detail(session, "trust", "watermark", {"mark": mark}, now=now)
     return {
         "recomputed": True,
         "watermark": mark,

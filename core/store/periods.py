@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from core.store.db import dialect_insert
 from core.store.models import JobPeriod
 
-__all__ = ["claim_period", "last_period", "period_detail"]
+__all__ = ["claim_period", "last_period", "period_detail", "set_period_detail"]
 
 
 def claim_period(
@@ -39,3 +39,13 @@ def last_period(session: Session, job: str) -> str | None:
 def period_detail(session: Session, job: str, period: str) -> dict[str, Any] | None:
     row = session.get(JobPeriod, (job, period))
     return dict(row.detail) if row is not None else None
+
+
+def set_period_detail(session: Session, job: str, period: str, detail: dict[str, Any], *, now: datetime) -> None:
+    """Create or replace a period's detail (a job's own bookmark, e.g. the trust watermark)."""
+    row = session.get(JobPeriod, (job, period), with_for_update=True)
+    if row is None:
+        session.add(JobPeriod(job=job, period=period, done_at=now, detail=detail))
+    else:
+        row.detail, row.done_at = detail, now
+    session.flush()
