@@ -22,6 +22,7 @@ from core.store import outbox
 from core.store.digest import weekly_digest
 from core.store.outbox import EffectHandler
 from loopgate.cli.console import err, out
+from loopgate.cli.governance_options import NowOption, as_of
 from loopgate.outbox_worker import worker_id
 from loopgate.settings import ConfigError, load_settings
 from loopgate.wiring import active_policy, open_database
@@ -40,6 +41,7 @@ def digest(
     ] = False,
     print_: Annotated[bool, typer.Option("--print", help="Print the figures (the default).")] = False,
     html: Annotated[Path | None, typer.Option("--html", help="Write a standalone HTML report with the chart.")] = None,
+    now: NowOption = None,
 ) -> None:
     """The weekly audit digest: speed and SLAs, overrides and why, agreement and trust, conversion,
     drift, fairness, and the audit sample."""
@@ -50,8 +52,8 @@ def digest(
     loaded = active_policy(db, settings)
     config = loaded.policy.digest
     zone = config.timezone if config else "UTC"
-    now = utcnow()
-    label = week or last_complete_week(now, zone)
+    at = as_of(now)
+    label = week or last_complete_week(at, zone)
     try:
         week_bounds(label, zone)
     except ValueError as exc:
@@ -59,7 +61,7 @@ def digest(
     if post and config is None:
         raise ConfigError("the policy has no digest section (digest.channel): nowhere to post")
     with db.transaction() as session:
-        d = weekly_digest(session, loaded, week=label, now=now, timezone=zone)
+        d = weekly_digest(session, loaded, week=label, now=at, timezone=zone)
         queued = False
         if post and config is not None:
             queued = queue_digest(session, loaded, d, render_digest(d, loaded), channel=config.channel)
@@ -81,7 +83,8 @@ def digest(
         SlackNotifier(db, ReviewRules(loaded.policy), client, review_clock=PolicySlaClock(loaded.policy), clock=utcnow),
         SlackFileUploader(db, client, clock=utcnow),
     ]
-    report = outbox.drain(db, handlers, worker_id(), utcnow, max_batches=20)
+    # rows queued "as of" --now are due then: deliver them now even if --now is ahead of the clock
+    report = outbox.drain(db, handlers, worker_id(), lambda: max(utcnow(), at), max_batches=50)
     err.print(
         f"digest {label} posted ({report.done} Slack effects done, {report.retried} to retry, {report.dead} failed)"
     )
