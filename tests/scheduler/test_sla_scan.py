@@ -3,7 +3,8 @@ without the late owner, catching up after downtime, answered clocks stop."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 
@@ -14,6 +15,7 @@ from core.store.reviews import ReviewRequest, record_review
 from scheduler.sla_scan import run_sla_scan
 from tests.builders import LeadBuilder, decide
 from tests.scheduler.conftest import (
+    SLA,
     Clock,
     audits,
     clocks,
@@ -239,3 +241,46 @@ def test_given_an_escalation_nobody_reviews_when_it_breaches_then_it_is_rerouted
     assert new.owner != old.owner and new.action == "review"  # still regulated: a person decides
     assert [c.state for c in clocks(db)] == ["rerouted", "open"]
     assert outbox(db, f"slack.decision_update:{pk}:superseded") and outbox(db, f"slack.escalation:{new.pk}")
+
+
+def test_given_two_schedulers_scan_at_the_same_moment_when_steps_are_due_then_each_step_happens_once(
+    db: Database, clock: Clock
+) -> None:
+    loaded = sla_policy()
+    start = clock.at
+    leads = [hot_software_lead(f"00Q5e00000C{i:04d}").raw(start) for i in range(6)]
+    decide(db, loaded, leads, start)
+    clock.at = start + minutes(46)  # every step of every clock is due
+
+    with ThreadPoolExecutor(2) as pool:  # two replicas, no lease between them: only the database decides
+        list(pool.map(lambda _: run_sla_scan(context(db, loaded, clock)), range(2)))
+
+    done = [(s.clock_pk, s.step) for s in steps(db)]
+    assert len(done) == len(set(done)) == 6 * 5
+    keys = [row.dedupe_key for row in outbox(db, "sla:")]
+    assert len(keys) == len(set(keys)) == 6 * 2  # the manager and the late owner's note (nudges coalesced away)
+    with db.sessions() as s:
+        rerouted = s.execute(select(Decision).where(Decision.cause == "reroute")).scalars().all()
+    assert len(rerouted) == 6
+
+
+def test_given_business_hours_when_an_escalation_arrives_late_on_friday_then_its_review_is_due_monday_morning(
+    db: Database, clock: Clock
+) -> None:
+    reps = [
+        {"id": "ana", "name": "Ana", "slack_user": "U0ANA", "team": "mm", "timezone": "America/New_York",
+         "working_hours": {"start": "08:00", "end": "18:00"}},
+        {"id": "lee", "name": "Lee", "slack_user": "U0LEE", "roles": ["admin"], "timezone": "America/New_York"},
+    ]  # fmt: skip
+    loaded = sla_policy(reps=reps, sla={**SLA, "business_hours": True})
+    friday_1630_ny = datetime(2026, 11, 20, 21, 30, tzinfo=UTC)
+    decide(db, loaded, [LeadBuilder("00Q5e00000B0001").raw(friday_1630_ny)], friday_1630_ny)
+
+    [c] = clocks(db)
+    assert (c.kind, c.owner, c.business_hours) == ("review", "ana", True)
+    assert c.due_at == datetime(2026, 11, 23, 13, 30, tzinfo=UTC)  # 1.5 h on Friday + 0.5 h: Monday 08:30 New York
+    first_nudge = datetime.fromisoformat(c.plan[0]["at"])
+    assert first_nudge == datetime(2026, 11, 20, 22, 30, tzinfo=UTC)  # Friday 17:30: one working hour in
+    clock.at = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)  # Sunday: nothing is due
+    run_sla_scan(context(db, loaded, clock))
+    assert [s.step for s in steps(db)] == ["nudge:0.5"]
