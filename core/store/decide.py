@@ -7,7 +7,9 @@ second sync decides nothing twice. Re-routing and conflict re-decisions carry th
 
 Effects go to the outbox, keyed by decision: ``crm.writeback`` for every decision,
 ``slack.escalation`` for reviews, ``slack.assignment`` (tell the new owner) for automatic
-assignments to a rep, ``slack.decision_update`` when a pending review is superseded.
+assignments to a rep, ``slack.decision_update`` when a pending review is superseded. In the
+same transaction each acting decision starts (or carries over) its SLA clock — see
+:mod:`core.store.sla_clocks` (the scheduler's timers, issue 6).
 
 **Shadow** (the policy lifecycle, issue 7): while a challenger policy is published with
 ``--shadow``, every lead decided here is also decided by the challenger, in the same
