@@ -55,6 +55,7 @@ class ScanReport:
     met: int = 0
     cancelled: int = 0
     handed_over: int = 0
+    expired: int = 0
     steps: dict[str, int] = field(default_factory=dict)
     late: int = 0
 
@@ -66,6 +67,7 @@ class ScanReport:
             "met": self.met,
             "cancelled": self.cancelled,
             "handed_over": self.handed_over,
+            "expired": self.expired,
             "steps": dict(self.steps),
             "late": self.late,
         }
@@ -262,6 +264,7 @@ def run_sla_scan(ctx: SchedulerContext, *, limit: int = 500) -> ScanReport:
     scan.report.met += settled.met
     scan.report.cancelled += settled.cancelled
     scan.report.handed_over += len(settled.opened)
+    scan.report.expired += settled.expired
     with ctx.db.sessions() as session:
         due = due_clocks(session, now=scan.now, limit=limit)
     for clock_pk in due:

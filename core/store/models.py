@@ -520,7 +520,7 @@ class SlaClock(Base):
     business_hours: Mapped[bool] = mapped_column(Boolean, default=False)
     plan: Mapped[list[Any]] = mapped_column()  # [{"key", "at", "do"}], in order
     next_at: Mapped[datetime | None]  # when the next unfired step is due (None: none left)
-    state: Mapped[str] = mapped_column(String(12))  # open | met | rerouted | cancelled
+    state: Mapped[str] = mapped_column(String(12))  # open | met | rerouted | cancelled | expired
     met_at: Mapped[datetime | None]
     met_via: Mapped[str | None] = mapped_column(String(12))  # crm | review | slack
     breached_at: Mapped[datetime | None]

@@ -17,6 +17,9 @@ it (the lead went to someone else; that owner's clock starts fresh).
 (``leads.first_touch_at``, filled by the connectors' sync). When a reviewer hands the lead to
 another rep, that rep's first-touch clock starts at the review.
 
+**Expiry**: a clock still unanswered 30 days after its deadline, with every step done, is
+closed as ``expired`` (still breached for attainment) — a response that late answers nothing.
+
 **Exactly once** (:func:`claim_step`): a step is carried out only by whoever inserts its
 ``(clock_pk, step)`` row, in the same transaction as the step's effect.
 """
@@ -25,10 +28,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.policy.schema import Policy
@@ -39,6 +42,7 @@ from core.store.db import dialect_insert
 from core.store.models import Decision, Lead, Review, SlaClock, SlaStep
 
 __all__ = [
+    "EXPIRE_AFTER",
     "SettleReport",
     "claim_step",
     "close",
@@ -51,6 +55,9 @@ __all__ = [
     "start_clocks",
     "steps_done",
 ]
+
+
+EXPIRE_AFTER = timedelta(days=30)
 
 
 def new_clock(
@@ -162,6 +169,7 @@ def _met(clock: SlaClock, at: datetime, via: str, now: datetime) -> None:
 class SettleReport:
     met: int = 0
     cancelled: int = 0
+    expired: int = 0
     opened: list[int] = field(default_factory=list)
 
 
@@ -169,11 +177,17 @@ def settle(session: Session, policy: Policy, *, now: datetime, clock_pks: Sequen
     """Close open clocks whose response has come (or whose decision is gone); start the
     first-touch clock of a rep a reviewer handed the lead to. Only open clocks are read."""
     report = SettleReport()
+    # only the clocks that change come back: the test is in SQL, so the cost of the minutely
+    # scan does not grow with the number of clocks still waiting
+    answered = or_(
+        and_(SlaClock.kind == "review", Decision.state != "pending_review"),
+        and_(SlaClock.kind == "first_touch", Lead.first_touch_at.is_not(None)),
+    )
     query = (
         select(SlaClock, Decision.state, Lead.first_touch_at)
         .join(Decision, Decision.pk == SlaClock.decision_pk)
         .join(Lead, Lead.pk == SlaClock.lead_pk)
-        .where(SlaClock.state == "open")
+        .where(SlaClock.state == "open", answered)
         .order_by(SlaClock.pk)
     )
     if clock_pks is not None:
@@ -200,8 +214,22 @@ def settle(session: Session, policy: Policy, *, now: datetime, clock_pks: Sequen
         elif first_touch_at is not None:
             _met(clock, first_touch_at, "crm", now)
             report.met += 1
+    if clock_pks is None:
+        report.expired = _expire(session, now)
     session.flush()
     return report
+
+
+def _expire(session: Session, now: datetime) -> int:
+    """Close clocks still unanswered :data:`EXPIRE_AFTER` past their deadline (a response that
+    late answers nothing): they stay breached, and the open set stays small."""
+    result = session.execute(
+        update(SlaClock)
+        .where(SlaClock.state == "open", SlaClock.due_at < now - EXPIRE_AFTER, SlaClock.next_at.is_(None))
+        .values(state="expired", closed_at=now, closed_reason="no response within 30 days of the deadline")
+        .returning(SlaClock.pk)
+    )
+    return len(result.all())
 
 
 def _handed_over(

@@ -84,3 +84,10 @@ def test_given_the_policy_when_planning_then_each_person_gets_a_focus_job_in_the
     assert specs["focus:dana"].schedule.endswith("Europe/Berlin")
     assert specs["digest"].schedule == "cron day_of_week=mon hour=8 minute=0 America/New_York"
     assert {"sla_scan", "trust", "calibration", "tuning", "policy_watch"} <= set(specs)
+
+
+def test_given_crm_sync_functions_when_planning_then_each_crm_syncs_at_its_policy_interval(harness: Harness) -> None:
+    specs = {s.id: s for s in job_specs(harness.policy.policy, ["hubspot", "salesforce"])}
+    assert specs["sync:salesforce"].schedule == "every 300s"  # sync.interval: 5m
+    assert specs["sync:hubspot"].schedule == "every 600s"  # sync.hubspot: 10m
+    assert "sync:salesforce" not in {s.id for s in job_specs(harness.policy.policy)}  # no connector: no job

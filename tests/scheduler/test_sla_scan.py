@@ -284,3 +284,19 @@ def test_given_business_hours_when_an_escalation_arrives_late_on_friday_then_its
     clock.at = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)  # Sunday: nothing is due
     run_sla_scan(context(db, loaded, clock))
     assert [s.step for s in steps(db)] == ["nudge:0.5"]
+
+
+def test_given_a_clock_nobody_answers_when_a_month_passes_its_deadline_then_it_is_closed_as_expired(
+    db: Database, clock: Clock
+) -> None:
+    loaded = sla_policy(sla={**SLA, "on_breach": [{"do": "notify_manager"}]})  # no re-route: it just waits
+    start = clock.at
+    decide(db, loaded, [hot_software_lead().raw(start)], start)
+    clock.at = start + timedelta(days=29)
+    report = run_sla_scan(context(db, loaded, clock))
+    assert report.expired == 0 and clocks(db)[0].state == "open"
+
+    clock.at = start + timedelta(days=31)
+    assert run_sla_scan(context(db, loaded, clock)).expired == 1
+    [c] = clocks(db)
+    assert (c.state, c.breached_at, c.met_at) == ("expired", start + minutes(15), None)
