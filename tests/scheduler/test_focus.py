@@ -12,8 +12,7 @@ from core.engine import DecisionEngine
 from core.store import outbox
 from core.store.models import AuditEvent, OutboxRow
 from scheduler.context import SchedulerContext
-from scheduler.focus import focus_people, run_focus_list
-from scheduler.jobs import job_specs
+from scheduler.focus import run_focus_list
 from tests.bot.conftest import Harness
 
 MONDAY_0835_NY = datetime(2026, 11, 23, 13, 35, tzinfo=UTC)
@@ -71,23 +70,3 @@ def test_given_the_time_and_day_when_the_job_runs_then_it_sends_only_on_the_pers
         query = select(AuditEvent.kind).where(AuditEvent.kind.like("focus.%")).order_by(AuditEvent.seq)
         kinds = s.execute(query).scalars().all()
     assert kinds == ["focus.skipped", "focus.late"]
-
-
-def test_given_the_policy_when_planning_then_each_person_gets_a_focus_job_in_their_zone_and_days(
-    harness: Harness,
-) -> None:
-    policy = harness.policy.policy
-    specs = {s.id: s for s in job_specs(policy)}
-    people = [p.id for p in focus_people(policy)]
-    assert people == ["ana", "ben", "cy", "dana", "eli", "lee", "mo"]  # reps and managers, not the admin
-    assert specs["focus:ana"].schedule == "cron day_of_week=mon,tue,wed,thu,fri hour=8 minute=30 America/New_York"
-    assert specs["focus:dana"].schedule.endswith("Europe/Berlin")
-    assert specs["digest"].schedule == "cron day_of_week=mon hour=8 minute=0 America/New_York"
-    assert {"sla_scan", "trust", "calibration", "tuning", "policy_watch"} <= set(specs)
-
-
-def test_given_crm_sync_functions_when_planning_then_each_crm_syncs_at_its_policy_interval(harness: Harness) -> None:
-    specs = {s.id: s for s in job_specs(harness.policy.policy, ["hubspot", "salesforce"])}
-    assert specs["sync:salesforce"].schedule == "every 300s"  # sync.interval: 5m
-    assert specs["sync:hubspot"].schedule == "every 600s"  # sync.hubspot: 10m
-    assert "sync:salesforce" not in {s.id for s in job_specs(harness.policy.policy)}  # no connector: no job
