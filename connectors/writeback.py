@@ -88,7 +88,7 @@ class _Conflict:
 class CrmWriteback:
     """An :class:`core.store.outbox.EffectHandler` for ``crm.writeback`` over CRM ports."""
 
-    kinds = (KIND,)
+    kinds: tuple[str, ...] = (KIND,)
 
     def __init__(
         self,

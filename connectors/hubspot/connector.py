@@ -102,7 +102,7 @@ class HubSpotConnector:
 
     # --- plumbing ---------------------------------------------------------------------------------
 
-    def _api(self, name: str) -> Any:
+    def api(self, name: str) -> Any:
         """API objects are built once per token: each one owns a connection pool."""
         if self._client is None:
             self._client = HubSpot(
@@ -198,7 +198,7 @@ class HubSpotConnector:
             "companies": list(COMPANY_PROPERTIES),
             "deals": list(DEAL_PROPERTIES),
         }[object_type]
-        api = self._api(f"{object_type}.search")
+        search_api = f"{object_type}.search"
         while True:
             groups, sort_by = window(modified, cursor)
             body = {
@@ -209,7 +209,9 @@ class HubSpotConnector:
             }
             result = self.call(
                 f"search {object_type}",
-                lambda body=body: api.do_search(public_object_search_request=body, _request_timeout=self.timeout),  # type: ignore[misc]
+                lambda body=body: self.api(search_api).do_search(  # type: ignore[misc]
+                    public_object_search_request=body, _request_timeout=self.timeout
+                ),
                 search=True,
             )
             rows = list(result.results or [])
@@ -237,11 +239,10 @@ class HubSpotConnector:
         return Page("deals", cursor, deals=deals)
 
     def _deal_contacts(self, deal_ids: Sequence[str]) -> dict[str, list[str]]:
-        api = self._api("associations")
         body = {"inputs": [{"id": d} for d in deal_ids]}
         result = self.call(
             "associations deals→contacts",
-            lambda: api.get_page(
+            lambda: self.api("associations").get_page(
                 "deals",
                 "contacts",
                 batch_input_public_fetch_associations_batch_request=body,
@@ -254,14 +255,13 @@ class HubSpotConnector:
         return out
 
     def _owners(self) -> Iterator[Page]:
-        api = self._api("owners")
         now = self.clock()
         for archived in (False, True):
             after: str | None = None
             while True:
                 result = self.call(
                     "owners",
-                    lambda after=after, archived=archived: api.get_page(  # type: ignore[misc]
+                    lambda after=after, archived=archived: self.api("owners").get_page(  # type: ignore[misc]
                         limit=500, after=after, archived=archived, _request_timeout=self.timeout
                     ),
                 )
@@ -286,12 +286,12 @@ class HubSpotConnector:
         if cursor is not None and cursor.ts is not None and now - cursor.ts < self.archived_every:
             return
         for object_type, kind in (("contacts", "lead"), ("companies", "account")):
-            api = self._api(f"{object_type}.basic")
+            basic = f"{object_type}.basic"
             after: str | None = None
             while True:
                 result = self.call(
                     f"archived {object_type}",
-                    lambda api=api, after=after: api.get_page(  # type: ignore[misc]
+                    lambda basic=basic, after=after: self.api(basic).get_page(  # type: ignore[misc]
                         limit=100, after=after, archived=True, properties=["hs_object_id"],
                         _request_timeout=self.timeout,
                     ),
@@ -308,14 +308,14 @@ class HubSpotConnector:
 
     def current(self, object_type: str, ids: Sequence[str], fields: Sequence[str]) -> dict[str, dict[str, Any] | None]:
         api_object = API_OBJECT[object_type]
-        api = self._api(f"{api_object}.batch")
+        batch = f"{api_object}.batch"
         out: dict[str, dict[str, Any] | None] = dict.fromkeys(ids)
         for start in range(0, len(ids), self.read_batch):
             chunk = list(ids[start : start + self.read_batch])
             body = {"inputs": [{"id": i} for i in chunk], "properties": list(fields), "propertiesWithHistory": []}
             result = self.call(
                 f"batch read {api_object}",
-                lambda body=body: api.read(  # type: ignore[misc]
+                lambda body=body: self.api(batch).read(  # type: ignore[misc]
                     batch_read_input_simple_public_object_id=body, archived=False, _request_timeout=self.timeout
                 ),
             )
@@ -334,11 +334,11 @@ class HubSpotConnector:
             by_object.setdefault(API_OBJECT[u.object_type], []).append(u)
         results: dict[str, WriteResult] = {}
         for api_object, group in by_object.items():
-            api = self._api(f"{api_object}.batch")
+            batch = f"{api_object}.batch"
             body = {"inputs": [{"id": u.id, "properties": {k: _text(v) for k, v in u.values.items()}} for u in group]}
             result = self.call(
                 f"batch update {api_object}",
-                lambda api=api, body=body: api.update(  # type: ignore[misc]
+                lambda batch=batch, body=body: self.api(batch).update(  # type: ignore[misc]
                     batch_input_simple_public_object_batch_input=body, _request_timeout=self.timeout
                 ),
             )

@@ -124,6 +124,8 @@ class FakeHubSpot(FakeService):
         }
         self.associations: dict[str, set[str]] = {}  # deal id → contact ids
         self.record_failures: dict[str, tuple[str, str, int]] = {}  # id → (category, message, times)
+        self.before_search: Callable[[int], None] | None = None  # hook: called before serving search n (1, 2…)
+        self.searches = 0
         self._ids = itertools.count(1001)
         self._data = threading.RLock()
         self._recent: deque[float] = deque()
@@ -326,6 +328,9 @@ class FakeHubSpot(FakeService):
         if guard is not None:
             return guard
         object_type = req.match["type"]
+        self.searches += 1
+        if self.before_search is not None:
+            self.before_search(self.searches)
         body = req.json() or {}
         limit = int(body.get("limit") or 10)
         if limit > self.max_page:
