@@ -232,8 +232,6 @@ def _unknown_owners(
         names = dict(
             session.execute(
                 select(Owner.crm_id, Owner.name).where(Owner.source == source, Owner.crm_id.in_(list(unknown)))
-            )
-            .tuples()
-            .all()
+            ).all()
         )
     return {o: (names.get(o), c) for o, c in sorted(unknown.items(), key=lambda kv: -kv[1])}

@@ -161,9 +161,7 @@ class CrmWriteback:
                     select(Decision.lead_pk, func.max(Decision.seq))
                     .where(Decision.lead_pk.in_(lead_pks), Decision.shadow.is_(False))
                     .group_by(Decision.lead_pk)
-                )
-                .tuples()
-                .all()
+                ).all()
             )
         plans: dict[int, _Plan] = {}  # by lead: one write per record per batch, the newest decision
         for decision_pk, group in wanted.items():

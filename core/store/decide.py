@@ -55,7 +55,8 @@ class Decided:
 
 def trust_levels(session: Session) -> dict[str, int]:
     """Current trust level per segment that has stored state (others use the policy's)."""
-    return dict(session.execute(select(TrustState.segment, TrustState.level)).tuples().all())
+    # SQLAlchemy 2.1 deprecates Result.tuples(); rows unpack as tuples already (connectors branch)
+    return dict(session.execute(select(TrustState.segment, TrustState.level)).all())
 
 
 def decide_pending(
@@ -104,9 +105,7 @@ def decide_leads(
             select(Decision.lead_pk, Decision.dedupe_key).where(
                 Decision.lead_pk.in_(pks), Decision.dedupe_key.in_([r.dedupe_key for r in requests])
             )
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     todo = [r for r in requests if (r.lead.pk, r.dedupe_key) not in done]
     for r in requests:

@@ -110,9 +110,7 @@ def _leads(session: Session, source: str, page: Page, now: datetime, out: Ingest
         account_pks = dict(
             session.execute(
                 select(Account.crm_id, Account.pk).where(Account.source == source, Account.crm_id.in_(account_ids))
-            )
-            .tuples()
-            .all()
+            ).all()
         )
     rows: list[LeadRow] = []
     loopgate: dict[str, Mapping[str, Any]] = {}

@@ -161,6 +161,9 @@ class FakeService:
 
         class _Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # headers and body go out in two writes; with Nagle on, keep-alive clients wait for
+            # a delayed ACK (~40 ms) on every request (connectors branch)
+            disable_nagle_algorithm = True
 
             def do_GET(self) -> None:
                 service._dispatch(self)
@@ -175,7 +178,10 @@ class FakeService:
         if self.tls:
             server.socket = self._tls_context().wrap_socket(server.socket, server_side=True)
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name=f"{self.name}-server", daemon=True)
+        # a short poll lets stop() return in milliseconds instead of up to 0.5 s (connectors branch)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.02}, name=f"{self.name}-server", daemon=True
+        )
         self._thread.start()
         return self
 
