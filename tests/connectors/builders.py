@@ -115,7 +115,7 @@ def hubspot_connector(
     page_size: int = 200,
     retry: RetryPolicy | None = None,
     clock: Callable[[], datetime] | None = None,
-    token: str = "pat-sandbox-token",
+    token: str = "pat-sandbox-token",  # noqa: S107 - the fake's sandbox token
     **auth: Any,
 ) -> HubSpotConnector:
     return HubSpotConnector(
