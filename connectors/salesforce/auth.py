@@ -19,6 +19,7 @@ import requests
 from simple_salesforce.api import Salesforce
 from simple_salesforce.login import SalesforceLogin, token_login
 
+from connectors.errors import AuthExpired
 from connectors.salesforce.errors import SYSTEM, translate
 
 __all__ = ["API_VERSION", "SalesforceAuth", "http_session"]
@@ -65,7 +66,7 @@ class SalesforceAuth:
                 session_id=self.access_token, instance_url=self.instance_url, session=session, version=API_VERSION
             )
         if not self.can_login:
-            raise translate_auth_error()
+            raise AuthExpired(SYSTEM, 401, "session", "SALESFORCE_ACCESS_TOKEN and SALESFORCE_INSTANCE_URL are not set")
         try:
             token, instance = self._login(session)
         except Exception as exc:
@@ -106,16 +107,3 @@ class SalesforceAuth:
             sf_version=API_VERSION,
             scratch_url=self.login_url.rstrip("/"),
         )
-
-
-def translate_auth_error() -> Exception:
-    from connectors.errors import AuthExpired
-
-    return AuthExpired(
-        SYSTEM,
-        401,
-        "session",
-        "SALESFORCE_ACCESS_TOKEN expired or was revoked, and no login credentials are configured to renew it "
-        "(set SALESFORCE_CLIENT_ID and SALESFORCE_CLIENT_SECRET, or SALESFORCE_USERNAME, SALESFORCE_PASSWORD "
-        "and SALESFORCE_SECURITY_TOKEN)",
-    )

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import requests
 from simple_salesforce.api import Salesforce
 
-from connectors.errors import BadRequest, RateLimited
+from connectors.errors import AuthExpired, BadRequest, RateLimited
 from connectors.retry import RetryPolicy, call_with_retry
 from connectors.salesforce.auth import SalesforceAuth
 from connectors.salesforce.errors import SYSTEM, error_code, translate
@@ -99,7 +99,20 @@ class SalesforceConnector:
             except Exception as exc:
                 raise translate(exc, resource) from exc
 
-        return call_with_retry(attempt, self.retry, reauthenticate=self._reauthenticate)
+        try:
+            return call_with_retry(attempt, self.retry, reauthenticate=self._reauthenticate)
+        except AuthExpired as exc:
+            if self.auth.can_login:
+                raise
+            raise AuthExpired(
+                SYSTEM,
+                exc.status,
+                resource,
+                "SALESFORCE_ACCESS_TOKEN expired or was revoked, and no login credentials are configured to renew "
+                "it (set SALESFORCE_CLIENT_ID and SALESFORCE_CLIENT_SECRET, or SALESFORCE_USERNAME, "
+                "SALESFORCE_PASSWORD and SALESFORCE_SECURITY_TOKEN)",
+                code=exc.code,
+            ) from exc
 
     # --- the port -----------------------------------------------------------------------------------
 

@@ -46,13 +46,13 @@ def seed_salesforce_people(fake: FakeSalesforce, loaded: LoadedPolicy) -> dict[s
 
 
 def sf_lead(**overrides: Any) -> dict[str, Any]:
-    """A Salesforce Lead's fields: a mid-market software buyer in the US, unowned."""
+    """A Salesforce Lead's fields: a mid-market software engineer in the US, unowned (decided "auto")."""
     n = next(_n)
     fields: dict[str, Any] = {
         "FirstName": "Sam",
         "LastName": f"Lead{n}",
         "Email": f"sam{n}@company{n}.com",
-        "Title": "VP Engineering",
+        "Title": "Software Engineer",
         "Company": f"Company {n}",
         "Website": f"company{n}.com",
         "Industry": "software",
@@ -96,7 +96,7 @@ def hs_contact(**overrides: Any) -> dict[str, Any]:
         "firstname": "Sam",
         "lastname": f"Contact{n}",
         "email": f"sam{n}@firm{n}.com",
-        "jobtitle": "VP Engineering",
+        "jobtitle": "Software Engineer",
         "company": f"Firm {n}",
         "website": f"firm{n}.com",
         "industry": "software",
@@ -116,6 +116,7 @@ def hubspot_connector(
     retry: RetryPolicy | None = None,
     clock: Callable[[], datetime] | None = None,
     token: str = "pat-sandbox-token",  # noqa: S107 - the fake's sandbox token
+    search_per_second: float = 0,
     **auth: Any,
 ) -> HubSpotConnector:
     return HubSpotConnector(
@@ -123,6 +124,6 @@ def hubspot_connector(
         field_map=loaded.policy.writeback.hubspot,
         retry=retry or fast_retry(),
         page_size=page_size,
-        search_per_second=0,
+        search_per_second=search_per_second,
         clock=clock,
     )
