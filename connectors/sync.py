@@ -62,6 +62,8 @@ class SyncReport:
     rejected: list[str] = field(default_factory=list)
     unknown_owners: dict[str, tuple[str | None, int]] = field(default_factory=dict)
     seconds: float = 0.0
+    store_seconds: float = 0.0  # storing pages and cursors
+    decide_seconds: float = 0.0  # deciding what changed
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -76,6 +78,8 @@ class SyncReport:
             "rejected": self.rejected,
             "unknown_owners": {k: {"name": n, "leads": c} for k, (n, c) in self.unknown_owners.items()},
             "seconds": round(self.seconds, 3),
+            "store_seconds": round(self.store_seconds, 3),
+            "decide_seconds": round(self.decide_seconds, 3),
         }
 
 
@@ -151,15 +155,21 @@ def sync_crm(
             cursor = None if full else load_cursor(session, port.system, stream)
         pages = port.read(stream, cursor)
         for page in prefetch(pages) if read_ahead else pages:
+            mark = time.monotonic()
             pks = _store(db, port.system, page, clock, report, owner_counts)
+            report.store_seconds += time.monotonic() - mark
             stats.pages += 1
             stats.records += page.size
             if progress is not None:
                 progress(stream, page.size)
             if decide and pks:
+                mark = time.monotonic()
                 report.decided += _decide(db, engine, pks, clock, decide_batch)
+                report.decide_seconds += time.monotonic() - mark
     if decide:
+        mark = time.monotonic()
         report.decided += _sweep(db, engine, clock, decide_batch)
+        report.decide_seconds += time.monotonic() - mark
     report.unknown_owners = _unknown_owners(db, engine, port.system, owner_counts)
     report.seconds = time.monotonic() - started
     return report

@@ -218,7 +218,8 @@ class HubSpotConnector:
             cursor, done = next_cursor(
                 cursor,
                 [(str(r.id), modified_at(r.properties or {}, modified)) for r in rows],
-                full_page=len(rows) >= self.page_size,
+                # a window holding exactly one page says so in ``total``: no empty query after it
+                full_page=len(rows) >= self.page_size and int(result.total or 0) > len(rows),
             )
             if rows:
                 yield self._page(object_type, rows, cursor, lead_fields)
