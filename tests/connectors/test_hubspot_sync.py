@@ -166,3 +166,18 @@ def test_given_a_sync_killed_after_storing_a_page_when_run_again_then_nothing_is
 
     assert sorted(_leads(db)) == sorted(ids)
     assert _decisions_per_lead(db) == dict.fromkeys(ids, 1)
+
+
+def test_given_a_contact_of_a_company_when_synced_then_it_is_linked_to_it(
+    db: Database, hs: FakeHubSpot, clock: Clock, engine: DecisionEngine, example_policy: LoadedPolicy
+) -> None:
+    company = hs.create("companies", name="Initech", domain="initech.com", numberofemployees="900",
+                        loopgate_strategic="true", loopgate_tier="tier1", hubspot_owner_id="104")  # fmt: skip
+    contact = hs.create("contacts", hs_contact(associatedcompanyid=company, email="peter@initech.com"))
+
+    sync_crm(db, hubspot_connector(hs, example_policy, clock=clock), engine, clock=clock)
+
+    lead = _leads(db)[contact]
+    with db.transaction() as s:
+        account = s.get(Account, lead.account_pk)
+    assert account is not None and account.crm_id == company and account.strategic and account.tier == "tier1"

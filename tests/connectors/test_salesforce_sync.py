@@ -11,7 +11,7 @@ from connectors.sync import sync_crm
 from core.engine import DecisionEngine
 from core.policy import LoadedPolicy
 from core.store.db import Database
-from core.store.models import Decision, Lead, Owner, SyncCursor
+from core.store.models import Account, Decision, Lead, Owner, SyncCursor
 from loopgate.sandbox.salesforce import FakeSalesforce
 from tests.connectors.builders import salesforce_connector, seed_salesforce_people, sf_lead
 from tests.connectors.conftest import Clock
@@ -217,3 +217,25 @@ def test_given_a_full_resync_when_nothing_changed_then_nothing_is_decided_again(
     report = sync_crm(db, port, engine, clock=clock, full=True)
 
     assert report.leads == 6 and report.accounts == 1 and report.decided == 0
+
+
+def test_given_a_contact_of_a_strategic_account_when_synced_then_it_is_linked_and_decided_with_the_account(
+    db: Database, sf: FakeSalesforce, engine: DecisionEngine, example_policy: LoadedPolicy, clock: Clock
+) -> None:
+    people = seed_salesforce_people(sf, example_policy)
+    account = sf.create("Account", Name="Globex", Website="https://www.globex.com", NumberOfEmployees=3000,
+                        Industry="software", OwnerId=people["dana"], Loopgate_Strategic__c=True)  # fmt: skip
+    contact = sf.create("Contact", FirstName="Hank", LastName="Scorpio", Email="hank@globex.com", Title="CEO",
+                        AccountId=account, MailingCountry="United States")  # fmt: skip
+
+    sync_crm(db, salesforce_connector(sf, example_policy), engine, clock=clock)
+
+    lead = _leads(db)[contact]
+    assert (lead.object_type, lead.company, lead.domain, lead.employees, lead.country) == (
+        "Contact", "Globex", "globex.com", 3000, "US"
+    )  # fmt: skip
+    with db.transaction() as s:
+        linked = s.get(Account, lead.account_pk)
+        decision = s.execute(select(Decision).where(Decision.lead_id == contact)).scalar_one()
+    assert linked is not None and linked.crm_id == account and linked.strategic
+    assert decision.owner == "dana" and "strategic_account" in decision.trigger_codes
