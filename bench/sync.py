@@ -20,7 +20,8 @@ stderr: a table.
 
     python bench/sync.py                       # 50,000 leads per CRM, SQLite in a temp dir
     python bench/sync.py --n 10000 --crm hubspot --latency-ms 50
-    python bench/sync.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/bench
+    python bench/sync.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test
+        (a private database is created on that server for the run and dropped afterwards)
 """
 
 from __future__ import annotations
@@ -29,13 +30,13 @@ import argparse
 import json
 import math
 import multiprocessing as mp
-import random
 import resource
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+import uuid
+from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -53,64 +54,24 @@ COUNTRIES = ["US", "US", "GB", "DE", "FR", "CA", "IN", None]
 # --- the fake, in its own process ---------------------------------------------------------------
 
 
-def _lead_values(rng: random.Random, i: int) -> dict[str, Any]:
-    company = f"company{i % 7000}"
-    personal = rng.random() < 0.08
-    return {
-        "first": rng.choice(["Ana", "Ben", "Cy", "Dee", "Eve"]),
-        "last": f"Lead{i}",
-        "email": f"p{i}@{'gmail.com' if personal else company + '.com'}",
-        "title": rng.choice(TITLES),
-        "company": f"Company {i % 7000}",
-        "domain": f"{company}.com",
-        "industry": rng.choice(INDUSTRIES),
-        "employees": rng.choice(SIZES),
-        "country": rng.choice(COUNTRIES),
-    }
-
-
 def _serve(crm: str, n: int, latency_ms: float, conn: Connection) -> None:
     """Build and seed the fake, hand back where it listens, then answer stats requests."""
-    rng = random.Random(42)
-    base = datetime(2026, 11, 1, tzinfo=UTC)
+    from core.policy import parse_policy
+    from loopgate.sandbox.crm_seed import seed_hubspot, seed_salesforce
+
+    policy = parse_policy(POLICY.read_text(), str(POLICY)).policy
     fake: Any
     if crm == "salesforce":
         from loopgate.sandbox.salesforce import FakeSalesforce
 
         fake = FakeSalesforce(page_size=2000).start()
-        owners = [fake.add_user(name, id15=id15) for name, id15 in
-                  [("Ana", "0055e000001AAAA"), ("Ben", "0055e000001BBBB"), ("Cy", "0055e000001CCCC"),
-                   ("Dana", "0055e000001DDDD"), ("Eli", "0055e000001EEEE")]]  # fmt: skip
-        fake.add_queue("Nurture", id15="00G5e000000NURT")
-        fake.add_queue("Unassigned", id15="00G5e000000UNAS")
-        for a in range(1000):
-            tier = "tier1" if a % 5 == 0 else None
-            fake.create("Account", Name=f"Company {a}", Website=f"company{a}.com", NumberOfEmployees=500,
-                        Loopgate_Strategic__c=a % 50 == 0, Loopgate_Tier__c=tier)  # fmt: skip
-        for i in range(n):
-            v = _lead_values(rng, i)
-            fake.create("Lead", FirstName=v["first"], LastName=v["last"], Email=v["email"], Title=v["title"],
-                        Company=v["company"], Website=v["domain"], Industry=v["industry"],
-                        NumberOfEmployees=v["employees"], Country=v["country"], LeadSource="web", Status="Open",
-                        OwnerId=owners[i % 5] if i % 10 == 0 else None,
-                        SystemModstamp=base + timedelta(seconds=i // 4))  # fmt: skip
+        seed_salesforce(fake, policy, leads=n, accounts=1000)
         info = {"url": fake.url, "ca_bundle": str(fake.ca_bundle), "token": fake.access_token}
     else:
         from loopgate.sandbox.hubspot import FakeHubSpot
 
         fake = FakeHubSpot().start()
-        for oid, name in [("101", "Ana"), ("102", "Ben"), ("103", "Cy"), ("104", "Dana"), ("105", "Eli")]:
-            fake.add_owner(oid, f"{name.lower()}@acme.test", name, "Rep")
-        for a in range(1000):
-            fake.create("companies", name=f"Company {a}", domain=f"company{a}.com", numberofemployees="500",
-                        loopgate_strategic="true" if a % 50 == 0 else "false", modified=base)  # fmt: skip
-        for i in range(n):
-            v = _lead_values(rng, i)
-            fake.create("contacts", firstname=v["first"], lastname=v["last"], email=v["email"], jobtitle=v["title"],
-                        company=v["company"], website=v["domain"], industry=v["industry"],
-                        numemployees=v["employees"], country=v["country"], lifecyclestage="lead",
-                        hubspot_owner_id=str(101 + i % 5) if i % 10 == 0 else None,
-                        modified=base + timedelta(milliseconds=i // 3 * 7))  # fmt: skip
+        seed_hubspot(fake, policy, contacts=n, companies=1000)
         info = {"url": fake.url, "token": "pat-sandbox-token"}
     fake.latency = latency_ms / 1000
     conn.send(info)
@@ -241,7 +202,7 @@ def run_one(crm: str, n: int, latency_ms: float, database_url: str | None) -> li
     loaded = parse_policy(POLICY.read_text(), str(POLICY))
     engine = DecisionEngine(loaded)
     with tempfile.TemporaryDirectory(prefix="loopgate-bench-") as tmp:
-        url = database_url or f"sqlite:///{tmp}/bench.db"
+        url = _private_database(database_url) if database_url else f"sqlite:///{tmp}/bench.db"
         db = Database(url)
         upgrade(db)
         port = _connector(crm, info, loaded)
@@ -279,7 +240,7 @@ def run_one(crm: str, n: int, latency_ms: float, database_url: str | None) -> li
             })  # fmt: skip
         db.dispose()
         if database_url:
-            _drop_tables(database_url)
+            _drop_database(database_url, url)
     parent.send("stop")
     server.join(timeout=10)
     return lines
@@ -307,11 +268,21 @@ def _connector(crm: str, info: dict[str, Any], loaded: Any) -> Any:
     )
 
 
-def _drop_tables(url: str) -> None:
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-    engine.dispose()
+def _private_database(server_url: str) -> str:
+    """A database of the benchmark's own on the given PostgreSQL server (dropped afterwards)."""
+    name = f"loopgate_bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+def _drop_database(server_url: str, url: str) -> None:
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
+    admin.dispose()
 
 
 # --- the parent: one child per CRM, then the table ------------------------------------------------

@@ -154,7 +154,7 @@ def sync_crm(
         with db.transaction() as session:
             cursor = None if full else load_cursor(session, port.system, stream)
         pages = port.read(stream, cursor)
-        for page in prefetch(pages) if read_ahead else pages:
+        for page in prefetch(pages, depth=2) if read_ahead else pages:
             mark = time.monotonic()
             pks = _store(db, port.system, page, clock, report, owner_counts)
             report.store_seconds += time.monotonic() - mark

@@ -23,7 +23,7 @@ from simple_salesforce.api import Salesforce
 from connectors.errors import AuthExpired, BadRequest, RateLimited
 from connectors.retry import RetryPolicy, call_with_retry
 from connectors.salesforce.auth import SalesforceAuth
-from connectors.salesforce.errors import SYSTEM, error_code, translate
+from connectors.salesforce.errors import SYSTEM, translate
 from connectors.salesforce.records import LEAD_OBJECTS, STREAMS
 from core.ports import Cursor, Page, RecordUpdate, WriteResult
 
@@ -189,9 +189,7 @@ class SalesforceConnector:
             if result.get("success"):
                 out.append(WriteResult(u.id, True))
                 continue
-            code, message = error_code(result.get("errors") or [])
-            if code is None and result.get("errors"):
-                first = result["errors"][0]
-                code, message = first.get("statusCode"), str(first.get("message") or "")
+            first = (result.get("errors") or [{}])[0]
+            code, message = first.get("statusCode"), str(first.get("message") or "")
             out.append(WriteResult(u.id, False, code, message, retryable=code in _RETRYABLE, gone=code in _GONE))
         return out
