@@ -110,7 +110,6 @@ class CrmWriteback:
         self.clock = clock
         self.batch_size = batch_size
         self.actor = actor
-        self.calls_by_source: dict[str, int] = {}
 
     # --- EffectHandler ----------------------------------------------------------------------------
 
