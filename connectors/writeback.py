@@ -382,7 +382,7 @@ class CrmWriteback:
                     {"decision": plan.facts.pk, "values": plan.writes},
                 )
             )
-        stmt = dialect_insert(session, WritebackState)
+        stmt = dialect_insert(session, WritebackState.__table__)
         session.execute(
             stmt.on_conflict_do_update(
                 index_elements=["lead_pk"],

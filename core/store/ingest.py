@@ -145,7 +145,7 @@ def _leads(session: Session, source: str, page: Page, now: datetime, out: Ingest
         if values
     ]
     if states:
-        stmt = dialect_insert(session, WritebackState)
+        stmt = dialect_insert(session, WritebackState.__table__)
         session.execute(
             stmt.on_conflict_do_update(
                 index_elements=["lead_pk"], set_={"values": stmt.excluded["values"], "seen_at": stmt.excluded.seen_at}
@@ -153,7 +153,7 @@ def _leads(session: Session, source: str, page: Page, now: datetime, out: Ingest
             states,
         )
     if links:
-        session.execute(dialect_insert(session, DealLink).on_conflict_do_nothing(), links)
+        session.execute(dialect_insert(session, DealLink.__table__).on_conflict_do_nothing(), links)
         refresh_outcomes(session, source, {link["lead_id"] for link in links})
 
 
@@ -173,7 +173,7 @@ def _deals(session: Session, source: str, page: Page, now: datetime, out: Ingest
         }
         for d in page.deals
     }
-    stmt = dialect_insert(session, Deal)
+    stmt = dialect_insert(session, Deal.__table__)
     keys = ("stage", "is_closed", "is_won", "amount", "closed_at", "is_deleted", "crm_updated_at", "synced_at")
     session.execute(
         stmt.on_conflict_do_update(
@@ -193,7 +193,7 @@ def _deals(session: Session, source: str, page: Page, now: datetime, out: Ingest
         for lead_id in dict.fromkeys(d.lead_ids)
     ]
     if links:
-        session.execute(dialect_insert(session, DealLink).on_conflict_do_nothing(), links)
+        session.execute(dialect_insert(session, DealLink.__table__).on_conflict_do_nothing(), links)
     refresh_outcomes(session, source, before | {link["lead_id"] for link in links})
     out.deals = len(latest)
 

@@ -140,7 +140,8 @@ def enqueue_many(session: Session, effects: Sequence[tuple[str, str, dict[str, A
          "available_at": now, "created_at": now}
         for kind, key, payload in effects
     ]  # fmt: skip
-    session.execute(dialect_insert(session, OutboxRow).on_conflict_do_nothing(index_elements=["dedupe_key"]), rows)
+    table = OutboxRow.__table__  # the Core table: one executemany, not an ORM bulk insert split by NULLs
+    session.execute(dialect_insert(session, table).on_conflict_do_nothing(index_elements=["dedupe_key"]), rows)
 
 
 def claim(
