@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, text
 
 from core.engine import DecisionEngine
 from core.ports import CrmPort, Page
@@ -149,6 +149,7 @@ def sync_crm(
     with db.transaction() as session:
         ensure_version(session, engine.loaded, now=clock(), by=f"loopgate:sync:{port.system}")
     owner_counts: dict[str, int] = {}
+    planner = _PlannerStats(db)
     for stream in streams or port.streams(full=full):
         stats = report.streams.setdefault(stream, StreamReport())
         with db.transaction() as session:
@@ -160,6 +161,7 @@ def sync_crm(
             report.store_seconds += time.monotonic() - mark
             stats.pages += 1
             stats.records += page.size
+            planner.grew(len(pks))
             if progress is not None:
                 progress(stream, page.size)
             if decide and pks:
@@ -173,6 +175,37 @@ def sync_crm(
     report.unknown_owners = _unknown_owners(db, engine, port.system, owner_counts)
     report.seconds = time.monotonic() - started
     return report
+
+
+class _PlannerStats:
+    """On PostgreSQL a bulk load — a first sync of a big org — outruns autovacuum's ANALYZE:
+    the planner goes on believing the tables are nearly empty and scans them for every batch
+    of decisions (measured: decide 2-3x slower at 30,000 leads). The sync re-analyzes the
+    tables it grows whenever they have grown by half since it last did."""
+
+    TABLES = ("leads", "decisions")  # the two whose stale statistics turned lookups into scans
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.enabled = db.is_postgres
+        self.grown = 0
+        self.size: float | None = None
+
+    def grew(self, rows: int) -> None:
+        if not self.enabled or rows == 0:
+            return
+        if self.size is None:
+            with self.db.transaction() as session:
+                estimate = session.execute(
+                    text("SELECT reltuples FROM pg_class WHERE relname = 'leads'")
+                ).scalar_one_or_none()
+            self.size = max(float(estimate or 0), 0.0)
+        self.grown += rows
+        if self.grown >= max(2000.0, 0.5 * self.size):
+            with self.db.transaction() as session:
+                session.execute(text(f"ANALYZE {', '.join(self.TABLES)}"))
+            self.size += self.grown
+            self.grown = 0
 
 
 def _store(
