@@ -3,9 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TypeVar
 
 import typer
 
@@ -13,8 +12,6 @@ from connectors.errors import ConnectorError
 from loopgate.cli.console import err
 
 __all__ = ["crm_errors"]
-
-T = TypeVar("T")
 
 
 @contextmanager
@@ -25,8 +22,3 @@ def crm_errors() -> Iterator[None]:
     except ConnectorError as exc:
         err.print(f"error: {exc}")
         raise typer.Exit(2) from None
-
-
-def guarded(fn: Callable[[], T]) -> T:
-    with crm_errors():
-        return fn()
