@@ -12,6 +12,7 @@ import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Literal
 
 from connectors.hubspot import HubSpotAuth, HubSpotConnector
@@ -25,7 +26,7 @@ from core.store import outbox
 from core.store.db import Database
 from core.store.outbox import DrainReport, RetryPolicy
 from loopgate.settings import ConfigError, Settings
-from loopgate.wiring import open_database, read_policy
+from loopgate.wiring import build_engine, deciding_policy, open_database
 
 __all__ = [
     "CrmChoice",
@@ -110,12 +111,12 @@ class Runtime:
 
 
 def runtime(settings: Settings, crm: CrmChoice = "all", *, policy_path: str | None = None) -> Runtime:
-    """Build everything from settings (the policy from ``policy_path`` or ``LOOPGATE_POLICY``)."""
-    from pathlib import Path
-
-    loaded = read_policy(Path(policy_path) if policy_path else settings.require_policy_path())
+    """Build everything from settings: the policy is ``policy_path`` when given, else the active
+    one (the published champion, else ``LOOPGATE_POLICY``), with the fitted calibration."""
+    db = open_database(settings)
+    loaded = deciding_policy(db, settings, Path(policy_path) if policy_path else None)
     ports = open_ports(settings, loaded, crm)
-    return Runtime(open_database(settings), DecisionEngine(loaded), ports, _utcnow)
+    return Runtime(db, build_engine(db, loaded), ports, _utcnow)
 
 
 def sync(
