@@ -76,8 +76,12 @@ def test_given_a_published_champion_when_commands_decide_then_they_use_it_unless
         hubspot_access_token="pat-test",  # type: ignore[arg-type]
         _env_file=None,  # type: ignore[call-arg]
     )
-    assert runtime(settings, "hubspot").engine.version == champion.version
-    assert runtime(settings, "hubspot", policy_path=example_policy.source).engine.version == example_policy.version
+    for policy_path, expected in ((None, champion.version), (example_policy.source, example_policy.version)):
+        rt = runtime(settings, "hubspot", policy_path=policy_path)
+        try:
+            assert rt.engine.version == expected
+        finally:
+            rt.db.dispose()
 
     leads = tmp_path / "leads.jsonl"
     leads.write_text('{"id": "x1", "email": "a@b.co"}\n')
