@@ -32,6 +32,7 @@ class SalesforceCredentials:
         self.client_id = settings.salesforce_client_id
         self.client_secret = settings.salesforce_client_secret
         self.ca_bundle = settings.salesforce_ca_bundle
+        self.login_url = settings.salesforce_login_url or f"https://{settings.salesforce_domain}.salesforce.com"
 
     @property
     def can_reauthenticate(self) -> bool:
@@ -54,9 +55,14 @@ class Settings(BaseSettings):
     salesforce_client_id: str | None = None
     salesforce_client_secret: SecretStr | None = None
     salesforce_ca_bundle: Path | None = None
+    salesforce_login_url: str | None = None  # default https://{SALESFORCE_DOMAIN}.salesforce.com
 
     hubspot_access_token: SecretStr | None = None
     hubspot_base_url: str = "https://api.hubapi.com"
+    hubspot_client_id: str | None = None
+    hubspot_client_secret: SecretStr | None = None
+    hubspot_refresh_token: SecretStr | None = None
+    hubspot_search_per_second: float = 4.0
 
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
@@ -79,12 +85,28 @@ class Settings(BaseSettings):
             )
         if creds.ca_bundle is not None and not creds.ca_bundle.is_file():
             raise ConfigError(f"SALESFORCE_CA_BUNDLE: no such file {creds.ca_bundle}")
+        for name, url in (("SALESFORCE_INSTANCE_URL", creds.instance_url), ("SALESFORCE_LOGIN_URL", creds.login_url)):
+            if url is not None and not _is_url(url, https_only=True):
+                raise ConfigError(f"{name}: {url!r} is not an https:// URL")
         return creds
 
     def require_hubspot_token(self) -> SecretStr:
         if self.hubspot_access_token is None or not self.hubspot_access_token.get_secret_value():
             raise ConfigError("HUBSPOT_ACCESS_TOKEN is not set (a private app token, pat-…)")
+        if not _is_url(self.hubspot_base_url, https_only=False):
+            raise ConfigError(f"HUBSPOT_BASE_URL: {self.hubspot_base_url!r} is not an http(s):// URL")
+        if self.hubspot_search_per_second <= 0 or self.hubspot_search_per_second > 5:
+            raise ConfigError("HUBSPOT_SEARCH_PER_SECOND must be above 0 and at most 5 (HubSpot's search limit)")
         return self.hubspot_access_token
+
+    @property
+    def salesforce_configured(self) -> bool:
+        """Whether any Salesforce credential is set (``sync --crm all`` syncs configured CRMs)."""
+        return bool(self.salesforce_access_token or self.salesforce_username or self.salesforce_client_id)
+
+    @property
+    def hubspot_configured(self) -> bool:
+        return self.hubspot_access_token is not None
 
     def require_slack(self) -> tuple[SecretStr, SecretStr | None]:
         """The bot token and, for HTTP mode, the signing secret."""
@@ -95,6 +117,11 @@ class Settings(BaseSettings):
                 "SLACK_SIGNING_SECRET is not set (needed in HTTP mode; set SLACK_APP_TOKEN for Socket Mode)"
             )
         return self.slack_bot_token, self.slack_signing_secret
+
+
+def _is_url(value: str, *, https_only: bool) -> bool:
+    schemes = ("https://",) if https_only else ("https://", "http://")
+    return value.startswith(schemes) and len(value.split("://", 1)[1]) > 0
 
 
 def load_settings() -> Settings:

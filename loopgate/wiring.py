@@ -26,7 +26,13 @@ from core.store.migrate import require_current
 from core.store.policies import champion, load_stored
 from loopgate.settings import ConfigError, Settings
 
-__all__ = ["active_policy", "build_engine", "open_database", "read_policy"]
+__all__ = [
+    "active_policy",
+    "build_engine",
+    "deciding_policy",
+    "open_database",
+    "read_policy",
+]
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +92,12 @@ def active_policy(db: Database, settings: Settings) -> LoadedPolicy:
                     published.version,
                 )
     return published
+
+
+def deciding_policy(db: Database, settings: Settings, explicit: Path | None = None) -> LoadedPolicy:
+    """The policy a command decides with: ``--policy`` when given (an explicit choice, e.g. a
+    dry run of a file), else the active one (:func:`active_policy`)."""
+    return read_policy(explicit) if explicit is not None else active_policy(db, settings)
 
 
 def build_engine(db: Database, loaded: LoadedPolicy) -> DecisionEngine:

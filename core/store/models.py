@@ -40,6 +40,9 @@ __all__ = [
     "AuditVerdict",
     "Base",
     "CalibrationCurve",
+    "CrmConflict",
+    "Deal",
+    "DealLink",
     "Decision",
     "JobPeriod",
     "JobState",
@@ -61,6 +64,7 @@ __all__ = [
     "TrustState",
     "TuningReport",
     "UtcDateTime",
+    "WritebackState",
     "apscheduler_jobs",
 ]
 
@@ -482,6 +486,76 @@ class SlackMessage(Base):
     rendered: Mapped[str | None] = mapped_column(String(64))
     posted_at: Mapped[datetime]
     updated_at: Mapped[datetime | None]
+
+
+# --- CRM connectors (migration 0002) ---------------------------------------------------------
+
+
+class Deal(Base):
+    """A Salesforce opportunity or HubSpot deal: where a lead's outcome (won / lost) comes from."""
+
+    __tablename__ = "deals"
+    __table_args__ = (UniqueConstraint("source", "crm_id"),)
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(20))
+    crm_id: Mapped[str] = mapped_column(String(64))
+    stage: Mapped[str | None] = mapped_column(String(128))
+    is_closed: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_won: Mapped[bool] = mapped_column(Boolean, default=False)
+    amount: Mapped[float | None] = mapped_column(Float)
+    closed_at: Mapped[datetime | None]
+    is_deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    crm_updated_at: Mapped[datetime | None]
+    synced_at: Mapped[datetime | None]
+
+
+class DealLink(Base):
+    """Which leads/contacts a deal belongs to. ``origin`` says which side reported the link
+    (``deal``: the deal's contacts; ``lead``: a converted lead's opportunity), so a deal's own
+    list can be replaced without forgetting what the leads said."""
+
+    __tablename__ = "deal_links"
+    __table_args__ = (Index("ix_deal_links_source_lead_id", "source", "lead_id"),)
+
+    source: Mapped[str] = mapped_column(String(20), primary_key=True)
+    deal_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    lead_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    origin: Mapped[str] = mapped_column(String(8), primary_key=True)
+
+
+class WritebackState(Base):
+    """What the CRM holds in a lead's loopgate fields, as last seen by sync or last written by
+    write-back (CRM field name → value), and the owner loopgate itself last wrote — so that
+    equal values are not written again and loopgate's own owner change is not taken for a
+    person's."""
+
+    __tablename__ = "writeback_state"
+
+    lead_pk: Mapped[int] = mapped_column(ForeignKey("leads.pk"), primary_key=True)
+    values: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    owner_written: Mapped[str | None] = mapped_column(String(64))
+    decision_pk: Mapped[int | None] = mapped_column(Integer)
+    seen_at: Mapped[datetime | None]
+    written_at: Mapped[datetime | None]
+
+
+class CrmConflict(Base):
+    """A write-back that found the CRM owner changed by a person since the decision: nothing
+    was overwritten; the lead was decided again (``redecision_pk``)."""
+
+    __tablename__ = "crm_conflicts"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    decision_pk: Mapped[int] = mapped_column(ForeignKey("decisions.pk"), unique=True)
+    lead_pk: Mapped[int] = mapped_column(ForeignKey("leads.pk"), index=True)
+    source: Mapped[str] = mapped_column(String(20))
+    crm_id: Mapped[str] = mapped_column(String(64))
+    owner_before: Mapped[str | None] = mapped_column(String(64))
+    owner_found: Mapped[str | None] = mapped_column(String(64))
+    owner_wanted: Mapped[str | None] = mapped_column(String(64))
+    redecision_pk: Mapped[int | None] = mapped_column(Integer)
+    detected_at: Mapped[datetime] = mapped_column(index=True)
 
 
 # --- scheduler (issue 6; migration 0005_scheduler) ----------------------------------------

@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.engine import CursorResult
+from sqlalchemy import Table, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.store.db import Database, dialect_insert
@@ -37,6 +36,7 @@ __all__ = [
     "claim",
     "drain",
     "enqueue",
+    "enqueue_many",
     "pending_counts",
     "settle",
 ]
@@ -130,6 +130,20 @@ def enqueue(
     return session.execute(stmt).first() is not None
 
 
+def enqueue_many(session: Session, effects: Sequence[tuple[str, str, dict[str, Any]]], *, now: datetime) -> None:
+    """Add many ``(kind, dedupe_key, payload)`` effects in one statement, with the same
+    once-per-key guarantee as :func:`enqueue` (connectors branch: deciding a page of leads)."""
+    if not effects:
+        return
+    rows = [
+        {"kind": kind, "dedupe_key": key, "payload": payload, "status": "pending", "attempts": 0,
+         "available_at": now, "created_at": now}
+        for kind, key, payload in effects
+    ]  # fmt: skip
+    table = OutboxRow.__table__  # the Core table: one executemany, not an ORM bulk insert split by NULLs
+    session.execute(dialect_insert(session, table).on_conflict_do_nothing(index_elements=["dedupe_key"]), rows)
+
+
 def claim(
     db: Database,
     kinds: Sequence[str],
@@ -189,35 +203,56 @@ def settle(
     """Record each item's outcome, if ``worker`` still holds it. An item without an outcome
     is retried: a handler that forgot a row must not lose it."""
     report = DrainReport()
-    with db.transaction() as session:
-        for item in items:
-            outcome = outcomes.get(item.pk, Retry("handler returned no outcome for this row"))
-            values: dict[str, Any]
-            if isinstance(outcome, Done):
-                values = {"status": "done", "done_at": now, "result": outcome.result, "last_error": None}
-                report.done += 1
-            elif isinstance(outcome, Retry) and item.attempts < policy.max_attempts:
-                delay = outcome.after if outcome.after is not None else policy.backoff(item.attempts, rng)
-                values = {"status": "pending", "available_at": now + delay, "last_error": outcome.error[:2000]}
-                report.retried += 1
-            else:
-                values = {"status": "dead", "done_at": now, "last_error": outcome.error[:2000]}
-                report.dead += 1
-                log.error(
-                    "outbox %s %s gave up after %d attempts: %s",
-                    item.kind,
-                    item.dedupe_key,
-                    item.attempts,
-                    outcome.error,
-                )
-            result: CursorResult[Any] = session.execute(  # type: ignore[assignment]
-                update(OutboxRow)
-                .where(OutboxRow.pk == item.pk, OutboxRow.claimed_by == worker, OutboxRow.status == "claimed")
-                .values(claimed_by=None, claimed_until=None, **values)
+    # rows are settled per outcome in one statement each, not one UPDATE per row: a drained
+    # batch of thousands of CRM writes spent most of its time here (connectors branch)
+    by_status: dict[str, list[dict[str, Any]]] = {"done": [], "pending": [], "dead": []}
+    for item in items:
+        outcome = outcomes.get(item.pk, Retry("handler returned no outcome for this row"))
+        values: dict[str, Any]
+        if isinstance(outcome, Done):
+            values = {"status": "done", "done_at": now, "result": outcome.result, "last_error": None}
+            report.done += 1
+        elif isinstance(outcome, Retry) and item.attempts < policy.max_attempts:
+            delay = outcome.after if outcome.after is not None else policy.backoff(item.attempts, rng)
+            values = {"status": "pending", "available_at": now + delay, "last_error": outcome.error[:2000]}
+            report.retried += 1
+        else:
+            values = {"status": "dead", "done_at": now, "last_error": outcome.error[:2000]}
+            report.dead += 1
+            log.error(
+                "outbox %s %s gave up after %d attempts: %s",
+                item.kind,
+                item.dedupe_key,
+                item.attempts,
+                outcome.error,
             )
-            if result.rowcount == 0:
-                # our lease ran out and another worker took the row; it will settle it
-                report.lost_lease += 1
+        by_status[values["status"]].append({"pk": item.pk, **values})
+    with db.transaction() as session:
+        held = set(
+            session.execute(
+                select(OutboxRow.pk)
+                .where(
+                    OutboxRow.pk.in_([item.pk for item in items]),
+                    OutboxRow.claimed_by == worker,
+                    OutboxRow.status == "claimed",
+                )
+                .with_for_update()
+            ).scalars()
+        )
+        # rows our lease lost were taken by another worker; it settles them
+        report.lost_lease += sum(1 for item in items if item.pk not in held)
+        table: Table = OutboxRow.__table__  # type: ignore[assignment]  # Core table: one executemany
+        for rows in by_status.values():
+            rows = [row for row in rows if row["pk"] in held]
+            if not rows:
+                continue
+            columns = [c for c in rows[0] if c != "pk"]
+            session.execute(
+                update(table)
+                .where(table.c.pk == bindparam("b_pk"))
+                .values(claimed_by=None, claimed_until=None, **{c: bindparam(f"b_{c}") for c in columns}),
+                [{f"b_{k}": v for k, v in row.items()} for row in rows],
+            )
     return report
 
 

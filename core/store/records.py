@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.leads import content_hash, lead_record, normalize_account, normalize_lead
@@ -96,14 +96,29 @@ def upsert_leads(session: Session, rows: Sequence[LeadRow], *, now: datetime) ->
     for value in _last_per_key(values):
         by_keys.setdefault(tuple(sorted(value)), []).append(value)
     for keys, group in by_keys.items():
-        stmt = dialect_insert(session, Lead)
+        # the Core table, not the ORM entity: ORM bulk inserts split rows by which values are
+        # NULL, which on PostgreSQL meant a round trip per lead (connectors branch)
+        stmt = dialect_insert(session, Lead.__table__)
         updates = {k: getattr(stmt.excluded, k) for k in keys if k not in ("source", "crm_id")}
         session.execute(stmt.on_conflict_do_update(index_elements=["source", "crm_id"], set_=updates), group)
-    keys_wanted = [(v["source"], v["crm_id"]) for v in values]
-    found = session.execute(
-        select(Lead.source, Lead.crm_id, Lead.pk).where(tuple_(Lead.source, Lead.crm_id).in_(keys_wanted))
-    ).all()
-    return {(source, crm_id): pk for source, crm_id, pk in found}
+    return _pks(session, Lead, [(v["source"], v["crm_id"]) for v in values])
+
+
+def _pks(
+    session: Session, model: type[Lead] | type[Account], keys: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], int]:
+    """Primary keys by (source, crm_id), one ``crm_id IN`` per source: a row-value ``IN`` of
+    thousands of pairs took PostgreSQL ~0.2 s per sync page (connectors branch)."""
+    by_source: dict[str, list[str]] = {}
+    for source, crm_id in keys:
+        by_source.setdefault(source, []).append(crm_id)
+    out: dict[tuple[str, str], int] = {}
+    for source, crm_ids in by_source.items():
+        rows = session.execute(
+            select(model.crm_id, model.pk).where(model.source == source, model.crm_id.in_(crm_ids))
+        ).all()
+        out.update({(source, crm_id): pk for crm_id, pk in rows})
+    return out
 
 
 def _last_per_key(values: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -138,18 +153,13 @@ def upsert_accounts(
             "crm_updated_at": (updated or {}).get(acc.id),
             "synced_at": now,
         }
-    stmt = dialect_insert(session, Account)
+    stmt = dialect_insert(session, Account.__table__)  # Core table: one executemany (see upsert_leads)
     keys = next(iter(latest.values())).keys()
     updates = {k: getattr(stmt.excluded, k) for k in keys if k not in ("source", "crm_id")}
     session.execute(
         stmt.on_conflict_do_update(index_elements=["source", "crm_id"], set_=updates), list(latest.values())
     )
-    found = session.execute(
-        select(Account.source, Account.crm_id, Account.pk).where(
-            tuple_(Account.source, Account.crm_id).in_(list(latest))
-        )
-    ).all()
-    return {(source, crm_id): pk for source, crm_id, pk in found}
+    return _pks(session, Account, list(latest))
 
 
 def upsert_owners(session: Session, owners: Sequence[OwnerRow], *, now: datetime) -> None:
@@ -168,7 +178,7 @@ def upsert_owners(session: Session, owners: Sequence[OwnerRow], *, now: datetime
         }
         for o in owners
     }
-    stmt = dialect_insert(session, Owner)
+    stmt = dialect_insert(session, Owner.__table__)  # Core table: one executemany (see upsert_leads)
     updates = {k: getattr(stmt.excluded, k) for k in ("kind", "name", "email", "active", "synced_at")}
     session.execute(
         stmt.on_conflict_do_update(index_elements=["source", "crm_id"], set_=updates), list(latest.values())

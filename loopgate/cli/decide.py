@@ -24,7 +24,7 @@ from core.store.policies import ensure_version
 from core.store.records import LeadRow, upsert_accounts, upsert_leads
 from loopgate.cli.console import err
 from loopgate.settings import load_settings
-from loopgate.wiring import open_database, read_policy
+from loopgate.wiring import build_engine, deciding_policy, open_database, read_policy
 
 __all__ = ["register"]
 
@@ -87,15 +87,17 @@ def decide(
 ) -> None:
     """Decide leads from JSONL. Unusable lines are reported on stderr and skipped (exit 1)."""
     settings = load_settings()
-    loaded = read_policy(policy or settings.require_policy_path())
-    engine = DecisionEngine(loaded)
     at = _now(now)
+    db = open_database(settings) if store else None
+    if db is not None:  # the store knows the published champion and the fitted calibration
+        engine = build_engine(db, deciding_policy(db, settings, policy))
+    else:
+        engine = DecisionEngine(read_policy(policy or settings.require_policy_path()))
     with ExitStack() as stack:
         source: TextIO = sys.stdin if leads == "-" else stack.enter_context(open(leads, encoding="utf-8"))
         sink: TextIO = sys.stdout if out == "-" else stack.enter_context(open(out, "w", encoding="utf-8"))
         name = "stdin" if leads == "-" else leads
-        if store:
-            db = open_database(settings)
+        if db is not None:
             failed = _decide_stored(db, engine, _lines(source, name), sink, at, _accounts(accounts))
         else:
             failed = _decide_pure(engine, _lines(source, name), sink, at, _accounts(accounts))

@@ -161,6 +161,9 @@ class FakeService:
 
         class _Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # headers and body go out in two writes; with Nagle on, keep-alive clients wait for
+            # a delayed ACK (~40 ms) on every request (connectors branch)
+            disable_nagle_algorithm = True
 
             def do_GET(self) -> None:
                 service._dispatch(self)
@@ -182,7 +185,7 @@ class FakeService:
         self._server = server
         # a short poll interval: stop() waits for the serve loop to notice, and tests stop a lot
         self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"{self.name}-server", daemon=True
+            target=server.serve_forever, kwargs={"poll_interval": 0.02}, name=f"{self.name}-server", daemon=True
         )
         self._thread.start()
         return self

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import datetime
 from pathlib import Path
@@ -57,3 +58,34 @@ def test_given_a_champion_and_a_different_file_when_resolving_then_the_champion_
 def test_given_neither_when_resolving_then_one_clear_error(db: Database, db_url: str) -> None:
     with pytest.raises(ConfigError, match="no policy: none is published"):
         active_policy(db, _settings(db_url, None))
+
+
+def test_given_a_published_champion_when_commands_decide_then_they_use_it_unless_told_otherwise(
+    db: Database, db_url: str, example_policy: LoadedPolicy, now: datetime, tmp_path: Path
+) -> None:
+    """The CRM jobs and `decide --store` decide with the champion, not the file on disk."""
+    from loopgate.crm import runtime
+    from tests.loopgate.cli_runner import run_cli
+
+    champion = variant(example_policy, "bands: {hot: 75, warm: 45}", "bands: {hot: 70, warm: 45}")
+    with db.transaction() as s:
+        publish(s, champion, now=now, by="t")
+    settings = Settings(
+        loopgate_database_url=db_url,
+        loopgate_policy=Path(example_policy.source),
+        hubspot_access_token="pat-test",  # type: ignore[arg-type]
+        _env_file=None,  # type: ignore[call-arg]
+    )
+    for policy_path, expected in ((None, champion.version), (example_policy.source, example_policy.version)):
+        rt = runtime(settings, "hubspot", policy_path=policy_path)
+        try:
+            assert rt.engine.version == expected
+        finally:
+            rt.db.dispose()
+
+    leads = tmp_path / "leads.jsonl"
+    leads.write_text('{"id": "x1", "email": "a@b.co"}\n')
+    env = {"LOOPGATE_DATABASE_URL": db_url, "LOOPGATE_POLICY": example_policy.source}
+    result = run_cli("decide", "--leads", str(leads), "--store", env=env)
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["policy_version"] == champion.version

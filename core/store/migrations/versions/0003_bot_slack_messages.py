@@ -2,7 +2,7 @@
 message), so retried effects never post twice and reviews update every copy in place.
 
 Revision ID: 0003_bot
-Revises: 0001
+Revises: 0002_connectors_crm
 Create Date: 2026-11-21 09:00:00
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003_bot"
-down_revision = "0001"
+down_revision = "0002_connectors_crm"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,195 @@
+"""The Salesforce adapter of :class:`core.ports.CrmPort`, on simple-salesforce over real HTTP.
+
+Reads page by page (``query``/``queryAll`` then ``nextRecordsUrl``) so every page can be
+stored with its cursor; an expired query locator restarts the query from the last stored
+cursor. Writes go through sObject Collections: ``PATCH composite/sobjects`` (≤ 200 records,
+``allOrNone=false``, one result per record in request order) and current values through the
+collections retrieve (``POST composite/sobjects/{type}``, ≤ 2,000 ids). Every call is retried
+by :func:`connectors.retry.call_with_retry`, re-logging in once when the session expired and
+credentials allow. ``Sforce-Limit-Info`` is watched: past ``stop_at_usage`` of the org's daily
+allowance, calls stop with :class:`~connectors.errors.RateLimited` instead of starving the
+org's other integrations.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
+
+import requests
+from simple_salesforce.api import Salesforce
+
+from connectors.errors import AuthExpired, BadRequest, RateLimited
+from connectors.retry import RetryPolicy, call_with_retry
+from connectors.salesforce.auth import SalesforceAuth
+from connectors.salesforce.errors import SYSTEM, translate
+from connectors.salesforce.records import LEAD_OBJECTS, STREAMS
+from core.ports import Cursor, Page, RecordUpdate, WriteResult
+
+__all__ = ["SalesforceConnector"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_RETRYABLE = frozenset({"UNABLE_TO_LOCK_ROW", "REQUEST_LIMIT_EXCEEDED", "SERVER_UNAVAILABLE", "UNKNOWN_EXCEPTION"})
+_GONE = frozenset({"ENTITY_IS_DELETED"})
+
+
+class SalesforceConnector:
+    """One org. ``field_map`` is the policy's ``writeback.salesforce`` (key → field name)."""
+
+    system = SYSTEM
+    owner_field = "OwnerId"
+    write_batch = 200
+    read_batch = 2000
+
+    def __init__(
+        self,
+        auth: SalesforceAuth,
+        session: requests.Session,
+        *,
+        field_map: Mapping[str, str],
+        retry: RetryPolicy | None = None,
+        timeout: float = 120.0,
+        stop_at_usage: float = 0.95,
+    ) -> None:
+        self.auth = auth
+        self.session = session
+        self.field_map = dict(field_map)
+        self.retry = retry or RetryPolicy()
+        self.timeout = timeout
+        self.stop_at_usage = stop_at_usage
+        self.calls = 0
+        self._sf: Salesforce | None = None
+
+    # --- plumbing ---------------------------------------------------------------------------------
+
+    @property
+    def client(self) -> Salesforce:
+        if self._sf is None:
+            self._sf = self.auth.open(self.session)
+        return self._sf
+
+    def _reauthenticate(self) -> bool:
+        if not self.auth.can_login:
+            return False
+        self._sf = self.auth.open(self.session, fresh=True)
+        return True
+
+    def _check_usage(self, resource: str) -> None:
+        usage = self._sf.api_usage.get("api-usage") if self._sf is not None else None
+        if usage is not None and usage.total and usage.used / usage.total >= self.stop_at_usage:
+            raise RateLimited(
+                SYSTEM,
+                None,
+                resource,
+                f"the org has used {usage.used} of {usage.total} API requests today; loopgate stops at "
+                f"{self.stop_at_usage:.0%} to leave room for other integrations",
+                code="API_USAGE_GUARD",
+                daily=True,
+            )
+
+    def _call(self, resource: str, fn: Callable[[Salesforce], T]) -> T:
+        def attempt() -> T:
+            self._check_usage(resource)
+            self.calls += 1
+            try:
+                return fn(self.client)
+            except Exception as exc:
+                raise translate(exc, resource) from exc
+
+        try:
+            return call_with_retry(attempt, self.retry, reauthenticate=self._reauthenticate)
+        except AuthExpired as exc:
+            if self.auth.can_login:
+                raise
+            raise AuthExpired(
+                SYSTEM,
+                exc.status,
+                resource,
+                "SALESFORCE_ACCESS_TOKEN expired or was revoked, and no login credentials are configured to renew "
+                "it (set SALESFORCE_CLIENT_ID and SALESFORCE_CLIENT_SECRET, or SALESFORCE_USERNAME, "
+                "SALESFORCE_PASSWORD and SALESFORCE_SECURITY_TOKEN)",
+                code=exc.code,
+            ) from exc
+
+    # --- the port -----------------------------------------------------------------------------------
+
+    def streams(self, *, full: bool = False) -> Sequence[str]:
+        return ("users", "queues", "accounts", "leads", "contacts", "opportunities")
+
+    def read(self, stream: str, cursor: Cursor | None) -> Iterator[Page]:
+        spec = STREAMS[stream]
+        extra = list(self.field_map.values()) if stream in LEAD_OBJECTS else []
+        current = cursor or Cursor()
+        soql = spec.query(cursor, extra)
+        result = self._call(
+            f"query {spec.sobject}",
+            lambda sf: sf.query(soql, include_deleted=spec.deleted, timeout=self.timeout),
+        )
+        while True:
+            page = spec.to_page(stream, result.get("records") or [], current, extra)
+            current = page.cursor
+            if page.size:
+                yield page
+            if result.get("done", True):
+                return
+            next_url = str(result["nextRecordsUrl"])
+            try:
+                result = self._call(
+                    f"query more {spec.sobject}",
+                    lambda sf, url=next_url: sf.query_more(url, identifier_is_url=True, timeout=self.timeout),  # type: ignore[misc]
+                )
+            except BadRequest as exc:
+                if exc.code != "INVALID_QUERY_LOCATOR":
+                    raise
+                # the server-side cursor timed out: resume from what is stored, nothing is lost
+                log.info("salesforce query locator expired; resuming %s from its cursor", stream)
+                resumed = spec.query(current, extra)
+                result = self._call(
+                    f"query {spec.sobject}",
+                    lambda sf, q=resumed: sf.query(q, include_deleted=spec.deleted, timeout=self.timeout),  # type: ignore[misc]
+                )
+
+    def current(self, object_type: str, ids: Sequence[str], fields: Sequence[str]) -> dict[str, dict[str, Any] | None]:
+        out: dict[str, dict[str, Any] | None] = {}
+        for start in range(0, len(ids), self.read_batch):
+            chunk = list(ids[start : start + self.read_batch])
+            rows = self._call(
+                f"retrieve {object_type}",
+                lambda sf, chunk=chunk: sf.restful(  # type: ignore[misc]
+                    f"composite/sobjects/{object_type}",
+                    method="POST",
+                    json={"ids": chunk, "fields": list(fields)},
+                    timeout=self.timeout,
+                ),
+            )
+            for record_id, row in zip(chunk, rows or [None] * len(chunk), strict=True):
+                out[record_id] = None if row is None else {f: row.get(f) for f in fields}
+        return out
+
+    def update(self, updates: Sequence[RecordUpdate]) -> list[WriteResult]:
+        if len(updates) > self.write_batch:
+            raise ValueError(f"at most {self.write_batch} records per Salesforce collection update")
+        if not updates:
+            return []
+        records = [{"attributes": {"type": u.object_type}, "id": u.id, **u.values} for u in updates]
+        results = self._call(
+            "composite/sobjects update",
+            lambda sf: sf.restful(
+                "composite/sobjects",
+                method="PATCH",
+                json={"allOrNone": False, "records": records},
+                timeout=self.timeout,
+            ),
+        )
+        out = []
+        for u, result in zip(updates, results or [], strict=True):
+            if result.get("success"):
+                out.append(WriteResult(u.id, True))
+                continue
+            first = (result.get("errors") or [{}])[0]
+            code, message = first.get("statusCode"), str(first.get("message") or "")
+            out.append(WriteResult(u.id, False, code, message, retryable=code in _RETRYABLE, gone=code in _GONE))
+        return out

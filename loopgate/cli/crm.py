@@ -1,0 +1,77 @@
+"""``loopgate crm setup hubspot|salesforce``: create what loopgate needs in the CRM.
+
+HubSpot: the ``loopgate`` property group and properties, through the API, idempotently (a
+second run reads and changes nothing). Salesforce: a Metadata API directory for the custom
+fields and a permission set, plus the commands to deploy it (custom fields are metadata that an
+admin deploys, not data loopgate can create).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from connectors.hubspot import HubSpotAuth, HubSpotConnector
+from connectors.hubspot.setup import ensure_properties
+from connectors.salesforce.metadata import deploy_instructions, write_metadata
+from core.policy import LoadedPolicy
+from loopgate import crm as crm_jobs
+from loopgate.cli.console import err, out
+from loopgate.cli.crm_errors import crm_errors
+from loopgate.settings import Settings, load_settings
+from loopgate.wiring import read_policy
+
+__all__ = ["register"]
+
+crm_app = typer.Typer(help="CRM setup.", no_args_is_help=True, add_completion=False)
+
+
+@crm_app.command("setup")
+def setup(
+    system: Annotated[str, typer.Argument(help="hubspot or salesforce")],
+    policy: Annotated[Path | None, typer.Option(help="Policy whose writeback field names to use.")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Salesforce: where to write the metadata.")] = Path(
+        "loopgate-salesforce-metadata"
+    ),
+) -> None:
+    """Create the loopgate fields in HubSpot, or write deployable metadata for Salesforce."""
+    if system not in ("hubspot", "salesforce"):
+        raise typer.BadParameter(f"'{system}' is not hubspot or salesforce", param_hint="SYSTEM")
+    settings = load_settings()
+    path = policy or settings.loopgate_policy
+    loaded = read_policy(path) if path is not None else None
+    if loaded is None:
+        err.print("no policy given: using loopgate's default field names")
+    field_map = (dict(getattr(loaded.policy.writeback, system)) or None) if loaded is not None else None
+    if system == "hubspot":
+        _setup_hubspot(settings, loaded, field_map)
+    else:
+        written = write_metadata(out_dir, field_map)
+        for written_path in written.written:
+            out.print(f"wrote {written_path}")
+        out.print(f"salesforce: {len(written.written)} files written, {len(written.unchanged)} unchanged in {out_dir}")
+        out.print(deploy_instructions(out_dir))
+
+
+def _setup_hubspot(settings: Settings, loaded: LoadedPolicy | None, field_map: dict[str, str] | None) -> None:
+    with crm_errors():
+        if loaded is not None:
+            connector = crm_jobs.hubspot_connector(settings, loaded)
+        else:
+            token = settings.require_hubspot_token()
+            connector = HubSpotConnector(HubSpotAuth(token.get_secret_value(), settings.hubspot_base_url), field_map={})
+        report = ensure_properties(connector, field_map)
+    for name in report.created:
+        out.print(f"created {name}")
+    for name in report.updated:
+        out.print(f"updated {name}")
+    out.print(
+        f"hubspot: {len(report.created)} created, {len(report.updated)} updated, "
+        f"{len(report.unchanged)} already as specified"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(crm_app, name="crm")

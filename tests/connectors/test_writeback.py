@@ -1,0 +1,252 @@
+"""Write-back through the outbox into the fake CRMs: batch caps, equal values skipped, per-record
+failures retried alone, conflicts recorded and re-decided, stale and deleted records left alone."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select, update
+
+from connectors.sync import sync_crm
+from connectors.writeback import CrmWriteback
+from core.engine import DecisionEngine
+from core.policy import LoadedPolicy
+from core.ports import CrmPort
+from core.store import outbox
+from core.store.db import Database
+from core.store.models import AuditEvent, CrmConflict, Decision, Lead, OutboxRow
+from core.store.outbox import DrainReport
+from loopgate.sandbox.hubspot import FakeHubSpot
+from loopgate.sandbox.salesforce import FakeSalesforce
+from tests.connectors.builders import (
+    hs_contact,
+    hubspot_connector,
+    salesforce_connector,
+    seed_hubspot_people,
+    seed_salesforce_people,
+    sf_lead,
+)
+from tests.connectors.conftest import Clock
+
+
+def _drain(db: Database, engine: DecisionEngine, port: CrmPort, clock: Clock) -> DrainReport:
+    handler = CrmWriteback(db, engine, {port.system: port}, clock)
+    return outbox.drain(db, [handler], "test-worker", clock)
+
+
+def _rows(db: Database) -> list[OutboxRow]:
+    with db.transaction() as s:
+        return list(s.execute(select(OutboxRow).where(OutboxRow.kind == "crm.writeback")).scalars())
+
+
+def _decision(db: Database, crm_id: str) -> Decision:
+    with db.transaction() as s:
+        return s.execute(
+            select(Decision).where(Decision.lead_id == crm_id).order_by(Decision.seq.desc()).limit(1)
+        ).scalar_one()
+
+
+def _batch_sizes(fake: FakeSalesforce | FakeHubSpot, path: str, key: str) -> list[int]:
+    return [len(c.json()[key]) for c in fake.calls(path) if c.method in ("PATCH", "POST")]
+
+
+def test_given_250_salesforce_decisions_when_written_back_then_two_collection_calls_carry_them(
+    db: Database, clock: Clock, engine: DecisionEngine, example_policy: LoadedPolicy
+) -> None:
+    with FakeSalesforce(page_size=2000, clock=clock) as sf:
+        seed_salesforce_people(sf, example_policy)
+        ids = [sf.create("Lead", sf_lead()) for _ in range(250)]
+        port = salesforce_connector(sf, example_policy)
+        sync_crm(db, port, engine, clock=clock)
+
+        report = _drain(db, engine, port, clock)
+
+        assert report.done == 250 and report.dead == 0
+        assert _batch_sizes(sf, r"/composite/sobjects$", "records") == [200, 50]
+        assert all(c.json()["allOrNone"] is False for c in sf.calls(r"/composite/sobjects$"))
+        scores = {sf.get("Lead", i)["Loopgate_Score__c"] for i in ids}
+        assert None not in scores
+        statuses = {sf.get("Lead", i)["Loopgate_Status__c"] for i in ids}
+        assert statuses <= {"auto_assigned", "needs_review", "reviewed", "suppressed"}
+
+
+def test_given_150_hubspot_decisions_when_written_back_then_batches_hold_at_most_100(
+    db: Database, hs: FakeHubSpot, clock: Clock, engine: DecisionEngine, example_policy: LoadedPolicy
+) -> None:
+    seed_hubspot_people(hs, example_policy)
+    ids = [hs.create("contacts", hs_contact()) for _ in range(150)]
+    port = hubspot_connector(hs, example_policy, clock=clock)
+    sync_crm(db, port, engine, clock=clock)
+
+    report = _drain(db, engine, port, clock)
+
+    assert report.done == 150
+    assert sorted(_batch_sizes(hs, r"/contacts/batch/update", "inputs")) == [50, 100]
+    assert all(hs.get("contacts", i)["loopgate_score"] for i in ids)
+
+
+def test_given_values_already_in_the_crm_when_the_same_decision_is_written_again_then_no_update_call(
+    db: Database, sf: FakeSalesforce, clock: Clock, engine: DecisionEngine, example_policy: LoadedPolicy
+) -> None:
+    seed_salesforce_people(sf, example_policy)
+    lead = sf.create("Lead", sf_lead())
+    port = salesforce_connector(sf, example_policy)
+    sync_crm(db, port, engine, clock=clock)
+    _drain(db, engine, port, clock)
+    sync_crm(db, port, engine, clock=clock)  # reads loopgate's own values back
+    sf.reset_log()
+    pk = _decision(db, lead).pk
+    with db.transaction() as s:
+        outbox.enqueue(s, "crm.writeback", f"crm.writeback:{pk}:again", {"decision_pk": pk}, now=clock())
+
+    report = _drain(db, engine, port, clock)
+
+    assert report.done == 1
+    assert sf.calls(r"/composite/sobjects") == []
+
+
+def test_given_one_record_locked_when_written_back_then_only_that_row_is_retried_and_later_succeeds(
+    db: Database, sf: FakeSalesforce, clock: Clock, engine: DecisionEngine, example_policy: LoadedPolicy
+) -> None:
+    seed_salesforce_people(sf, example_policy)
+    ids = [sf.create("Lead", sf_lead()) for _ in range(3)]
+    port = salesforce_connector(sf, example_policy)
+    sync_crm(db, port, engine, clock=clock)
+    sf.fail_record(ids[1], "UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this record")
+
+    first = _drain(db, engine, port, clock)
+    clock.advance(minutes=5)
+    second = _drain(db, engine, port, clock)
+
+    assert (first.done, first.retried) == (2, 1)
+    assert (second.done, second.retried) == (1, 0)
+    assert sf.get("Lead", ids[1])["Loopgate_Score__c"] is not None
+    assert len(sf.calls(r"/composite/sobjects$")[-1].json()["records"]) == 1  # the retry carried one record
+
+
+def test_given_a_record_the_crm_refuses_for_good_when_written_back_then_its_row_is_dead_and_the_rest_done(
+    db: Database, hs: FakeHubSpot, clock: Clock, engine: DecisionEngine, example_policy: LoadedPolicy
+) -> None:
+    seed_hubspot_people(hs, example_policy)
+    ids = [hs.create("contacts", hs_contact()) for _ in range(3)]
+    port = hubspot_connector(hs, example_policy, clock=clock)
+    sync_crm(db, port, engine, clock=clock)
+    hs.fail_record(ids[0], "VALIDATION_ERROR", "loopgate_band: value too long")
+
+    report = _drain(db, engine, port, clock)
+
+    assert (report.done, report.dead) == (2, 1)
+    dead = [r for r in _rows(db) if r.status == "dead"]
+    assert len(dead) == 1 and "VALIDATION_ERROR" in (dead[0].last_error or "")
+
+
+def test_given_a_person_changed_the_owner_since_the_decision_when_written_back_then_nothing_is_overwritten(
+    db: Database, sf: FakeSalesforce, clock: Clock, engine: DecisionEngine, example_policy: LoadedPolicy
+) -> None:
+    people = seed_salesforce_people(sf, example_policy)
+    lead = sf.create("Lead", sf_lead())
+    port = salesforce_connector(sf, example_policy)
+    sync_crm(db, port, engine, clock=clock)
+    decided = _decision(db, lead)
+    assert decided.action == "auto" and decided.final_owner in people  # routed to a rep
+    human = people["eli"] if decided.final_owner != "eli" else people["dana"]
+    sf.update("Lead", lead, OwnerId=human)  # a person reassigns it before write-back runs
+    clock.advance(minutes=1)
+
+    report = _drain(db, engine, port, clock)
+
+    assert (report.done, report.dead) == (2, 0)  # the stale decision's row, then the re-decision's
+    assert sf.get("Lead", lead)["OwnerId"] == human
+    with db.transaction() as s:
+        conflict = s.execute(select(CrmConflict)).scalar_one()
+        kinds = list(s.execute(select(AuditEvent.kind).where(AuditEvent.kind == "crm.conflict")).scalars())
+        redecision = s.get(Decision, conflict.redecision_pk)
+        stored = s.execute(select(Lead).where(Lead.crm_id == lead)).scalar_one()
+    assert conflict.decision_pk == decided.pk and conflict.owner_found == human
+    assert kinds == ["crm.conflict"]
+    assert redecision is not None and redecision.cause == "conflict" and redecision.crm_owner_before == human
+    assert redecision.final_owner in ("eli", "dana")  # keep_owner: the person's rep stays
+    assert stored.owner_id == human and stored.decided_hash == stored.content_hash
+    # the re-decision's fields were written; its owner write was a no-op
+    assert sf.get("Lead", lead)["Loopgate_Score__c"] is not None
+    written = [c.json()["records"][0] for c in sf.calls(r"/composite/sobjects$")]
+    assert len(written) == 1 and "OwnerId" not in written[0]
+
+
+def test_given_loopgate_itself_wrote_the_owner_when_a_later_decision_is_written_then_it_is_not_a_conflict(
+    db: Database, hs: FakeHubSpot, clock: Clock, engine: DecisionEngine, example_policy: LoadedPolicy
+) -> None:
+    seed_hubspot_people(hs, example_policy)
+    contact = hs.create("contacts", hs_contact())
+    port = hubspot_connector(hs, example_policy, clock=clock)
+    sync_crm(db, port, engine, clock=clock)
+    _drain(db, engine, port, clock)
+    owner = hs.get("contacts", contact)["hubspot_owner_id"]
+    assert owner  # loopgate assigned it
+    clock.advance(hours=1)
+    hs.update("contacts", contact, jobtitle="Chief Technology Officer")
+    sync_crm(db, port, engine, clock=clock)
+
+    _drain(db, engine, port, clock)
+
+    with db.transaction() as s:
+        assert s.execute(select(CrmConflict)).first() is None
+    assert hs.get("contacts", contact)["hubspot_owner_id"] == owner
+
+
+def test_given_a_superseded_decision_when_its_row_is_drained_then_nothing_is_written(
+    db: Database, sf: FakeSalesforce, clock: Clock, engine: DecisionEngine, example_policy: LoadedPolicy
+) -> None:
+    lead = sf.create("Lead", sf_lead())
+    port = salesforce_connector(sf, example_policy)
+    sync_crm(db, port, engine, clock=clock)
+    clock.advance(minutes=1)
+    sf.update("Lead", lead, Title="Intern")  # changes the decision before the first is written
+    sync_crm(db, port, engine, clock=clock)
+
+    _drain(db, engine, port, clock)
+
+    results = [r.result or {} for r in _rows(db)]
+    assert sum(1 for r in results if "superseded" in str(r.get("skipped", ""))) == 1
+    assert len(sf.calls(r"/composite/sobjects$")) == 1
+    assert len(sf.calls(r"/composite/sobjects$")[0].json()["records"]) == 1
+
+
+def test_given_a_record_deleted_in_the_crm_when_written_back_then_the_row_is_done_without_a_write(
+    db: Database, hs: FakeHubSpot, clock: Clock, engine: DecisionEngine, example_policy: LoadedPolicy
+) -> None:
+    contact = hs.create("contacts", hs_contact())
+    port = hubspot_connector(hs, example_policy, clock=clock)
+    sync_crm(db, port, engine, clock=clock)
+    hs.archive("contacts", contact)
+
+    report = _drain(db, engine, port, clock)
+
+    assert (report.done, report.dead, report.retried) == (1, 0, 0)
+    assert "no longer exists" in str(_rows(db)[0].result)
+
+
+def test_given_a_reviewed_decision_when_its_review_row_is_drained_then_the_reviewers_owner_is_written(
+    db: Database, sf: FakeSalesforce, clock: Clock, engine: DecisionEngine, example_policy: LoadedPolicy
+) -> None:
+    people = seed_salesforce_people(sf, example_policy)
+    lead = sf.create("Lead", sf_lead(Industry="banking"))  # regulated: a person reviews it
+    port = salesforce_connector(sf, example_policy)
+    sync_crm(db, port, engine, clock=clock)
+    _drain(db, engine, port, clock)
+    decided = _decision(db, lead)
+    assert decided.state == "pending_review"
+    assert sf.get("Lead", lead)["Loopgate_Status__c"] == "needs_review" and sf.get("Lead", lead)["OwnerId"] is None
+    with db.transaction() as s:  # what the bot does when a person reassigns it to Cy
+        s.execute(
+            update(Decision)
+            .where(Decision.pk == decided.pk)
+            .values(state="reviewed", final_owner="cy", final_action="auto")
+        )
+        outbox.enqueue(s, "crm.writeback", f"crm.writeback:{decided.pk}:review", {"decision_pk": decided.pk},
+                       now=clock())  # fmt: skip
+
+    _drain(db, engine, port, clock)
+
+    record: dict[str, Any] = sf.get("Lead", lead)
+    assert record["OwnerId"] == people["cy"] and record["Loopgate_Status__c"] == "reviewed"

@@ -1,0 +1,105 @@
+"""The CRM commands as a user runs them, against the fakes: sync, writeback, crm setup, and
+one clear line (exit 2) for a missing or rejected credential."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from loopgate.sandbox.hubspot import FakeHubSpot
+from loopgate.sandbox.salesforce import FakeSalesforce
+from tests.connectors.builders import hs_contact, seed_hubspot_people, seed_salesforce_people, sf_lead
+from tests.loopgate.cli_runner import ROOT, run_cli
+
+POLICY = str(ROOT / "examples" / "policy.yaml")
+
+
+@pytest.fixture
+def hubspot(example_policy: object) -> Iterator[FakeHubSpot]:
+    with FakeHubSpot() as fake:
+        yield fake  # type: ignore[misc]
+
+
+def _hubspot_env(db_url: str, fake: FakeHubSpot, token: str = "pat-sandbox-token") -> dict[str, str]:  # noqa: S107
+    return {
+        "LOOPGATE_DATABASE_URL": db_url,
+        "LOOPGATE_POLICY": POLICY,
+        "HUBSPOT_ACCESS_TOKEN": token,
+        "HUBSPOT_BASE_URL": fake.url,
+        "HUBSPOT_SEARCH_PER_SECOND": "5",
+    }
+
+
+def test_given_a_hubspot_portal_when_synced_and_written_back_by_cli_then_contacts_get_loopgate_fields(
+    db_url: str, hubspot: FakeHubSpot, example_policy: object
+) -> None:
+    seed_hubspot_people(hubspot, example_policy)  # type: ignore[arg-type]
+    ids = [hubspot.create("contacts", hs_contact()) for _ in range(3)]
+    env = _hubspot_env(db_url, hubspot)
+
+    synced = run_cli("sync", "--crm", "hubspot", env=env)
+    written = run_cli("writeback", "--crm", "hubspot", env=env)
+
+    assert synced.code == 0, synced.err
+    assert synced.out.startswith("hubspot: 3 leads, 0 accounts, 5 owners, 0 deals, 0 deleted or merged; 3 decided")
+    assert written.code == 0, written.err
+    assert written.out.strip() == "write-back: 3 done, 0 to retry, 0 failed for good"
+    assert all(hubspot.get("contacts", i)["loopgate_status"] == "auto_assigned" for i in ids)
+
+
+def test_given_a_salesforce_org_behind_a_private_ca_when_synced_by_cli_then_the_json_report_counts_it(
+    db_url: str, example_policy: object
+) -> None:
+    with FakeSalesforce() as fake:
+        seed_salesforce_people(fake, example_policy)  # type: ignore[arg-type]
+        stranger = fake.add_user("Pat Stranger")
+        fake.create("Lead", sf_lead(OwnerId=stranger))
+        env = {
+            "LOOPGATE_DATABASE_URL": db_url,
+            "LOOPGATE_POLICY": POLICY,
+            "SALESFORCE_INSTANCE_URL": fake.url,
+            "SALESFORCE_ACCESS_TOKEN": fake.access_token,
+            "SALESFORCE_CA_BUNDLE": str(fake.ca_bundle),
+        }
+
+        result = run_cli("sync", "--crm", "salesforce", "--json", env=env)
+
+    assert result.code == 0, result.err
+    (report,) = json.loads(result.out)
+    assert report["leads"] == 1 and report["owners"] == 8 and report["decided"] == 1
+    assert report["unknown_owners"] == {stranger: {"name": "Pat Stranger", "leads": 1}}
+
+
+def test_given_no_salesforce_credentials_when_syncing_it_then_one_line_names_the_variable(db_url: str) -> None:
+    result = run_cli("sync", "--crm", "salesforce", env={"LOOPGATE_DATABASE_URL": db_url, "LOOPGATE_POLICY": POLICY})
+
+    assert result.code == 2
+    assert result.err.count("\n") == 1 and "SALESFORCE_ACCESS_TOKEN is not set" in result.err
+
+
+def test_given_a_rejected_hubspot_token_when_syncing_then_one_line_names_the_variable_and_hides_the_token(
+    db_url: str, hubspot: FakeHubSpot
+) -> None:
+    result = run_cli("sync", "--crm", "hubspot", env=_hubspot_env(db_url, hubspot, token="pat-na1-wrong-0042"))
+
+    assert result.code == 2
+    assert result.err.count("\n") == 1 and "HUBSPOT_ACCESS_TOKEN was rejected" in result.err
+    assert "pat-na1-wrong-0042" not in result.err + result.out
+
+
+def test_given_crm_setup_when_run_twice_then_hubspot_is_unchanged_the_second_time_and_salesforce_gets_files(
+    db_url: str, tmp_path: Path
+) -> None:
+    with FakeHubSpot(loopgate_properties=False) as fake:
+        env = _hubspot_env(db_url, fake)
+        first = run_cli("crm", "setup", "hubspot", env=env)
+        second = run_cli("crm", "setup", "hubspot", env=env)
+    sf = run_cli("crm", "setup", "salesforce", "--out", str(tmp_path / "meta"), env={"LOOPGATE_POLICY": POLICY})
+
+    assert first.code == 0 and "created contacts/loopgate_score" in first.out
+    assert second.code == 0 and second.out.strip().endswith("0 created, 0 updated, 10 already as specified")
+    assert sf.code == 0 and "sf project deploy start --metadata-dir" in sf.out
+    assert (tmp_path / "meta" / "objects" / "Lead.object").is_file()
