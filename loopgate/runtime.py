@@ -3,11 +3,11 @@ worker and any other background services, built from settings, database and poli
 
 Extension points, so other parts plug in without editing the bot:
 
-* ``handlers`` — more :class:`core.store.outbox.EffectHandler` s for the same worker (the
-  connectors' ``crm.writeback`` handler); Slack messages and file uploads (the digest's chart)
-  are always handled;
-* ``services`` — anything with ``name``, ``start()`` and ``stop()`` (the scheduler), started
-  after the worker and stopped before it;
+* ``handlers`` — more :class:`core.store.outbox.EffectHandler` s for the same worker; Slack
+  messages and file uploads (the digest's chart) are always handled. (``serve`` runs the CRM
+  write-back in a worker of its own, as a service: see :mod:`loopgate.scheduling`);
+* ``services`` — anything with ``name``, ``start()`` and ``stop()`` (the CRM write-back worker,
+  the scheduler), started after the worker and stopped before it;
 * ``review_clock`` — when reviews are due (:class:`bot.sla.ReviewClock`); the default is the
   decision time plus ``sla.review``, the scheduler can pass one that knows working hours.
 

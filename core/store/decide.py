@@ -183,8 +183,20 @@ def _start_sla_clocks(
 ) -> None:
     """The scheduler's response clocks (issue 6), born in the decision's transaction: see
     :mod:`core.store.sla_clocks`. Kept apart from ``_persist`` on purpose."""
-    rows = [row for d in decided if (row := session.get(Decision, d.decision_pk)) is not None]
-    sla_clocks.start_clocks(session, engine.policy, rows, {r.lead.pk: r.lead for r in todo}, now=now)
+    made = [
+        sla_clocks.NewDecision(
+            d.decision_pk,
+            d.lead_pk,
+            d.decision.action,
+            d.decision.owner,
+            d.decision.owner_kind,
+            d.decision.route.team,
+            d.decision.score.band,
+            d.decision.segment,
+        )
+        for d in decided
+    ]
+    sla_clocks.start_clocks(session, engine.policy, made, {r.lead.pk: r.lead for r in todo}, now=now)
 
 
 # --- shadow decisions -----------------------------------------------------------------------

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.policy.schema import Policy
@@ -43,6 +43,7 @@ from core.store.models import Decision, Lead, Review, SlaClock, SlaStep
 
 __all__ = [
     "EXPIRE_AFTER",
+    "NewDecision",
     "SettleReport",
     "claim_step",
     "close",
@@ -60,6 +61,58 @@ __all__ = [
 EXPIRE_AFTER = timedelta(days=30)
 
 
+class _Planner:
+    """Deadlines and plans for clocks started together. Every clock of a batch starts at the
+    same moment, so without business hours the plan depends only on (kind, band): computed once
+    per pair, not once per lead (deciding a sync page of thousands of leads must stay cheap)."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.reps = {r.id: r for r in policy.reps}
+        self._plans: dict[tuple[str, str, str | None, datetime], tuple[datetime | None, list[dict[str, str]]]] = {}
+
+    def values(
+        self,
+        *,
+        decision_pk: int,
+        lead_pk: int,
+        kind: ClockKind,
+        owner: str | None,
+        owner_kind: str,
+        team: str | None,
+        band: str,
+        segment: str,
+        started_at: datetime,
+    ) -> dict[str, Any]:
+        rep = self.reps.get(owner or "") if owner_kind == "rep" else None
+        hours = self.policy.sla.business_hours and rep is not None
+        key = (kind, band, owner if hours else None, started_at)
+        if key not in self._plans:
+            length = sla_window(self.policy, kind, band)
+            due: datetime | None = None
+            steps: list[Step] = []
+            if length is not None:
+                due, steps = plan(self.policy, started_at, length, window_for(rep))
+            self._plans[key] = (due, [s.to_dict() for s in steps])
+        due, planned = self._plans[key]
+        return {
+            "decision_pk": decision_pk,
+            "lead_pk": lead_pk,
+            "kind": kind,
+            "owner": owner,
+            "owner_kind": owner_kind,
+            "team": team,
+            "band": band,
+            "segment": segment,
+            "started_at": started_at,
+            "due_at": due,
+            "business_hours": hours,
+            "plan": planned,
+            "next_at": datetime.fromisoformat(planned[0]["at"]) if planned else None,
+            "state": "open",
+        }
+
+
 def new_clock(
     policy: Policy,
     *,
@@ -74,48 +127,55 @@ def new_clock(
     started_at: datetime,
 ) -> SlaClock:
     """A clock row with its deadline and plan (unsaved)."""
-    length = sla_window(policy, kind, band)
-    rep = next((r for r in policy.reps if r.id == owner), None) if owner_kind == "rep" else None
-    due: datetime | None = None
-    steps: list[Step] = []
-    if length is not None:
-        due, steps = plan(policy, started_at, length, window_for(rep))
     return SlaClock(
-        decision_pk=decision_pk,
-        lead_pk=lead_pk,
-        kind=kind,
-        owner=owner,
-        owner_kind=owner_kind,
-        team=team,
-        band=band,
-        segment=segment,
-        started_at=started_at,
-        due_at=due,
-        business_hours=policy.sla.business_hours and rep is not None,
-        plan=[s.to_dict() for s in steps],
-        next_at=steps[0].at if steps else None,
-        state="open",
+        **_Planner(policy).values(
+            decision_pk=decision_pk,
+            lead_pk=lead_pk,
+            kind=kind,
+            owner=owner,
+            owner_kind=owner_kind,
+            team=team,
+            band=band,
+            segment=segment,
+            started_at=started_at,
+        )
     )
+
+
+@dataclass(frozen=True, slots=True)
+class NewDecision:
+    """What starting a clock needs to know of a decision just made (no ORM row to load)."""
+
+    pk: int
+    lead_pk: int
+    action: str
+    owner: str | None
+    owner_kind: str
+    team: str | None
+    band: str
+    segment: str
 
 
 def start_clocks(
     session: Session,
     policy: Policy,
-    decided: Sequence[Decision],
+    decided: Sequence[NewDecision],
     leads: Mapping[int, Lead],
     *,
     now: datetime,
-) -> list[SlaClock]:
-    """Start (or carry over) the response clock of each new acting decision."""
+) -> int:
+    """Start (or carry over) the response clock of each new acting decision; returns how many
+    clocks were started. New clocks are inserted in one statement."""
     if not decided:
-        return []
+        return 0
     lead_pks = [row.lead_pk for row in decided]
     open_by_lead: dict[int, list[SlaClock]] = {}
     for clock in session.execute(
         select(SlaClock).where(SlaClock.lead_pk.in_(lead_pks), SlaClock.state == "open").order_by(SlaClock.pk)
     ).scalars():
         open_by_lead.setdefault(clock.lead_pk, []).append(clock)
-    started: list[SlaClock] = []
+    planner = _Planner(policy)
+    rows: list[dict[str, Any]] = []
     for row in decided:
         lead_pk = row.lead_pk
         kind = clock_kind(row.action, row.owner_kind)
@@ -131,22 +191,23 @@ def start_clocks(
         lead = leads.get(lead_pk)
         if kind == "first_touch" and lead is not None and lead.first_touch_at is not None:
             continue  # first touch happens once per lead, and it has happened
-        clock = new_clock(
-            policy,
-            decision_pk=row.pk,
-            lead_pk=lead_pk,
-            kind=kind,
-            owner=row.owner,
-            owner_kind=row.owner_kind,
-            team=row.team,
-            band=row.band,
-            segment=row.segment,
-            started_at=now,
+        rows.append(
+            planner.values(
+                decision_pk=row.pk,
+                lead_pk=lead_pk,
+                kind=kind,
+                owner=row.owner,
+                owner_kind=row.owner_kind,
+                team=row.team,
+                band=row.band,
+                segment=row.segment,
+                started_at=now,
+            )
         )
-        session.add(clock)
-        started.append(clock)
-    session.flush()
-    return started
+    session.flush()  # the carried and cancelled clocks, before the new ones
+    if rows:
+        session.execute(insert(SlaClock), rows)
+    return len(rows)
 
 
 def close(clock: SlaClock, state: str, reason: str, now: datetime) -> None:

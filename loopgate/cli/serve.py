@@ -13,8 +13,8 @@ import typer
 from core.sla import PolicySlaClock
 from loopgate.cli.console import err
 from loopgate.logs import configure_logging
-from loopgate.runtime import compose
-from loopgate.scheduling import scheduler_service
+from loopgate.runtime import Service, compose
+from loopgate.scheduling import ConnectorsByPolicy, scheduler_service, writeback_worker
 from loopgate.settings import load_settings
 from loopgate.wiring import open_database, read_policy
 
@@ -38,8 +38,9 @@ def serve(
     ] = True,
 ) -> None:
     """Run the Slack bot: HTTP on HOST:PORT (/slack/events, /healthz), or Socket Mode when
-    SLACK_APP_TOKEN is set; the outbox worker posts escalations and updates; the scheduler runs
-    SLA timers, focus lists, the weekly digest and the learning jobs (on one replica at a time)."""
+    SLACK_APP_TOKEN is set; the outbox worker posts escalations and updates; with a CRM configured
+    a second worker writes decisions back to it; the scheduler runs CRM sync, SLA timers, focus
+    lists, the weekly digest and the learning jobs (on one replica at a time)."""
     settings = load_settings()
     settings.require_slack()  # before anything else, so a missing token is the one line shown
     secrets = [
@@ -50,7 +51,11 @@ def serve(
     loaded = read_policy(policy or settings.require_policy_path())
     db = open_database(settings)
     configure_logging(settings.loopgate_log_level, secrets)
-    services = [scheduler_service(settings, db)] if scheduler else []
+    connectors = ConnectorsByPolicy(settings)
+    writeback = writeback_worker(settings, db, connectors, poll=poll) if outbox else None
+    services: list[Service] = [writeback] if writeback is not None else []
+    if scheduler:
+        services.append(scheduler_service(settings, db, connectors=connectors))
     runtime = compose(
         settings,
         db,
@@ -73,7 +78,8 @@ def serve(
     where = f"{runtime.front.url}/slack/events" if runtime.mode == "http" else "Socket Mode"
     err.print(
         f"loopgate serving {where} (health {runtime.front.url}/healthz); "
-        f"outbox worker {'on' if outbox else 'off'}; scheduler {'campaigning' if scheduler else 'off'}; "
+        f"outbox worker {'on' if outbox else 'off'}; CRM write-back {'on' if writeback else 'off'}; "
+        f"scheduler {'campaigning' if scheduler else 'off'}; "
         f"policy {loaded.version}",
         soft_wrap=True,
     )
