@@ -8,6 +8,9 @@ from __future__ import annotations
 __all__ = [
     "ACTIONS",
     "APPROVE",
+    "AUDIT_CONFIRM",
+    "AUDIT_FLAG",
+    "AUDIT_FLAG_VIEW",
     "BLOCK_ACTION",
     "BLOCK_BAND",
     "BLOCK_NOTE",
@@ -15,6 +18,7 @@ __all__ = [
     "BLOCK_REASON",
     "COMMAND",
     "EVENTS",
+    "FIRST_TOUCH",
     "METADATA_EVENT",
     "NEXT_BEST_ACTION",
     "OVERRIDE",
@@ -29,12 +33,18 @@ APPROVE = "loopgate.approve"
 REASSIGN = "loopgate.reassign"
 OVERRIDE = "loopgate.override"
 NEXT_BEST_ACTION = "loopgate.next_best_action"
-ACTIONS = (APPROVE, REASSIGN, OVERRIDE, NEXT_BEST_ACTION)
+# scheduler messages (issue 6): "I contacted them" on nudges and focus lists (value: the SLA
+# clock's primary key); Confirm / Flag… on the weekly digest's audit sample (value: decision pk)
+FIRST_TOUCH = "loopgate.first_touch"
+AUDIT_CONFIRM = "loopgate.audit_confirm"
+AUDIT_FLAG = "loopgate.audit_flag"
+ACTIONS = (APPROVE, REASSIGN, OVERRIDE, NEXT_BEST_ACTION, FIRST_TOUCH, AUDIT_CONFIRM, AUDIT_FLAG)
 
 # modals
 REASSIGN_VIEW = "loopgate.reassign_modal"
 OVERRIDE_VIEW = "loopgate.override_modal"
-VIEWS = (REASSIGN_VIEW, OVERRIDE_VIEW)
+AUDIT_FLAG_VIEW = "loopgate.audit_flag_modal"
+VIEWS = (REASSIGN_VIEW, OVERRIDE_VIEW, AUDIT_FLAG_VIEW)
 
 # input blocks of the modals (errors are returned against these); the element inside each
 # input block has the action id "value"

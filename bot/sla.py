@@ -1,9 +1,10 @@
 """When a review is due, and how that reads for the person who owns it.
 
-SLA timers (nudges, breach steps, business hours) belong to the scheduler; until it provides
-its own clock the bot computes the due time the simple way — the decision time plus the
-policy's ``sla.review`` — behind the :class:`ReviewClock` protocol, so the scheduler can hand
-the bot a clock that knows about working hours without touching any message builder.
+SLA timers (nudges, breach steps, business hours) belong to the scheduler. The bot computes
+due times behind the :class:`ReviewClock` protocol: the default here is the simple one — the
+decision time plus the policy's ``sla.review`` — and ``loopgate serve`` hands the bot the
+scheduler's :class:`core.sla.PolicySlaClock`, which pauses outside the owner's working hours
+when the policy says so, without touching any message builder.
 """
 
 from __future__ import annotations

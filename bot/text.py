@@ -14,9 +14,10 @@ what Slack counts.
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any
 
-__all__ = ["ELLIPSIS", "clip", "esc", "mrkdwn_value", "safe_mrkdwn", "shown"]
+__all__ = ["ELLIPSIS", "clip", "esc", "mrkdwn_value", "safe_mrkdwn", "shown", "span"]
 
 ELLIPSIS = "…"
 _ENTITY_TAIL = re.compile(r"&[a-z]{0,4}$")
@@ -57,3 +58,18 @@ def shown(value: Any, empty: str = "—") -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
     return " ".join(str(value).split())
+
+
+def span(delta: timedelta) -> str:
+    """A duration as people say it: ``45 s``, ``7 min``, ``1 h 40 min``, ``2 d 3 h``."""
+    seconds = int(abs(delta.total_seconds()))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"

@@ -3,10 +3,11 @@ worker and any other background services, built from settings, database and poli
 
 Extension points, so other parts plug in without editing the bot:
 
-* ``handlers`` — more :class:`core.store.outbox.EffectHandler` s for the same worker (the
-  connectors' ``crm.writeback`` handler);
-* ``services`` — anything with ``name``, ``start()`` and ``stop()`` (the scheduler), started
-  after the worker and stopped before it;
+* ``handlers`` — more :class:`core.store.outbox.EffectHandler` s for the same worker; Slack
+  messages and file uploads (the digest's chart) are always handled. (``serve`` runs the CRM
+  write-back in a worker of its own, as a service: see :mod:`loopgate.scheduling`);
+* ``services`` — anything with ``name``, ``start()`` and ``stop()`` (the CRM write-back worker,
+  the scheduler), started after the worker and stopped before it;
 * ``review_clock`` — when reviews are due (:class:`bot.sla.ReviewClock`); the default is the
   decision time plus ``sla.review``, the scheduler can pass one that knows working hours.
 
@@ -34,6 +35,7 @@ from bot.app import build_app, web_client
 from bot.context import BotContext
 from bot.notifier import SlackNotifier
 from bot.sla import ReviewClock
+from bot.uploads import SlackFileUploader
 from core.policy import LoadedPolicy
 from core.store.db import Database
 from core.store.outbox import EffectHandler
@@ -146,6 +148,7 @@ class Runtime:
     services: list[Any] = field(default_factory=list)
     stopped: threading.Event = field(default_factory=threading.Event)
     mode: str = "http"
+    uploader: SlackFileUploader | None = None
 
     def start(self) -> None:
         for service in self.services:
@@ -226,7 +229,10 @@ def compose(
         review_clock=context.sla,
         clock=clock,
     )
-    worker = OutboxWorker(db, [notifier, *handlers] if outbox else [], clock=clock, poll=poll)
+    uploader = SlackFileUploader(
+        db, web_client(token.get_secret_value(), settings.slack_api_url, retries=False), clock=clock
+    )
+    worker = OutboxWorker(db, [notifier, uploader, *handlers] if outbox else [], clock=clock, poll=poll)
     context.wake_outbox = worker.wake
     front = HttpFront(None if socket_mode else app, host=host, port=port, health=_health(db, worker))
     ordered: list[Any] = [worker, *services, pool]
@@ -234,4 +240,14 @@ def compose(
         assert settings.slack_app_token is not None
         ordered.append(_SocketMode(app, settings.slack_app_token.get_secret_value()))
     ordered.append(front)
-    return Runtime(app, context, notifier, worker, front, pool, ordered, mode="socket" if socket_mode else "http")
+    return Runtime(
+        app,
+        context,
+        notifier,
+        worker,
+        front,
+        pool,
+        ordered,
+        mode="socket" if socket_mode else "http",
+        uploader=uploader,
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from slack_bolt import App
 
 from bot.context import BotContext
-from bot.listeners import actions, commands, errors, events, views
+from bot.listeners import actions, audit_sample, commands, errors, events, first_touch, views
 
 __all__ = ["register"]
 
@@ -16,3 +16,5 @@ def register(app: App, ctx: BotContext) -> None:
     views.register(app, ctx)
     commands.register(app, ctx)
     events.register(app, ctx)
+    first_touch.register(app, ctx)  # the scheduler's nudges and focus lists
+    audit_sample.register(app, ctx)  # the weekly digest's Confirm / Flag…

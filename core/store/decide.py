@@ -7,7 +7,9 @@ second sync decides nothing twice. Re-routing and conflict re-decisions carry th
 
 Effects go to the outbox, keyed by decision: ``crm.writeback`` for every decision,
 ``slack.escalation`` for reviews, ``slack.assignment`` (tell the new owner) for automatic
-assignments to a rep, ``slack.decision_update`` when a pending review is superseded.
+assignments to a rep, ``slack.decision_update`` when a pending review is superseded. In the
+same transaction each acting decision starts (or carries over) its SLA clock — see
+:mod:`core.store.sla_clocks` (the scheduler's timers, issue 6).
 
 **Shadow** (the policy lifecycle, issue 7): while a challenger policy is published with
 ``--shadow``, every lead decided here is also decided by the challenger, in the same
@@ -40,7 +42,7 @@ from core.model import DuplicateRecord, PriorScore
 from core.model import Lead as LeadValue
 from core.policy import parse_policy
 from core.routing import InMemoryRotation
-from core.store import audit_log, outbox
+from core.store import audit_log, outbox, sla_clocks
 from core.store.audit_log import AuditRecord
 from core.store.models import Account, Decision, Lead, PolicyRole, PolicyVersion, RepLoad, RotationState, TrustState
 from core.store.records import account_value, lead_value
@@ -164,10 +166,37 @@ def decide_leads(
         results.append((req, engine.decide(leads[pk], ctx, rotation=rotation, now=now, trust_levels=levels)))
     rotation.flush(now)
     decided = _persist(session, results, seqs, now=now, actor=actor)
+    _start_sla_clocks(session, engine, todo, decided, now=now)
     challenger = challenger_engine(session, engine) if shadow is True else shadow or None
     if challenger is not None and challenger.version != engine.version:
         _shadow(session, challenger, todo, leads, previous, seqs, levels, now=now)
     return decided
+
+
+def _start_sla_clocks(
+    session: Session,
+    engine: DecisionEngine,
+    todo: Sequence[DecideRequest],
+    decided: Sequence[Decided],
+    *,
+    now: datetime,
+) -> None:
+    """The scheduler's response clocks (issue 6), born in the decision's transaction: see
+    :mod:`core.store.sla_clocks`. Kept apart from ``_persist`` on purpose."""
+    made = [
+        sla_clocks.NewDecision(
+            d.decision_pk,
+            d.lead_pk,
+            d.decision.action,
+            d.decision.owner,
+            d.decision.owner_kind,
+            d.decision.route.team,
+            d.decision.score.band,
+            d.decision.segment,
+        )
+        for d in decided
+    ]
+    sla_clocks.start_clocks(session, engine.policy, made, {r.lead.pk: r.lead for r in todo}, now=now)
 
 
 # --- shadow decisions -----------------------------------------------------------------------

@@ -14,14 +14,18 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Column,
     DateTime,
     Float,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
+    Table,
     Text,
+    Unicode,
     UniqueConstraint,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -40,6 +44,8 @@ __all__ = [
     "Deal",
     "DealLink",
     "Decision",
+    "JobPeriod",
+    "JobState",
     "Lead",
     "OutboxRow",
     "Owner",
@@ -51,12 +57,15 @@ __all__ = [
     "RotationAssignment",
     "RotationState",
     "SchedulerLease",
+    "SlaClock",
+    "SlaStep",
     "SlackMessage",
     "SyncCursor",
     "TrustState",
     "TuningReport",
     "UtcDateTime",
     "WritebackState",
+    "apscheduler_jobs",
 ]
 
 NAMING = {
@@ -191,6 +200,9 @@ class Decision(Base):
         UniqueConstraint("lead_pk", "dedupe_key"),
         Index("ix_decisions_decided_at_action", "decided_at", "action"),
         Index("ix_decisions_lead_pk_seq", "lead_pk", "seq"),
+        # the weekly digest reads weeks of decisions by time: volume, shares and score drift
+        # come from this index alone, without touching the (wide) rows
+        Index("ix_decisions_digest", "decided_at", "shadow", "action", "segment", "score_total", "band", "cause"),
     )
 
     pk: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -544,3 +556,103 @@ class CrmConflict(Base):
     owner_wanted: Mapped[str | None] = mapped_column(String(64))
     redecision_pk: Mapped[int | None] = mapped_column(Integer)
     detected_at: Mapped[datetime] = mapped_column(index=True)
+
+
+# --- scheduler (issue 6; migration 0005_scheduler) ----------------------------------------
+
+
+class SlaClock(Base):
+    """One response clock: the owner's first touch of an automatically assigned lead, or a
+    person's review of an escalation (DESIGN §3 step 5).
+
+    Created in the transaction that makes the decision (``core.store.sla_clocks``), with its
+    whole plan — nudges, breach, breach steps — computed then from the policy and the owner's
+    working hours, so a later policy edit never moves a deadline already promised and the scan
+    is an indexed range query on ``next_at``. ``due_at`` is the deadline (``None``: the policy
+    sets no SLA here; the clock still records speed to first response). ``breached_at`` is set
+    when the deadline passes unanswered; ``met_at`` when the response comes (even late).
+    """
+
+    __tablename__ = "sla_clocks"
+    __table_args__ = (
+        UniqueConstraint("decision_pk", "kind"),
+        Index("ix_sla_clocks_state_next_at", "state", "next_at"),
+        Index("ix_sla_clocks_started_at", "started_at"),
+    )
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    decision_pk: Mapped[int] = mapped_column(ForeignKey("decisions.pk"))
+    lead_pk: Mapped[int] = mapped_column(ForeignKey("leads.pk"), index=True)
+    kind: Mapped[str] = mapped_column(String(12))  # first_touch | review
+    owner: Mapped[str | None] = mapped_column(String(64))
+    owner_kind: Mapped[str] = mapped_column(String(10))
+    team: Mapped[str | None] = mapped_column(String(64))
+    band: Mapped[str] = mapped_column(String(20))
+    segment: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime]
+    due_at: Mapped[datetime | None]
+    business_hours: Mapped[bool] = mapped_column(Boolean, default=False)
+    plan: Mapped[list[Any]] = mapped_column()  # [{"key", "at", "do"}], in order
+    next_at: Mapped[datetime | None]  # when the next unfired step is due (None: none left)
+    state: Mapped[str] = mapped_column(String(12))  # open | met | rerouted | cancelled | expired
+    met_at: Mapped[datetime | None]
+    met_via: Mapped[str | None] = mapped_column(String(12))  # crm | review | slack
+    breached_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    closed_reason: Mapped[str | None] = mapped_column(String(64))
+
+
+class SlaStep(Base):
+    """A step of a clock that was carried out — once: ``(clock_pk, step)`` is unique and the
+    row is inserted in the same transaction as the step's effect (the outbox row, the
+    re-decision), so restarts, misfires and a second scheduler can never repeat it."""
+
+    __tablename__ = "sla_steps"
+    __table_args__ = (UniqueConstraint("clock_pk", "step"),)
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    clock_pk: Mapped[int] = mapped_column(ForeignKey("sla_clocks.pk"))
+    step: Mapped[str] = mapped_column(String(40))  # nudge:0.5 | breach | breach:0:notify_manager
+    do: Mapped[str] = mapped_column(String(20))
+    due_at: Mapped[datetime]
+    fired_at: Mapped[datetime]
+    outcome: Mapped[str] = mapped_column(String(20))  # sent | coalesced | recorded | rerouted | nobody
+    late_seconds: Mapped[int] = mapped_column(Integer, default=0)
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class JobPeriod(Base):
+    """A periodic job's work for one period (``digest`` × ``2026-W47``, ``tuning`` × ``2026-11``),
+    claimed once: inserted in the transaction that does the work."""
+
+    __tablename__ = "scheduler_periods"
+
+    job: Mapped[str] = mapped_column(String(40), primary_key=True)
+    period: Mapped[str] = mapped_column(String(40), primary_key=True)
+    done_at: Mapped[datetime]
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class JobState(Base):
+    """The last run of each scheduled job and who ran it (``loopgate scheduler status``)."""
+
+    __tablename__ = "scheduler_jobs_state"
+
+    job: Mapped[str] = mapped_column(String(80), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(12))  # running | ok | failed | skipped
+    runs: Mapped[int] = mapped_column(Integer, default=0)
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+# APScheduler's persistent job store (``SQLAlchemyJobStore(tablename="apscheduler_jobs")``): the
+# same columns APScheduler 3 creates, declared here so the migrations own the table too
+apscheduler_jobs = Table(
+    "apscheduler_jobs",
+    Base.metadata,
+    Column("id", Unicode(191), primary_key=True),
+    Column("next_run_time", Float(25), index=True),
+    Column("job_state", LargeBinary, nullable=False),
+)

@@ -10,9 +10,11 @@ from typing import Annotated
 
 import typer
 
+from core.sla import PolicySlaClock
 from loopgate.cli.console import err
 from loopgate.logs import configure_logging
-from loopgate.runtime import compose
+from loopgate.runtime import Service, compose
+from loopgate.scheduling import ConnectorsByPolicy, scheduler_service, writeback_worker
 from loopgate.settings import load_settings
 from loopgate.wiring import open_database, read_policy
 
@@ -27,9 +29,18 @@ def serve(
         bool, typer.Option("--outbox/--no-outbox", help="Drain Slack effects from the outbox in this process.")
     ] = True,
     poll: Annotated[float, typer.Option(help="Seconds between outbox polls when idle.", min=0.05)] = 1.0,
+    scheduler: Annotated[
+        bool,
+        typer.Option(
+            "--scheduler/--no-scheduler",
+            help="Campaign to run the scheduler (SLA timers, focus lists, digest); one replica at a time leads.",
+        ),
+    ] = True,
 ) -> None:
     """Run the Slack bot: HTTP on HOST:PORT (/slack/events, /healthz), or Socket Mode when
-    SLACK_APP_TOKEN is set; the outbox worker posts escalations and updates."""
+    SLACK_APP_TOKEN is set; the outbox worker posts escalations and updates; with a CRM configured
+    a second worker writes decisions back to it; the scheduler runs CRM sync, SLA timers, focus
+    lists, the weekly digest and the learning jobs (on one replica at a time)."""
     settings = load_settings()
     settings.require_slack()  # before anything else, so a missing token is the one line shown
     secrets = [
@@ -40,7 +51,22 @@ def serve(
     loaded = read_policy(policy or settings.require_policy_path())
     db = open_database(settings)
     configure_logging(settings.loopgate_log_level, secrets)
-    runtime = compose(settings, db, loaded, host=host, port=port, outbox=outbox, poll=poll)
+    connectors = ConnectorsByPolicy(settings)
+    writeback = writeback_worker(settings, db, connectors, poll=poll) if outbox else None
+    services: list[Service] = [writeback] if writeback is not None else []
+    if scheduler:
+        services.append(scheduler_service(settings, db, connectors=connectors))
+    runtime = compose(
+        settings,
+        db,
+        loaded,
+        host=host,
+        port=port,
+        outbox=outbox,
+        poll=poll,
+        services=services,
+        review_clock=PolicySlaClock(loaded.policy),
+    )
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -52,7 +78,9 @@ def serve(
     where = f"{runtime.front.url}/slack/events" if runtime.mode == "http" else "Socket Mode"
     err.print(
         f"loopgate serving {where} (health {runtime.front.url}/healthz); "
-        f"outbox worker {'on' if outbox else 'off'}; policy {loaded.version}",
+        f"outbox worker {'on' if outbox else 'off'}; CRM write-back {'on' if writeback else 'off'}; "
+        f"scheduler {'campaigning' if scheduler else 'off'}; "
+        f"policy {loaded.version}",
         soft_wrap=True,
     )
     stop.wait()

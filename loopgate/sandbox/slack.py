@@ -853,7 +853,10 @@ class FakeSlack(FakeService):
     @staticmethod
     def _find_action(blocks: list[dict[str, Any]], action_id: str, value: str | None) -> tuple[str, dict[str, Any]]:
         for block in blocks:
-            for element in block.get("elements", []) if block.get("type") == "actions" else []:
+            elements = list(block.get("elements", [])) if block.get("type") == "actions" else []
+            if block.get("type") == "section" and block.get("accessory"):
+                elements.append(block["accessory"])  # a button beside a section's text
+            for element in elements:
                 if element.get("action_id") == action_id and (value is None or element.get("value") == value):
                     return str(block.get("block_id", "")), element
         raise AssertionError(f"no button {action_id} (value {value}) in these blocks")

@@ -79,3 +79,17 @@ def test_given_a_tiny_dataset_when_evaluated_then_one_line_per_configuration_and
     assert "skipped uci_bank_marketing" in captured.err
     assert evaluate.main(["--data", str(tmp_path / "nowhere")]) == 0
     assert "skipped x_education_leads" in capsys.readouterr().err
+
+
+def test_given_a_small_store_when_the_digest_bench_runs_then_it_prints_one_line_with_db_n_and_seconds(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    digest = _bench("digest")
+    assert digest.main(["--db", "sqlite", "--n", "3000", "--repeat", "1"]) == 0
+    captured = capsys.readouterr()
+    [line] = [json.loads(row) for row in captured.out.splitlines()]
+    assert (line["db"], line["n"], line["week_decisions"]) == ("sqlite", 3000, 600)  # a fifth: one week of five
+    assert line["seconds"] > 0 and line["seconds"] == pytest.approx(
+        line["query_seconds"] + line["render_seconds"], abs=0.01
+    )
+    assert "seconds" in captured.err  # the readable table

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from bot import ids
+from bot.blocks.digest import FlagOrigin, digest_message, flag_modal, sample_message
 from bot.blocks.escalation import escalation_message
+from bot.blocks.focus import FocusLead, focus_message
 from bot.blocks.home import home_view
 from bot.blocks.modals import Origin, override_modal, reassign_modal
+from bot.blocks.sla import ClockFacts, nudge_message
 from bot.cards import load_card
+from core.digest import SampleItem
+from core.store.digest import weekly_digest
 from loopgate.sandbox.slack import METHOD_SCOPES
 from loopgate.sandbox.slack_payloads import block_actions, form_body, slash_command, view_submission
 from loopgate.server import EVENTS_PATH
@@ -47,12 +53,30 @@ def _everything_loopgate_shows(harness: Harness) -> list[dict[str, Any]]:
         card = load_card(s, ctx.rules, ctx.sla, pk)
     assert card is not None
     origin = Origin(pk, "C0MMREVIEW", "1.000001")
+    now = harness.clock.at
+    touch = ClockFacts(7, "first_touch", "Ana", now, now + timedelta(minutes=15))
+    review = ClockFacts(8, "review", "Ana", now, now + timedelta(hours=2))
+    item = SampleItem(pk, "Lena Moreau", "First Coast Bank", "Ana", "hot", 80, "mid_market", 0.7)
+    with harness.db.sessions() as s:
+        digest = weekly_digest(s, harness.policy, week="2026-W47", now=now)
+    lead = FocusLead(card, 7, "hot", now + timedelta(minutes=15))
     return [
         {"blocks": escalation_message(card).blocks},
         {"blocks": escalation_message(card, audience="owner").blocks},
-        home_view([card], now=harness.clock.at),
+        home_view([card], now=now),
         reassign_modal(card, ctx.rules, origin),
         override_modal(card, ctx.rules, origin),
+        # the scheduler's messages (issue 6)
+        {"blocks": nudge_message(card, touch, now=now).blocks},
+        {"blocks": nudge_message(card, review, now=now).blocks},
+        {
+            "blocks": focus_message(
+                "Ana", now.date(), hot=[lead], reviews=[card], reviews_total=1, others=[], now=now
+            ).blocks
+        },
+        {"blocks": digest_message(digest).blocks},
+        {"blocks": sample_message("2026-W47", [item], 1).blocks},
+        flag_modal("Lena Moreau", [("data_quality", "Bad data")], FlagOrigin(pk, "2026-W47", "C0LEADERS", "1.1")),
     ]
 
 
@@ -119,10 +143,14 @@ _CALL = re.compile(
 )
 
 
+_SDK_FLOWS = {"files.upload_v2": {"files.getUploadURLExternal", "files.completeUploadExternal"}}
+
+
 def _methods_called() -> set[str]:
     found: set[str] = set()
     for path in Path(ROOT / "bot").rglob("*.py"):
-        found |= {m.replace("_", ".", 1) for m in _CALL.findall(path.read_text())}
+        for method in (m.replace("_", ".", 1) for m in _CALL.findall(path.read_text())):
+            found |= _SDK_FLOWS.get(method, {method})  # an SDK helper is the Web API calls it makes
     return found
 
 

@@ -1,0 +1,70 @@
+"""``loopgate digest`` as a RevOps lead uses it: print the week, write HTML, post it once."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from core.policy import LoadedPolicy
+from core.store.db import Database
+from core.store.models import OutboxRow
+from loopgate.sandbox.slack import FakeSlack
+from tests.bot.conftest import MANIFEST_SCOPES
+from tests.builders import decide_examples
+from tests.conftest import EXAMPLE_POLICY
+from tests.loopgate.inprocess import InProcessCli
+
+MONDAY = "2026-11-23T13:05:00Z"
+
+
+@pytest.fixture
+def cli(
+    db: Database,
+    db_url: str,
+    example_policy: LoadedPolicy,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> InProcessCli:
+
+    decide_examples(db, example_policy, datetime(2026, 11, 20, 20, tzinfo=UTC))
+    return InProcessCli(monkeypatch, capsys, {"LOOPGATE_DATABASE_URL": db_url, "LOOPGATE_POLICY": str(EXAMPLE_POLICY)})
+
+
+def test_given_a_stored_week_when_printed_then_the_figures_are_there_and_html_embeds_the_chart(
+    cli: InProcessCli, tmp_path: Path
+) -> None:
+    printed = cli("digest", "--now", MONDAY)
+    assert printed.code == 0, printed.err
+    assert printed.out.startswith("Weekly audit 2026-W47")
+    assert "decisions            24" in printed.out and "score drift (PSI)" in printed.out
+
+    page = tmp_path / "digest.html"
+    written = cli("digest", "--week", "2026-W47", "--html", str(page), "--now", MONDAY)
+    assert written.code == 0 and "data:image/png;base64," in page.read_text()
+    html = page.read_text()
+    assert "O&#x27;Brien" in html and "<script" not in html  # CRM text is escaped in the page
+
+    bad = cli("digest", "--week", "2026-47")
+    assert bad.code == 2 and "ISO week" in bad.err
+
+
+def test_given_slack_is_configured_when_posting_twice_then_the_week_is_posted_once(
+    cli: InProcessCli, db: Database, monkeypatch: pytest.MonkeyPatch, example_policy: LoadedPolicy
+) -> None:
+    with FakeSlack(scopes=MANIFEST_SCOPES) as slack:
+        slack.seed_from_policy(example_policy.policy)
+        monkeypatch.setenv("SLACK_BOT_TOKEN", slack.bot_token)
+        monkeypatch.setenv("SLACK_API_URL", slack.api_url)
+        first = cli("digest", "--post", "--now", MONDAY)
+        second = cli("digest", "--post", "--now", MONDAY)
+        leaders = slack.messages("C0LEADERS")
+
+    assert first.code == 0 and "digest 2026-W47 posted" in first.err, first.err
+    assert second.code == 0 and "was posted before" in second.err
+    assert len([m for m in leaders if m.files]) == 1 and len([m for m in leaders if not m.files]) == 2
+    with db.sessions() as s:
+        keys = s.execute(select(OutboxRow.dedupe_key).where(OutboxRow.dedupe_key.like("digest:%"))).scalars().all()
+    assert sorted(keys) == ["digest:2026-W47:chart", "digest:2026-W47:sample", "digest:2026-W47:summary"]

@@ -1,0 +1,147 @@
+"""The scheduler service: one leader among replicas, failover, the persistent job store and
+catching up after downtime (coalesced, audited).
+
+Elections are driven round by round (``tick()``) with a lease clock moved by hand; APScheduler
+itself runs for real, so jobs it finds due fire at once and are awaited with a short timeout.
+"""
+
+from __future__ import annotations
+
+import pickle
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select, update
+
+from core.store.db import Database
+from core.store.models import AuditEvent, JobState, OutboxRow, SchedulerLease, apscheduler_jobs
+from scheduler.jobs import job_specs
+from scheduler.service import SchedulerService
+from tests.bot.conftest import Clock
+from tests.scheduler.conftest import context, sla_policy
+
+POLICY = sla_policy(digest={"channel": "C0LEAD", "weekly": "mon 08:00", "timezone": "America/New_York"})
+TTL = timedelta(seconds=30)
+POLICY_ZONE = ZoneInfo("America/New_York")
+
+
+@pytest.fixture
+def services(db: Database, clock: Clock) -> Iterator[Callable[[str, Clock], SchedulerService]]:
+    made: list[SchedulerService] = []
+
+    def make(holder: str, lease_clock: Clock) -> SchedulerService:
+        service = SchedulerService(context(db, POLICY, clock), holder=holder, lease_ttl=TTL, lease_clock=lease_clock)
+        made.append(service)
+        return service
+
+    yield make
+    for service in made:
+        service.stop()
+
+
+def _wait(check: Callable[[], Any], timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def _holder(db: Database) -> str:
+    with db.sessions() as s:
+        return s.execute(select(SchedulerLease.holder)).scalar_one()
+
+
+def _stored_jobs(db: Database) -> dict[str, float]:
+    with db.sessions() as s:
+        return {row.id: row.next_run_time for row in s.execute(select(apscheduler_jobs))}
+
+
+def _state(db: Database, job: str) -> JobState | None:
+    with db.sessions() as s:
+        return s.get(JobState, job)
+
+
+def test_given_two_replicas_when_they_campaign_then_exactly_one_schedules_until_its_lease_lapses(
+    db: Database, services: Callable[[str, Clock], SchedulerService]
+) -> None:
+    lease_clock = Clock(datetime.now(UTC))
+    a, b = services("a", lease_clock), services("b", lease_clock)
+
+    a.tick()
+    b.tick()
+    assert (a.leader, b.leader, _holder(db)) == (True, False, "a")
+    assert set(_stored_jobs(db)) == {spec.id for spec in job_specs(POLICY.policy)}
+    _wait(lambda: (state := _state(db, "sla_scan")) is not None and state.status == "ok")
+
+    for _ in range(3):  # the leader renews every round; the standby keeps standing by
+        lease_clock.advance(seconds=10)
+        a.tick()
+        b.tick()
+        assert (a.leader, b.leader) == (True, False)
+
+    lease_clock.advance(seconds=31)  # "a" stopped renewing (a paused or dead process)
+    b.tick()
+    assert (b.leader, _holder(db)) == (True, "b")
+    a.tick()  # when "a" comes back it finds the lease gone and stops scheduling
+    assert (a.leader, b.leader) == (False, True)
+    _wait(lambda: (state := _state(db, "sla_scan")) is not None and state.holder == "b")
+
+
+def test_given_a_leader_stops_cleanly_when_the_standby_campaigns_then_it_takes_over_at_once(
+    db: Database, services: Callable[[str, Clock], SchedulerService]
+) -> None:
+    lease_clock = Clock(datetime.now(UTC))
+    a, b = services("a", lease_clock), services("b", lease_clock)
+    a.tick()
+    b.tick()
+    a.stop()  # releases the lease
+    b.tick()
+    assert (a.leader, b.leader, _holder(db)) == (False, True, "b")
+
+
+def test_given_the_scheduler_was_down_over_two_digest_slots_when_one_starts_then_the_digest_runs_once(
+    db: Database, services: Callable[[str, Clock], SchedulerService], clock: Clock
+) -> None:
+    lease_clock = Clock(datetime.now(UTC))
+    first = services("first", lease_clock)
+    first.tick()
+    first.stop()
+    # downtime: the stored digest job was due 15 days ago and nobody ran it since
+    due_since = datetime.now(UTC) - timedelta(days=15)
+    with db.transaction() as s:  # as APScheduler's store keeps it: the column and the pickled job
+        stored = s.execute(select(apscheduler_jobs.c.job_state).where(apscheduler_jobs.c.id == "digest")).scalar_one()
+        job = pickle.loads(stored)  # noqa: S301 - our own test database
+        job["next_run_time"] = due_since
+        s.execute(
+            update(apscheduler_jobs)
+            .where(apscheduler_jobs.c.id == "digest")
+            .values(next_run_time=due_since.timestamp(), job_state=pickle.dumps(job))
+        )
+    mondays = sum(
+        1
+        for d in range(16)
+        if (at := (due_since + timedelta(days=d)).astimezone(POLICY_ZONE)).weekday() == 0
+        and due_since < at.replace(hour=8, minute=0, second=0, microsecond=0) <= datetime.now(UTC)
+    )
+
+    second = services("second", lease_clock)
+    second.tick()
+
+    state = _wait(lambda: (s := _state(db, "digest")) is not None and s.status != "running" and s)
+    assert state.status == "ok", state.detail
+    assert state.runs == 1 and state.holder == "second"
+    # coalesced: APScheduler stores the next run (in the future) and does not run the missed ones
+    _wait(lambda: _stored_jobs(db)["digest"] > datetime.now(UTC).timestamp())
+    assert _state(db, "digest").runs == 1  # type: ignore[union-attr]
+    with db.sessions() as s:
+        [event] = s.execute(select(AuditEvent).where(AuditEvent.kind == "scheduler.catch_up")).scalars().all()
+        posted = s.execute(select(OutboxRow.dedupe_key).where(OutboxRow.dedupe_key.like("digest:%"))).scalars().all()
+    assert event.subject == "job:digest" and f'"missed_runs":{1 + mondays}' in event.body
+    assert sorted(posted) == ["digest:2026-W46:chart", "digest:2026-W46:summary"]  # the clock's last complete week

@@ -1,0 +1,302 @@
+"""The SLA scan with a clock moved by hand: each nudge once, breach steps in order, re-route
+without the late owner, catching up after downtime, answered clocks stop."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select, update
+
+from core.review import ReviewChange, ReviewRules
+from core.store.db import Database
+from core.store.models import Decision, Lead
+from core.store.reviews import ReviewRequest, record_review
+from scheduler.sla_scan import run_sla_scan
+from tests.builders import LeadBuilder, decide
+from tests.scheduler.conftest import (
+    SLA,
+    Clock,
+    audits,
+    clocks,
+    context,
+    hot_software_lead,
+    minutes,
+    outbox,
+    sla_policy,
+    steps,
+)
+
+
+def test_given_a_hot_lead_assigned_automatically_when_decided_then_its_first_touch_clock_has_the_whole_plan(
+    db: Database, clock: Clock
+) -> None:
+    loaded = sla_policy()
+    decide(db, loaded, [hot_software_lead().raw(clock.at)], clock.at)
+
+    [c] = clocks(db)
+    assert (c.kind, c.owner_kind, c.band, c.state) == ("first_touch", "rep", "hot", "open")
+    assert c.due_at == clock.at + minutes(15)
+    assert [(s["key"], s["do"]) for s in c.plan] == [
+        ("nudge:0.5", "nudge_owner"),
+        ("nudge:0.9", "nudge_owner"),
+        ("breach", "breach"),
+        ("breach:0:notify_manager", "notify_manager"),
+        ("breach:1:reroute", "reroute"),
+    ]
+    assert [datetime.fromisoformat(s["at"]) - clock.at for s in c.plan] == [
+        minutes(7.5),
+        minutes(13.5),
+        minutes(15),
+        minutes(15),
+        minutes(45),
+    ]
+    assert c.next_at == clock.at + minutes(7.5)
+
+
+def test_given_an_unanswered_hot_lead_when_scanning_through_the_ladder_then_each_step_happens_once_in_order(
+    db: Database, clock: Clock
+) -> None:
+    loaded = sla_policy()
+    start = clock.at
+    decide(db, loaded, [hot_software_lead().raw(start)], start)
+    [c] = clocks(db)
+    owner = c.owner
+    ctx = context(db, loaded, clock)
+
+    clock.at = start + minutes(7)
+    run_sla_scan(ctx)
+    assert outbox(db, "sla:") == []
+
+    for at in (7.5, 8, 13.5, 14, 15, 20, 45, 46):
+        clock.at = start + minutes(at)
+        run_sla_scan(ctx)
+        run_sla_scan(ctx)  # a second run at the same moment changes nothing
+
+    keys = [row.dedupe_key for row in outbox(db, "sla:")]
+    assert keys == [
+        f"sla:{c.pk}:nudge:0.5",
+        f"sla:{c.pk}:nudge:0.9",
+        f"sla:{c.pk}:breach:0:notify_manager",
+        f"sla:{c.pk}:breach:1:reroute:told",
+    ]
+    rows = {row.dedupe_key: row.payload for row in outbox(db, "sla:")}
+    owner_slack = {"ana": "U0ANA", "ben": "U0BEN"}[str(owner)]
+    assert rows[f"sla:{c.pk}:nudge:0.5"]["user"] == owner_slack
+    assert rows[f"sla:{c.pk}:breach:0:notify_manager"]["user"] == "U0LEE"  # team mm's manager
+    assert rows[f"sla:{c.pk}:breach:1:reroute:told"]["user"] == owner_slack
+    assert [(s.step, s.outcome, s.late_seconds) for s in steps(db, c.pk)] == [
+        ("nudge:0.5", "sent", 0),
+        ("nudge:0.9", "sent", 0),
+        ("breach", "recorded", 0),
+        ("breach:0:notify_manager", "sent", 0),
+        ("breach:1:reroute", "rerouted", 0),
+    ]
+
+    first, second = clocks(db)
+    assert (first.state, first.breached_at, first.met_at) == ("rerouted", start + minutes(15), None)
+    # re-routed: decided again without the late owner; the new owner's clock starts now
+    with db.sessions() as s:
+        newest = s.execute(select(Decision).order_by(Decision.pk.desc()).limit(1)).scalar_one()
+    assert (newest.cause, newest.dedupe_key) == ("reroute", f"reroute:{c.pk}")
+    assert newest.owner not in (owner, None)
+    assert (second.decision_pk, second.owner, second.started_at) == (newest.pk, newest.owner, start + minutes(45))
+    assert [r.dedupe_key for r in outbox(db, "slack.assignment:")][-1] == f"slack.assignment:{newest.pk}"
+    assert [e.kind for e in audits(db, "sla.")] == [
+        "sla.nudge_owner",
+        "sla.nudge_owner",
+        "sla.breach",
+        "sla.notify_manager",
+        "sla.reroute",
+    ]
+
+
+def test_given_the_scheduler_was_down_when_it_scans_again_then_due_steps_run_once_and_stale_nudges_are_coalesced(
+    db: Database, clock: Clock
+) -> None:
+    loaded = sla_policy()
+    start = clock.at
+    decide(db, loaded, [hot_software_lead().raw(start)], start)
+    [c] = clocks(db)
+
+    clock.at = start + minutes(8)
+    run_sla_scan(context(db, loaded, clock))  # nudge 0.5, then the process dies
+    clock.at = start + timedelta(hours=3)
+    run_sla_scan(context(db, loaded, clock))  # a new process, hours later
+    run_sla_scan(context(db, loaded, clock))
+
+    assert [(s.step, s.outcome) for s in steps(db, c.pk)] == [
+        ("nudge:0.5", "sent"),
+        ("nudge:0.9", "coalesced"),
+        ("breach", "recorded"),
+        ("breach:0:notify_manager", "sent"),
+        ("breach:1:reroute", "rerouted"),
+    ]
+    late = {s.step: s.late_seconds for s in steps(db, c.pk)}
+    assert late["breach:1:reroute"] == int((timedelta(hours=3) - minutes(45)).total_seconds())
+    assert len(outbox(db, f"sla:{c.pk}:")) == 3  # nudge 0.5, the manager, the late owner's note
+    coalesced = audits(db, "sla.coalesced")
+    assert len(coalesced) == 1 and '"late_seconds":' in coalesced[0].body
+
+
+def test_given_the_owner_touched_the_lead_in_the_crm_when_scanning_then_the_clock_is_met_and_nobody_is_nudged(
+    db: Database, clock: Clock
+) -> None:
+    loaded = sla_policy()
+    start = clock.at
+    decide(db, loaded, [hot_software_lead().raw(start)], start)
+    with db.transaction() as s:
+        s.execute(update(Lead).values(first_touch_at=start + minutes(4)))
+
+    clock.at = start + minutes(30)
+    run_sla_scan(context(db, loaded, clock))
+
+    [c] = clocks(db)
+    assert (c.state, c.met_via, c.met_at, c.breached_at) == ("met", "crm", start + minutes(4), None)
+    assert outbox(db, "sla:") == [] and steps(db) == []
+
+
+def test_given_a_lead_already_touched_when_decided_again_then_no_first_touch_clock_starts(
+    db: Database, clock: Clock
+) -> None:
+    loaded = sla_policy()
+    decide(db, loaded, [hot_software_lead().raw(clock.at)], clock.at)
+    with db.transaction() as s:
+        s.execute(update(Lead).values(first_touch_at=clock.at))
+    clock.advance(hours=1)
+    decide(db, loaded, [hot_software_lead(title="VP Sales").raw(clock.at)], clock.at)
+
+    [c] = clocks(db)  # the first clock was carried over (same owner) and nothing new started
+    with db.sessions() as s:
+        assert c.decision_pk == s.execute(select(Decision.pk).order_by(Decision.pk.desc()).limit(1)).scalar_one()
+
+
+def _escalate(db: Database, clock: Clock) -> int:
+    loaded = sla_policy()
+    pk = decide(db, loaded, [LeadBuilder("00Q5e00000R0001").raw(clock.at)], clock.at)["00Q5e00000R0001"]
+    return pk
+
+
+def test_given_an_escalation_its_owner_approves_in_slack_when_scanning_then_the_review_was_the_first_response(
+    db: Database, clock: Clock
+) -> None:
+    loaded = sla_policy()
+    start = clock.at
+    pk = _escalate(db, clock)
+    [c] = clocks(db)
+    assert (c.kind, c.due_at) == ("review", start + timedelta(hours=2))
+    owner = str(c.owner)
+    request = ReviewRequest(pk, {"ana": "U0ANA", "ben": "U0BEN"}[owner], owner, ReviewChange("approve"))
+
+    with db.transaction() as s:
+        record_review(s, ReviewRules(loaded.policy), request, now=start + minutes(50))
+    clock.at = start + timedelta(hours=5)
+    run_sla_scan(context(db, loaded, clock))
+
+    [c] = clocks(db)
+    assert (c.state, c.met_via, c.met_at, c.breached_at) == ("met", "review", start + minutes(50), None)
+    assert steps(db) == []
+
+
+def test_given_a_manager_hands_an_escalation_to_a_rep_when_scanning_then_that_rep_owes_a_first_touch_from_then(
+    db: Database, clock: Clock
+) -> None:
+    loaded = sla_policy()
+    start = clock.at
+    pk = _escalate(db, clock)
+    with db.sessions() as s:
+        proposed = s.get(Decision, pk).owner  # type: ignore[union-attr]
+    other = "ben" if proposed == "ana" else "ana"
+    change = ReviewChange("reassign", reason_code="territory_exception", owner=other)
+    with db.transaction() as s:
+        record_review(s, ReviewRules(loaded.policy), ReviewRequest(pk, "U0LEE", "lee", change), now=start + minutes(30))
+
+    clock.at = start + minutes(31)
+    run_sla_scan(context(db, loaded, clock))
+
+    review, touch = clocks(db)
+    assert (review.kind, review.state) == ("review", "met")
+    assert (touch.kind, touch.owner, touch.started_at, touch.state) == (
+        "first_touch",
+        other,
+        start + minutes(30),
+        "open",
+    )
+    assert touch.due_at == start + minutes(30) + minutes(15)  # the lead is hot
+
+
+def test_given_an_escalation_nobody_reviews_when_it_breaches_then_it_is_rerouted_and_the_old_message_superseded(
+    db: Database, clock: Clock
+) -> None:
+    loaded = sla_policy()
+    start = clock.at
+    pk = _escalate(db, clock)
+    clock.at = start + timedelta(hours=2, minutes=30)
+    run_sla_scan(context(db, loaded, clock))
+
+    with db.sessions() as s:
+        old = s.get(Decision, pk)
+        assert old is not None and old.state == "superseded"
+        new = s.execute(select(Decision).where(Decision.cause == "reroute")).scalar_one()
+    assert new.owner != old.owner and new.action == "review"  # still regulated: a person decides
+    assert [c.state for c in clocks(db)] == ["rerouted", "open"]
+    assert outbox(db, f"slack.decision_update:{pk}:superseded") and outbox(db, f"slack.escalation:{new.pk}")
+
+
+def test_given_two_schedulers_scan_at_the_same_moment_when_steps_are_due_then_each_step_happens_once(
+    db: Database, clock: Clock
+) -> None:
+    loaded = sla_policy()
+    start = clock.at
+    leads = [hot_software_lead(f"00Q5e00000C{i:04d}").raw(start) for i in range(6)]
+    decide(db, loaded, leads, start)
+    clock.at = start + minutes(46)  # every step of every clock is due
+
+    with ThreadPoolExecutor(2) as pool:  # two replicas, no lease between them: only the database decides
+        list(pool.map(lambda _: run_sla_scan(context(db, loaded, clock)), range(2)))
+
+    done = [(s.clock_pk, s.step) for s in steps(db)]
+    assert len(done) == len(set(done)) == 6 * 5
+    keys = [row.dedupe_key for row in outbox(db, "sla:")]
+    assert len(keys) == len(set(keys)) == 6 * 2  # the manager and the late owner's note (nudges coalesced away)
+    with db.sessions() as s:
+        rerouted = s.execute(select(Decision).where(Decision.cause == "reroute")).scalars().all()
+    assert len(rerouted) == 6
+
+
+def test_given_business_hours_when_an_escalation_arrives_late_on_friday_then_its_review_is_due_monday_morning(
+    db: Database, clock: Clock
+) -> None:
+    reps = [
+        {"id": "ana", "name": "Ana", "slack_user": "U0ANA", "team": "mm", "timezone": "America/New_York",
+         "working_hours": {"start": "08:00", "end": "18:00"}},
+        {"id": "lee", "name": "Lee", "slack_user": "U0LEE", "roles": ["admin"], "timezone": "America/New_York"},
+    ]  # fmt: skip
+    loaded = sla_policy(reps=reps, sla={**SLA, "business_hours": True})
+    friday_1630_ny = datetime(2026, 11, 20, 21, 30, tzinfo=UTC)
+    decide(db, loaded, [LeadBuilder("00Q5e00000B0001").raw(friday_1630_ny)], friday_1630_ny)
+
+    [c] = clocks(db)
+    assert (c.kind, c.owner, c.business_hours) == ("review", "ana", True)
+    assert c.due_at == datetime(2026, 11, 23, 13, 30, tzinfo=UTC)  # 1.5 h on Friday + 0.5 h: Monday 08:30 New York
+    first_nudge = datetime.fromisoformat(c.plan[0]["at"])
+    assert first_nudge == datetime(2026, 11, 20, 22, 30, tzinfo=UTC)  # Friday 17:30: one working hour in
+    clock.at = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)  # Sunday: nothing is due
+    run_sla_scan(context(db, loaded, clock))
+    assert [s.step for s in steps(db)] == ["nudge:0.5"]
+
+
+def test_given_a_clock_nobody_answers_when_a_month_passes_its_deadline_then_it_is_closed_as_expired(
+    db: Database, clock: Clock
+) -> None:
+    loaded = sla_policy(sla={**SLA, "on_breach": [{"do": "notify_manager"}]})  # no re-route: it just waits
+    start = clock.at
+    decide(db, loaded, [hot_software_lead().raw(start)], start)
+    clock.at = start + timedelta(days=29)
+    report = run_sla_scan(context(db, loaded, clock))
+    assert report.expired == 0 and clocks(db)[0].state == "open"
+
+    clock.at = start + timedelta(days=31)
+    assert run_sla_scan(context(db, loaded, clock)).expired == 1
+    [c] = clocks(db)
+    assert (c.state, c.breached_at, c.met_at) == ("expired", start + minutes(15), None)
