@@ -16,7 +16,7 @@ from loopgate.logs import configure_logging
 from loopgate.runtime import Service, compose
 from loopgate.scheduling import ConnectorsByPolicy, scheduler_service, writeback_worker
 from loopgate.settings import load_settings
-from loopgate.wiring import open_database, read_policy
+from loopgate.wiring import deciding_policy, open_database
 
 __all__ = ["register"]
 
@@ -24,7 +24,9 @@ __all__ = ["register"]
 def serve(
     host: Annotated[str, typer.Option(envvar="LOOPGATE_HOST", help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(envvar="LOOPGATE_PORT", help="Port (0 picks a free one).")] = 3000,
-    policy: Annotated[Path | None, typer.Option(help="Policy file (default: $LOOPGATE_POLICY).")] = None,
+    policy: Annotated[
+        Path | None, typer.Option(help="Policy file (default: the published champion, else $LOOPGATE_POLICY).")
+    ] = None,
     outbox: Annotated[
         bool, typer.Option("--outbox/--no-outbox", help="Drain Slack effects from the outbox in this process.")
     ] = True,
@@ -33,7 +35,7 @@ def serve(
         bool,
         typer.Option(
             "--scheduler/--no-scheduler",
-            help="Campaign to run the scheduler (SLA timers, focus lists, digest); one replica at a time leads.",
+            help="Also run the scheduler (CRM sync, SLA timers, focus lists, digest); one replica at a time leads.",
         ),
     ] = True,
 ) -> None:
@@ -48,8 +50,11 @@ def serve(
         for s in (settings.slack_bot_token, settings.slack_signing_secret, settings.slack_app_token)
         if s is not None
     ]
-    loaded = read_policy(policy or settings.require_policy_path())
     db = open_database(settings)
+    # the bot's rules (people, teams, reason codes) are read here, once: the scheduler and the
+    # write-back worker re-read the active policy per run; restart serve after promoting a policy
+    # that changes who may act
+    loaded = deciding_policy(db, settings, policy)
     configure_logging(settings.loopgate_log_level, secrets)
     connectors = ConnectorsByPolicy(settings)
     writeback = writeback_worker(settings, db, connectors, poll=poll) if outbox else None
