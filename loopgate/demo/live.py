@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from core.sla import PolicySlaClock
+from core.store.db import Database
 from loopgate import crm
 from loopgate.demo.sandbox import Sandbox
 from loopgate.runtime import Runtime, Service, compose
@@ -37,6 +38,7 @@ class LiveSandbox:
         self.workdir, self.host, self.port, self.leads, self.with_scheduler = workdir, host, port, leads, scheduler
         self.sandbox = Sandbox(workdir, _utcnow, today=_utcnow().date())
         self.runtime: Runtime | None = None
+        self.db: Database | None = None
         self.web: SandboxWeb | None = None
 
     @property
@@ -49,7 +51,7 @@ class LiveSandbox:
         loaded = sb.loaded
         started = _utcnow() - timedelta(minutes=5)
         seed_demo_org(sb.salesforce, sb.hubspot, loaded.policy, leads=self.leads, start=started)
-        db = sb.fresh_database()
+        db = self.db = sb.fresh_database()
         settings = sb.settings()
         connectors = ConnectorsByPolicy(settings)
         services: list[Service] = []
