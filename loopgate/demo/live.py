@@ -33,10 +33,22 @@ class LiveSandbox:
     """Build with :meth:`start`, end with :meth:`stop`; :attr:`url` is the page."""
 
     def __init__(
-        self, workdir: Path, *, host: str = "127.0.0.1", port: int = 3000, leads: int = 120, scheduler: bool = True
+        self,
+        workdir: Path,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 3000,
+        leads: int = 120,
+        scheduler: bool = True,
+        poll: float = 0.2,
+        latency: float = 0.0,
+        sync_interval: str | None = None,
     ) -> None:
+        """``poll``: the outbox workers' idle poll; ``latency``: added to every CRM call;
+        ``sync_interval``: instead of the demo policy's (``bench/speed_to_lead.py``)."""
         self.workdir, self.host, self.port, self.leads, self.with_scheduler = workdir, host, port, leads, scheduler
-        self.sandbox = Sandbox(workdir, _utcnow, today=_utcnow().date())
+        self.poll = poll
+        self.sandbox = Sandbox(workdir, _utcnow, today=_utcnow().date(), latency=latency, sync_interval=sync_interval)
         self.runtime: Runtime | None = None
         self.db: Database | None = None
         self.web: SandboxWeb | None = None
@@ -55,13 +67,13 @@ class LiveSandbox:
         settings = sb.settings()
         connectors = ConnectorsByPolicy(settings)
         services: list[Service] = []
-        writeback = writeback_worker(settings, db, connectors, poll=0.2)
+        writeback = writeback_worker(settings, db, connectors, poll=self.poll)
         if writeback is not None:
             services.append(writeback)
         if self.with_scheduler:
             services.append(scheduler_service(settings, db, connectors=connectors))
         self.runtime = compose(
-            settings, db, loaded, port=0, poll=0.2, services=services, review_clock=PolicySlaClock(loaded.policy)
+            settings, db, loaded, port=0, poll=self.poll, services=services, review_clock=PolicySlaClock(loaded.policy)
         )
         sb.slack.request_url = f"{self.runtime.front.url}/slack/events"
         # the first sync before anything runs, so the page opens on decided leads

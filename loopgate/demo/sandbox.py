@@ -67,12 +67,23 @@ def demo_policy_text(today: date | None = None) -> str:
 class Sandbox:
     """The three fakes, started, with the demo org's people in Slack. Use as a context manager."""
 
-    def __init__(self, workdir: Path, clock: Any, *, today: date | None = None, latency: float = 0.0) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        clock: Any,
+        *,
+        today: date | None = None,
+        latency: float = 0.0,
+        sync_interval: str | None = None,
+    ) -> None:
         self.workdir = workdir
         self.clock = clock
         workdir.mkdir(parents=True, exist_ok=True)
         self.policy_path = workdir / "policy.yaml"
-        self.policy_path.write_text(demo_policy_text(today), encoding="utf-8")
+        text = demo_policy_text(today)
+        if sync_interval is not None:
+            text = text.replace("sync: {interval: 30s}", f"sync: {{interval: {sync_interval}}}")
+        self.policy_path.write_text(text, encoding="utf-8")
         self.loaded: LoadedPolicy = parse_policy(self.policy_path.read_text(encoding="utf-8"), str(self.policy_path))
         self.salesforce = FakeSalesforce(clock=clock)
         self.hubspot = FakeHubSpot(clock=clock)
