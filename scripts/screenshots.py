@@ -9,6 +9,7 @@ Emoji render only if a colour emoji font is installed (Debian: fonts-noto-color-
 
 from __future__ import annotations
 
+import logging
 import shutil
 import sys
 import tempfile
@@ -67,6 +68,7 @@ def sandbox_page(tmp: Path) -> None:
 
 
 def main() -> int:
+    logging.basicConfig(level=logging.ERROR)  # the demo's SLA steps run "late" on purpose
     IMAGES.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="loopgate-shots-") as tmp:
         sandbox_page(Path(tmp))
