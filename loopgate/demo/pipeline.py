@@ -81,8 +81,7 @@ class _Demo:
             self.runtime.uploader,
             ActiveWriteback(self.settings, db, self.connectors, clock),
         ]
-        # one engine, built before any scan: building it reads the store, and on SQLite a read
-        # inside the scan's write transaction would wait for that transaction to end
+        # one engine for the whole run: the policy does not change and nothing refits calibration
         engine = build_engine(db, self.loaded)
         self.context = SchedulerContext(
             db, policy=lambda: self.loaded, engine=lambda _loaded: engine, clock=clock, actor="demo"
