@@ -23,9 +23,11 @@ class _Plain:
 
     def __init__(self) -> None:
         self.started = time.perf_counter()
+        self.finished: set[str] = set()
 
     def __call__(self, stage: str, done: int, total: int) -> None:
-        if done >= total:
+        if done >= total and stage not in self.finished:
+            self.finished.add(stage)
             err.print(f"[{time.perf_counter() - self.started:5.1f}s] {stage}: {done:,}", soft_wrap=True)
 
 
@@ -43,6 +45,7 @@ class _Bars:
 
 
 def _table(figures: dict[str, Any], seconds: float) -> Table:
+    """Short rows, so the table fits an 80-column terminal."""
     table = Table(title="loopgate demo", show_header=True, header_style="bold")
     table.add_column("figure")
     table.add_column("value", justify="right")
@@ -51,17 +54,18 @@ def _table(figures: dict[str, Any], seconds: float) -> Table:
     table.add_row("leads (both CRMs)", f"{figures['leads']:,}")
     for action in ("auto", "review", "suppress"):
         table.add_row(f"  {action}", f"{d[action]:,} ({d[action] / total:.0%})")
-    reviews = figures["reviews"]
-    table.add_row("reviewed in Slack", " / ".join(f"{k} {v}" for k, v in reviews.items()) or "0")
+    for kind, count in figures["reviews"].items():
+        table.add_row(f"reviewed in Slack: {kind}", f"{count:,}")
     table.add_row("clicks refused (not allowed)", str(figures["refused_clicks"]))
-    for reason, count in figures["overrides_by_reason"].items():
-        table.add_row(f"  {reason}", str(count))
+    table.add_row("overrides and reassigns by reason", "")
+    for code, count in figures["overrides_by_reason_code"].items():
+        table.add_row(f"  {code}", str(count))
     for kind, row in figures["sla"].items():
         share = "–" if row["attainment"] is None else f"{row['attainment']:.0%}"
-        table.add_row(f"SLA {kind.replace('_', ' ')}", f"{share} met ({row.get('breached', 0)} breached)")
+        table.add_row(f"SLA {kind.replace('_', ' ')} met", f"{share} ({row.get('breached', 0)} breached)")
     table.add_row("re-routed after a breach", str(figures["reroutes"]))
-    calls = figures["api_calls"]
-    table.add_row("API calls", " / ".join(f"{k} {v:,}" for k, v in calls.items()))
+    for service, calls in figures["api_calls"].items():
+        table.add_row(f"API calls: {service}", f"{calls:,}")
     table.add_row("wall time", f"{seconds:.1f} s")
     return table
 

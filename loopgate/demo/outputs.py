@@ -69,6 +69,9 @@ def summary(run: DemoRun) -> dict[str, Any]:
             labels.get(code or "", code or "?"): int(n)
             for code, n in sorted(reasons, key=lambda r: (-r[1], r[0] or ""))
         },
+        "overrides_by_reason_code": {
+            code or "?": int(n) for code, n in sorted(reasons, key=lambda r: (-r[1], r[0] or ""))
+        },
         "refused_clicks": run.tally.refused,
         "modal_errors": run.tally.modal_errors,
         "sla": {

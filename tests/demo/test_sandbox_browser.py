@@ -99,17 +99,22 @@ def test_given_the_sandbox_page_when_a_person_approves_and_overrides_then_cards_
     assert live.db is not None
     slack = live.sandbox.slack
     channel = "C0MMREVIEW"
-    # the outbox worker posts the escalations of the first sync
-    slack.wait_until(lambda: len(slack.messages(channel)) >= 2, timeout=20)
-    with live.db.sessions() as s:
-        pending = s.execute(
-            select(Decision).where(Decision.state == "pending_review", Decision.team == "mm").order_by(Decision.pk)
-        ).scalars()
-        first, second = [d for d in pending if d.owner_kind == "rep"][:2]
-        posted = {
-            m.decision_pk: m.ts
-            for m in s.execute(select(SlackMessage).where(SlackMessage.key.like("escalation:%:channel"))).scalars()
-        }
+    db = live.db
+
+    def posted_escalations() -> list[tuple[Decision, str]]:
+        """Escalations of team mm with a rep proposed, once the outbox worker has posted them."""
+        with db.sessions() as s:
+            rows = s.execute(
+                select(Decision, SlackMessage.ts)
+                .join(SlackMessage, SlackMessage.decision_pk == Decision.pk)
+                .where(SlackMessage.key.like("escalation:%:channel"), Decision.state == "pending_review",
+                       Decision.team == "mm", Decision.owner_kind == "rep")
+                .order_by(Decision.pk)
+            ).all()  # fmt: skip
+        return [(d, ts) for d, ts in rows]
+
+    (first, first_ts), (second, second_ts) = slack.wait_until(lambda: posted_escalations()[:2], timeout=20)
+    posted = {first.pk: first_ts, second.pk: second_ts}
     reps = {r.id: r for r in live.sandbox.loaded.policy.reps}
     owner_name = reps[str(first.owner)].name
 
