@@ -3,17 +3,21 @@
 page, where a person plays the reviewers (:mod:`loopgate.sandbox.web`).
 
 The org is seeded smaller than the demo's (a page of escalations, not hundreds) and synced
-once at start, so the page has something to show at once; after that the scheduler syncs
-both CRMs at the demo policy's interval (30 s), so a lead added from the page shows up.
+once at start, so the page has something to show at once (with this week's digest so far in
+the leaders' channel); after that the scheduler syncs both CRMs at the demo policy's interval
+(30 s), so a lead added from the page shows up.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
+from core.digest import week_label
 from core.sla import PolicySlaClock
 from core.store.db import Database
+from core.store.digest import weekly_digest
 from loopgate import crm
 from loopgate.demo.sandbox import Sandbox
 from loopgate.runtime import Runtime, Service, compose
@@ -21,6 +25,7 @@ from loopgate.sandbox.demo_org import seed_demo_org
 from loopgate.sandbox.web import SandboxWeb
 from loopgate.scheduling import ConnectorsByPolicy, scheduler_service, writeback_worker
 from loopgate.wiring import build_engine
+from scheduler.digest import queue_digest, render_digest
 
 __all__ = ["LiveSandbox"]
 
@@ -78,6 +83,7 @@ class LiveSandbox:
         sb.slack.request_url = f"{self.runtime.front.url}/slack/events"
         # the first sync before anything runs, so the page opens on decided leads
         crm.sync(crm.Runtime(db, build_engine(db, loaded), connectors.get(loaded), _utcnow))
+        self._post_digest_so_far(db)
         self.runtime.start()
         people: dict[str, str] = {}
         for rep in loaded.policy.reps:
@@ -90,6 +96,20 @@ class LiveSandbox:
         self.web = SandboxWeb(sb.slack, sb.salesforce, sb.hubspot, people=people, host=self.host, port=self.port)
         self.web.start()
         return self
+
+    def _post_digest_so_far(self, db: Database) -> None:
+        """Queue this week's digest so far for the leaders' channel (the Monday job posts only
+        complete weeks, and a fresh sandbox has none): its chart and its audit sample with
+        Confirm / Flag… are then on the page at once, posted by the real outbox worker."""
+        loaded = self.sandbox.loaded
+        config = loaded.policy.digest
+        if config is None:
+            return
+        now = _utcnow()
+        week = week_label(now.astimezone(ZoneInfo(config.timezone)).date())
+        with db.transaction() as session:
+            d = weekly_digest(session, loaded, week=week, now=now, timezone=config.timezone)
+            queue_digest(session, loaded, d, render_digest(d, loaded), channel=config.channel)
 
     def stop(self) -> None:
         if self.web is not None:

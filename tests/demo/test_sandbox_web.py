@@ -1,5 +1,5 @@
-"""``serve --sandbox`` without a browser: the page's JSON routes, a refused click, a new lead,
-and hostile CRM names that reach Slack without pinging anyone."""
+"""``serve --sandbox`` without a browser: the page's JSON routes, a refused click, the digest
+chart, a new lead, and hostile CRM names that reach Slack without pinging anyone."""
 
 from __future__ import annotations
 
@@ -63,6 +63,11 @@ def test_given_the_sandbox_when_using_its_page_api_then_clicks_reach_the_bot_sig
     assert answer["ok"]
     slack.wait_until(lambda: slack.ephemerals_for("U0GUEST"), timeout=10)
     assert json.loads(_get(f"{live.url}/api/state?user=U0GUEST&channel={channel}")[1])["ephemerals"]
+
+    # the week's digest so far is in the leaders' channel, its chart served to the page
+    digest = slack.wait_until(lambda: [m for m in slack.messages("C0LEADERS") if m.files], timeout=20)
+    status, chart = _get(f"{live.url}/files/{digest[0].files[0]['id']}")
+    assert status == 200 and chart.startswith(b"\x89PNG")
 
     created = _post(live.url + "/api/lead", {"crm": "salesforce"})
     assert live.sandbox.salesforce.get("Lead", created["id"])["LastName"].startswith("Lead ")
