@@ -9,10 +9,6 @@ from __future__ import annotations
 
 import io
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.ticker import PercentFormatter
-
 from core.digest import SCORE_BINS, Digest
 
 __all__ = ["digest_chart"]
@@ -22,6 +18,11 @@ _COLORS = {"auto": "#2a9d8f", "review": "#e9c46a", "suppress": "#adb5bd"}
 
 def digest_chart(d: Digest) -> bytes:
     """The PNG bytes of the digest's chart."""
+    # matplotlib costs half a second to import: only the digest pays for it, not every command
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import PercentFormatter
+
     fig = Figure(figsize=(12, 3.4), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     days, scores, trust = fig.subplots(1, 3)

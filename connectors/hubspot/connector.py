@@ -34,6 +34,7 @@ from connectors.hubspot.records import (
     merged_tombstones,
     modified_at,
     next_cursor,
+    rewind,
     window,
 )
 from connectors.retry import RetryPolicy, call_with_retry
@@ -82,6 +83,7 @@ class HubSpotConnector:
         page_size: int = 200,
         search_per_second: float = 4.0,
         archived_every: timedelta = timedelta(hours=1),
+        search_lag: timedelta = timedelta(seconds=30),
         clock: Callable[[], datetime] | None = None,
         timeout: float = 120.0,
     ) -> None:
@@ -93,6 +95,7 @@ class HubSpotConnector:
         self.page_size = page_size
         self.search_interval = 1.0 / search_per_second if search_per_second > 0 else 0.0
         self.archived_every = archived_every
+        self.search_lag = search_lag
         self.clock = clock or (lambda: datetime.now(UTC))
         self.timeout = (10.0, timeout)
         self.calls = 0
@@ -199,6 +202,7 @@ class HubSpotConnector:
             "deals": list(DEAL_PROPERTIES),
         }[object_type]
         search_api = f"{object_type}.search"
+        cursor = rewind(cursor, self.search_lag)
         while True:
             groups, sort_by = window(modified, cursor)
             body = {

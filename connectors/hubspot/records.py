@@ -8,12 +8,17 @@ modification date. The cap is never reached, moved records are never skipped, an
 share a timestamp across a page boundary are neither lost nor read twice. When more records
 share one millisecond than one window can exclude (``NOT_IN`` takes 100 values), the stream
 walks that millisecond by ``hs_object_id`` instead ("tie mode").
+
+Search is an index that trails writes by a few seconds: a record modified just before a run's
+last window can become searchable only after it, with a date below the cursor. So each run starts
+a look-back before the cursor (:func:`rewind`). Reading those records again is harmless — the
+store keeps each lead's content hash and decides only what changed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connectors.setup_spec import HUBSPOT_COMPANY_FIELDS
@@ -31,6 +36,7 @@ __all__ = [
     "merged_tombstones",
     "millis",
     "next_cursor",
+    "rewind",
     "window",
 ]
 
@@ -54,6 +60,13 @@ _CONVERTED_STAGES = frozenset({"opportunity", "customer", "evangelist"})
 
 def millis(value: datetime) -> int:
     return int(value.astimezone(UTC).timestamp() * 1000)
+
+
+def rewind(cursor: Cursor | None, lag: timedelta) -> Cursor | None:
+    """Where a run starts: ``lag`` before the stored cursor (a walk by id in progress resumes)."""
+    if cursor is None or cursor.ts is None or lag <= timedelta(0) or "tie_after" in cursor.state:
+        return cursor
+    return Cursor(cursor.ts - lag)
 
 
 def window(modified: str, cursor: Cursor | None) -> tuple[list[dict[str, Any]], str]:

@@ -24,6 +24,13 @@ __all__ = ["STREAMS", "Stream", "build_query", "soql_datetime"]
 
 _ID = re.compile(r"^[A-Za-z0-9]{15,18}$")
 
+# Lead statuses that mean nobody has worked the lead yet: Salesforce's default "Open - Not
+# Contacted" and the common "New"/"Open". Salesforce has no standard first-touch timestamp on
+# every edition (FirstCallDateTime needs Sales Engagement), so the first sync that sees a lead
+# leave these statuses dates the touch at that change's LastModifiedDate — an upper bound, so an
+# SLA is never counted as met earlier than it was. The store keeps the earliest date it saw.
+UNTOUCHED_STATUSES = frozenset({"open - not contacted", "new", "open"})
+
 
 def soql_datetime(value: datetime) -> str:
     """A SOQL dateTime literal (second precision, UTC, unquoted)."""
@@ -79,6 +86,13 @@ def _loopgate_values(row: Mapping[str, Any], names: Sequence[str]) -> dict[str, 
     return {name: row.get(name) for name in names}
 
 
+def _first_touch(row: Mapping[str, Any]) -> datetime | None:
+    status = str(row.get("Status") or "").strip().lower()
+    if not status or (status in UNTOUCHED_STATUSES and not row.get("IsConverted")):
+        return None
+    return _time(row.get("LastModifiedDate"))
+
+
 def _lead_page(stream: str, rows: Sequence[Mapping[str, Any]], cursor: Cursor, names: Sequence[str]) -> Page:
     leads, tombstones = [], []
     for r in rows:
@@ -112,6 +126,7 @@ def _lead_page(stream: str, rows: Sequence[Mapping[str, Any]], cursor: Cursor, n
                 status=r.get("Status"),
                 converted=bool(r.get("IsConverted")),
                 converted_at=_time(r.get("ConvertedDate")),
+                first_touch_at=_first_touch(r),
                 account_id=r.get("ConvertedAccountId"),
                 deal_ids=(r["ConvertedOpportunityId"],) if r.get("ConvertedOpportunityId") else (),
                 loopgate=_loopgate_values(r, names),

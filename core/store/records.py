@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.leads import content_hash, lead_record, normalize_account, normalize_lead
@@ -100,6 +100,8 @@ def upsert_leads(session: Session, rows: Sequence[LeadRow], *, now: datetime) ->
         # NULL, which on PostgreSQL meant a round trip per lead (connectors branch)
         stmt = dialect_insert(session, Lead.__table__)
         updates = {k: getattr(stmt.excluded, k) for k in keys if k not in ("source", "crm_id")}
+        if "first_touch_at" in updates:  # a lead is first touched once: later sightings keep the earliest
+            updates["first_touch_at"] = func.coalesce(Lead.__table__.c.first_touch_at, stmt.excluded.first_touch_at)
         session.execute(stmt.on_conflict_do_update(index_elements=["source", "crm_id"], set_=updates), group)
     return _pks(session, Lead, [(v["source"], v["crm_id"]) for v in values])
 

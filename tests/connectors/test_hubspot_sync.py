@@ -168,6 +168,23 @@ def test_given_a_sync_killed_after_storing_a_page_when_run_again_then_nothing_is
     assert _decisions_per_lead(db) == dict.fromkeys(ids, 1)
 
 
+def test_given_a_contact_that_became_searchable_only_after_the_last_sync_when_synced_again_then_it_is_found(
+    db: Database, hs: FakeHubSpot, clock: Clock, engine: DecisionEngine, example_policy: LoadedPolicy
+) -> None:
+    seed_hubspot_people(hs, example_policy)
+    early = [hs.create("contacts", hs_contact(), modified=clock.advance(seconds=1)) for _ in range(5)]
+    port = hubspot_connector(hs, example_policy, clock=clock)
+    sync_crm(db, port, engine, clock=clock)
+    # search lag: modified 10 s before the stored cursor, searchable only now
+    late = hs.create("contacts", hs_contact(), modified=clock.now - timedelta(seconds=10))
+
+    report = sync_crm(db, port, engine, clock=clock)
+
+    assert sorted(_leads(db)) == sorted([*early, late])
+    assert _decisions_per_lead(db) == dict.fromkeys([*early, late], 1)  # the look-back decides nothing again
+    assert report.decided == 1
+
+
 def test_given_a_contact_of_a_company_when_synced_then_it_is_linked_to_it(
     db: Database, hs: FakeHubSpot, clock: Clock, engine: DecisionEngine, example_policy: LoadedPolicy
 ) -> None:

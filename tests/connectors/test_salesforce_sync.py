@@ -219,6 +219,27 @@ def test_given_a_full_resync_when_nothing_changed_then_nothing_is_decided_again(
     assert report.leads == 6 and report.accounts == 1 and report.decided == 0
 
 
+def test_given_a_rep_working_a_lead_when_synced_then_the_first_touch_is_dated_once(
+    db: Database, sf: FakeSalesforce, engine: DecisionEngine, example_policy: LoadedPolicy, clock: Clock
+) -> None:
+    untouched, worked = sf.create("Lead", sf_lead()), sf.create("Lead", sf_lead())
+    port = salesforce_connector(sf, example_policy)
+    sync_crm(db, port, engine, clock=clock)
+    assert _leads(db)[worked].first_touch_at is None
+    touched_at = clock.advance(minutes=7)
+    sf.update("Lead", worked, Status="Working - Contacted")
+    sync_crm(db, port, engine, clock=clock)
+    clock.advance(hours=3)
+    sf.update("Lead", worked, Title="Chief Technology Officer")  # a later edit is not a first touch
+
+    sync_crm(db, port, engine, clock=clock)
+
+    leads = _leads(db)
+    assert leads[worked].first_touch_at is not None
+    assert leads[worked].first_touch_at.replace(tzinfo=None) == touched_at.replace(tzinfo=None, microsecond=0)
+    assert leads[untouched].first_touch_at is None
+
+
 def test_given_a_contact_of_a_strategic_account_when_synced_then_it_is_linked_and_decided_with_the_account(
     db: Database, sf: FakeSalesforce, engine: DecisionEngine, example_policy: LoadedPolicy, clock: Clock
 ) -> None:
