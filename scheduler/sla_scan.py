@@ -267,6 +267,11 @@ def run_sla_scan(ctx: SchedulerContext, *, limit: int = 500) -> ScanReport:
     scan.report.expired += settled.expired
     with ctx.db.sessions() as session:
         due = due_clocks(session, now=scan.now, limit=limit)
+    if due:
+        # build the engine (a re-route needs it) before any clock's transaction: building it
+        # reads the store, and on SQLite a read begun inside the scan's write transaction
+        # waits for that very transaction until the busy timeout
+        _ = scan.engine
     for clock_pk in due:
         try:
             with ctx.db.transaction() as session:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 from pathlib import Path
@@ -38,11 +39,25 @@ def serve(
             help="Also run the scheduler (CRM sync, SLA timers, focus lists, digest); one replica at a time leads.",
         ),
     ] = True,
+    sandbox: Annotated[
+        bool,
+        typer.Option(
+            "--sandbox",
+            help="No credentials: run against local fake Salesforce, HubSpot and Slack, and serve a web page "
+            "(http://HOST:PORT) showing the Slack channel, the modals and the CRM records.",
+        ),
+    ] = False,
+    sandbox_leads: Annotated[int, typer.Option(help="With --sandbox: leads to seed.", min=10)] = 120,
+    sandbox_dir: Annotated[Path, typer.Option(help="With --sandbox: folder for its store.")] = Path("demo-out/sandbox"),
 ) -> None:
     """Run the Slack bot: HTTP on HOST:PORT (/slack/events, /healthz), or Socket Mode when
     SLACK_APP_TOKEN is set; the outbox worker posts escalations and updates; with a CRM configured
     a second worker writes decisions back to it; the scheduler runs CRM sync, SLA timers, focus
-    lists, the weekly digest and the learning jobs (on one replica at a time)."""
+    lists, the weekly digest and the learning jobs (on one replica at a time). With --sandbox, all
+    of it against local fake services, played from a web page."""
+    if sandbox:
+        _serve_sandbox(host, port, sandbox_dir, sandbox_leads, scheduler)
+        return
     settings = load_settings()
     settings.require_slack()  # before anything else, so a missing token is the one line shown
     secrets = [
@@ -91,6 +106,30 @@ def serve(
     stop.wait()
     err.print("stopping: finishing requests and effects in flight", soft_wrap=True)
     runtime.stop()
+    err.print("stopped", soft_wrap=True)
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    stop.wait()
+
+
+def _serve_sandbox(host: str, port: int, workdir: Path, leads: int, scheduler: bool) -> None:
+    from loopgate.demo.live import LiveSandbox
+
+    logging.getLogger().setLevel(logging.WARNING)
+    live = LiveSandbox(workdir, host=host, port=port, leads=leads, scheduler=scheduler).start()
+    err.print(f"loopgate sandbox serving {live.url} (fake Salesforce, HubSpot and Slack; store in {workdir})",
+              soft_wrap=True)  # fmt: skip
+    _wait_for_signal()
+    err.print("stopping", soft_wrap=True)
+    live.stop()
     err.print("stopped", soft_wrap=True)
 
 

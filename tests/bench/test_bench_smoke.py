@@ -93,3 +93,16 @@ def test_given_a_small_store_when_the_digest_bench_runs_then_it_prints_one_line_
         line["query_seconds"] + line["render_seconds"], abs=0.01
     )
     assert "seconds" in captured.err  # the readable table
+
+
+def test_given_quick_mode_when_measuring_speed_to_lead_then_one_line_with_percentiles_and_the_target(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    speed = _bench("speed_to_lead")
+    assert speed.main(["--quick"]) == 0
+    captured = capsys.readouterr()
+    [row] = [json.loads(line) for line in captured.out.splitlines()]
+    assert row["mode"] == "polling 1s" and row["latency_ms"] == 100.0
+    assert row["auto"] > 0 and row["review"] > 0 and row["missed"] == 0  # both kinds measured, none lost
+    assert 0 < row["p50_s"] <= row["p95_s"] and row["target_s"] == 3.0 and isinstance(row["met"], bool)
+    assert "p95_s" in captured.err  # the readable table

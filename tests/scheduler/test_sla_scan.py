@@ -3,6 +3,7 @@ without the late owner, catching up after downtime, answered clocks stop."""
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
@@ -12,6 +13,8 @@ from core.review import ReviewChange, ReviewRules
 from core.store.db import Database
 from core.store.models import Decision, Lead
 from core.store.reviews import ReviewRequest, record_review
+from loopgate.wiring import build_engine
+from scheduler.context import SchedulerContext
 from scheduler.sla_scan import run_sla_scan
 from tests.builders import LeadBuilder, decide
 from tests.scheduler.conftest import (
@@ -300,3 +303,21 @@ def test_given_a_clock_nobody_answers_when_a_month_passes_its_deadline_then_it_i
     assert run_sla_scan(context(db, loaded, clock)).expired == 1
     [c] = clocks(db)
     assert (c.state, c.breached_at, c.met_at) == ("expired", start + minutes(15), None)
+
+
+def test_given_the_engine_reads_the_store_when_a_scan_reroutes_then_it_does_not_wait_on_its_own_transaction(
+    db: Database, clock: Clock
+) -> None:
+    # serve builds the engine with the store's calibration (a read): on SQLite, a read begun
+    # inside the scan's write transaction would wait for that very transaction (and time out)
+    loaded = sla_policy()
+    start = clock.at
+    decide(db, loaded, [hot_software_lead().raw(start)], start)
+    [c] = clocks(db)
+    ctx = SchedulerContext(db, policy=lambda: loaded, engine=lambda p: build_engine(db, p), clock=clock)
+    clock.at = start + minutes(46)
+    began = time.monotonic()
+    report = run_sla_scan(ctx)
+    assert report.steps.get("rerouted") == 1
+    assert time.monotonic() - began < 10
+    assert [x.state for x in clocks(db) if x.pk == c.pk] == ["rerouted"]

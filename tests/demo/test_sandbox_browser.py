@@ -1,0 +1,158 @@
+"""The sandbox page in headless Chromium: a person approves one escalation and overrides
+another, as they would in Slack, and sees the decision on the card and in the CRM record.
+
+Skipped without Chromium (Debian's ``chromium`` and ``chromium-driver``) unless
+``LOOPGATE_REQUIRE_BROWSER=1`` (CI sets it, so a missing browser fails there). The screenshot
+is saved to ``test-artifacts/sandbox.png``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from bot import ids
+from core.store.models import Decision, SlackMessage
+from loopgate.demo.live import LiveSandbox
+from tests.conftest import ROOT
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+def _browser_or_skip() -> Any:
+    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not Path(p).exists()]
+    try:
+        from selenium import webdriver
+    except ImportError:
+        missing.append("selenium")
+    if missing:
+        reason = f"no browser to drive: {', '.join(missing)} missing (apt-get install chromium chromium-driver)"
+        if os.environ.get("LOOPGATE_REQUIRE_BROWSER") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return webdriver
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    webdriver = _browser_or_skip()
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1500,950"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    driver.implicitly_wait(0)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture
+def live(tmp_path: Path) -> Iterator[LiveSandbox]:
+    sandbox = LiveSandbox(tmp_path, port=0, leads=60, scheduler=False).start()
+    try:
+        yield sandbox
+    finally:
+        sandbox.stop()
+
+
+def _wait(driver: Any, check: Any, timeout: float = 15) -> Any:
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    # the page re-renders a part when its data changes: look again rather than fail
+    ignored = (NoSuchElementException, StaleElementReferenceException)
+    return WebDriverWait(driver, timeout, poll_frequency=0.1, ignored_exceptions=ignored).until(lambda d: check(d))
+
+
+def _card_text(driver: Any, ts: str) -> str:
+    from selenium.webdriver.common.by import By
+
+    cards = driver.find_elements(By.CSS_SELECTOR, f'div.message[data-ts="{ts}"]')
+    return str(cards[0].text) if cards else ""
+
+
+def _crm_row(driver: Any, crm_id: str) -> Any:
+    from selenium.webdriver.common.by import By
+
+    rows = driver.find_elements(By.CSS_SELECTOR, f'tr[data-crm-id="{crm_id}"]')
+    return rows[0] if rows else None
+
+
+def test_given_the_sandbox_page_when_a_person_approves_and_overrides_then_cards_and_crm_records_show_it(
+    live: LiveSandbox, browser: Any
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    assert live.db is not None
+    slack = live.sandbox.slack
+    channel = "C0MMREVIEW"
+    db = live.db
+
+    def posted_escalations() -> list[tuple[Decision, str]]:
+        """Escalations of team mm with a rep proposed, once the outbox worker has posted them."""
+        with db.sessions() as s:
+            rows = s.execute(
+                select(Decision, SlackMessage.ts)
+                .join(SlackMessage, SlackMessage.decision_pk == Decision.pk)
+                .where(SlackMessage.key.like("escalation:%:channel"), Decision.state == "pending_review",
+                       Decision.team == "mm", Decision.owner_kind == "rep")
+                .order_by(Decision.pk)
+            ).all()  # fmt: skip
+        return [(d, ts) for d, ts in rows]
+
+    (first, first_ts), (second, second_ts) = slack.wait_until(lambda: posted_escalations()[:2], timeout=20)
+    posted = {first.pk: first_ts, second.pk: second_ts}
+    reps = {r.id: r for r in live.sandbox.loaded.policy.reps}
+    owner_name = reps[str(first.owner)].name
+
+    browser.get(live.url)
+    _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, f'a.channel[data-id="{channel}"]'))
+    browser.find_element(By.CSS_SELECTOR, f'a.channel[data-id="{channel}"]').click()
+    _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, f'button[data-value="{first.pk}"]'))
+
+    # Approve (acting as the RevOps admin, who may act on any escalation)
+    browser.find_element(By.CSS_SELECTOR, f'button[data-action-id="{ids.APPROVE}"][data-value="{first.pk}"]').click()
+    _wait(browser, lambda d: "Approved" in _card_text(d, posted[first.pk]))
+
+    # Override: submitting without a reason shows the modal's error; with one it is recorded
+    override = f'button[data-action-id="{ids.OVERRIDE}"][data-value="{second.pk}"]'
+    browser.find_element(By.CSS_SELECTOR, override).click()
+    _wait(browser, lambda d: d.find_element(By.ID, "overlay").is_displayed())
+    browser.find_element(By.ID, "modal-submit").click()
+    error = _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, f'.error[data-block-id="{ids.BLOCK_REASON}"]'))
+    assert error[0].text
+    Select(browser.find_element(By.CSS_SELECTOR, f'select[name="{ids.BLOCK_REASON}"]')).select_by_value("data_quality")
+    band = Select(browser.find_element(By.CSS_SELECTOR, f'select[name="{ids.BLOCK_BAND}"]'))
+    new_band = next(o.get_attribute("value") for o in band.options if o.get_attribute("value") not in ("", second.band))
+    band.select_by_value(new_band)
+    owner = Select(browser.find_element(By.CSS_SELECTOR, f'select[name="{ids.BLOCK_OWNER}"]'))
+    new_owner = next(r for r in reps.values() if r.team == "mm" and r.id != second.owner and "rep" in r.roles)
+    owner.select_by_value(new_owner.id)
+    new_owner_name = new_owner.name
+    browser.find_element(By.ID, "modal-submit").click()
+    _wait(browser, lambda d: not d.find_element(By.ID, "overlay").is_displayed())
+
+    # both cards updated in place by the bot, from the real Block Kit
+    _wait(browser, lambda d: "Overridden" in _card_text(d, posted[second.pk]))
+    assert "Approved" in _card_text(browser, posted[first.pk])
+    # and both records written back to the CRM: the owner, the loopgate fields
+    _wait(browser, lambda d: (row := _crm_row(d, first.lead_id)) is not None and owner_name in row.text
+          and "needs_review" not in row.text, timeout=20)  # fmt: skip
+    _wait(browser, lambda d: (row := _crm_row(d, second.lead_id)) is not None and new_owner_name in row.text
+          and "reviewed" in row.text, timeout=20)  # fmt: skip
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    assert browser.save_screenshot(str(ARTIFACTS / "sandbox.png"))
