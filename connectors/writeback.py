@@ -43,7 +43,7 @@ from core.store import audit_log
 from core.store.audit_log import AuditRecord
 from core.store.db import Database, dialect_insert
 from core.store.decide import DecideRequest, decide_leads
-from core.store.models import CrmConflict, Decision, Lead, WritebackState
+from core.store.models import CrmConflict, Decision, Lead, Review, WritebackState
 from core.store.outbox import Dead, Done, OutboxItem, Outcome, Retry
 from core.store.records import lead_value
 from core.writeback import (
@@ -158,6 +158,11 @@ class CrmWriteback:
                 d.pk: d for d in session.execute(select(Decision).where(Decision.pk.in_(list(wanted)))).scalars()
             }
             lead_pks = {d.lead_pk for d in decisions.values()}
+            reviewed = [pk for pk, d in decisions.items() if d.state == "reviewed"]
+            reviews: dict[int, Review] = {}
+            if reviewed:
+                found = session.execute(select(Review).where(Review.decision_pk.in_(reviewed))).scalars()
+                reviews = {r.decision_pk: r for r in found}
             leads = {lead.pk: lead for lead in session.execute(select(Lead).where(Lead.pk.in_(lead_pks))).scalars()}
             states = {
                 s.lead_pk: s
@@ -184,7 +189,9 @@ class CrmWriteback:
             if skip is not None:
                 outcomes[first.pk] = Done({"skipped": skip})
                 continue
-            plan = self._plan(first, decision, leads[decision.lead_pk], states.get(decision.lead_pk))
+            plan = self._plan(
+                first, decision, leads[decision.lead_pk], states.get(decision.lead_pk), reviews.get(decision.pk)
+            )
             if plan is None:
                 outcomes[first.pk] = Done({"skipped": f"a {decision.state} decision is not written"})
                 continue
@@ -210,7 +217,9 @@ class CrmWriteback:
             return "converted Salesforce leads are read-only"
         return None
 
-    def _plan(self, item: OutboxItem, decision: Decision, lead: Lead, state: WritebackState | None) -> _Plan | None:
+    def _plan(
+        self, item: OutboxItem, decision: Decision, lead: Lead, state: WritebackState | None, review: Review | None
+    ) -> _Plan | None:
         facts = DecisionFacts(
             pk=decision.pk,
             source=decision.source,
@@ -227,6 +236,8 @@ class CrmWriteback:
             suppressed_by=decision.suppressed_by,
             crm_owner_before=decision.crm_owner_before,
             contract=decision.contract or {},
+            review_band=(review.after or {}).get("band") if review is not None else None,
+            review_reason=_review_reason(review),
         )
         if status_of(facts) is None:
             return None
@@ -491,3 +502,10 @@ def _outcome_for(exc: ConnectorError) -> Outcome:
     if isinstance(exc, BadRequest | NotFound):
         return Dead(str(exc))
     return Retry(str(exc))
+
+
+def _review_reason(review: Review | None) -> str | None:
+    """``override (timing)`` for the CRM's reason field; an approval keeps the automatic reason."""
+    if review is None or review.kind == "approve":
+        return None
+    return f"{review.kind} ({review.reason_code})" if review.reason_code else review.kind

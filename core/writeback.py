@@ -73,6 +73,9 @@ class DecisionFacts:
     suppressed_by: str | None
     crm_owner_before: str | None
     contract: Mapping[str, Any]
+    # what a reviewer changed, when one did: the CRM shows the person's band and reason code
+    review_band: str | None = None
+    review_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +98,13 @@ def status_of(facts: DecisionFacts) -> str | None:
 
 
 def _reason(facts: DecisionFacts) -> str:
+    why = _automatic_reason(facts)
+    if facts.review_reason:
+        return f"reviewer: {facts.review_reason}" + (f"; {why}" if why else "")
+    return why
+
+
+def _automatic_reason(facts: DecisionFacts) -> str:
     action = facts.final_action or facts.action
     if action == "suppress" and facts.suppressed_by:
         return f"suppressed: {facts.suppressed_by}"
@@ -118,7 +128,7 @@ def desired_fields(facts: DecisionFacts, field_map: Mapping[str, str]) -> dict[s
     nba = facts.contract.get("next_best_action") or {}
     values: dict[str, Any] = {
         "score": facts.score_total,
-        "band": facts.band,
+        "band": facts.review_band or facts.band,
         "status": status,
         "reason": _reason(facts)[:TEXT_LIMIT],
         "next_action": str(nba.get("label") or nba.get("code") or "")[:TEXT_LIMIT] if isinstance(nba, Mapping) else "",

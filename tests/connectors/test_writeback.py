@@ -12,10 +12,12 @@ from connectors.writeback import CrmWriteback
 from core.engine import DecisionEngine
 from core.policy import LoadedPolicy
 from core.ports import CrmPort
+from core.review import ReviewChange, ReviewRules
 from core.store import outbox
 from core.store.db import Database
 from core.store.models import AuditEvent, CrmConflict, Decision, Lead, OutboxRow
 from core.store.outbox import DrainReport
+from core.store.reviews import ReviewRequest, record_review
 from loopgate.sandbox.hubspot import FakeHubSpot
 from loopgate.sandbox.salesforce import FakeSalesforce
 from tests.connectors.builders import (
@@ -250,3 +252,27 @@ def test_given_a_reviewed_decision_when_its_review_row_is_drained_then_the_revie
 
     record: dict[str, Any] = sf.get("Lead", lead)
     assert record["OwnerId"] == people["cy"] and record["Loopgate_Status__c"] == "reviewed"
+
+
+def test_given_an_override_with_a_new_band_when_written_back_then_the_crm_shows_the_persons_band_and_reason(
+    db: Database, sf: FakeSalesforce, clock: Clock, engine: DecisionEngine, example_policy: LoadedPolicy
+) -> None:
+    seed_salesforce_people(sf, example_policy)
+    lead = sf.create("Lead", sf_lead(Industry="banking"))  # regulated: a person reviews it
+    port = salesforce_connector(sf, example_policy)
+    sync_crm(db, port, engine, clock=clock)
+    _drain(db, engine, port, clock)
+    decided = _decision(db, lead)
+    assert decided.state == "pending_review"
+    band = next(b for b in example_policy.policy.scoring.bands if b != decided.band)
+    rules = ReviewRules(example_policy.policy)
+    with db.transaction() as s:  # an admin overrides it, as the bot's modal does
+        change = ReviewChange("override", reason_code="data_quality", band=band)
+        record_review(s, rules, ReviewRequest(decided.pk, "U01REV", "rev", change), now=clock())
+
+    _drain(db, engine, port, clock)
+
+    record: dict[str, Any] = sf.get("Lead", lead)
+    assert record["Loopgate_Status__c"] == "reviewed"
+    assert record["Loopgate_Band__c"] == band != decided.band
+    assert record["Loopgate_Reason__c"].startswith("reviewer: override (data_quality); regulated_industry")

@@ -151,8 +151,15 @@ def test_given_the_sandbox_page_when_a_person_approves_and_overrides_then_cards_
     # and both records written back to the CRM: the owner, the loopgate fields
     _wait(browser, lambda d: (row := _crm_row(d, first.lead_id)) is not None and owner_name in row.text
           and "needs_review" not in row.text, timeout=20)  # fmt: skip
-    _wait(browser, lambda d: (row := _crm_row(d, second.lead_id)) is not None and new_owner_name in row.text
-          and "reviewed" in row.text, timeout=20)  # fmt: skip
+    _wait(
+        browser,
+        lambda d: (
+            (row := _crm_row(d, second.lead_id)) is not None
+            and new_owner_name in row.text
+            and f"reviewed · {new_band}" in row.text  # the person's band, not the automatic one
+        ),
+        timeout=20,
+    )
 
     ARTIFACTS.mkdir(exist_ok=True)
     assert browser.save_screenshot(str(ARTIFACTS / "sandbox.png"))
