@@ -362,3 +362,29 @@ def test_given_a_burst_of_slow_lazy_work_when_more_clicks_arrive_then_their_acks
     assert max(acks) < 0.4, sorted(acks)
     harness.settle()
     assert len(harness.slack.open_views(owner)) == 12
+
+
+def test_given_an_approve_acknowledged_when_work_after_the_ack_never_runs_then_the_review_is_already_stored(
+    harness: Harness,
+) -> None:
+    # Slack never resends an acknowledged click: what the ack confirms must already be in the
+    # store, even if the process dies before anything queued after the ack runs (here: every
+    # thread that would run it is busy)
+    pk, owner = _escalate(harness)
+    message = harness.posted(pk)
+    gate = threading.Event()
+    lazy = harness.runtime.pool.lazy
+    blockers = [lazy.submit(gate.wait) for _ in range(lazy._max_workers)]
+    try:
+        delivery = harness.slack.click(owner, ids.APPROVE, channel=message.channel, ts=message.ts)
+        assert delivery.status == 200
+        [review] = _reviews(harness.db)
+        assert review.reviewer == owner
+    finally:
+        gate.set()
+        for blocker in blockers:
+            blocker.result(timeout=5)
+    harness.settle()
+    harness.drain()
+    assert harness.posted(pk).blocks[0]["text"]["text"].startswith("Approved: ")
+    assert harness.slack.ephemerals == []
