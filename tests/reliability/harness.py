@@ -34,8 +34,7 @@ import sys
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -377,6 +376,13 @@ class World:
         proc = self.spawn("audit", "verify")
         return proc.wait(120) == 0
 
+    def audit_export(self) -> str:
+        result = subprocess.run(
+            [sys.executable, "-m", "loopgate", "audit", "export"], cwd=ROOT, env=self.env(), capture_output=True,
+            text=True, timeout=120, check=True,
+        )  # fmt: skip
+        return result.stdout + result.stderr
+
 
 # --- the scenario ---------------------------------------------------------------------------------
 
@@ -396,7 +402,9 @@ class Report:
         return json.dumps({k: getattr(self, k) for k in keys} | {"details": self.details})
 
 
-def crash_recovery(db_url: str, *, seed: int, rounds: int, contacts: int) -> Report:
+def crash_recovery(
+    db_url: str, *, seed: int, rounds: int, contacts: int, inspect: Callable[[World], None] | None = None
+) -> Report:
     """Kill ``sync`` and ``serve`` with SIGKILL at random moments while the CRM changes and
     people approve escalations; recover; judge.
 
@@ -434,6 +442,8 @@ def crash_recovery(db_url: str, *, seed: int, rounds: int, contacts: int) -> Rep
         report = check(world, "crash_recovery")
         report.details["kills"] = dict(kinds)
         report.details["rounds"] = rounds
+        if inspect is not None:
+            inspect(world)
         return report
 
 
@@ -573,9 +583,3 @@ def clobbers(writes: list[FieldWrite], human_edits: list[tuple[str, str, float]]
                     count += 1
                 set_by_human = None
     return count
-
-
-@contextmanager
-def world_for(db_url: str, seed: int = 0) -> Iterator[World]:
-    with World(db_url, seed=seed) as world:
-        yield world
