@@ -25,6 +25,7 @@ Used by ``tests/reliability`` (short form) and ``bench/chaos.py`` (full form).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -583,3 +584,116 @@ def clobbers(writes: list[FieldWrite], human_edits: list[tuple[str, str, float]]
                     count += 1
                 set_by_human = None
     return count
+
+
+# --- two replicas on one PostgreSQL database --------------------------------------------------------
+
+
+def _lease_holder(world: World) -> str | None:
+    from core.store.models import SchedulerLease
+
+    with world.db.sessions() as s:
+        rows = s.execute(select(SchedulerLease.holder, SchedulerLease.expires_at)).all()
+    live = [h for h, expires in rows if expires is not None and expires.timestamp() > time.time()]
+    return live[0] if len(live) == 1 else None
+
+
+def _pid_of(holder: str) -> int:
+    return int(holder.split(":")[-2])
+
+
+def race_approvals(world: World, a: Proc, b: Proc, races: int) -> dict[str, int]:
+    """The same escalation approved at the same moment through both replicas (the proposed
+    owner on one, the team's manager on the other): one review, one update of each message,
+    and the slower click is told who decided."""
+    managers = {t.channel: t.manager for t in world.loaded.policy.teams}
+    slack_of = {r.id: r.slack_user for r in world.loaded.policy.reps}
+    out = Counter({"races": 0, "double_reviews": 0, "double_updates": 0, "untold": 0})
+    for pk, channel, ts, owner_user in world.approvable(races):
+        manager_user = slack_of.get(managers.get(channel) or "")
+        if manager_user:
+            out.update(_race(world, pk, channel, ts, [(owner_user, a), (manager_user, b)]))
+    return dict(out)
+
+
+def _race(world: World, pk: int, channel: str, ts: str, clickers: list[tuple[str, Proc]]) -> Counter[str]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    barrier = threading.Barrier(len(clickers))
+
+    def click(user: str, proc: Proc) -> Click:
+        barrier.wait()
+        d = world.slack.click(user, ids.APPROVE, channel=channel, ts=ts, url=f"{proc.url}/slack/events")
+        return Click(pk, d.status, d.elapsed)
+
+    with ThreadPoolExecutor(len(clickers)) as pool:
+        world.clicks.extend(f.result() for f in [pool.submit(click, u, p) for u, p in clickers])
+    users = {u for u, _ in clickers}
+    world.until(lambda: _reviews_of(world, pk) >= 1, 15, f"a review of decision {pk}")
+    message = world.slack.message(channel, ts)
+    world.until(lambda: message.edits, 15, "the escalation to be updated")
+
+    def told() -> list[Any]:
+        return [e for u in users for e in world.slack.ephemerals_for(u) if "Already approved by" in e.text]
+
+    with contextlib.suppress(AssertionError):  # counted as untold below
+        world.until(told, 15, "the slower click to be told who decided")
+    time.sleep(0.3)  # a second (wrong) update or review would show by now
+    out = Counter(
+        races=1,
+        double_reviews=max(0, _reviews_of(world, pk) - 1),
+        double_updates=max(0, len(message.edits) - 1),
+        untold=0 if len(told()) == 1 else 1,
+    )
+    with world.slack._state:
+        world.slack.ephemerals.clear()
+    return out
+
+
+def _reviews_of(world: World, decision_pk: int) -> int:
+    with world.db.sessions() as s:
+        return int(
+            s.execute(select(func.count()).select_from(Review).where(Review.decision_pk == decision_pk)).scalar_one()
+        )
+
+
+def replicas(db_url: str, *, seed: int, contacts: int, races: int) -> Report:
+    """Two ``serve`` replicas (scheduler on, 2 s lease) on one database: one leader at a time,
+    outbox rows shared without doubling, simultaneous approvals settled once; the leader is
+    killed and the standby takes over; more work arrives and is drained by the survivor."""
+    with World(db_url, seed=seed) as world:
+        world.new_contacts(contacts)
+        assert world.spawn("sync", "--crm", "hubspot").wait(180) == 0
+        a, b = world.serve(), world.serve()
+        by_pid = {a.popen.pid: a, b.popen.pid: b}
+        holder = world.until(lambda: _lease_holder(world), 30, "a scheduler leader")
+        leaders: set[str] = set()
+        for _ in range(20):  # 2 s: renewals of a 2 s lease; never two holders, never a change
+            current = _lease_holder(world)
+            if current is not None:
+                leaders.add(current)
+            time.sleep(0.1)
+        world.until(lambda: world.outbox_waiting() == 0, 60, "both replicas to drain the outbox")
+        raced = race_approvals(world, a, b, races)
+        leader = by_pid[_pid_of(holder)]
+        standby = b if leader is a else a
+        leader.kill()
+        world.faults += 1
+        killed = time.monotonic()
+        new = world.until(lambda: (h := _lease_holder(world)) and h != holder and h, 30, "the standby to lead")
+        takeover = time.monotonic() - killed
+        world.new_contacts(max(1, contacts // 4))
+        assert world.spawn("sync", "--crm", "hubspot").wait(180) == 0
+        world.until(lambda: world.outbox_waiting() == 0, 60, "the survivor to drain the outbox")
+        assert standby.stop() == 0, standby.log
+        report = check(world, "replicas")
+        report.faults_injected += raced["races"]
+        report.duplicated += raced["double_reviews"] + raced["double_updates"]
+        report.lost += raced["untold"]
+        report.details.update(
+            leaders_before_kill=len(leaders),
+            new_leader_is_standby=_pid_of(new) == standby.popen.pid,
+            takeover_seconds=round(takeover, 2),
+            **raced,
+        )
+        return report
