@@ -184,8 +184,9 @@ class Click:
 class World:
     """Fakes + database + environment for ``loopgate`` subprocesses; everything they print is kept."""
 
-    def __init__(self, db_url: str, *, seed: int = 0, policy_path: Path = EXAMPLE_POLICY) -> None:
+    def __init__(self, db_url: str, *, seed: int = 0, policy_path: Path = EXAMPLE_POLICY, crm: bool = True) -> None:
         self.db_url = db_url
+        self.crm = crm
         self.rng = random.Random(seed)
         self.policy_path = policy_path
         self.loaded: LoadedPolicy = parse_policy(policy_path.read_text(), str(policy_path))
@@ -241,6 +242,8 @@ class World:
             LOOPGATE_OUTBOX_RETRY_SECONDS="0.5",
             LOOPGATE_SCHEDULER_LEASE_SECONDS="2",
         )
+        if not self.crm:
+            del keep["HUBSPOT_ACCESS_TOKEN"], keep["HUBSPOT_BASE_URL"]
         keep.update(extra)
         return keep
 
@@ -316,6 +319,7 @@ class World:
         a rep reassigned by hand (a review there may legitimately set another owner)."""
         by_hand = {r for r, _, _ in self.hubspot.human_edits}
         slack_of = {r.id: r.slack_user for r in self.loaded.policy.reps}
+        managers = {t.channel: slack_of.get(t.manager) for t in self.loaded.policy.teams}
         with self.db.sessions() as s:
             rows = s.execute(
                 select(SlackMessage.decision_pk, SlackMessage.channel, SlackMessage.ts, Decision.owner, Lead.crm_id)
@@ -326,7 +330,7 @@ class World:
             ).all()
         out = []
         for pk, channel, ts, owner, crm_id in rows:
-            user = slack_of.get(owner or "")
+            user = slack_of.get(owner or "") or managers.get(channel)  # a queue's lead: the manager
             if crm_id in by_hand or not user or not channel.startswith("C"):
                 continue
             out.append((pk, channel, ts, user))
@@ -346,12 +350,12 @@ class World:
     # --- waiting ---
 
     def outbox_waiting(self) -> int:
+        """Effects not yet performed (without a CRM configured, only Slack's)."""
+        waiting = select(func.count()).select_from(OutboxRow).where(OutboxRow.status.in_(("pending", "claimed")))
+        if not self.crm:
+            waiting = waiting.where(OutboxRow.kind.like("slack.%"))
         with self.db.sessions() as s:
-            return int(
-                s.execute(
-                    select(func.count()).select_from(OutboxRow).where(OutboxRow.status.in_(("pending", "claimed")))
-                ).scalar_one()
-            )
+            return int(s.execute(waiting).scalar_one())
 
     def until(self, check: Callable[[], Any], timeout: float, what: str) -> Any:
         deadline = time.monotonic() + timeout
@@ -697,3 +701,109 @@ def replicas(db_url: str, *, seed: int, contacts: int, races: int) -> Report:
             **raced,
         )
         return report
+
+
+# --- load: signed interactions at a steady rate over two replicas ------------------------------------
+
+
+def _regulated_leads(n: int, now: Any) -> list[dict[str, Any]]:
+    """Leads the example policy always sends to a person (banking), over the mid-market team."""
+    from datetime import timedelta
+
+    leads = []
+    for i in range(n):
+        lead = {
+            "id": f"00Q5e0000L{i:05d}", "source": "salesforce", "email": f"buyer{i}@bank{i % 97}.example",
+            "first_name": "Buyer", "last_name": f"No. {i}", "title": "Head of Digital", "company": f"Bank {i % 97}",
+            "industry": "Banking", "employees": 300 + (i % 1500), "country": "US", "lead_source": "web_demo_form",
+            "created_at": (now - timedelta(hours=1)).isoformat(), "updated_at": now.isoformat(),
+        }  # fmt: skip
+        leads.append(lead)
+    return leads
+
+
+def _decide_reviews(world: World, n: int) -> None:
+    from datetime import UTC, datetime
+
+    from core.engine import DecisionEngine
+    from core.leads import normalize_lead
+    from core.store.decide import decide_pending
+    from core.store.records import LeadRow, upsert_leads
+
+    engine = DecisionEngine(world.loaded)
+    now = datetime.now(UTC)
+    raws = _regulated_leads(n, now)
+    for start in range(0, n, 1000):
+        with world.db.transaction() as session:
+            rows = [LeadRow(normalize_lead(raw)) for raw in raws[start : start + 1000]]
+            pks = upsert_leads(session, rows, now=now)
+            decide_pending(session, engine, now=now, lead_pks=pks.values(), limit=len(pks))
+
+
+def load(db_url: str, *, rate: float, seconds: float, replicas: int = 2) -> Report:
+    """``rate`` signed Approve clicks per second for ``seconds``, alternating over ``replicas``
+    serve processes, each click on its own escalation and its own connection (as Slack sends
+    them): every click acknowledged within 3 s, every click one review, every message updated once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    n = int(rate * seconds)
+    with World(db_url, crm=False) as world:
+        _decide_reviews(world, n)
+        procs = [world.serve("--no-scheduler", LOOPGATE_LOG_LEVEL="WARNING") for _ in range(replicas)]
+        world.until(lambda: len(world.approvable(n)) >= n, 60 + n / 50, f"{n} escalations to be posted")
+        targets = world.approvable(n)
+        clicks: list[Click | None] = [None] * n
+
+        def click(i: int) -> None:
+            pk, channel, ts, user = targets[i]
+            url = f"{procs[i % replicas].url}/slack/events"
+            try:
+                d = world.slack.click(user, ids.APPROVE, channel=channel, ts=ts, url=url)
+                clicks[i] = Click(pk, d.status, d.elapsed)
+            except OSError:
+                clicks[i] = Click(pk, 0, float("inf"))
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(64) as pool:
+            for i in range(n):
+                delay = started + i / rate - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                pool.submit(click, i)
+        sent_in = time.perf_counter() - started
+        done = [c for c in clicks if c is not None]
+        world.clicks.extend(done)
+        acked = [c for c in done if c.status == 200]
+        world.until(lambda: _review_count(world) >= len(acked), 60 + n / 20, "every acknowledged click to be applied")
+        world.until(lambda: world.outbox_waiting() == 0, 60 + n / 20, "every message update")
+        time.sleep(0.5)
+        for proc in procs:
+            assert proc.stop() == 0, proc.log
+        latencies = sorted(c.elapsed for c in acked)
+        updated = Counter(len(m.edits) for m in world.slack.all_messages() if m.metadata)
+        reviews = _review_count(world)
+        late = sum(1 for c in done if c.elapsed > 3)
+
+        def pct(q: float) -> float | None:
+            return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000, 1) if latencies else None
+
+        return Report(
+            "load",
+            faults_injected=0,
+            operations=len(done),
+            lost=(n - len(acked)) + max(0, len(acked) - reviews) + late + updated.get(0, 0),
+            duplicated=max(0, reviews - len(acked)) + sum(v for k, v in updated.items() if k > 1),
+            clobbered=0,
+            details={
+                "clicks": n, "replicas": replicas, "target_rate": rate, "achieved_rate": round(n / sent_in, 1),
+                "acked": len(acked), "acked_over_3s": late, "p50_ms": pct(0.5), "p99_ms": pct(0.99),
+                "max_ms": pct(1.0), "reviews": reviews, "messages_updated_once": updated.get(1, 0),
+                "messages_not_updated": updated.get(0, 0), "messages_updated_more_than_once":
+                sum(v for k, v in updated.items() if k > 1),
+            },
+        )  # fmt: skip
+
+
+def _review_count(world: World) -> int:
+    with world.db.sessions() as s:
+        return int(s.execute(select(func.count()).select_from(Review)).scalar_one())
