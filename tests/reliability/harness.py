@@ -26,6 +26,7 @@ Used by ``tests/reliability`` (short form) and ``bench/chaos.py`` (full form).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import random
@@ -184,9 +185,18 @@ class Click:
 class World:
     """Fakes + database + environment for ``loopgate`` subprocesses; everything they print is kept."""
 
-    def __init__(self, db_url: str, *, seed: int = 0, policy_path: Path = EXAMPLE_POLICY, crm: bool = True) -> None:
+    def __init__(
+        self,
+        db_url: str,
+        *,
+        seed: int = 0,
+        policy_path: Path = EXAMPLE_POLICY,
+        crm: bool = True,
+        outbox_lease: float | None = 3,
+    ) -> None:
         self.db_url = db_url
         self.crm = crm
+        self.outbox_lease = outbox_lease
         self.rng = random.Random(seed)
         self.policy_path = policy_path
         self.loaded: LoadedPolicy = parse_policy(policy_path.read_text(), str(policy_path))
@@ -237,11 +247,11 @@ class World:
             HUBSPOT_ACCESS_TOKEN=HUBSPOT_TOKEN,
             HUBSPOT_BASE_URL=self.hubspot.url,
             HUBSPOT_SEARCH_PER_SECOND="5",
-            # a killed worker's claimed rows come back in seconds, not the production 2 minutes
-            LOOPGATE_OUTBOX_LEASE_SECONDS="3",
             LOOPGATE_OUTBOX_RETRY_SECONDS="0.5",
             LOOPGATE_SCHEDULER_LEASE_SECONDS="2",
         )
+        if self.outbox_lease is not None:  # a killed worker's rows come back in seconds, not 2 minutes
+            keep["LOOPGATE_OUTBOX_LEASE_SECONDS"] = str(self.outbox_lease)
         if not self.crm:
             del keep["HUBSPOT_ACCESS_TOKEN"], keep["HUBSPOT_BASE_URL"]
         keep.update(extra)
@@ -747,7 +757,7 @@ def load(db_url: str, *, rate: float, seconds: float, replicas: int = 2) -> Repo
     from concurrent.futures import ThreadPoolExecutor
 
     n = int(rate * seconds)
-    with World(db_url, crm=False) as world:
+    with World(db_url, crm=False, outbox_lease=None) as world:  # nothing is killed: the production lease
         _decide_reviews(world, n)
         procs = [world.serve("--no-scheduler", LOOPGATE_LOG_LEVEL="WARNING") for _ in range(replicas)]
         world.until(lambda: len(world.approvable(n)) >= n, 60 + n / 50, f"{n} escalations to be posted")
@@ -780,7 +790,9 @@ def load(db_url: str, *, rate: float, seconds: float, replicas: int = 2) -> Repo
         for proc in procs:
             assert proc.stop() == 0, proc.log
         latencies = sorted(c.elapsed for c in acked)
-        updated = Counter(len(m.edits) for m in world.slack.all_messages() if m.metadata)
+        shown = [m for m in world.slack.all_messages() if m.metadata]
+        updated = Counter(_changes(m) for m in shown)
+        same_content = sum(len(m.edits) - _changes(m) for m in shown)
         reviews = _review_count(world)
         late = sum(1 for c in done if c.elapsed > 3)
 
@@ -798,10 +810,18 @@ def load(db_url: str, *, rate: float, seconds: float, replicas: int = 2) -> Repo
                 "clicks": n, "replicas": replicas, "target_rate": rate, "achieved_rate": round(n / sent_in, 1),
                 "acked": len(acked), "acked_over_3s": late, "p50_ms": pct(0.5), "p99_ms": pct(0.99),
                 "max_ms": pct(1.0), "reviews": reviews, "messages_updated_once": updated.get(1, 0),
-                "messages_not_updated": updated.get(0, 0), "messages_updated_more_than_once":
+                "messages_not_updated": updated.get(0, 0), "idempotent_repeats": same_content,
+                "messages_updated_more_than_once":
                 sum(v for k, v in updated.items() if k > 1),
             },
         )  # fmt: skip
+
+
+def _changes(message: Any) -> int:
+    """How often a message's content really changed (an update re-sending the same content is
+    an idempotent repeat)."""
+    versions = [e["blocks"] for e in message.edits] + [message.blocks]
+    return sum(1 for old, new in itertools.pairwise(versions) if old != new)
 
 
 def _review_count(world: World) -> int:
