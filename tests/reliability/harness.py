@@ -46,7 +46,7 @@ from sqlalchemy import func, select
 from bot import ids
 from core.policy import LoadedPolicy, parse_policy
 from core.store.db import Database
-from core.store.models import Decision, Lead, OutboxRow, Review, SlackMessage
+from core.store.models import CrmConflict, Decision, Lead, OutboxRow, Review, SlackMessage
 from loopgate.sandbox.http import FakeRequest, FakeResponse
 from loopgate.sandbox.hubspot import FakeHubSpot
 from loopgate.sandbox.slack import FakeSlack
@@ -490,6 +490,7 @@ def check(world: World, scenario: str) -> Report:
             .all()
         )
         shown = list(s.execute(select(SlackMessage)).scalars())
+        conflicts = int(s.execute(select(func.count()).select_from(CrmConflict)).scalar_one())
     by_lead: dict[int, list[Decision]] = defaultdict(list)
     for d in decisions:
         by_lead[d.lead_pk].append(d)
@@ -572,6 +573,7 @@ def check(world: World, scenario: str) -> Report:
             "idempotent_repeats": repeats,
             "clicks": len(world.clicks),
             "human_owner_edits": len(hubspot.human_edits),
+            "crm_conflicts_recorded": conflicts,  # write-backs that found a person's owner and held back
             "audit_verified": audit,
             "lost_by_kind": dict(lost),
             "duplicated_by_kind": dict(dup),
