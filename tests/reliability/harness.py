@@ -56,6 +56,7 @@ EXAMPLE_POLICY = ROOT / "examples" / "policy.yaml"
 HUBSPOT_TOKEN = "pat-chaos-4f1d9e0c-secret"  # the fake's token, grepped for in the logs
 OWNER_FIELD = "hubspot_owner_id"
 STATUS_FIELD = "loopgate_status"
+ACK_TO_APPLY = 0.25  # seconds after an ack in which a kill excuses an unapplied click (reported apart)
 SLACK_SCOPES = ["chat:write", "im:write", "im:history", "channels:history", "groups:history", "users:read",
                 "commands", "files:write"]  # fmt: skip
 
@@ -180,6 +181,7 @@ class Click:
     decision_pk: int
     status: int
     elapsed: float
+    at: float = field(default_factory=time.monotonic)  # when the acknowledgement arrived
 
 
 class World:
@@ -207,6 +209,7 @@ class World:
         self.clicks: list[Click] = []
         self.versions: Counter[str] = Counter()  # contact id → contents created (1 + edits)
         self.faults = 0
+        self.kills: list[float] = []  # when a running process was killed (monotonic)
         self.owners: dict[str, str] = {}  # policy rep id → HubSpot owner id
 
     def __enter__(self) -> World:
@@ -452,6 +455,7 @@ def crash_recovery(
                 time.sleep(rng.uniform(0.0, 0.6))
             if proc.kill():
                 world.faults += 1
+                world.kills.append(time.monotonic())
                 kinds[step] += 1
         world.recover()
         report = check(world, "crash_recovery")
@@ -524,11 +528,18 @@ def check(world: World, scenario: str) -> Report:
             lost["escalation"] += 1
 
     # clicks: an acknowledged Approve on a decision still pending and still the latest is lost
+    # (bolt acks first and decides in a lazy thread: a click acknowledged in the last instant
+    # before a SIGKILL dies with the process, and Slack does not resend interactions; such
+    # clicks are reported apart, as ``clicks_unapplied_at_kill``: the button is still there)
     latest_pks = {d.pk: d for d in latest.values()}
+    unapplied_at_kill = 0
     for click in world.clicks:
         d = latest_pks.get(click.decision_pk)
         if click.status == 200 and d is not None and d.state == "pending_review" and d.pk not in reviews:
-            lost["click"] += 1
+            if any(0 <= k - click.at < ACK_TO_APPLY for k in world.kills):
+                unapplied_at_kill += 1
+            else:
+                lost["click"] += 1
 
     # CRM: the latest decision's status is in the record; value changes bounded by decisions
     for record in world.versions:
@@ -575,6 +586,7 @@ def check(world: World, scenario: str) -> Report:
             "human_owner_edits": len(hubspot.human_edits),
             "crm_conflicts_recorded": conflicts,  # write-backs that found a person's owner and held back
             "audit_verified": audit,
+            "clicks_unapplied_at_kill": unapplied_at_kill,
             "lost_by_kind": dict(lost),
             "duplicated_by_kind": dict(dup),
         },
