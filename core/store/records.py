@@ -125,14 +125,27 @@ def _clipped(table: FromClause, value: dict[str, Any]) -> dict[str, Any]:
     """Text cut to its column's length: a CRM can hold anything in a field (a 7,000-character
     country), and PostgreSQL refuses what does not fit — which failed the whole sync page, on
     every run, so one record stopped a CRM's sync for good. (SQLite does not check lengths.)
-    The full value stays in ``data`` and in the content hash."""
-    out = dict(value)
+    The full value stays in ``data`` and in the content hash. NUL characters are dropped."""
+    out = {}
     for key, item in value.items():
+        item = _without_nul(item)
         column = table.columns.get(key)
         length = getattr(column.type, "length", None) if column is not None else None
         if isinstance(item, str) and length is not None and len(item) > length:
-            out[key] = item[:length]
+            item = item[:length]
+        out[key] = item
     return out
+
+
+def _without_nul(value: Any) -> Any:
+    """PostgreSQL stores no NUL character in text or JSON; a CRM field can hold one."""
+    if isinstance(value, str):
+        return value.replace("\x00", "") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value
 
 
 def _last_per_key(values: list[dict[str, Any]]) -> list[dict[str, Any]]:

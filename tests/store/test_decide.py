@@ -219,3 +219,16 @@ def test_given_crm_text_longer_than_its_column_when_stored_then_clipped_and_deci
         lead = s.execute(select(Lead).where(Lead.crm_id == "00Q5e00000LONG1")).scalar_one()
         assert s.get(Decision, pk) is not None
     assert len(lead.country or "") <= 64 and len(lead.email or "") <= 320
+
+
+def test_given_nul_characters_in_crm_text_when_stored_then_dropped_and_decided_not_refused(
+    db: Database, example_policy: LoadedPolicy, now: datetime
+) -> None:
+    """PostgreSQL stores no NUL in text or JSON: a CRM field holding one failed the sync page."""
+    raw = LeadBuilder("00Q5e00000NUL01").raw(now) | {"first_name": "\x00", "title": "VP\x00 Sales",
+                                                      "fields": {"lead_status": "new\x00"}}  # fmt: skip
+    pk = decide(db, example_policy, [raw], now)["00Q5e00000NUL01"]
+    with db.sessions() as s:
+        lead = s.execute(select(Lead).where(Lead.crm_id == "00Q5e00000NUL01")).scalar_one()
+        assert s.get(Decision, pk) is not None
+    assert lead.first_name is None and lead.title == "VP Sales"
