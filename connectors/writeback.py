@@ -301,8 +301,29 @@ class CrmWriteback:
                 outcomes[plan.item.pk] = Done({"unchanged": True, "owner": plan.owner.why})
                 continue
             todo.append(plan)
+        self._intend_owners(port, todo)
         for start in range(0, len(todo), port.write_batch):
             self._update(port, todo[start : start + port.write_batch], outcomes, written)
+
+    def _intend_owners(self, port: CrmPort, todo: list[_Plan]) -> None:
+        """Store the owners about to be written *before* writing them, so that whatever reads
+        the CRM next — a sync racing this batch, or one after a crash between the CRM call
+        and :meth:`_record` — recognises loopgate's own change instead of deciding the lead
+        again (which re-opened reviewed escalations after a crash)."""
+        owners = [p for p in todo if port.owner_field in p.writes]
+        if not owners:
+            return
+        with self.db.transaction() as session:
+            stmt = dialect_insert(session, WritebackState.__table__)
+            session.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["lead_pk"], set_={"owner_written": stmt.excluded.owner_written}
+                ),
+                [
+                    {"lead_pk": p.lead_pk, "values": {}, "owner_written": str(p.writes[port.owner_field])}
+                    for p in owners
+                ],
+            )
 
     def _current(self, port: CrmPort, plans: list[_Plan]) -> dict[tuple[str, str], dict[str, Any]]:
         out: dict[tuple[str, str], dict[str, Any]] = {}

@@ -165,7 +165,7 @@ def _text(value: Any, name: str, problems: dict[str, str]) -> str | None:
     if value is None:
         return None
     if type(value) is str:
-        value = value.strip()
+        value = value.replace("\x00", "").strip()  # NUL: no database text type stores it
         return value[:MAX_TEXT] if value else None
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)

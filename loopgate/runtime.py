@@ -232,7 +232,13 @@ def compose(
     uploader = SlackFileUploader(
         db, web_client(token.get_secret_value(), settings.slack_api_url, retries=False), clock=clock
     )
-    worker = OutboxWorker(db, [notifier, uploader, *handlers] if outbox else [], clock=clock, poll=poll)
+    worker = OutboxWorker(
+        db,
+        [notifier, uploader, *handlers] if outbox else [],
+        clock=clock,
+        poll=poll,
+        policy=settings.outbox_retry_policy(),
+    )
     context.wake_outbox = worker.wake
     front = HttpFront(None if socket_mode else app, host=host, port=port, health=_health(db, worker))
     ordered: list[Any] = [worker, *services, pool]

@@ -37,7 +37,7 @@ from loopgate.outbox_worker import OutboxWorker
 from loopgate.settings import Settings
 from loopgate.wiring import active_policy, build_engine
 from scheduler.context import Clock, SchedulerContext, utcnow
-from scheduler.service import DEFAULT_TTL, SchedulerService
+from scheduler.service import SchedulerService
 
 __all__ = ["ActiveWriteback", "ConnectorsByPolicy", "crm_sync_jobs", "scheduler_context", "scheduler_service",
            "writeback_worker"]  # fmt: skip
@@ -108,10 +108,12 @@ def scheduler_service(
     settings: Settings,
     db: Database,
     *,
-    lease_ttl: timedelta = DEFAULT_TTL,
+    lease_ttl: timedelta | None = None,
     connectors: ConnectorsByPolicy | None = None,
 ) -> SchedulerService:
-    return SchedulerService(scheduler_context(settings, db, connectors), lease_ttl=lease_ttl)
+    """The scheduler service; its lease lives ``lease_ttl`` (default LOOPGATE_SCHEDULER_LEASE_SECONDS)."""
+    ttl = lease_ttl if lease_ttl is not None else timedelta(seconds=settings.loopgate_scheduler_lease_seconds)
+    return SchedulerService(scheduler_context(settings, db, connectors), lease_ttl=ttl)
 
 
 class ActiveWriteback:
@@ -145,6 +147,12 @@ def writeback_worker(
     (rows then wait for ``loopgate writeback``)."""
     if not configured_crms(settings):
         return None
-    worker = OutboxWorker(db, [ActiveWriteback(settings, db, connectors, clock)], clock=clock, poll=poll)
+    worker = OutboxWorker(
+        db,
+        [ActiveWriteback(settings, db, connectors, clock)],
+        clock=clock,
+        poll=poll,
+        policy=settings.outbox_retry_policy(),
+    )
     worker.name = "crm-writeback"
     return worker

@@ -110,7 +110,16 @@ class HttpFront:
             return
         body = handler.rfile.read(length).decode("utf-8", errors="replace")
         headers: dict[str, str | Sequence[str]] = {k.lower(): [v] for k, v in handler.headers.items()}
-        response = self.app.dispatch(BoltRequest(body=body, query=query, headers=headers))
+        try:
+            request = BoltRequest(body=body, query=query, headers=headers)
+        except (ValueError, TypeError, AttributeError):
+            # Bolt parses the body before it checks the signature: a payload that is not a JSON
+            # object (`payload=null`, `payload=[1]`, `payload={x`) raises here, and unanswered it
+            # drops the connection and prints a traceback for anyone who can reach the port
+            log.info("refused a malformed request to %s (%d bytes)", EVENTS_PATH, length)
+            self._send(handler, 400, "", {})
+            return
+        response = self.app.dispatch(request)
         self._send(handler, response.status, response.body or "", response.headers)
 
     def _get(self, handler: BaseHTTPRequestHandler) -> None:

@@ -7,10 +7,13 @@ variable in one line instead of failing later inside a client library.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
-from pydantic import SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.store.outbox import RetryPolicy
 
 __all__ = ["ConfigError", "SalesforceCredentials", "Settings", "load_settings"]
 
@@ -45,6 +48,11 @@ class Settings(BaseSettings):
     loopgate_database_url: str = "sqlite:///loopgate.db"
     loopgate_policy: Path | None = None
     loopgate_log_level: str = "INFO"
+    # how long a worker holds claimed outbox rows (a killed worker's rows return after it) and
+    # the first retry delay; how long the elected scheduler's lease lives without renewal
+    loopgate_outbox_lease_seconds: float = Field(default=120.0, gt=0)
+    loopgate_outbox_retry_seconds: float = Field(default=5.0, gt=0)
+    loopgate_scheduler_lease_seconds: float = Field(default=30.0, gt=0)
 
     salesforce_instance_url: str | None = None
     salesforce_access_token: SecretStr | None = None
@@ -68,6 +76,13 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = None
     slack_app_token: SecretStr | None = None
     slack_api_url: str = "https://slack.com/api/"
+
+    def outbox_retry_policy(self) -> RetryPolicy:
+        """The outbox workers' claim lease and first retry delay."""
+        return RetryPolicy(
+            base=timedelta(seconds=self.loopgate_outbox_retry_seconds),
+            lease=timedelta(seconds=self.loopgate_outbox_lease_seconds),
+        )
 
     def require_policy_path(self) -> Path:
         if self.loopgate_policy is None:

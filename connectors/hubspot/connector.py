@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import urllib3
 from hubspot import HubSpot
 
-from connectors.errors import AuthExpired
+from connectors.errors import AuthExpired, Unavailable
 from connectors.hubspot.errors import SYSTEM, translate
 from connectors.hubspot.records import (
     COMPANY_PROPERTIES,
@@ -160,9 +160,16 @@ class HubSpotConnector:
                 self._last_search = time.monotonic()
             self.calls += 1
             try:
-                return fn()
+                result = fn()
             except Exception as exc:
                 raise translate(exc, resource) from exc
+            if getattr(result, "results", ()) is None:
+                # every HubSpot collection answer carries ``results`` (``[]`` when empty); the
+                # client turns a body it cannot parse (truncated, not JSON) into a model without
+                # it, which read as "no more records" (sync ended early) or "record gone" (its
+                # write-back skipped)
+                raise Unavailable(SYSTEM, None, resource, "malformed response: the body is not the JSON HubSpot sends")
+            return result
 
         try:
             return call_with_retry(attempt, self.retry, reauthenticate=self._refresh)

@@ -9,6 +9,7 @@ Everything is an upsert keyed by ``(source, crm_id)``: a page stored twice chang
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from typing import Any
 from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
-from core.leads import LeadInputError, normalize_account, normalize_lead
+from core.leads import LeadInputError, content_hash, normalize_account, normalize_lead
 from core.ports import Cursor, Page, Tombstone
 from core.store.db import dialect_insert
 from core.store.models import Account, Deal, DealLink, Lead, SyncCursor, WritebackState
@@ -136,7 +137,13 @@ def _leads(session: Session, source: str, page: Page, now: datetime, out: Ingest
         links += [{"source": source, "deal_id": d, "lead_id": lead.id, "origin": "lead"} for d in record.deal_ids]
         if lead.owner_id:
             out.owner_ids[lead.owner_id] = out.owner_ids.get(lead.owner_id, 0) + 1
+    own = _own_owner_changes(session, source, rows)
     pks = upsert_leads(session, rows, now=now)
+    if own:
+        # only the owner changed, to the one loopgate wrote: already decided, not a new change
+        session.execute(
+            update(Lead).where(Lead.source == source, Lead.crm_id.in_(own)).values(decided_hash=Lead.content_hash)
+        )
     out.leads = len(rows)
     out.lead_pks = [pks[(source, r.lead.id)] for r in rows]
     states = [
@@ -155,6 +162,28 @@ def _leads(session: Session, source: str, page: Page, now: datetime, out: Ingest
     if links:
         session.execute(dialect_insert(session, DealLink.__table__).on_conflict_do_nothing(), links)
         refresh_outcomes(session, source, {link["lead_id"] for link in links})
+
+
+def _own_owner_changes(session: Session, source: str, rows: Sequence[LeadRow]) -> list[str]:
+    """Leads whose only change since they were decided is the owner loopgate itself wrote
+    (``writeback_state.owner_written``): write-back mirrors its owner into the stored lead
+    after the CRM call, but a sync can read the CRM in between (or a crash can come first)."""
+    by_id = {r.lead.id: r.lead for r in rows if r.lead.owner_id}
+    if not by_id:
+        return []
+    found = session.execute(
+        select(Lead.crm_id, Lead.owner_id, Lead.content_hash, Lead.decided_hash, WritebackState.owner_written)
+        .join(WritebackState, WritebackState.lead_pk == Lead.pk)
+        .where(Lead.source == source, Lead.crm_id.in_(list(by_id)), WritebackState.owner_written.is_not(None))
+    ).all()
+    own = []
+    for crm_id, owner, content, decided, written in found:
+        lead = by_id[crm_id]
+        if lead.owner_id != written or owner == written or decided is None or decided != content:
+            continue
+        if content_hash(dataclasses.replace(lead, owner_id=owner)) == decided:
+            own.append(crm_id)
+    return own
 
 
 def _deals(session: Session, source: str, page: Page, now: datetime, out: Ingested) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import FromClause, func, select
 from sqlalchemy.orm import Session
 
 from core.leads import content_hash, lead_record, normalize_account, normalize_lead
@@ -93,7 +93,7 @@ def upsert_leads(session: Session, rows: Sequence[LeadRow], *, now: datetime) ->
         )
     # rows of one batch may differ in which extras they carry; group by key set for executemany
     by_keys: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for value in _last_per_key(values):
+    for value in _last_per_key([_clipped(Lead.__table__, v) for v in values]):
         by_keys.setdefault(tuple(sorted(value)), []).append(value)
     for keys, group in by_keys.items():
         # the Core table, not the ORM entity: ORM bulk inserts split rows by which values are
@@ -121,6 +121,33 @@ def _pks(
         ).all()
         out.update({(source, crm_id): pk for crm_id, pk in rows})
     return out
+
+
+def _clipped(table: FromClause, value: dict[str, Any]) -> dict[str, Any]:
+    """Text cut to its column's length: a CRM can hold anything in a field (a 7,000-character
+    country), and PostgreSQL refuses what does not fit — which failed the whole sync page, on
+    every run, so one record stopped a CRM's sync for good. (SQLite does not check lengths.)
+    The full value stays in ``data`` and in the content hash. NUL characters are dropped."""
+    out = {}
+    for key, item in value.items():
+        item = _without_nul(item)
+        column = table.columns.get(key)
+        length = getattr(column.type, "length", None) if column is not None else None
+        if isinstance(item, str) and length is not None and len(item) > length:
+            item = item[:length]
+        out[key] = item
+    return out
+
+
+def _without_nul(value: Any) -> Any:
+    """PostgreSQL stores no NUL character in text or JSON; a CRM field can hold one."""
+    if isinstance(value, str):
+        return value.replace("\x00", "") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value
 
 
 def _last_per_key(values: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -155,6 +182,7 @@ def upsert_accounts(
             "crm_updated_at": (updated or {}).get(acc.id),
             "synced_at": now,
         }
+    latest = {key: _clipped(Account.__table__, value) for key, value in latest.items()}
     stmt = dialect_insert(session, Account.__table__)  # Core table: one executemany (see upsert_leads)
     keys = next(iter(latest.values())).keys()
     updates = {k: getattr(stmt.excluded, k) for k in keys if k not in ("source", "crm_id")}

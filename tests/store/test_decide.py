@@ -18,7 +18,7 @@ from core.store.db import Database
 from core.store.decide import DecideRequest, decide_leads, decide_pending
 from core.store.models import Decision, Lead, OutboxRow, RotationAssignment, TrustState
 from core.store.records import LeadRow, upsert_accounts, upsert_leads
-from tests.builders import make_policy
+from tests.builders import LeadBuilder, decide, make_policy
 
 
 def _put(db: Database, now: datetime, *raws: dict[str, Any]) -> dict[tuple[str, str], int]:
@@ -206,3 +206,29 @@ def test_given_two_concurrent_deciders_when_routing_one_team_then_no_slot_is_han
     assert sorted(slots) == list(range(1, 61))
     assert all(n == 1 for _, n in per_lead) and len(per_lead) == 60
     assert reps == {"ana": 40, "ben": 20}
+
+
+def test_given_crm_text_longer_than_its_column_when_stored_then_clipped_and_decided_not_refused(
+    db: Database, example_policy: LoadedPolicy, now: datetime
+) -> None:
+    """PostgreSQL refuses a value longer than its VARCHAR: one junk record failed its whole sync
+    page on every run (SQLite does not check lengths, so only the PostgreSQL run showed it)."""
+    raw = LeadBuilder("00Q5e00000LONG1").raw(now) | {"country": "<!channel>" * 700, "email": "a" * 400 + "@x.com"}
+    pk = decide(db, example_policy, [raw], now)["00Q5e00000LONG1"]
+    with db.sessions() as s:
+        lead = s.execute(select(Lead).where(Lead.crm_id == "00Q5e00000LONG1")).scalar_one()
+        assert s.get(Decision, pk) is not None
+    assert len(lead.country or "") <= 64 and len(lead.email or "") <= 320
+
+
+def test_given_nul_characters_in_crm_text_when_stored_then_dropped_and_decided_not_refused(
+    db: Database, example_policy: LoadedPolicy, now: datetime
+) -> None:
+    """PostgreSQL stores no NUL in text or JSON: a CRM field holding one failed the sync page."""
+    raw = LeadBuilder("00Q5e00000NUL01").raw(now) | {"first_name": "\x00", "title": "VP\x00 Sales",
+                                                      "fields": {"lead_status": "new\x00"}}  # fmt: skip
+    pk = decide(db, example_policy, [raw], now)["00Q5e00000NUL01"]
+    with db.sessions() as s:
+        lead = s.execute(select(Lead).where(Lead.crm_id == "00Q5e00000NUL01")).scalar_one()
+        assert s.get(Decision, pk) is not None
+    assert lead.first_name is None and lead.title == "VP Sales"
