@@ -56,7 +56,6 @@ EXAMPLE_POLICY = ROOT / "examples" / "policy.yaml"
 HUBSPOT_TOKEN = "pat-chaos-4f1d9e0c-secret"  # the fake's token, grepped for in the logs
 OWNER_FIELD = "hubspot_owner_id"
 STATUS_FIELD = "loopgate_status"
-ACK_TO_APPLY = 0.25  # seconds after an ack in which a kill excuses an unapplied click (reported apart)
 SLACK_SCOPES = ["chat:write", "im:write", "im:history", "channels:history", "groups:history", "users:read",
                 "commands", "files:write"]  # fmt: skip
 
@@ -528,18 +527,13 @@ def check(world: World, scenario: str) -> Report:
             lost["escalation"] += 1
 
     # clicks: an acknowledged Approve on a decision still pending and still the latest is lost
-    # (bolt acks first and decides in a lazy thread: a click acknowledged in the last instant
-    # before a SIGKILL dies with the process, and Slack does not resend interactions; such
-    # clicks are reported apart, as ``clicks_unapplied_at_kill``: the button is still there)
+    # (Slack never resends an acknowledged click, so the bot stores the review before the ack;
+    # a SIGKILL right after an ack is no excuse)
     latest_pks = {d.pk: d for d in latest.values()}
-    unapplied_at_kill = 0
     for click in world.clicks:
         d = latest_pks.get(click.decision_pk)
         if click.status == 200 and d is not None and d.state == "pending_review" and d.pk not in reviews:
-            if any(0 <= k - click.at < ACK_TO_APPLY for k in world.kills):
-                unapplied_at_kill += 1
-            else:
-                lost["click"] += 1
+            lost["click"] += 1
 
     # CRM: the latest decision's status is in the record; value changes bounded by decisions
     for record in world.versions:
@@ -586,7 +580,6 @@ def check(world: World, scenario: str) -> Report:
             "human_owner_edits": len(hubspot.human_edits),
             "crm_conflicts_recorded": conflicts,  # write-backs that found a person's owner and held back
             "audit_verified": audit,
-            "clicks_unapplied_at_kill": unapplied_at_kill,
             "lost_by_kind": dict(lost),
             "duplicated_by_kind": dict(dup),
         },
