@@ -32,6 +32,7 @@ from slack_bolt.error import BoltError
 from slack_bolt.lazy_listener import ThreadLazyListenerRunner
 
 from bot.app import build_app, web_client
+from bot.click_inbox import ClickInbox
 from bot.context import BotContext
 from bot.notifier import SlackNotifier
 from bot.sla import ReviewClock
@@ -234,7 +235,7 @@ def compose(
     )
     worker = OutboxWorker(
         db,
-        [notifier, uploader, *handlers] if outbox else [],
+        [notifier, uploader, ClickInbox(context), *handlers] if outbox else [],
         clock=clock,
         poll=poll,
         policy=settings.outbox_retry_policy(),

@@ -34,6 +34,7 @@ __all__ = [
     "Retry",
     "RetryPolicy",
     "claim",
+    "complete",
     "drain",
     "enqueue",
     "enqueue_many",
@@ -128,6 +129,17 @@ def enqueue(
         .returning(OutboxRow.pk)
     )
     return session.execute(stmt).first() is not None
+
+
+def complete(session: Session, dedupe_key: str, *, now: datetime, result: dict[str, Any] | None = None) -> bool:
+    """Mark a still-pending row done in the caller's transaction: work that its producer did
+    itself (a click's review, stored with this). False if a worker has it or it is settled."""
+    done = session.execute(
+        update(OutboxRow)
+        .where(OutboxRow.dedupe_key == dedupe_key, OutboxRow.status == "pending")
+        .values(status="done", done_at=now, result=result)
+    )
+    return bool(getattr(done, "rowcount", 0))
 
 
 def enqueue_many(session: Session, effects: Sequence[tuple[str, str, dict[str, Any]]], *, now: datetime) -> None:

@@ -9,8 +9,10 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from bot import ids
+from bot import click_inbox, ids
+from bot.click_inbox import ClickInbox
 from core.policy import LoadedPolicy, parse_policy
+from core.store import outbox
 from core.store.db import Database
 from core.store.models import Decision, OutboxRow, Review
 from loopgate.runtime import compose
@@ -39,8 +41,10 @@ def _reviews(db: Database) -> list[Review]:
 
 
 def _outbox_count(db: Database) -> int:
+    """Effects queued (a click's own inbox row is not an effect)."""
     with db.sessions() as s:
-        return int(s.execute(select(func.count()).select_from(OutboxRow)).scalar_one())
+        query = select(func.count()).select_from(OutboxRow).where(OutboxRow.kind != click_inbox.KIND)
+        return int(s.execute(query).scalar_one())
 
 
 def _text(blocks: list[dict[str, object]]) -> str:
@@ -364,12 +368,12 @@ def test_given_a_burst_of_slow_lazy_work_when_more_clicks_arrive_then_their_acks
     assert len(harness.slack.open_views(owner)) == 12
 
 
-def test_given_an_approve_acknowledged_when_work_after_the_ack_never_runs_then_the_review_is_already_stored(
+def test_given_an_approve_acknowledged_when_the_process_dies_before_recording_it_then_a_worker_records_it_once(
     harness: Harness,
 ) -> None:
-    # Slack never resends an acknowledged click: what the ack confirms must already be in the
-    # store, even if the process dies before anything queued after the ack runs (here: every
-    # thread that would run it is busy)
+    # Slack never resends an acknowledged click: the ack must leave something durable behind,
+    # even if nothing queued after the ack ever runs in this process (here: every thread that
+    # would run it is busy, as good as dead)
     pk, owner = _escalate(harness)
     message = harness.posted(pk)
     gate = threading.Event()
@@ -378,13 +382,20 @@ def test_given_an_approve_acknowledged_when_work_after_the_ack_never_runs_then_t
     try:
         delivery = harness.slack.click(owner, ids.APPROVE, channel=message.channel, ts=message.ts)
         assert delivery.status == 200
+        assert _reviews(harness.db) == []
+        assert outbox.drain(harness.db, [ClickInbox(harness.runtime.context)], "w", harness.clock).done == 0
+        # another replica's worker, once the click's grace period is over
+        harness.clock.advance(seconds=click_inbox.GRACE.total_seconds() + 1)
+        report = outbox.drain(harness.db, [ClickInbox(harness.runtime.context)], "w", harness.clock)
+        assert report.done == 1
         [review] = _reviews(harness.db)
-        assert review.reviewer == owner
+        assert (review.kind, review.reviewer) == ("approve", owner)
     finally:
         gate.set()
         for blocker in blockers:
             blocker.result(timeout=5)
-    harness.settle()
+    harness.settle()  # the slow lazy listener finally runs: it finds its own click recorded
     harness.drain()
+    assert len(_reviews(harness.db)) == 1
     assert harness.posted(pk).blocks[0]["text"]["text"].startswith("Approved: ")
     assert harness.slack.ephemerals == []
