@@ -30,7 +30,6 @@ import os
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,10 +37,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import create_engine, make_url, text  # noqa: E402
 
 from core.store.db import Database  # noqa: E402
 from core.store.migrate import upgrade  # noqa: E402
+from core.store.scratch import private_database  # noqa: E402
 from tests.reliability.harness import Report, crash_recovery, load, replicas  # noqa: E402
 
 FULL = {"rounds": 40, "contacts": 60, "races": 10, "rate": 200.0, "seconds": 30.0}
@@ -59,20 +58,11 @@ def _database(server_url: str | None) -> Iterator[str]:
             db.dispose()
             yield url
         return
-    name = f"loopgate_chaos_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    db = Database(url)
-    upgrade(db)
-    db.dispose()
-    try:
+    with private_database(server_url, "loopgate_chaos") as url:
+        db = Database(url)
+        upgrade(db)
+        db.dispose()
         yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def _table(rows: list[tuple[str, Report, float]]) -> str:

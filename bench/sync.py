@@ -35,13 +35,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY = ROOT / "examples" / "policy.yaml"
@@ -189,6 +189,7 @@ def run_one(crm: str, n: int, latency_ms: float, database_url: str | None) -> li
     from core.store import outbox
     from core.store.db import Database
     from core.store.migrate import upgrade
+    from core.store.scratch import private_database
 
     parent, child = mp.get_context("fork").Pipe()
     server = mp.get_context("fork").Process(target=_serve, args=(crm, n, latency_ms, child), daemon=True)
@@ -201,8 +202,12 @@ def run_one(crm: str, n: int, latency_ms: float, database_url: str | None) -> li
 
     loaded = parse_policy(POLICY.read_text(), str(POLICY))
     engine = DecisionEngine(loaded)
-    with tempfile.TemporaryDirectory(prefix="loopgate-bench-") as tmp:
-        url = _private_database(database_url) if database_url else f"sqlite:///{tmp}/bench.db"
+    with tempfile.TemporaryDirectory(prefix="loopgate-bench-") as tmp, ExitStack() as scratch:
+        url = (
+            scratch.enter_context(private_database(database_url, "loopgate_bench"))
+            if database_url
+            else f"sqlite:///{tmp}/bench.db"
+        )
         db = Database(url)
         upgrade(db)
         port = _connector(crm, info, loaded)
@@ -239,8 +244,6 @@ def run_one(crm: str, n: int, latency_ms: float, database_url: str | None) -> li
                 **minimum,
             })  # fmt: skip
         db.dispose()
-        if database_url:
-            _drop_database(database_url, url)
     parent.send("stop")
     server.join(timeout=10)
     return lines
@@ -266,23 +269,6 @@ def _connector(crm: str, info: dict[str, Any], loaded: Any) -> Any:
         field_map=loaded.policy.writeback.hubspot,
         search_per_second=0,
     )
-
-
-def _private_database(server_url: str) -> str:
-    """A database of the benchmark's own on the given PostgreSQL server (dropped afterwards)."""
-    name = f"loopgate_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
-
-
-def _drop_database(server_url: str, url: str) -> None:
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
-    admin.dispose()
 
 
 # --- the parent: one child per CRM, then the table ------------------------------------------------

@@ -17,10 +17,10 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 
 from bot.context import BotContext
+from bot.review_flow import record
 from core.review import AlreadyDecided, NotAllowed, NotPending, ReviewChange
 from core.store import outbox
 from core.store.outbox import Done, OutboxItem, Outcome
-from core.store.reviews import ReviewRequest, record_review
 
 __all__ = ["GRACE", "KIND", "ClickInbox", "accept", "change_of", "inbox_key"]
 
@@ -59,21 +59,12 @@ class ClickInbox:
         outcomes: dict[int, Outcome] = {}
         for item in items:
             user, pk = str(item.payload["user"]), int(item.payload["decision_pk"])
-            rep = self.ctx.rules.rep_for_slack(user)
             try:
-                with self.ctx.db.transaction() as session:
-                    recorded = record_review(
-                        session,
-                        self.ctx.rules,
-                        ReviewRequest(pk, user, rep.id if rep else None, change_of(item.payload)),
-                        now=self.ctx.clock(),
-                    )
+                recorded = record(self.ctx, user, pk, change_of(item.payload))
                 outcomes[item.pk] = Done({"review": recorded.pk})
             except AlreadyDecided as exc:
                 mine = exc.reviewer == user
                 outcomes[item.pk] = Done({"review": "recorded before" if mine else f"decided by {exc.reviewer}"})
             except (NotAllowed, NotPending) as exc:
                 outcomes[item.pk] = Done({"refused": str(exc)})
-        if any(isinstance(o, Done) and isinstance((o.result or {}).get("review"), int) for o in outcomes.values()):
-            self.ctx.wake_outbox()
         return outcomes

@@ -15,11 +15,14 @@ Tokens never appear in these messages: only the method, status and Slack's error
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import Any
 
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web import SlackResponse
+
+from core.store.outbox import Dead, OutboxItem, Outcome, Retry
 
 __all__ = [
     "BotError",
@@ -28,6 +31,7 @@ __all__ = [
     "SlackRateLimited",
     "SlackRefused",
     "SlackUnavailable",
+    "effect_outcomes",
     "slack_call",
 ]
 
@@ -118,3 +122,26 @@ def slack_call(method: str, call: Callable[..., SlackResponse], **kwargs: Any) -
         raise SlackRefused(method, error, status, details[:500]) from exc
     except (SlackClientError, OSError) as exc:
         raise SlackUnavailable(method, f"{type(exc).__name__}: {exc}") from exc
+
+
+def effect_outcomes(items: Sequence[OutboxItem], perform: Callable[[OutboxItem], Outcome]) -> dict[int, Outcome]:
+    """Each outbox row's outcome from ``perform``, with Slack's errors mapped the same way for
+    every Slack handler: a rate limit defers the rest of the batch as told, a permanent refusal
+    or an invalid payload is dead, anything else is retried."""
+    outcomes: dict[int, Outcome] = {}
+    for index, item in enumerate(items):
+        try:
+            outcomes[item.pk] = perform(item)
+        except SlackRateLimited as exc:
+            # the rest of the batch would hit the same limit: wait as told, all of them
+            wait = Retry(str(exc), after=timedelta(seconds=exc.retry_after))
+            for rest in items[index:]:
+                outcomes[rest.pk] = wait
+            break
+        except SlackRefused as exc:
+            outcomes[item.pk] = Dead(str(exc)) if exc.permanent else Retry(str(exc))
+        except SlackCallFailed as exc:
+            outcomes[item.pk] = Retry(str(exc))
+        except PayloadInvalid as exc:
+            outcomes[item.pk] = Dead(str(exc))
+    return outcomes

@@ -42,13 +42,13 @@ from bot.blocks.assignment import assignment_message
 from bot.blocks.common import Message, validate_message
 from bot.blocks.escalation import escalation_message
 from bot.cards import Card, load_card
-from bot.errors import PayloadInvalid, SlackCallFailed, SlackRateLimited, SlackRefused, slack_call
+from bot.errors import PayloadInvalid, SlackRefused, effect_outcomes, slack_call
 from bot.sla import ReviewClock
 from core.review import ReviewRules
 from core.store import outbox
 from core.store.db import Database, dialect_insert
 from core.store.models import SlackMessage
-from core.store.outbox import Dead, Done, OutboxItem, Outcome, Retry
+from core.store.outbox import Dead, Done, OutboxItem, Outcome
 
 __all__ = ["KINDS", "SlackNotifier", "enqueue_message"]
 
@@ -117,23 +117,7 @@ class SlackNotifier:
     # --- the handler --------------------------------------------------------------------------
 
     def perform(self, items: Sequence[OutboxItem]) -> Mapping[int, Outcome]:
-        outcomes: dict[int, Outcome] = {}
-        for index, item in enumerate(items):
-            try:
-                outcomes[item.pk] = self._perform(item)
-            except SlackRateLimited as exc:
-                # the rest of the batch would hit the same limit: wait as told, all of them
-                wait = Retry(str(exc), after=timedelta(seconds=exc.retry_after))
-                for rest in items[index:]:
-                    outcomes[rest.pk] = wait
-                break
-            except SlackRefused as exc:
-                outcomes[item.pk] = Dead(str(exc)) if exc.permanent else Retry(str(exc))
-            except SlackCallFailed as exc:
-                outcomes[item.pk] = Retry(str(exc))
-            except PayloadInvalid as exc:
-                outcomes[item.pk] = Dead(str(exc))
-        return outcomes
+        return effect_outcomes(items, self._perform)
 
     def _perform(self, item: OutboxItem) -> Outcome:
         if item.kind == "slack.message":

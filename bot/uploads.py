@@ -30,12 +30,12 @@ from slack_sdk import WebClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.errors import PayloadInvalid, SlackCallFailed, SlackRateLimited, SlackRefused, slack_call
+from bot.errors import PayloadInvalid, effect_outcomes, slack_call
 from bot.text import clip
 from core.store import outbox
 from core.store.db import Database, dialect_insert
 from core.store.models import SlackMessage
-from core.store.outbox import Dead, Done, OutboxItem, Outcome, Retry
+from core.store.outbox import Dead, Done, OutboxItem, Outcome
 
 __all__ = ["FILE_KIND", "MAX_BYTES", "SlackFileUploader", "enqueue_file"]
 
@@ -82,22 +82,7 @@ class SlackFileUploader:
         self.db, self.client, self.clock = db, client, clock
 
     def perform(self, items: Sequence[OutboxItem]) -> Mapping[int, Outcome]:
-        outcomes: dict[int, Outcome] = {}
-        for index, item in enumerate(items):
-            try:
-                outcomes[item.pk] = self._upload(item)
-            except SlackRateLimited as exc:
-                wait = Retry(str(exc), after=timedelta(seconds=exc.retry_after))
-                for rest in items[index:]:
-                    outcomes[rest.pk] = wait
-                break
-            except SlackRefused as exc:
-                outcomes[item.pk] = Dead(str(exc)) if exc.permanent else Retry(str(exc))
-            except SlackCallFailed as exc:
-                outcomes[item.pk] = Retry(str(exc))
-            except PayloadInvalid as exc:
-                outcomes[item.pk] = Dead(str(exc))
-        return outcomes
+        return effect_outcomes(items, self._upload)
 
     def _upload(self, item: OutboxItem) -> Outcome:
         payload = item.payload

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import create_engine, text
 
 from core.policy import LoadedPolicy, parse_policy
 from core.store.db import Database
 from core.store.migrate import upgrade
+from core.store.scratch import private_database
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_POLICY = ROOT / "examples" / "policy.yaml"
@@ -36,20 +36,11 @@ def _pg_database() -> Iterator[str | None]:
     if not PG_URL:
         yield None
         return
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    name = f"loopgate_t_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    db = Database(url)
-    upgrade(db)
-    db.dispose()
-    try:
+    with private_database(PG_URL, "loopgate_t") as url:
+        db = Database(url)
+        upgrade(db)
+        db.dispose()
         yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture(scope="session")
