@@ -40,7 +40,7 @@ def accept(ctx: BotContext, user: str, decision_pk: int, action_ts: str, change:
     """Store the click (once per click: Slack's retries of it land on the same key)."""
     key = inbox_key(user, decision_pk, action_ts)
     payload = {"decision_pk": decision_pk, "user": user, "took_next_best_action": change.took_next_best_action}
-    with ctx.db.transaction() as session:
+    with ctx.db.transaction(urgent=True) as session:
         now = ctx.clock()
         outbox.enqueue(session, KIND, key, payload, now=now, available_at=now + GRACE)
     return key

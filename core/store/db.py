@@ -1,10 +1,14 @@
 """Database engines and transactions, the same on SQLite and PostgreSQL.
 
-SQLite is the one-machine default: WAL journal, foreign keys on, and every transaction begins
-``IMMEDIATE`` so that two writers queue on the lock instead of failing halfway with
-``database is locked`` after reading stale rows. On PostgreSQL, rows that decide who does what
-(rotation state, outbox claims, the audit head) are locked with ``FOR UPDATE``; SQLite needs
-no row locks because a write transaction already holds the whole database.
+SQLite is the one-machine default: WAL journal, foreign keys on, and every ``transaction()``
+begins ``IMMEDIATE`` so that two writers queue on the lock instead of failing halfway with
+``database is locked`` after reading stale rows; inside one process they queue in
+:mod:`core.store.sqlite_gate`. ``sessions()`` is for reading only: it begins a plain deferred
+transaction, which in WAL mode neither waits for a writer nor holds one up.
+
+On PostgreSQL, rows that decide who does what (rotation state, outbox claims, the audit head)
+are locked with ``FOR UPDATE``; SQLite needs no row locks because a write transaction already
+holds the whole database.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.errors import StoreError
+from core.store import sqlite_gate
+from core.store.sqlite_gate import GatedConnection, gate_for
 
 __all__ = ["Database", "dialect_insert", "safe_url"]
 
@@ -51,7 +57,7 @@ class Database:
         if self.dialect == "postgresql":
             kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
         else:
-            kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
+            kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False, "factory": GatedConnection}
         try:
             self.engine: Engine = create_engine(parsed, **kwargs)
         except NoSuchModuleError:
@@ -61,7 +67,10 @@ class Database:
             ) from None
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine)
-        self.sessions = sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+        # reads never write (every write goes through transaction()), so on SQLite they need no lock
+        reader = self.engine.execution_options(loopgate_read_only=True)
+        self.sessions = sessionmaker(reader, expire_on_commit=False, autoflush=False)
+        self._writes = sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
 
     @property
     def is_postgres(self) -> bool:
@@ -77,10 +86,17 @@ class Database:
             raise StoreError(f"cannot connect to {safe_url(self.url)}: {reason}") from None
 
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """A session in one transaction: committed on success, rolled back on any error."""
-        with self.sessions() as session, session.begin():
-            yield session
+    def transaction(self, *, urgent: bool = False) -> Iterator[Session]:
+        """A session in one transaction: committed on success, rolled back on any error.
+
+        ``urgent`` is for the short write a person is waiting on (a Slack ack): on SQLite it
+        goes before this process's other waiting writers (see :mod:`core.store.sqlite_gate`)."""
+        if urgent:
+            with sqlite_gate.urgent(), self._writes() as session, session.begin():
+                yield session
+        else:
+            with self._writes() as session, session.begin():
+                yield session
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -97,11 +113,19 @@ def _configure_sqlite(engine: Engine) -> None:
         if engine.url.database not in (None, "", ":memory:"):
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
+            if isinstance(dbapi_conn, GatedConnection):  # writers of one process queue in it, not in sleeps
+                dbapi_conn.gate = gate_for(engine.url.database)
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        dbapi_conn = conn.connection.dbapi_connection
+        if conn.get_execution_options().get("loopgate_read_only"):
+            conn.exec_driver_sql("BEGIN")
+        elif isinstance(dbapi_conn, GatedConnection):
+            dbapi_conn.begin_immediate(conn.exec_driver_sql)
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def dialect_insert(session: Session, model: Any) -> Any:
