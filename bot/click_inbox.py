@@ -8,7 +8,8 @@ replicas acks took seconds. So the ack only inserts a row in the outbox — one 
 shared lock — and the lazy listener records the review and completes that row in one
 transaction. If the process dies in between, the row becomes due after :data:`GRACE` and any
 replica's outbox worker records it (:class:`ClickInbox`); the review itself is first-wins, so
-the lazy listener and a worker racing on the same click still make one review.
+the lazy listener and a worker racing on the same click still make one review. The lazy
+listener starts only once its ack has stored the click (:mod:`bot.accepted`).
 """
 
 from __future__ import annotations
@@ -40,9 +41,14 @@ def accept(ctx: BotContext, user: str, decision_pk: int, action_ts: str, change:
     """Store the click (once per click: Slack's retries of it land on the same key)."""
     key = inbox_key(user, decision_pk, action_ts)
     payload = {"decision_pk": decision_pk, "user": user, "took_next_best_action": change.took_next_best_action}
-    with ctx.db.transaction(urgent=True) as session:
-        now = ctx.clock()
-        outbox.enqueue(session, KIND, key, payload, now=now, available_at=now + GRACE)
+    try:
+        with ctx.db.transaction(urgent=True) as session:
+            now = ctx.clock()
+            outbox.enqueue(session, KIND, key, payload, now=now, available_at=now + GRACE)
+    except BaseException:
+        ctx.accepted.settle(key, stored=False)
+        raise
+    ctx.accepted.settle(key, stored=True)
     return key
 
 

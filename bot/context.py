@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from bot.accepted import AcceptedClicks
 from bot.sla import PolicyReviewClock, ReviewClock
 from core.policy import LoadedPolicy
 from core.review import ReviewRules
@@ -25,7 +26,8 @@ def _nothing() -> None:
 @dataclass
 class BotContext:
     """``wake_outbox`` is called after a review is recorded, so the worker in the same process
-    updates the messages at once instead of at its next poll."""
+    updates the messages at once instead of at its next poll; ``accepted`` hands each click's
+    ack outcome to its lazy function (see :mod:`bot.accepted`)."""
 
     db: Database
     policy: LoadedPolicy
@@ -33,6 +35,7 @@ class BotContext:
     review_clock: ReviewClock | None = None
     wake_outbox: Callable[[], None] = _nothing
     rules: ReviewRules = field(init=False)
+    accepted: AcceptedClicks = field(init=False, default_factory=AcceptedClicks)
 
     def __post_init__(self) -> None:
         self.rules = ReviewRules(self.policy.policy)

@@ -3,7 +3,8 @@
 Approve and the next-best-action button are stored in the click inbox before the ack (Slack
 never resends an acknowledged click; see :mod:`bot.click_inbox`), then a lazy function records
 the review and completes the inbox row in one transaction, and tells the person if they were
-refused. Reassign… and Override… ack at once and open their modal lazily (after checking the
+refused; the lazy function waits for its ack to have stored the click (:mod:`bot.accepted`).
+Reassign… and Override… ack at once and open their modal lazily (after checking the
 person may act, so nobody fills in a form for nothing).
 """
 
@@ -30,6 +31,8 @@ from core.store.models import OutboxRow
 
 __all__ = ["register"]
 
+ACK_WINDOW = 3.0  # Slack's limit for an ack: a click not stored by then is not waited for
+
 
 def _ack(ack: Ack) -> None:
     ack()
@@ -48,6 +51,8 @@ def _accept_then_ack(ctx: BotContext, ack: Ack, body: dict[str, Any], change: Re
 def _decide(ctx: BotContext, client: WebClient, body: dict[str, Any], change: ReviewChange) -> None:
     click = Click.of(body)
     key = inbox_key(click.user, click.decision_pk, _action_ts(body))
+    if not ctx.accepted.wait(key, ACK_WINDOW):
+        return  # the ack failed (Slack said so, nothing stored) or is still at it (its row waits for a worker)
     try:
         record(ctx, click.user, click.decision_pk, change, inbox_key=key)
     except AlreadyDecided as exc:

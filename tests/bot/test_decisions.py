@@ -368,6 +368,39 @@ def test_given_a_burst_of_slow_lazy_work_when_more_clicks_arrive_then_their_acks
     assert len(harness.slack.open_views(owner)) == 12
 
 
+def _refuse_clicks(db: Database) -> None:
+    """The store refuses to take clicks (a full disk, a lost connection), at the database itself."""
+    with db.engine.begin() as conn:
+        if db.is_postgres:
+            conn.exec_driver_sql(
+                "CREATE FUNCTION refuse_clicks() RETURNS trigger AS $$ BEGIN "
+                "RAISE EXCEPTION 'disk full'; END $$ LANGUAGE plpgsql"
+            )
+            conn.exec_driver_sql(
+                "CREATE TRIGGER refuse_clicks BEFORE INSERT ON outbox FOR EACH ROW "
+                f"WHEN (NEW.kind = '{click_inbox.KIND}') EXECUTE FUNCTION refuse_clicks()"
+            )
+        else:
+            conn.exec_driver_sql(
+                f"CREATE TRIGGER refuse_clicks BEFORE INSERT ON outbox WHEN NEW.kind = '{click_inbox.KIND}' "
+                "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+            )
+
+
+def test_given_the_store_refuses_a_click_when_approve_is_pressed_then_no_ack_and_no_review(harness: Harness) -> None:
+    # the lazy function starts beside the ack: it must not approve a lead whose click Slack was
+    # told failed (the person would try again, or walk away believing nothing happened)
+    pk, owner = _escalate(harness)
+    message = harness.posted(pk)
+    _refuse_clicks(harness.db)
+    delivery = harness.slack.click(owner, ids.APPROVE, channel=message.channel, ts=message.ts)
+    assert delivery.status == 500
+    harness.settle()
+    harness.drain()
+    assert _reviews(harness.db) == []
+    assert harness.posted(pk).blocks == message.blocks
+
+
 def test_given_an_approve_acknowledged_when_the_process_dies_before_recording_it_then_a_worker_records_it_once(
     harness: Harness,
 ) -> None:
