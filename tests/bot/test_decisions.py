@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 import pytest
@@ -368,7 +370,8 @@ def test_given_a_burst_of_slow_lazy_work_when_more_clicks_arrive_then_their_acks
     assert len(harness.slack.open_views(owner)) == 12
 
 
-def _refuse_clicks(db: Database) -> None:
+@contextmanager
+def _refusing_clicks(db: Database) -> Iterator[None]:
     """The store refuses to take clicks (a full disk, a lost connection), at the database itself."""
     with db.engine.begin() as conn:
         if db.is_postgres:
@@ -385,6 +388,13 @@ def _refuse_clicks(db: Database) -> None:
                 f"CREATE TRIGGER refuse_clicks BEFORE INSERT ON outbox WHEN NEW.kind = '{click_inbox.KIND}' "
                 "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
             )
+    try:
+        yield
+    finally:  # the PostgreSQL test database outlives the test
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql("DROP TRIGGER refuse_clicks" + (" ON outbox" if db.is_postgres else ""))
+            if db.is_postgres:
+                conn.exec_driver_sql("DROP FUNCTION refuse_clicks()")
 
 
 def test_given_the_store_refuses_a_click_when_approve_is_pressed_then_no_ack_and_no_review(harness: Harness) -> None:
@@ -392,11 +402,11 @@ def test_given_the_store_refuses_a_click_when_approve_is_pressed_then_no_ack_and
     # told failed (the person would try again, or walk away believing nothing happened)
     pk, owner = _escalate(harness)
     message = harness.posted(pk)
-    _refuse_clicks(harness.db)
-    delivery = harness.slack.click(owner, ids.APPROVE, channel=message.channel, ts=message.ts)
-    assert delivery.status == 500
-    harness.settle()
-    harness.drain()
+    with _refusing_clicks(harness.db):
+        delivery = harness.slack.click(owner, ids.APPROVE, channel=message.channel, ts=message.ts)
+        assert delivery.status == 500
+        harness.settle()
+        harness.drain()
     assert _reviews(harness.db) == []
     assert harness.posted(pk).blocks == message.blocks
 
