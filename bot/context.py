@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from bot.accepted import AcceptedClicks
 from bot.sla import PolicyReviewClock, ReviewClock
-from core.policy import LoadedPolicy
+from core.policy import LoadedPolicy, Policy
 from core.review import ReviewRules
 from core.store.db import Database
 
@@ -27,22 +27,26 @@ def _nothing() -> None:
 class BotContext:
     """``wake_outbox`` is called after a review is recorded, so the worker in the same process
     updates the messages at once instead of at its next poll; ``accepted`` hands each click's
-    ack outcome to its lazy function (see :mod:`bot.accepted`)."""
+    ack outcome to its lazy function (see :mod:`bot.accepted`). :meth:`adopt` switches to
+    another policy (a promote or rollback) while the bot runs."""
 
     db: Database
     policy: LoadedPolicy
     clock: Callable[[], datetime] = _utcnow
-    review_clock: ReviewClock | None = None
+    review_clock_for: Callable[[Policy], ReviewClock] = PolicyReviewClock
     wake_outbox: Callable[[], None] = _nothing
     rules: ReviewRules = field(init=False)
+    review_clock: ReviewClock = field(init=False)
     accepted: AcceptedClicks = field(init=False, default_factory=AcceptedClicks)
 
     def __post_init__(self) -> None:
-        self.rules = ReviewRules(self.policy.policy)
-        if self.review_clock is None:
-            self.review_clock = PolicyReviewClock(self.policy.policy)
+        self.adopt(self.policy)
+
+    def adopt(self, loaded: LoadedPolicy) -> None:
+        """Act on ``loaded`` from now on: who may act, reason codes, review deadlines."""
+        self.rules, self.review_clock = ReviewRules(loaded.policy), self.review_clock_for(loaded.policy)
+        self.policy = loaded
 
     @property
     def sla(self) -> ReviewClock:
-        assert self.review_clock is not None
         return self.review_clock

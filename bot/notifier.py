@@ -107,12 +107,15 @@ class SlackNotifier:
         clock: Callable[[], datetime],
     ) -> None:
         self.db = db
-        self.rules = rules
         self.client = client
-        self.review_clock = review_clock
         self.clock = clock
-        self.dm_owner = rules.policy.notifications.dm_owner_on_review
+        self.adopt(rules, review_clock)
         self._ims: dict[str, str] = {}
+
+    def adopt(self, rules: ReviewRules, review_clock: ReviewClock) -> None:
+        """Render with another policy's rules from now on (a promote or rollback while serving)."""
+        self.rules, self.review_clock = rules, review_clock
+        self.dm_owner = rules.policy.notifications.dm_owner_on_review
 
     # --- the handler --------------------------------------------------------------------------
 

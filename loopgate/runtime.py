@@ -35,12 +35,13 @@ from bot.app import build_app, web_client
 from bot.click_inbox import ClickInbox
 from bot.context import BotContext
 from bot.notifier import SlackNotifier
-from bot.sla import ReviewClock
+from bot.sla import PolicyReviewClock, ReviewClock
 from bot.uploads import SlackFileUploader
-from core.policy import LoadedPolicy
+from core.policy import LoadedPolicy, Policy
 from core.store.db import Database
 from core.store.outbox import EffectHandler
 from loopgate.outbox_worker import OutboxWorker
+from loopgate.policy_follower import PolicyFollower
 from loopgate.server import HttpFront
 from loopgate.settings import ConfigError, Settings
 
@@ -195,19 +196,21 @@ def compose(
     clock: Callable[[], datetime] = _utcnow,
     handlers: Sequence[EffectHandler] = (),
     services: Sequence[Service] = (),
-    review_clock: ReviewClock | None = None,
+    review_clock_for: Callable[[Policy], ReviewClock] | None = None,
+    follow_champion: float | None = None,
     outbox: bool = True,
     poll: float = 1.0,
     listener_threads: int = 8,
     lazy_threads: int = 4,
 ) -> Runtime:
-    """Build (not start) everything ``loopgate serve`` runs."""
+    """Build (not start) everything ``loopgate serve`` runs. ``follow_champion`` (seconds):
+    adopt a newly published champion that often (:mod:`loopgate.policy_follower`)."""
     token, signing_secret = settings.require_slack()
     socket_mode = settings.slack_app_token is not None and bool(settings.slack_app_token.get_secret_value())
     secret = signing_secret.get_secret_value() if signing_secret is not None else ""
     if not socket_mode and not secret:
         raise ConfigError("SLACK_SIGNING_SECRET is empty: HTTP mode verifies every request with it")
-    context = BotContext(db, policy, clock=clock, review_clock=review_clock)
+    context = BotContext(db, policy, clock=clock, review_clock_for=review_clock_for or PolicyReviewClock)
     pool = ListenerPool(listener_threads, lazy_threads)
     try:  # Bolt checks the token with auth.test right here: fail in one line, not a traceback
         app = build_app(
@@ -243,6 +246,13 @@ def compose(
     context.wake_outbox = worker.wake
     front = HttpFront(None if socket_mode else app, host=host, port=port, health=_health(db, worker))
     ordered: list[Any] = [worker, *services, pool]
+    if follow_champion is not None:
+
+        def adopt(loaded: LoadedPolicy) -> None:
+            context.adopt(loaded)
+            notifier.adopt(context.rules, context.review_clock)
+
+        ordered.insert(0, PolicyFollower(db, policy, [adopt], every=follow_champion))
     if socket_mode:
         assert settings.slack_app_token is not None
         ordered.append(_SocketMode(app, settings.slack_app_token.get_secret_value()))

@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     loopgate_outbox_lease_seconds: float = Field(default=120.0, gt=0)
     loopgate_outbox_retry_seconds: float = Field(default=5.0, gt=0)
     loopgate_scheduler_lease_seconds: float = Field(default=30.0, gt=0)
+    loopgate_policy_follow_seconds: float = Field(default=30.0, gt=0)
 
     salesforce_instance_url: str | None = None
     salesforce_access_token: SecretStr | None = None

@@ -66,9 +66,9 @@ def serve(
         if s is not None
     ]
     db = open_database(settings)
-    # the bot's rules (people, teams, reason codes) are read here, once: the scheduler and the
-    # write-back worker re-read the active policy per run; restart serve after promoting a policy
-    # that changes who may act
+    # the bot follows the published champion (people, teams, reason codes; a promote or rollback
+    # reaches it within LOOPGATE_POLICY_FOLLOW_SECONDS); the scheduler and the write-back worker
+    # re-read the active policy per run. An explicit --policy file is used as given.
     loaded = deciding_policy(db, settings, policy)
     configure_logging(settings.loopgate_log_level, secrets)
     connectors = ConnectorsByPolicy(settings)
@@ -85,7 +85,8 @@ def serve(
         outbox=outbox,
         poll=poll,
         services=services,
-        review_clock=PolicySlaClock(loaded.policy),
+        review_clock_for=PolicySlaClock,
+        follow_champion=None if policy is not None else settings.loopgate_policy_follow_seconds,
     )
     stop = threading.Event()
 

@@ -78,7 +78,7 @@ class LiveSandbox:
         if self.with_scheduler:
             services.append(scheduler_service(settings, db, connectors=connectors))
         self.runtime = compose(
-            settings, db, loaded, port=0, poll=self.poll, services=services, review_clock=PolicySlaClock(loaded.policy)
+            settings, db, loaded, port=0, poll=self.poll, services=services, review_clock_for=PolicySlaClock
         )
         sb.slack.request_url = f"{self.runtime.front.url}/slack/events"
         # the first sync before anything runs, so the page opens on decided leads

@@ -73,7 +73,7 @@ class _Demo:
         self.connectors = ConnectorsByPolicy(self.settings, clock)
         self.runtime: Runtime = compose(
             self.settings, db, self.loaded, port=0, clock=clock, outbox=False, poll=0.05,
-            review_clock=PolicySlaClock(self.loaded.policy),
+            review_clock_for=PolicySlaClock,
         )  # fmt: skip
         assert self.runtime.uploader is not None
         self.effects: list[EffectHandler] = [
