@@ -80,12 +80,15 @@ class LoggedRequest:
 
 @dataclass
 class Fault:
-    """Answer the next ``times`` requests matching ``path`` (regex) with this response."""
+    """Answer the next ``times`` requests matching ``path`` (regex) with this response;
+    ``after_applying``: do the request's work first, then lose its answer (a gateway that timed
+    out after the service applied the write — the caller cannot know it took effect)."""
 
     path: re.Pattern[str]
     response: FakeResponse
     times: int
     method: str | None = None
+    after_applying: bool = False
 
 
 Handler = Callable[[FakeRequest], FakeResponse]
@@ -123,10 +126,12 @@ class FakeService:
         body: Any = None,
         headers: dict[str, str] | None = None,
         method: str | None = None,
+        after_applying: bool = False,
     ) -> None:
-        """Make the next ``times`` requests whose path matches ``path`` fail this way."""
+        """Make the next ``times`` requests whose path matches ``path`` fail this way (see :class:`Fault`)."""
+        response = FakeResponse(status, body, dict(headers or {}))
         with self._lock:
-            self._faults.append(Fault(re.compile(path), FakeResponse(status, body, dict(headers or {})), times, method))
+            self._faults.append(Fault(re.compile(path), response, times, method, after_applying))
 
     def calls(self, path: str | None = None, method: str | None = None) -> list[LoggedRequest]:
         """Logged requests, optionally those whose path matches a regex and/or a method."""
@@ -228,7 +233,8 @@ class FakeService:
         if self.latency:
             time.sleep(self.latency)
         route_name: str | None = None
-        response = self._fault_for(method, parts.path)
+        fault = self._fault_for(method, parts.path)
+        response = None if fault is None or fault.after_applying else fault.response
         if response is None:
             for route_method, pattern, fn, name in self._routes:
                 match = pattern.match(parts.path)
@@ -244,6 +250,8 @@ class FakeService:
                     break
             else:
                 response = FakeResponse(404, {"error": "not_found", "path": parts.path})
+            if fault is not None:  # applied: now the answer is lost
+                response = fault.response
         with self._lock:
             self.requests.append(
                 LoggedRequest(
@@ -260,12 +268,12 @@ class FakeService:
         handler.end_headers()
         handler.wfile.write(payload)
 
-    def _fault_for(self, method: str, path: str) -> FakeResponse | None:
+    def _fault_for(self, method: str, path: str) -> Fault | None:
         with self._lock:
             for fault in self._faults:
                 if fault.times > 0 and (fault.method in (None, method)) and fault.path.search(path):
                     fault.times -= 1
                     if fault.times == 0:
                         self._faults.remove(fault)
-                    return fault.response
+                    return fault
         return None
