@@ -22,7 +22,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import IntEnum
 from operator import attrgetter
@@ -73,7 +73,7 @@ class Facts:
     personal_email: bool = False
     segment: str | None = None
     score: Score | None = None
-    trigger_codes: frozenset[str] = field(default_factory=frozenset)
+    trigger_codes: frozenset[str] = frozenset()  # immutable, so one shared default is safe
 
 
 _LEAD_FIELDS = (
