@@ -66,33 +66,56 @@ def decision_json(decision: DecisionValue) -> str:
     """``_encode(decision.to_dict())``, written directly: the same text, byte for byte (a test
     holds them equal), without building the nested dicts and walking them again for every lead.
     The field order and names are those of ``Decision.to_dict``, the decision contract."""
-    route, score = decision.route, decision.score
-    triggers = ",".join(
-        f'{{"code":{_string(t.code)},"detail":{_string(t.detail)},"hard":{_value(t.hard)}}}' for t in decision.triggers
-    )
-    evidence = ",".join(
-        f'{{"signal":{_string(e.signal)},"value":{_value(e.value)},"points":{_value(e.points)},'
-        f'"rule":{_string(e.rule)}}}'
-        for e in decision.evidence
-    )
-    raw = "" if score.raw_confidence is None else f',"raw_confidence":{_value(score.raw_confidence)}'
-    nba = decision.next_best_action
-    return (
-        f'{{"lead_id":{_string(decision.lead_id)},"source":{_string(decision.source)},'
-        f'"action":{_string(decision.action)},"owner":{_text_or_null(decision.owner)},'
-        f'"owner_kind":{_string(decision.owner_kind)},'
-        f'"route":{{"rule":{_string(route.rule)},"method":{_string(route.method)},'
-        f'"team":{_text_or_null(route.team)},"detail":{_string(route.detail)}}},'
-        f'"segment":{_string(decision.segment)},'
-        f'"score":{{"fit":{_value(score.fit)},"intent":{_value(score.intent)},'
-        f'"completeness":{_value(score.completeness)},"total":{_value(score.total)},'
-        f'"band":{_string(score.band)},"confidence":{_value(score.confidence)}{raw}}},'
-        f'"triggers":[{triggers}],"evidence":[{evidence}],'
-        f'"next_best_action":{{"code":{_string(nba.code)},"label":{_string(nba.label)}}},'
-        f'"trust_level":{_value(decision.trust_level)},"audit_sample":{_value(decision.audit_sample)},'
-        f'"suppressed_by":{_text_or_null(decision.suppressed_by)},"explanation":{_string(decision.explanation)},'
-        f'"policy_version":{_string(decision.policy_version)},"decided_at":{_string(decision.decided_at.isoformat())}}}'
-    )
+    return DecisionWriter()(decision)
+
+
+class DecisionWriter:
+    """:func:`decision_json` for a run of decisions: a run decides at one ``now`` under one
+    policy version, so their JSON text is encoded once per change instead of once per lead."""
+
+    def __init__(self) -> None:
+        self._at: datetime | None = None
+        self._at_text = ""
+        self._version: str | None = None
+        self._version_text = ""
+
+    def __call__(self, decision: DecisionValue) -> str:
+        route, score, nba = decision.route, decision.score, decision.next_best_action
+        if decision.decided_at is not self._at:  # the same object for a whole run
+            self._at, self._at_text = decision.decided_at, _string(decision.decided_at.isoformat())
+        if decision.policy_version is not self._version:
+            self._version, self._version_text = decision.policy_version, _string(decision.policy_version)
+        triggers = ",".join(
+            [
+                f'{{"code":{_string(t.code)},"detail":{_string(t.detail)},"hard":{_value(t.hard)}}}'
+                for t in decision.triggers
+            ]
+        )
+        # points and score components are ints by construction (the engine sums int points)
+        evidence = ",".join(
+            [
+                f'{{"signal":{_string(e.signal)},"value":{_value(e.value)},"points":{e.points:d},'
+                f'"rule":{_string(e.rule)}}}'
+                for e in decision.evidence
+            ]
+        )
+        raw = "" if score.raw_confidence is None else f',"raw_confidence":{_value(score.raw_confidence)}'
+        return (
+            f'{{"lead_id":{_string(decision.lead_id)},"source":{_string(decision.source)},'
+            f'"action":{_string(decision.action)},"owner":{_text_or_null(decision.owner)},'
+            f'"owner_kind":{_string(decision.owner_kind)},'
+            f'"route":{{"rule":{_string(route.rule)},"method":{_string(route.method)},'
+            f'"team":{_text_or_null(route.team)},"detail":{_string(route.detail)}}},'
+            f'"segment":{_string(decision.segment)},'
+            f'"score":{{"fit":{score.fit:d},"intent":{score.intent:d},'
+            f'"completeness":{score.completeness:d},"total":{score.total:d},'
+            f'"band":{_string(score.band)},"confidence":{_value(score.confidence)}{raw}}},'
+            f'"triggers":[{triggers}],"evidence":[{evidence}],'
+            f'"next_best_action":{{"code":{_string(nba.code)},"label":{_string(nba.label)}}},'
+            f'"trust_level":{decision.trust_level:d},"audit_sample":{"true" if decision.audit_sample else "false"},'
+            f'"suppressed_by":{_text_or_null(decision.suppressed_by)},"explanation":{_string(decision.explanation)},'
+            f'"policy_version":{self._version_text},"decided_at":{self._at_text}}}'
+        )
 
 
 def _now(value: str | None) -> datetime:
@@ -184,13 +207,13 @@ def _decide_pure(
 ) -> int:
     rotation = InMemoryRotation()
     failed = 0
-    write, no_context = sink.write, LeadContext()
+    write, no_context, text = sink.write, LeadContext(), DecisionWriter()
     for _, lead in lines:
         if lead is None:
             failed += 1
             continue
         ctx = LeadContext(account=_account_for(engine, lead, directory)) if directory else no_context
-        write(decision_json(engine.decide(lead, ctx, rotation=rotation, now=at)) + "\n")
+        write(text(engine.decide(lead, ctx, rotation=rotation, now=at)) + "\n")
     return failed
 
 
