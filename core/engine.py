@@ -96,7 +96,7 @@ class DecisionEngine:
         esc = EscalationContext(parts, confidence, _UNROUTED, ctx.previous, ctx.duplicates)
         before_routing = self.escalator.triggers(facts, esc)
         if before_routing:
-            facts.trigger_codes = frozenset(t.code for t in before_routing)
+            facts.trigger_codes = frozenset([t.code for t in before_routing])
         suppression = self._suppression(facts)
         if suppression is not None and not any(t.hard for t in before_routing):
             route = self._parked(lead, suppression)
@@ -108,7 +108,7 @@ class DecisionEngine:
             ownership = self.escalator.ownership(facts, routed)
         triggers = self._ordered(before_routing, ownership)
         if ownership is not None:
-            facts.trigger_codes = frozenset(t.code for t in triggers)
+            facts.trigger_codes = frozenset([t.code for t in triggers])
 
         level = self.trust_level(segment, trust_levels)
         action, why = choose_action(

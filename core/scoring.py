@@ -94,6 +94,7 @@ class Scorer:
             )
             for rule in scoring.fit
         ]
+        self._fit_rows = [(c.signal, c.points, c.rule, c.value_of, c.holds) for c in self._fit]  # unpacked per lead
         intent = scoring.intent
         self._event_points = dict(intent.events)
         # evidence names and rule texts per event type, built once instead of per lead
@@ -118,13 +119,13 @@ class Scorer:
     def score(self, facts: Facts) -> ScoreParts:
         evidence: list[Evidence] = []
         fit = 0
-        for check in self._fit:
-            value = check.value_of(facts)
-            if check.holds(value):
-                fit += check.points
+        for signal, points, rule, value_of, holds in self._fit_rows:
+            value = value_of(facts)
+            if holds(value):
+                fit += points
                 if isinstance(value, str) and len(value) > 80:
                     value = _shown(value)
-                evidence.append(Evidence(check.signal, value, check.points, check.rule))
+                evidence.append(Evidence(signal, value, points, rule))
         lead = facts.lead
         intent = self._intent(lead, facts.now, evidence) if lead.events else 0
         values = self._known_fields(lead)

@@ -398,7 +398,15 @@ def _equals(expected: Any) -> Callable[[Any], bool]:
         return lambda v: v is expected or (type(v) is str and _as_bool(v) is expected)
     if _is_number(expected):
         return lambda v: _is_number(v) and v == want
-    return lambda v: v is not None and _norm(v if type(v) is str else str(v)) == want
+    return lambda v: v is not None and (v if type(v) is str else str(v)).casefold().strip() == want
+
+
+# comparisons test the exact types first (what normalised leads hold), then the general rule
+_PLAIN_NUMBERS = (int, float)
+
+
+def _numeric(value: Any) -> bool:
+    return value is not None and type(value) is not bool and isinstance(value, int | float)
 
 
 def _compile_op(op: str, arg: Any) -> Callable[[Any], bool]:  # noqa: C901 - one branch per operator
@@ -413,16 +421,16 @@ def _compile_op(op: str, arg: Any) -> Callable[[Any], bool]:  # noqa: C901 - one
             return lambda v: v is not None and (v.casefold().strip() if type(v) is str else v) in members
         return lambda v: v is not None and (v.casefold().strip() if type(v) is str else v) not in members
     if op == "lt":
-        return lambda v: v is not None and type(v) is not bool and isinstance(v, int | float) and v < arg
+        return lambda v: (type(v) in _PLAIN_NUMBERS or _numeric(v)) and v < arg
     if op == "lte":
-        return lambda v: v is not None and type(v) is not bool and isinstance(v, int | float) and v <= arg
+        return lambda v: (type(v) in _PLAIN_NUMBERS or _numeric(v)) and v <= arg
     if op == "gt":
-        return lambda v: v is not None and type(v) is not bool and isinstance(v, int | float) and v > arg
+        return lambda v: (type(v) in _PLAIN_NUMBERS or _numeric(v)) and v > arg
     if op == "gte":
-        return lambda v: v is not None and type(v) is not bool and isinstance(v, int | float) and v >= arg
+        return lambda v: (type(v) in _PLAIN_NUMBERS or _numeric(v)) and v >= arg
     if op == "between":
         low, high = arg
-        return lambda v: v is not None and type(v) is not bool and isinstance(v, int | float) and low <= v <= high
+        return lambda v: (type(v) in _PLAIN_NUMBERS or _numeric(v)) and low <= v <= high
     if op == "matches":
         search = re.compile(arg).search
         return lambda v: type(v) is str and search(v) is not None
