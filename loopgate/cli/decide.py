@@ -128,13 +128,28 @@ def _now(value: str | None) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+_raw_decode = json.JSONDecoder().raw_decode
+
+
+def _parse(line: str) -> Any:
+    """``json.loads(line)``: one object per line parses directly; anything else (leading
+    blanks, trailing data, errors) goes through ``json.loads`` for its exact result or error."""
+    try:
+        value, end = _raw_decode(line)
+    except ValueError:
+        return json.loads(line)
+    if end != len(line) and line[end:].strip(" \t\n\r"):  # json's whitespace, not Unicode's
+        return json.loads(line)
+    return value
+
+
 def _lines(stream: TextIO, name: str) -> Iterator[tuple[int, Lead | None]]:
     """(line number, lead) per non-blank line; unusable lines are reported and yield None."""
     for number, line in enumerate(stream, 1):
-        if not line.strip():
+        if not line or line.isspace():  # blank (isspace, unlike strip, copies nothing)
             continue
         try:
-            yield number, normalize_lead(json.loads(line))
+            yield number, normalize_lead(_parse(line))
         except (ValueError, LeadInputError) as exc:
             reason = f"invalid JSON: {exc.msg}" if isinstance(exc, json.JSONDecodeError) else str(exc)
             err.print(f"{name}:{number}: {reason}; line skipped")
