@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from functools import cache
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -85,7 +86,8 @@ def test_given_no_policy_when_deciding_then_the_missing_setting_is_named() -> No
     assert result.err.strip() == "error: LOOPGATE_POLICY is not set: point it at your policy.yaml (or pass --policy)"
 
 
-def _decisions_of_examples() -> list[Decision]:
+@cache
+def _decisions_of_examples() -> tuple[Decision, ...]:
     engine = DecisionEngine(read_policy(Path(POLICY)))
     directory: dict[str, list[Account]] = {}
     for line in Path(ACCOUNTS).read_text().splitlines():
@@ -98,7 +100,7 @@ def _decisions_of_examples() -> list[Decision]:
         domain = engine.account_domain(lead)
         account = directory[domain][0] if domain in directory else None
         out.append(engine.decide(lead, LeadContext(account=account), rotation=rotation, now=at))
-    return out
+    return tuple(out)
 
 
 def test_given_the_example_decisions_when_written_directly_then_the_text_is_the_encoded_contract() -> None:
