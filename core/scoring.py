@@ -19,7 +19,7 @@ from operator import attrgetter
 from typing import Any, NamedTuple
 
 from core.model import Evidence, Lead
-from core.policy.conditions import Facts, compile_predicate, field_getter
+from core.policy.conditions import Facts, compile_field_check, compile_predicate, field_getter
 from core.policy.schema import FitRule, Scoring
 
 __all__ = ["ScoreParts", "Scorer", "band_for"]
@@ -94,7 +94,11 @@ class Scorer:
             )
             for rule in scoring.fit
         ]
-        self._fit_rows = [(c.signal, c.points, c.rule, c.value_of, c.holds) for c in self._fit]  # unpacked per lead
+        # unpacked per lead; the test reads the field itself, the value is read again only for evidence
+        self._fit_rows = [
+            (c.signal, c.points, c.rule, c.value_of, compile_field_check(rule.signal, rule.predicate()))
+            for c, rule in zip(self._fit, scoring.fit, strict=True)
+        ]
         intent = scoring.intent
         self._event_points = dict(intent.events)
         # evidence names and rule texts per event type, built once instead of per lead
@@ -119,9 +123,9 @@ class Scorer:
     def score(self, facts: Facts) -> ScoreParts:
         evidence: list[Evidence] = []
         fit = 0
-        for signal, points, rule, value_of, holds in self._fit_rows:
-            value = value_of(facts)
-            if holds(value):
+        for signal, points, rule, value_of, applies in self._fit_rows:
+            if applies(facts):
+                value = value_of(facts)
                 fit += points
                 if isinstance(value, str) and len(value) > 80:
                     value = _shown(value)
