@@ -87,8 +87,12 @@ def normalize_lead(raw: Any, *, default_source: str = "import") -> Lead:
     deal_size = get("estimated_deal_size")
     if deal_size is not None:
         deal_size = _amount(deal_size, "estimated_deal_size", problems)
-    created_at = _time(get("created_at"), "created_at", problems)
-    updated_at = _time(get("updated_at"), "updated_at", problems)
+    created_at = get("created_at")
+    if created_at is not None:
+        created_at = _time(created_at, "created_at", problems)
+    updated_at = get("updated_at")
+    if updated_at is not None:
+        updated_at = _time(updated_at, "updated_at", problems)
     fields = get("fields")
     if fields is not None and not isinstance(fields, Mapping):
         problems["fields"] = "not an object"

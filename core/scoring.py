@@ -149,15 +149,13 @@ class Scorer:
                 gap = -gap
             if gap < distance:
                 distance = gap
+        # raw confidence, never 1.0: an uncalibrated score has not earned certainty (calibration may grant it)
+        margin = distance / _MARGIN_SCALE
+        if margin > 1.0:
+            margin = 1.0
+        raw_confidence = round(0.15 + 0.45 * known_share + 0.35 * margin, 2)
         return ScoreParts(
-            fit,
-            intent,
-            completeness,
-            total,
-            band or "cold",
-            self._raw_confidence_at(distance, known_share),
-            known_share,
-            tuple(evidence),
+            fit, intent, completeness, total, band or "cold", raw_confidence, known_share, tuple(evidence)
         )
 
     def _intent(self, lead: Lead, now: datetime, evidence: list[Evidence]) -> int:
@@ -211,12 +209,6 @@ class Scorer:
             return share, 0, None
         rule = f"completeness: {self._completeness.points} × {known}/{of} fields known"
         return share, points, Evidence("completeness", f"{known}/{of}", points, rule)
-
-    @staticmethod
-    def _raw_confidence_at(distance: float, known_share: float) -> float:
-        # never 1.0: an uncalibrated score has not earned certainty (calibration may grant it)
-        margin = min(distance / _MARGIN_SCALE, 1.0)
-        return round(0.15 + 0.45 * known_share + 0.35 * margin, 2)
 
 
 def _by_points_desc(item: tuple[str, float]) -> float:

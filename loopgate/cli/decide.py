@@ -39,10 +39,6 @@ _string: Callable[[str], str] = getattr(json.encoder, "c_encode_basestring", Non
 _INFINITY = float("inf")
 
 
-def _text_or_null(value: str | None) -> str:
-    return "null" if value is None else _string(value)
-
-
 def _value(value: Any) -> str:
     """One JSON value, as ``_encode`` writes it: the common exact types inline, anything else
     (floats, subclasses, containers) through the encoder itself."""
@@ -100,12 +96,13 @@ class DecisionWriter:
             ]
         )
         raw = "" if score.raw_confidence is None else f',"raw_confidence":{_value(score.raw_confidence)}'
+        owner, team, suppressed_by = decision.owner, route.team, decision.suppressed_by
         return (
             f'{{"lead_id":{_string(decision.lead_id)},"source":{_string(decision.source)},'
-            f'"action":{_string(decision.action)},"owner":{_text_or_null(decision.owner)},'
+            f'"action":{_string(decision.action)},"owner":{"null" if owner is None else _string(owner)},'
             f'"owner_kind":{_string(decision.owner_kind)},'
             f'"route":{{"rule":{_string(route.rule)},"method":{_string(route.method)},'
-            f'"team":{_text_or_null(route.team)},"detail":{_string(route.detail)}}},'
+            f'"team":{"null" if team is None else _string(team)},"detail":{_string(route.detail)}}},'
             f'"segment":{_string(decision.segment)},'
             f'"score":{{"fit":{score.fit:d},"intent":{score.intent:d},'
             f'"completeness":{score.completeness:d},"total":{score.total:d},'
@@ -113,7 +110,8 @@ class DecisionWriter:
             f'"triggers":[{triggers}],"evidence":[{evidence}],'
             f'"next_best_action":{{"code":{_string(nba.code)},"label":{_string(nba.label)}}},'
             f'"trust_level":{decision.trust_level:d},"audit_sample":{"true" if decision.audit_sample else "false"},'
-            f'"suppressed_by":{_text_or_null(decision.suppressed_by)},"explanation":{_string(decision.explanation)},'
+            f'"suppressed_by":{"null" if suppressed_by is None else _string(suppressed_by)},'
+            f'"explanation":{_string(decision.explanation)},'
             f'"policy_version":{self._version_text},"decided_at":{self._at_text}}}'
         )
 
