@@ -210,8 +210,7 @@ def _text(value: Any, name: str, problems: dict[str, str]) -> str | None:
 def _texts(get: Callable[[str], Any], problems: dict[str, str]) -> list[str | None]:
     """The plain text fields (``_TEXT_FIELDS``, in order); :func:`_text` inlined for clean text."""
     out: list[str | None] = []
-    for name in _TEXT_FIELDS:
-        value = get(name)
+    for name, value in zip(_TEXT_FIELDS, map(get, _TEXT_FIELDS), strict=True):  # the reads in C
         if type(value) is str and "\x00" not in value:
             value = value.strip()
             out.append(value[:MAX_TEXT] if value else None)
