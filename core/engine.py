@@ -60,6 +60,8 @@ class DecisionEngine:
         self.free_domains = frozenset(d.lower() for d in policy.enrichment.free_email_domains)
         self._ownership = policy.escalation.duplicate_ownership
         self._trigger_order = {code: i for i, code in enumerate(self.escalator.codes)}
+        # without any fitted curve calibration returns the raw value: skip the call per lead
+        self._calibrated = bool(self.calibration.curves) or self.calibration.pooled is not None
 
     def account_domain(self, lead: Lead) -> str | None:
         """The domain to look the lead's account up by (never a personal mail domain)."""
@@ -85,18 +87,17 @@ class DecisionEngine:
         facts = Facts(lead=lead, account=ctx.account, now=now, personal_email=lead.email_domain in self.free_domains)
         facts.segment = segment = self._segment(facts)
         parts = self.scorer.score(facts)
-        confidence = self.calibration.apply(segment, parts.raw_confidence)
+        raw_confidence = parts.raw_confidence
+        confidence = self.calibration.apply(segment, raw_confidence) if self._calibrated else raw_confidence
         # learning (issue 7): the raw value is recorded so calibration can be refitted from labels
-        score = Score(
-            parts.fit, parts.intent, parts.completeness, parts.total, parts.band, confidence, parts.raw_confidence
-        )
+        score = Score(parts.fit, parts.intent, parts.completeness, parts.total, parts.band, confidence, raw_confidence)
         facts.score = score
 
         # triggers that do not depend on who owns the lead decide suppression; routing after
         esc = EscalationContext(parts, confidence, _UNROUTED, ctx.previous, ctx.duplicates)
         before_routing = self.escalator.triggers(facts, esc)
         if before_routing:
-            facts.trigger_codes = frozenset(t.code for t in before_routing)
+            facts.trigger_codes = frozenset([t.code for t in before_routing])
         suppression = self._suppression(facts)
         if suppression is not None and not any(t.hard for t in before_routing):
             route = self._parked(lead, suppression)
@@ -106,9 +107,9 @@ class DecisionEngine:
         if self._ownership:
             routed = EscalationContext(parts, confidence, route, ctx.previous, ctx.duplicates)
             ownership = self.escalator.ownership(facts, routed)
-        triggers = self._ordered(before_routing, ownership)
+        triggers = tuple(before_routing) if ownership is None else self._ordered(before_routing, ownership)
         if ownership is not None:
-            facts.trigger_codes = frozenset(t.code for t in triggers)
+            facts.trigger_codes = frozenset([t.code for t in triggers])
 
         level = self.trust_level(segment, trust_levels)
         action, why = choose_action(

@@ -8,8 +8,10 @@ Every trigger is parameterised by the policy and off unless configured. Which tr
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
 from datetime import timedelta
+from operator import attrgetter
+from typing import NamedTuple
 
 from core.model import Account, DuplicateRecord, Lead, PriorScore, Route, Trigger
 from core.policy.conditions import Check, Facts, compile_condition
@@ -21,15 +23,19 @@ from core.scoring import ScoreParts
 __all__ = ["EscalationContext", "Escalator", "format_age", "format_span"]
 
 
-@dataclass(frozen=True, slots=True)
-class EscalationContext:
-    """What triggers look at beyond the lead: its score, route, history and twins."""
+class EscalationContext(NamedTuple):
+    """What triggers look at beyond the lead: its score, route, history and twins.
+
+    A NamedTuple: built twice per lead (before and after routing)."""
 
     score: ScoreParts
     confidence: float
     route: Route
     previous: PriorScore | None
     duplicates: tuple[DuplicateRecord, ...]
+
+
+_LEAD_ATTRS = frozenset(f.name for f in dataclass_fields(Lead)) | {"email_domain"}
 
 
 def format_span(delta: timedelta) -> str:
@@ -88,20 +94,30 @@ class Escalator:
             ("customer_signal", self._customer_signal, escalation.customer_signal),
             ("low_confidence", self._low_confidence, escalation.low_confidence),
         ]
-        # only the triggers the policy turns on are evaluated
-        self._checks = [(code, check) for code, check, setting in checks if setting]
+        # only the triggers the policy turns on are evaluated; hardness is known per code up front
+        self._checks = [(code, check, code in self.hard) for code, check, setting in checks if setting]
+        self._custom = [(code, when, detail, hard or code in self.hard) for code, when, detail, hard in self._custom]
+        required = escalation.missing_data.required if escalation.missing_data else []
+        self._required_values: Callable[[Lead], tuple[object, ...]] | None = (
+            (attrgetter(*required) if len(required) > 1 else (lambda lead: (getattr(lead, required[0], None),)))
+            if required and all(name in _LEAD_ATTRS for name in required)
+            else None
+        )
+        self._signal_events = (
+            frozenset(escalation.customer_signal.events) if escalation.customer_signal else frozenset()
+        )
         self.codes = [*BUILTIN_TRIGGERS, *(c.code for c in escalation.custom)]
 
     def triggers(self, facts: Facts, ctx: EscalationContext) -> list[Trigger]:
         """Every trigger except ``duplicate_ownership`` (which needs the routed owner)."""
         found: list[Trigger] = []
-        for code, check in self._checks:
+        for code, check, hard in self._checks:
             detail = check(facts, ctx)
             if detail is not None:
-                found.append(Trigger(code, detail, code in self.hard))
+                found.append(Trigger(code, detail, hard))
         for code, when, detail, hard in self._custom:
             if when(facts):
-                found.append(Trigger(code, detail, hard or code in self.hard))
+                found.append(Trigger(code, detail, hard))
         return found
 
     def ownership(self, facts: Facts, ctx: EscalationContext) -> Trigger | None:
@@ -164,6 +180,10 @@ class Escalator:
         if cfg is None:
             return None
         lead: Lead = facts.lead
+        if self._required_values is not None:  # one C call for all the fields, most leads have them
+            values = self._required_values(lead)
+            if None not in values and "" not in values:
+                return None
         missing = [name for name in cfg.required if getattr(lead, name, None) in (None, "")]
         if not missing:
             return None
@@ -216,7 +236,7 @@ class Escalator:
         cfg = self.cfg.customer_signal
         if cfg is None or self._signal_window is None:
             return None
-        wanted = frozenset(cfg.events)
+        wanted = self._signal_events
         for event in reversed(facts.lead.events):
             if event.type in wanted and facts.now - event.at <= self._signal_window:
                 return f"{event.type.replace('_', ' ')} {format_age(facts.now - event.at)}: pause automation"

@@ -48,22 +48,26 @@ class _Rule:
     label: str
     event_types: frozenset[str]
     placeholders: frozenset[str]
+    fillers: tuple[tuple[str, Placeholder], ...] = ()  # (name, how to fill it) per placeholder
 
 
 class ActionPlanner:
     """The next_best_action section of a policy, compiled once."""
 
     def __init__(self, rules: list[NextBestActionRule]) -> None:
-        self.rules = [
-            _Rule(
-                compile_condition(r.when) if r.when else None,
-                r.code,
-                r.label,
-                _event_types(r.when),
-                frozenset(f for _, f, _, _ in string.Formatter().parse(r.label) if f),
+        self.rules = []
+        for r in rules:
+            placeholders = frozenset(f for _, f, _, _ in string.Formatter().parse(r.label) if f)
+            self.rules.append(
+                _Rule(
+                    compile_condition(r.when) if r.when else None,
+                    r.code,
+                    r.label,
+                    _event_types(r.when),
+                    placeholders,
+                    tuple((name, _PLACEHOLDERS[name]) for name in sorted(placeholders)),
+                )
             )
-            for r in rules
-        ]
 
     def plan(
         self,
@@ -89,7 +93,7 @@ class ActionPlanner:
             return rule.label
         # placeholder names were validated against LABEL_PLACEHOLDERS when the policy loaded, so
         # format_map only ever looks up plain names; lead text is inserted, never interpreted
-        values = {name: _PLACEHOLDERS[name](rule, facts, evidence, triggers, owner_name) for name in rule.placeholders}
+        values = {name: fill(rule, facts, evidence, triggers, owner_name) for name, fill in rule.fillers}
         text = rule.label.format_map(values).strip()
         return text if len(text) <= _MAX_LABEL else text[: _MAX_LABEL - 1] + "…"
 
@@ -102,7 +106,10 @@ def _latest(rule: _Rule, facts: Facts) -> Event | None:
 
 
 def _top_signal(evidence: tuple[Evidence, ...]) -> str:
-    top = max((e for e in evidence if e.points > 0), key=lambda e: e.points, default=None)
+    top: Evidence | None = None
+    for item in evidence:  # the first item with the most (positive) points, as max() picks
+        if item.points > 0 and (top is None or item.points > top.points):
+            top = item
     return describe_evidence(top) if top else "no strong signal yet"
 
 

@@ -103,7 +103,10 @@ class InMemoryRotation:
         return self.loads.get((rep, local_day), 0)
 
     def assign(self, team: str, candidates: Sequence[Candidate], lead_key: str, now: datetime) -> Candidate | None:
-        open_ = [c for c in candidates if c.daily_capacity is None or self.load(c.rep, c.local_day) < c.daily_capacity]
+        loads = self.loads
+        open_ = [
+            c for c in candidates if c.daily_capacity is None or loads.get((c.rep, c.local_day), 0) < c.daily_capacity
+        ]
         if not open_:
             return None
         chosen = fair_pick(self.lags.setdefault(team, {}), open_)
@@ -194,7 +197,7 @@ class Router:
         self._cached_at: datetime | None = None
         self._away: dict[str, str | None] = {}
         self._days: dict[str, str] = {}
-        self._teams_now: dict[tuple[str, str], tuple[list[Candidate], list[str]]] = {}
+        self._teams_now: dict[tuple[str, str], tuple[list[Candidate], list[str], str]] = {}
         self.rules: list[_Rule] = []
         for rule in policy.routing:
             when = compile_condition(rule.when) if rule.when else None
@@ -312,21 +315,23 @@ class Router:
         now: datetime,
     ) -> Route:
         team = self.roster.teams[team_id]
+        team_name = team.name or team.id
         key = (team_id, method)
         if exclude or now != self._cached_at or key not in self._teams_now:
             candidates, away = self._candidates(team_id, method, exclude, now)
+            # when the rotation has no open slot, every candidate is at capacity: the detail
+            # depends only on who is a candidate, so it is written once per (team, now)
+            full = [f"{self.roster.name(c.rep)} at capacity ({c.daily_capacity}/day)" for c in candidates]
+            nobody = f"nobody in {team_name} can take it: " + "; ".join(away + full)
             if not exclude:
-                self._teams_now[key] = (candidates, away)
+                self._teams_now[key] = (candidates, away, nobody)
         else:
-            candidates, away = self._teams_now[key]
+            candidates, away, nobody = self._teams_now[key]
         chosen = (
             rotation.assign(team_id, candidates, f"{facts.lead.source}:{facts.lead.id}", now) if candidates else None
         )
-        team_name = team.name or team.id
         if chosen is None:
-            full = [f"{self.roster.name(c.rep)} at capacity ({c.daily_capacity}/day)" for c in candidates]
-            detail = f"nobody in {team_name} can take it: " + "; ".join(away + full)
-            return Route(rule, "fallback_queue", self.fallback_queue, "queue", detail, team=team_id)
+            return Route(rule, "fallback_queue", self.fallback_queue, "queue", nobody, team=team_id)
         rep = self.roster.reps[chosen.rep]
         load = rotation.load(chosen.rep, chosen.local_day)
         cap = f", {load}/{rep.daily_capacity} today" if rep.daily_capacity else f", {load} today"

@@ -16,10 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from operator import attrgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 from core.model import Evidence, Lead
-from core.policy.conditions import Facts, compile_predicate, field_getter
+from core.policy.conditions import Facts, compile_field_check, compile_predicate, field_getter
 from core.policy.schema import FitRule, Scoring
 
 __all__ = ["ScoreParts", "Scorer", "band_for"]
@@ -29,9 +29,10 @@ _MARGIN_SCALE = 15.0  # points from a threshold at which the band is "clearly" d
 _CONFIDENCE_FIELDS = ("email", "company", "title", "country", "employees", "industry")
 
 
-@dataclass(frozen=True, slots=True)
-class ScoreParts:
-    """A score before calibration: components, total, band, evidence, raw confidence."""
+class ScoreParts(NamedTuple):
+    """A score before calibration: components, total, band, evidence, raw confidence.
+
+    A NamedTuple like the other per-lead values of ``core.model``: built once per lead."""
 
     fit: int
     intent: int
@@ -93,6 +94,11 @@ class Scorer:
             )
             for rule in scoring.fit
         ]
+        # unpacked per lead; the test reads the field itself, the value is read again only for evidence
+        self._fit_rows = [
+            (c.signal, c.points, c.rule, c.value_of, compile_field_check(rule.signal, rule.predicate()))
+            for c, rule in zip(self._fit, scoring.fit, strict=True)
+        ]
         intent = scoring.intent
         self._event_points = dict(intent.events)
         # evidence names and rule texts per event type, built once instead of per lead
@@ -110,28 +116,46 @@ class Scorer:
             getter if len(names) > 1 else (lambda lead: (getter(lead),))
         )
         self.bands = sorted(scoring.bands.items(), key=lambda kv: -kv[1])
+        # completeness depends only on how many of the fields are known: one entry per count,
+        # with its evidence item built once (evidence items are immutable, so they are shared)
+        self._completeness_by_known = [self._complete(known, len(names)) for known in range(len(names) + 1)]
 
     def score(self, facts: Facts) -> ScoreParts:
         evidence: list[Evidence] = []
         fit = 0
-        for check in self._fit:
-            value = check.value_of(facts)
-            if check.holds(value):
-                fit += check.points
-                evidence.append(Evidence(check.signal, _shown(value), check.points, check.rule))
-        intent = self._intent(facts.lead, facts.now, evidence)
-        completeness, known_share = self._complete(facts.lead, evidence)
+        for signal, points, rule, value_of, applies in self._fit_rows:
+            if applies(facts):
+                value = value_of(facts)
+                fit += points
+                if isinstance(value, str) and len(value) > 80:
+                    value = _shown(value)
+                evidence.append(Evidence(signal, value, points, rule))
+        lead = facts.lead
+        intent = self._intent(lead, facts.now, evidence) if lead.events else 0
+        values = self._known_fields(lead)
+        known = len(values) - values.count(None)
+        known_share, completeness, item = self._completeness_by_known[known]
+        if item is not None:
+            evidence.append(item)
         total = fit + intent + completeness
-        band = band_for(total, self.bands)
+        band: str | None = None
+        distance: float = _MARGIN_SCALE  # to the nearest threshold; beyond the scale it no longer matters
+        for name, threshold in self.bands:  # highest first: the first one reached is the band
+            gap = total - threshold
+            if gap >= 0:
+                if band is None:
+                    band = name
+            else:
+                gap = -gap
+            if gap < distance:
+                distance = gap
+        # raw confidence, never 1.0: an uncalibrated score has not earned certainty (calibration may grant it)
+        margin = distance / _MARGIN_SCALE
+        if margin > 1.0:
+            margin = 1.0
+        raw_confidence = round(0.15 + 0.45 * known_share + 0.35 * margin, 2)
         return ScoreParts(
-            fit=fit,
-            intent=intent,
-            completeness=completeness,
-            total=total,
-            band=band,
-            raw_confidence=self._raw_confidence(total, known_share),
-            known_share=known_share,
-            evidence=tuple(evidence),
+            fit, intent, completeness, total, band or "cold", raw_confidence, known_share, tuple(evidence)
         )
 
     def _intent(self, lead: Lead, now: datetime, evidence: list[Evidence]) -> int:
@@ -139,17 +163,29 @@ class Scorer:
             return 0
         decayed: dict[str, float] = {}
         counts: dict[str, int] = {}
+        points_of = self._event_points
+        half_life, window = self._half_life, self._window
         for event in lead.events:
-            base = self._event_points.get(event.type)
+            base = points_of.get(event.type)
             if base is None:
                 continue
-            age = max((now - event.at).total_seconds(), 0.0)
-            if age > self._window:
+            age = (now - event.at).total_seconds()
+            if age < 0.0:
+                age = 0.0
+            if age > window:
                 continue
-            decayed[event.type] = decayed.get(event.type, 0.0) + base * 0.5 ** (age / self._half_life)
-            counts[event.type] = counts.get(event.type, 0) + 1
+            kind = event.type
+            if kind in decayed:
+                decayed[kind] += base * 0.5 ** (age / half_life)
+                counts[kind] += 1
+            else:
+                decayed[kind] = base * 0.5 ** (age / half_life)
+                counts[kind] = 1
+        if not decayed:
+            return 0
         total = 0
-        for kind, value in sorted(decayed.items(), key=lambda kv: -kv[1]):
+        ranked = sorted(decayed.items(), key=_by_points_desc) if len(decayed) > 1 else decayed.items()
+        for kind, value in ranked:
             points = round(value)
             if points == 0:
                 continue
@@ -163,23 +199,20 @@ class Scorer:
             total = self._max_intent
         return total
 
-    def _complete(self, lead: Lead, evidence: list[Evidence]) -> tuple[int, float]:
-        values = self._known_fields(lead)
-        known = len(values) - values.count(None)
-        share = known / len(values)
+    def _complete(self, known: int, of: int) -> tuple[float, int, Evidence | None]:
+        """Share of known fields, completeness points and their evidence, for ``known`` of ``of``."""
+        share = known / of
         if self._completeness is None or self._completeness.points == 0:
-            return 0, share
+            return share, 0, None
         points = round(self._completeness.points * share)
-        if points:
-            rule = f"completeness: {self._completeness.points} × {known}/{len(values)} fields known"
-            evidence.append(Evidence("completeness", f"{known}/{len(values)}", points, rule))
-        return points, share
+        if not points:
+            return share, 0, None
+        rule = f"completeness: {self._completeness.points} × {known}/{of} fields known"
+        return share, points, Evidence("completeness", f"{known}/{of}", points, rule)
 
-    def _raw_confidence(self, total: int, known_share: float) -> float:
-        # never 1.0: an uncalibrated score has not earned certainty (calibration may grant it)
-        distance = min((abs(total - t) for _, t in self.bands), default=_MARGIN_SCALE)
-        margin = min(distance / _MARGIN_SCALE, 1.0)
-        return round(0.15 + 0.45 * known_share + 0.35 * margin, 2)
+
+def _by_points_desc(item: tuple[str, float]) -> float:
+    return -item[1]
 
 
 def _shown(value: Any) -> Any:

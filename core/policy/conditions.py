@@ -22,7 +22,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import IntEnum
 from operator import attrgetter
@@ -38,6 +38,7 @@ __all__ = [
     "check_condition",
     "check_predicate",
     "compile_condition",
+    "compile_field_check",
     "compile_predicate",
     "field_getter",
     "known_fields",
@@ -73,7 +74,7 @@ class Facts:
     personal_email: bool = False
     segment: str | None = None
     score: Score | None = None
-    trigger_codes: frozenset[str] = field(default_factory=frozenset)
+    trigger_codes: frozenset[str] = frozenset()  # immutable, so one shared default is safe
 
 
 _LEAD_FIELDS = (
@@ -331,8 +332,14 @@ def compile_condition(condition: Mapping[str, Any]) -> Check:
         elif key == "trigger":
             checks.append(_compile_trigger(value))
         else:
-            checks.append(_field_check(field_getter(key), compile_predicate(value)))
+            checks.append(compile_field_check(key, value))
     return checks[0] if len(checks) == 1 else _all_of(checks)
+
+
+def compile_field_check(name: str, predicate: Any) -> Check:
+    """``{name: predicate}`` as a function of :class:`Facts` (the field read and the test in one)."""
+    getter = field_getter(name)
+    return _fused_check(getter, predicate) or _field_check(getter, compile_predicate(predicate))
 
 
 def _all_of(checks: list[Check]) -> Check:
@@ -367,6 +374,41 @@ def _field_check(getter: Getter, test: Callable[[Any], bool]) -> Check:
     return lambda f: test(getter(f))
 
 
+def _fused_check(get: Getter, predicate: Any) -> Check | None:
+    """The commonest predicates with the field read inlined: one call per check instead of
+    two, for conditions evaluated for every lead and rule. Each lambda is the matching one of
+    :func:`_equals` / :func:`_compile_op` applied to ``get(f)``; anything else returns None
+    and is compiled the general way."""
+    if isinstance(predicate, Mapping):
+        if len(predicate) != 1:
+            return None
+        ((op, arg),) = predicate.items()
+        if op == "in":
+            members = frozenset(_norm(a) for a in arg)
+            return lambda f: (v := get(f)) is not None and (v.casefold().strip() if type(v) is str else v) in members
+        if op == "matches":
+            search = re.compile(arg).search
+            return lambda f: type(v := get(f)) is str and search(v) is not None
+        if op == "lt":
+            return lambda f: (type(v := get(f)) in _PLAIN_NUMBERS or _numeric(v)) and v < arg
+        if op == "lte":
+            return lambda f: (type(v := get(f)) in _PLAIN_NUMBERS or _numeric(v)) and v <= arg
+        if op == "gt":
+            return lambda f: (type(v := get(f)) in _PLAIN_NUMBERS or _numeric(v)) and v > arg
+        if op == "gte":
+            return lambda f: (type(v := get(f)) in _PLAIN_NUMBERS or _numeric(v)) and v >= arg
+        if op == "between":
+            low, high = arg
+            return lambda f: (type(v := get(f)) in _PLAIN_NUMBERS or _numeric(v)) and low <= v <= high
+        return None
+    if isinstance(predicate, bool):
+        return lambda f: (v := get(f)) is predicate or (type(v) is str and _as_bool(v) is predicate)
+    if isinstance(predicate, str):
+        want = _norm(predicate)
+        return lambda f: (v := get(f)) is not None and (v if type(v) is str else str(v)).casefold().strip() == want
+    return None
+
+
 def compile_predicate(value: Any) -> Callable[[Any], bool]:
     """A function of one field value. Scalars mean equality."""
     if not isinstance(value, Mapping):
@@ -398,7 +440,15 @@ def _equals(expected: Any) -> Callable[[Any], bool]:
         return lambda v: v is expected or (type(v) is str and _as_bool(v) is expected)
     if _is_number(expected):
         return lambda v: _is_number(v) and v == want
-    return lambda v: v is not None and _norm(v if type(v) is str else str(v)) == want
+    return lambda v: v is not None and (v if type(v) is str else str(v)).casefold().strip() == want
+
+
+# comparisons test the exact types first (what normalised leads hold), then the general rule
+_PLAIN_NUMBERS = (int, float)
+
+
+def _numeric(value: Any) -> bool:
+    return value is not None and type(value) is not bool and isinstance(value, int | float)
 
 
 def _compile_op(op: str, arg: Any) -> Callable[[Any], bool]:  # noqa: C901 - one branch per operator
@@ -413,16 +463,16 @@ def _compile_op(op: str, arg: Any) -> Callable[[Any], bool]:  # noqa: C901 - one
             return lambda v: v is not None and (v.casefold().strip() if type(v) is str else v) in members
         return lambda v: v is not None and (v.casefold().strip() if type(v) is str else v) not in members
     if op == "lt":
-        return lambda v: v is not None and type(v) is not bool and isinstance(v, int | float) and v < arg
+        return lambda v: (type(v) in _PLAIN_NUMBERS or _numeric(v)) and v < arg
     if op == "lte":
-        return lambda v: v is not None and type(v) is not bool and isinstance(v, int | float) and v <= arg
+        return lambda v: (type(v) in _PLAIN_NUMBERS or _numeric(v)) and v <= arg
     if op == "gt":
-        return lambda v: v is not None and type(v) is not bool and isinstance(v, int | float) and v > arg
+        return lambda v: (type(v) in _PLAIN_NUMBERS or _numeric(v)) and v > arg
     if op == "gte":
-        return lambda v: v is not None and type(v) is not bool and isinstance(v, int | float) and v >= arg
+        return lambda v: (type(v) in _PLAIN_NUMBERS or _numeric(v)) and v >= arg
     if op == "between":
         low, high = arg
-        return lambda v: v is not None and type(v) is not bool and isinstance(v, int | float) and low <= v <= high
+        return lambda v: (type(v) in _PLAIN_NUMBERS or _numeric(v)) and low <= v <= high
     if op == "matches":
         search = re.compile(arg).search
         return lambda v: type(v) is str and search(v) is not None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +16,7 @@ from sqlalchemy import select
 from core.engine import DecisionEngine, LeadContext
 from core.leads import LeadInputError, normalize_account, normalize_lead
 from core.model import Account, Lead
+from core.model import Decision as DecisionValue
 from core.routing import InMemoryRotation
 from core.store.db import Database
 from core.store.decide import decide_pending
@@ -26,11 +27,93 @@ from loopgate.cli.console import err
 from loopgate.settings import load_settings
 from loopgate.wiring import build_engine, deciding_policy, open_database, read_policy
 
-__all__ = ["register"]
+__all__ = ["decision_json", "register"]
 
 _BATCH = 500
 # compact, no circularity check: decisions are plain trees, and this runs once per lead
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
+# the string escaper that encoder uses (C): quotes and escapes exactly as it does
+_string: Callable[[str], str] = getattr(json.encoder, "c_encode_basestring", None) or json.encoder.encode_basestring
+
+
+_INFINITY = float("inf")
+
+
+def _value(value: Any) -> str:
+    """One JSON value, as ``_encode`` writes it: the common exact types inline, anything else
+    (floats, subclasses, containers) through the encoder itself."""
+    kind = type(value)
+    if kind is str:
+        return _string(value)
+    if kind is int:
+        return int.__repr__(value)
+    if kind is float and -_INFINITY < value < _INFINITY:  # finite: repr, as the encoder does
+        return float.__repr__(value)
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    return _encode(value)
+
+
+def decision_json(decision: DecisionValue) -> str:
+    """``_encode(decision.to_dict())``, written directly: the same text, byte for byte (a test
+    holds them equal), without building the nested dicts and walking them again for every lead.
+    The field order and names are those of ``Decision.to_dict``, the decision contract."""
+    return DecisionWriter()(decision)
+
+
+class DecisionWriter:
+    """:func:`decision_json` for a run of decisions: a run decides at one ``now`` under one
+    policy version, so their JSON text is encoded once per change instead of once per lead."""
+
+    def __init__(self) -> None:
+        self._at: datetime | None = None
+        self._at_text = ""
+        self._version: str | None = None
+        self._version_text = ""
+
+    def __call__(self, decision: DecisionValue) -> str:
+        route, score, nba = decision.route, decision.score, decision.next_best_action
+        if decision.decided_at is not self._at:  # the same object for a whole run
+            self._at, self._at_text = decision.decided_at, _string(decision.decided_at.isoformat())
+        if decision.policy_version is not self._version:
+            self._version, self._version_text = decision.policy_version, _string(decision.policy_version)
+        triggers = ",".join(
+            [
+                f'{{"code":{_string(t.code)},"detail":{_string(t.detail)},"hard":{_value(t.hard)}}}'
+                for t in decision.triggers
+            ]
+        )
+        # points and score components are ints by construction (the engine sums int points)
+        evidence = ",".join(
+            [
+                f'{{"signal":{_string(e.signal)},"value":{_value(e.value)},"points":{e.points:d},'
+                f'"rule":{_string(e.rule)}}}'
+                for e in decision.evidence
+            ]
+        )
+        raw = "" if score.raw_confidence is None else f',"raw_confidence":{_value(score.raw_confidence)}'
+        owner, team, suppressed_by = decision.owner, route.team, decision.suppressed_by
+        return (
+            f'{{"lead_id":{_string(decision.lead_id)},"source":{_string(decision.source)},'
+            f'"action":{_string(decision.action)},"owner":{"null" if owner is None else _string(owner)},'
+            f'"owner_kind":{_string(decision.owner_kind)},'
+            f'"route":{{"rule":{_string(route.rule)},"method":{_string(route.method)},'
+            f'"team":{"null" if team is None else _string(team)},"detail":{_string(route.detail)}}},'
+            f'"segment":{_string(decision.segment)},'
+            f'"score":{{"fit":{score.fit:d},"intent":{score.intent:d},'
+            f'"completeness":{score.completeness:d},"total":{score.total:d},'
+            f'"band":{_string(score.band)},"confidence":{_value(score.confidence)}{raw}}},'
+            f'"triggers":[{triggers}],"evidence":[{evidence}],'
+            f'"next_best_action":{{"code":{_string(nba.code)},"label":{_string(nba.label)}}},'
+            f'"trust_level":{decision.trust_level:d},"audit_sample":{"true" if decision.audit_sample else "false"},'
+            f'"suppressed_by":{"null" if suppressed_by is None else _string(suppressed_by)},'
+            f'"explanation":{_string(decision.explanation)},'
+            f'"policy_version":{self._version_text},"decided_at":{self._at_text}}}'
+        )
 
 
 def _now(value: str | None) -> datetime:
@@ -43,13 +126,28 @@ def _now(value: str | None) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+_raw_decode = json.JSONDecoder().raw_decode
+
+
+def _parse(line: str) -> Any:
+    """``json.loads(line)``: one object per line parses directly; anything else (leading
+    blanks, trailing data, errors) goes through ``json.loads`` for its exact result or error."""
+    try:
+        value, end = _raw_decode(line)
+    except ValueError:
+        return json.loads(line)
+    if end != len(line) and line[end:].strip(" \t\n\r"):  # json's whitespace, not Unicode's
+        return json.loads(line)
+    return value
+
+
 def _lines(stream: TextIO, name: str) -> Iterator[tuple[int, Lead | None]]:
     """(line number, lead) per non-blank line; unusable lines are reported and yield None."""
     for number, line in enumerate(stream, 1):
-        if not line.strip():
+        if not line or line.isspace():  # blank (isspace, unlike strip, copies nothing)
             continue
         try:
-            yield number, normalize_lead(json.loads(line))
+            yield number, normalize_lead(_parse(line))
         except (ValueError, LeadInputError) as exc:
             reason = f"invalid JSON: {exc.msg}" if isinstance(exc, json.JSONDecodeError) else str(exc)
             err.print(f"{name}:{number}: {reason}; line skipped")
@@ -122,13 +220,13 @@ def _decide_pure(
 ) -> int:
     rotation = InMemoryRotation()
     failed = 0
-    write, no_context = sink.write, LeadContext()
+    write, no_context, text = sink.write, LeadContext(), DecisionWriter()
     for _, lead in lines:
         if lead is None:
             failed += 1
             continue
         ctx = LeadContext(account=_account_for(engine, lead, directory)) if directory else no_context
-        write(_encode(engine.decide(lead, ctx, rotation=rotation, now=at).to_dict()) + "\n")
+        write(text(engine.decide(lead, ctx, rotation=rotation, now=at)) + "\n")
     return failed
 
 

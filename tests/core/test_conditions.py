@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from core.model import Account, Event, Lead
-from core.policy.conditions import Facts, Stage, check_condition, compile_condition
+from core.policy.conditions import (
+    Facts,
+    Stage,
+    check_condition,
+    compile_condition,
+    compile_field_check,
+    compile_predicate,
+)
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
 
@@ -79,3 +89,46 @@ def test_given_a_bad_condition_when_checked_then_the_issue_says_why(condition: d
 def test_given_a_field_from_a_later_stage_when_checked_early_then_it_is_rejected() -> None:
     issues = check_condition({"trigger": "vip"}, ("when",), Stage.SCORED)
     assert issues and "not known yet" in issues[0].message
+
+
+_NUMBERS = [0, 1, 10, 19, 20, 200, 5000, 10.0, 200.5]  # shared by values and thresholds: ties get tested
+_field_values = (
+    st.none()
+    | st.booleans()
+    | st.sampled_from(_NUMBERS)
+    | st.integers(-10, 10_000)
+    | st.floats(allow_nan=True)
+    | st.sampled_from(["", " US ", "us", "Banking", "TRUE", "false", "VP Sales", "12", "ß", "SS"])
+    | st.text(max_size=8)
+    | st.lists(st.integers(), max_size=2)
+)
+_PREDICATES: list[Any] = [
+    *["US", "banking", "true", "ss", "", True, False, 10, None],
+    *({op: n} for op in ("lt", "lte", "gt", "gte") for n in _NUMBERS),
+    *({"between": [a, b]} for a in _NUMBERS for b in _NUMBERS if a <= b),
+    *({op: members} for op in ("in", "not_in") for members in (["US", " ca"], ["Banking", "SS", 12, True])),
+    *({"matches": p} for p in (r"(?i)\bvp\b", "^$", "a|b")),
+    {"gte": 10, "lt": 20},
+    {"exists": True},
+]
+
+
+@given(value=_field_values)
+def test_given_any_value_when_a_field_check_is_compiled_then_it_agrees_with_the_predicate_on_the_value(
+    value: Any,
+) -> None:
+    # the fused form (field read and test in one closure) must mean what the predicate means
+    lead = Lead(id="L1", title=value, fields={"x": value})
+    f = Facts(lead=lead, account=Account(id="A", fields={"x": value}), now=NOW)
+    for predicate in _PREDICATES:
+        expected = _outcome(compile_predicate(predicate), value)
+        for name in ("title", "fields.x", "account.fields.x"):
+            assert _outcome(compile_field_check(name, predicate), f) == expected, (name, predicate)
+
+
+def _outcome(test: Callable[[Any], bool], arg: Any) -> Any:
+    """The result, or the kind of error (``in`` on an unhashable value raises, fused or not)."""
+    try:
+        return test(arg)
+    except TypeError as exc:
+        return type(exc)

@@ -3,8 +3,21 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
+from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
+from typing import Any
 
+from hypothesis import given
+from hypothesis import strategies as st
+
+from core.engine import DecisionEngine, LeadContext
+from core.leads import normalize_account, normalize_lead
+from core.model import Account, Decision, Evidence, NextBestAction, Trigger
+from core.routing import InMemoryRotation
+from loopgate.cli.decide import _encode, decision_json
+from loopgate.wiring import read_policy
 from tests.loopgate.cli_runner import ROOT, run_cli
 
 POLICY = str(ROOT / "examples" / "policy.yaml")
@@ -71,3 +84,59 @@ def test_given_no_policy_when_deciding_then_the_missing_setting_is_named() -> No
     result = run_cli("decide", "--leads", str(LEADS))
     assert result.code == 2
     assert result.err.strip() == "error: LOOPGATE_POLICY is not set: point it at your policy.yaml (or pass --policy)"
+
+
+@cache
+def _decisions_of_examples() -> tuple[Decision, ...]:
+    engine = DecisionEngine(read_policy(Path(POLICY)))
+    directory: dict[str, list[Account]] = {}
+    for line in Path(ACCOUNTS).read_text().splitlines():
+        account = normalize_account(json.loads(line))
+        directory.setdefault(account.domain or "", []).append(account)
+    rotation, at = InMemoryRotation(), datetime(2026, 11, 20, 15, tzinfo=UTC)
+    out = []
+    for line in LEADS.read_text().splitlines():
+        lead = normalize_lead(json.loads(line))
+        domain = engine.account_domain(lead)
+        account = directory[domain][0] if domain in directory else None
+        out.append(engine.decide(lead, LeadContext(account=account), rotation=rotation, now=at))
+    return tuple(out)
+
+
+def test_given_the_example_decisions_when_written_directly_then_the_text_is_the_encoded_contract() -> None:
+    decisions = _decisions_of_examples()
+    assert {d.action for d in decisions} == {"auto", "review", "suppress"}
+    for decision in decisions:
+        assert decision_json(decision) == _encode(decision.to_dict())
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+@given(
+    value=_json_values,
+    text=st.text(),
+    owner=st.none() | st.text(),
+    raw=st.none() | st.floats(0, 1),
+    hard=st.booleans(),
+)
+def test_given_any_values_when_a_decision_is_written_directly_then_the_text_is_the_encoded_contract(
+    value: Any, text: str, owner: str | None, raw: float | None, hard: bool
+) -> None:
+    base = _decisions_of_examples()[0]
+    decision = replace(
+        base,
+        owner=owner,
+        suppressed_by=owner,
+        explanation=text,
+        route=base.route._replace(detail=text, team=owner),
+        score=base.score._replace(raw_confidence=raw, band=text),
+        triggers=(Trigger("custom", text, hard), *base.triggers),
+        evidence=(Evidence(text, value, 3, text), Evidence("n", value, -2, '\x00\n"\\é')),
+        next_best_action=NextBestAction(text, text),
+    )
+    assert decision_json(decision) == _encode(decision.to_dict())
