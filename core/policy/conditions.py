@@ -385,7 +385,10 @@ def _fused_check(get: Getter, predicate: Any) -> Check | None:
         ((op, arg),) = predicate.items()
         if op == "in":
             members = frozenset(_norm(a) for a in arg)
-            return lambda f: (v := get(f)) is not None and (v.casefold().strip() if type(v) is str else v) in members
+            return lambda f: (
+                (v := get(f)) is not None
+                and (v.casefold().strip() in members if type(v) is str else _member(v, members))
+            )
         if op == "matches":
             search = re.compile(arg).search
             return lambda f: type(v := get(f)) is str and search(v) is not None
@@ -417,6 +420,15 @@ def compile_predicate(value: Any) -> Callable[[Any], bool]:
     if len(tests) == 1:
         return tests[0]
     return lambda v: all(t(v) for t in tests)
+
+
+def _member(value: Any, members: frozenset[Any]) -> bool:
+    """A list or mapping a CRM put in a field is no member of a set of scalars (hashing it
+    would raise, and one odd record must not stop a run)."""
+    try:
+        return value in members
+    except TypeError:
+        return False
 
 
 def _norm(value: Any) -> Any:
@@ -460,8 +472,12 @@ def _compile_op(op: str, arg: Any) -> Callable[[Any], bool]:  # noqa: C901 - one
     if op in ("in", "not_in"):
         members = frozenset(_norm(a) for a in arg)
         if op == "in":
-            return lambda v: v is not None and (v.casefold().strip() if type(v) is str else v) in members
-        return lambda v: v is not None and (v.casefold().strip() if type(v) is str else v) not in members
+            return lambda v: (
+                v is not None and (v.casefold().strip() in members if type(v) is str else _member(v, members))
+            )
+        return lambda v: (
+            v is not None and not (v.casefold().strip() in members if type(v) is str else _member(v, members))
+        )
     if op == "lt":
         return lambda v: (type(v) in _PLAIN_NUMBERS or _numeric(v)) and v < arg
     if op == "lte":
