@@ -133,14 +133,7 @@ def decide_leads(
     if not requests:
         return []
     pks = [r.lead.pk for r in requests]
-    done = {
-        (lead_pk, key)
-        for lead_pk, key in session.execute(
-            select(Decision.lead_pk, Decision.dedupe_key).where(
-                Decision.lead_pk.in_(pks), Decision.dedupe_key.in_([r.dedupe_key for r in requests])
-            )
-        )
-    }
+    done = _decided(session, [(r.lead.pk, r.dedupe_key) for r in requests])
     todo = [r for r in requests if (r.lead.pk, r.dedupe_key) not in done]
     for r in requests:
         if (r.lead.pk, r.dedupe_key) in done and r.cause in ("new", "changed"):
@@ -172,6 +165,21 @@ def decide_leads(
     if challenger is not None and challenger.version != engine.version:
         _shadow(session, challenger, todo, leads, previous, seqs, levels, now=now)
     return decided
+
+
+def _decided(session: Session, wanted: Sequence[tuple[int, str]]) -> set[tuple[int, str]]:
+    """The ``(lead_pk, dedupe_key)`` pairs of ``wanted`` that already have a decision.
+
+    Read by ``lead_pk`` alone and matched here: with ``dedupe_key IN (…)`` beside it, SQLite
+    probes the unique index once per pair of the two lists — 37 ms for a batch of 500 leads,
+    0.57 s for 2,000 — where one list is a few milliseconds."""
+    if not wanted:
+        return set()
+    pairs = set(wanted)
+    rows = session.execute(
+        select(Decision.lead_pk, Decision.dedupe_key).where(Decision.lead_pk.in_({pk for pk, _ in pairs}))
+    )
+    return {(pk, key) for pk, key in rows if (pk, key) in pairs}
 
 
 def _start_sla_clocks(
@@ -261,13 +269,7 @@ def _shadow(
     now: datetime,
 ) -> None:
     keys = {r.lead.pk: f"shadow:{challenger.version}:{r.dedupe_key}"[:160] for r in todo}
-    done = set(
-        session.execute(
-            select(Decision.lead_pk, Decision.dedupe_key).where(
-                Decision.lead_pk.in_(list(keys)), Decision.dedupe_key.in_(list(keys.values()))
-            )
-        ).all()
-    )
+    done = _decided(session, list(keys.items()))
     todo = [r for r in todo if (r.lead.pk, keys[r.lead.pk]) not in done]
     if not todo:
         return
