@@ -128,21 +128,46 @@ def _clipped(table: FromClause, value: dict[str, Any]) -> dict[str, Any]:
     country), and PostgreSQL refuses what does not fit — which failed the whole sync page, on
     every run, so one record stopped a CRM's sync for good. (SQLite does not check lengths.)
     The full value stays in ``data`` and in the content hash. NUL characters are dropped."""
+    lengths = _text_lengths(table)
     out = {}
     for key, item in value.items():
-        item = _without_nul(item)
-        column = table.columns.get(key)
-        length = getattr(column.type, "length", None) if column is not None else None
-        if isinstance(item, str) and length is not None and len(item) > length:
-            item = item[:length]
+        if isinstance(item, str):
+            if "\x00" in item:
+                item = item.replace("\x00", "")
+            length = lengths.get(key)
+            if length is not None and len(item) > length:
+                item = item[:length]
+        elif isinstance(item, dict | list):
+            item = _without_nul(item)
         out[key] = item
     return out
+
+
+_LENGTHS: dict[str, dict[str, int]] = {}
+
+
+def _text_lengths(table: FromClause) -> dict[str, int]:
+    """Column name → length of the table's bounded text columns (looked up once per table:
+    per value it was a third of storing a sync page)."""
+    name = str(getattr(table, "name", ""))
+    if name not in _LENGTHS:
+        _LENGTHS[name] = {
+            column.key: length
+            for column in table.columns
+            if isinstance(length := getattr(column.type, "length", None), int)
+        }
+    return _LENGTHS[name]
 
 
 def _without_nul(value: Any) -> Any:
     """PostgreSQL stores no NUL character in text or JSON; a CRM field can hold one."""
     if isinstance(value, str):
         return value.replace("\x00", "") if "\x00" in value else value
+    if isinstance(value, dict | list) and "\\x00" not in repr(value):
+        # repr (C, fast) writes a NUL in any nested string as the four characters \x00, so
+        # without them there is nothing to drop and nothing to rebuild; a string that holds
+        # those four characters itself only takes the slow path below
+        return value
     if isinstance(value, dict):
         return {_without_nul(k): _without_nul(v) for k, v in value.items()}
     if isinstance(value, list):
