@@ -29,7 +29,7 @@ from typing import Any
 
 try:
     import fcntl
-except ImportError:  # not on Windows: there, processes meet in SQLite's busy handler
+except ImportError:  # Windows has no flock: there processes meet in SQLite's busy handler
     fcntl = None  # type: ignore[assignment]
 
 __all__ = ["GatedConnection", "WriteGate", "gate_for", "urgent"]
