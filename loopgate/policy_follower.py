@@ -44,9 +44,7 @@ class PolicyFollower:
             version = champion(session)
             if version is None or version == self.current.version:
                 return None
-            loaded = load_stored(session, version)
-        if loaded is None:
-            return None
+            loaded = load_stored(session, version)  # validated whole again; raises if it no longer is
         for adopt in self.adopters:
             adopt(loaded)
         log.warning("serve now acts on the published policy %s (was %s)", loaded.version, self.current.version)
