@@ -60,9 +60,14 @@ class PolicyFollower:
         if self._thread is not None:
             self._thread.join(10)
 
+    def poll(self) -> None:
+        """One :meth:`check`; if it fails (the database away for a moment, a stored version that
+        no longer validates) the policy in use stays, and the next poll tries again."""
+        try:
+            self.check()
+        except Exception:
+            log.exception("reading the published policy failed; keeping %s", self.current.version)
+
     def _run(self) -> None:
         while not self._stop.wait(self.every):
-            try:
-                self.check()
-            except Exception:  # the database may be away for a moment: try again next time
-                log.exception("reading the published policy failed; keeping %s", self.current.version)
+            self.poll()

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot import ids
+from core.errors import PolicyError
 from core.policy import LoadedPolicy
 from core.store import outbox
 from core.store.db import Database
-from core.store.models import Review, SlackMessage
+from core.store.models import PolicyRole, PolicyVersion, Review, SlackMessage
 from core.store.policies import publish, rollback
 from loopgate.policy_follower import PolicyFollower
 from loopgate.runtime import Runtime, compose
@@ -82,3 +84,21 @@ def test_given_serve_running_when_a_policy_making_dana_an_admin_is_published_the
     assert follower.check() is not None
     assert serving.context.policy.version == example_policy.version
     assert _approve(serving, slack, db, "U01DANA", second) == []
+
+
+def test_given_a_champion_that_no_longer_validates_when_polled_then_serve_keeps_its_policy_and_says_why(
+    serving: Runtime, db: Database, example_policy: LoadedPolicy, now: datetime, caplog: pytest.LogCaptureFixture
+) -> None:
+    # a stored version edited behind loopgate's back (or stored under older schema defaults)
+    with db.transaction() as s:
+        s.add(PolicyVersion(version="0badc0de", name="broken", source="x.yaml", text="reps: nope\n",
+                            created_at=now, created_by="someone"))  # fmt: skip
+        s.flush()
+        s.execute(update(PolicyRole).where(PolicyRole.role == "champion").values(version="0badc0de"))
+    follower = _follower(serving)
+    with pytest.raises(PolicyError), caplog.at_level(logging.ERROR):
+        follower.check()
+    assert serving.context.policy.version == example_policy.version
+    follower.poll()
+    assert "reading the published policy failed; keeping" in caplog.text
+    assert serving.context.policy.version == example_policy.version
