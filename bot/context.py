@@ -46,7 +46,3 @@ class BotContext:
         """Act on ``loaded`` from now on: who may act, reason codes, review deadlines."""
         self.rules, self.review_clock = ReviewRules(loaded.policy), self.review_clock_for(loaded.policy)
         self.policy = loaded
-
-    @property
-    def sla(self) -> ReviewClock:
-        return self.review_clock

@@ -75,14 +75,14 @@ def publish_home(ctx: BotContext, client: WebClient, user: str, *, notice: str |
         view = home_view([], now=now, notice=not_in_policy().text)
     else:
         with ctx.db.sessions() as session:
-            cards, total = pending_for(session, ctx.rules, ctx.sla, rep, now=now, limit=HOME_ITEMS_MAX)
+            cards, total = pending_for(session, ctx.rules, ctx.review_clock, rep, now=now, limit=HOME_ITEMS_MAX)
         view = home_view(cards, now=now, total=total, notice=notice)
     slack_call("views.publish", client.views_publish, user_id=user, view=view)
 
 
 def _card(ctx: BotContext, decision_pk: int) -> Card | None:
     with ctx.db.sessions() as session:
-        return load_card(session, ctx.rules, ctx.sla, decision_pk)
+        return load_card(session, ctx.rules, ctx.review_clock, decision_pk)
 
 
 def check_may_act(ctx: BotContext, decision_pk: int, user: str) -> tuple[Card | None, Message | None]:

@@ -230,7 +230,7 @@ def compose(
         db,
         context.rules,
         web_client(token.get_secret_value(), settings.slack_api_url, retries=False),
-        review_clock=context.sla,
+        review_clock=context.review_clock,
         clock=clock,
     )
     uploader = SlackFileUploader(

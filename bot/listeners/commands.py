@@ -43,7 +43,7 @@ def _answer(ctx: BotContext, command: dict[str, Any]) -> Message | None:
     now = ctx.clock()
     if verb == "queue":
         with ctx.db.sessions() as session:
-            cards, total = pending_for(session, ctx.rules, ctx.sla, rep, now=now, limit=QUEUE_SHOWN)
+            cards, total = pending_for(session, ctx.rules, ctx.review_clock, rep, now=now, limit=QUEUE_SHOWN)
         return queue_message(cards, total, now=now)
     if verb == "lead":
         if not rest:
@@ -51,7 +51,7 @@ def _answer(ctx: BotContext, command: dict[str, Any]) -> Message | None:
             return validate_message(text, [section(text)])
         with ctx.db.sessions() as session:
             pks = find_lead_decisions(session, rest)
-            found = load_cards(session, ctx.rules, ctx.sla, pks)
+            found = load_cards(session, ctx.rules, ctx.review_clock, pks)
         return lead_message([found[pk] for pk in pks if pk in found], rest)
     if verb == "stats":
         return None
@@ -73,7 +73,7 @@ def register(app: App, ctx: BotContext) -> None:
         if verb != "stats" or ctx.rules.rep_for_slack(body.get("user_id", "")) is None:
             return
         with ctx.db.sessions() as session:
-            stats = team_stats(session, ctx.sla, now=ctx.clock())
+            stats = team_stats(session, ctx.review_clock, now=ctx.clock())
         message = stats_message(stats)
         respond(text=message.text, blocks=message.blocks, response_type="ephemeral", replace_original=False)
 

@@ -14,7 +14,7 @@ holds the whole database.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, make_url, text
@@ -91,12 +91,8 @@ class Database:
 
         ``urgent`` is for the short write a person is waiting on (a Slack ack): on SQLite it
         goes before this process's other waiting writers (see :mod:`core.store.sqlite_gate`)."""
-        if urgent:
-            with sqlite_gate.urgent(), self._writes() as session, session.begin():
-                yield session
-        else:
-            with self._writes() as session, session.begin():
-                yield session
+        with sqlite_gate.urgent() if urgent else nullcontext(), self._writes() as session, session.begin():
+            yield session
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -132,7 +132,7 @@ class GatedConnection(sqlite3.Connection):
     gate: WriteGate | None = None
     holds_gate = False
 
-    def begin_immediate(self, execute: Any) -> None:
+    def begin_immediate(self, execute: Callable[[str], Any]) -> None:
         """Wait for the gate, then ``BEGIN IMMEDIATE`` through ``execute``."""
         if self.gate is not None and not self.holds_gate:
             self.holds_gate = self.gate.acquire()

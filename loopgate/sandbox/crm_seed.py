@@ -16,7 +16,7 @@ from core.policy import Policy
 from loopgate.sandbox.hubspot import FakeHubSpot
 from loopgate.sandbox.salesforce import FakeSalesforce
 
-__all__ = ["SeedLead", "seed_hubspot", "seed_leads", "seed_salesforce"]
+__all__ = ["SeedLead", "hubspot_owners", "salesforce_people", "seed_hubspot", "seed_leads", "seed_salesforce"]
 
 INDUSTRIES = ["software", "fintech", "saas", "retail", "manufacturing", "banking", "healthcare", "internet", None]
 TITLES = ["VP Sales", "Software Engineer", "Director of IT", "Head of Growth", "Student", "CEO", "Analyst", None]
@@ -63,6 +63,29 @@ def seed_leads(count: int, reps: list[str], *, seed: int = 42, companies: int = 
     return out
 
 
+def salesforce_people(fake: FakeSalesforce, policy: Policy) -> dict[str, str]:
+    """A user for every person and a queue for every queue of the policy with a Salesforce id;
+    returns policy id → 18-character Salesforce id."""
+    people: dict[str, str] = {}
+    for rep in policy.reps:
+        if rep.crm.salesforce:
+            people[rep.id] = fake.add_user(rep.name, id15=rep.crm.salesforce[:15], email=rep.email)
+    for queue in policy.queues:
+        if queue.crm.salesforce:
+            people[queue.id] = fake.add_queue(queue.name or queue.id, id15=queue.crm.salesforce[:15])
+    return people
+
+
+def hubspot_owners(fake: FakeHubSpot, policy: Policy) -> dict[str, str]:
+    """An owner for every person of the policy with a HubSpot id; returns policy id → owner id."""
+    owners: dict[str, str] = {}
+    for rep in policy.reps:
+        if rep.crm.hubspot:
+            first, _, last = rep.name.partition(" ")
+            owners[rep.id] = fake.add_owner(rep.crm.hubspot, rep.email or f"{rep.id}@example.test", first, last)
+    return owners
+
+
 def _reps(policy: Policy, system: str) -> dict[str, str]:
     return {r.id: getattr(r.crm, system) for r in policy.reps if getattr(r.crm, system) and "rep" in r.roles}
 
@@ -78,13 +101,7 @@ def seed_salesforce(
 ) -> dict[str, str]:
     """Users and queues of the policy, ``accounts`` accounts and ``leads`` leads (four per
     second of ``SystemModstamp``, so pages split ties). Returns policy id → Salesforce id."""
-    people: dict[str, str] = {}
-    for rep in policy.reps:
-        if rep.crm.salesforce:
-            people[rep.id] = fake.add_user(rep.name, id15=rep.crm.salesforce[:15], email=rep.email)
-    for queue in policy.queues:
-        if queue.crm.salesforce:
-            people[queue.id] = fake.add_queue(queue.name or queue.id, id15=queue.crm.salesforce[:15])
+    people = salesforce_people(fake, policy)
     base = start or datetime(2026, 11, 1, tzinfo=UTC)
     for a in range(accounts):
         fake.create("Account", Name=f"Company {a}", Website=f"company{a}.com", NumberOfEmployees=500,

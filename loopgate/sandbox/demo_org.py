@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from core.policy import Policy
+from loopgate.sandbox.crm_seed import hubspot_owners, salesforce_people
 from loopgate.sandbox.hubspot import FakeHubSpot
 from loopgate.sandbox.salesforce import FakeSalesforce
 
@@ -122,27 +123,6 @@ def _person(rng: random.Random, i: int, company: _Company) -> dict[str, Any]:
     return person
 
 
-def _salesforce_people(fake: FakeSalesforce, policy: Policy) -> dict[str, str]:
-    people: dict[str, str] = {}
-    for rep in policy.reps:
-        if rep.crm.salesforce:
-            people[rep.id] = fake.add_user(rep.name, id15=rep.crm.salesforce[:15], email=rep.email)
-    for queue in policy.queues:
-        if queue.crm.salesforce:
-            people[queue.id] = fake.add_queue(queue.name or queue.id, id15=queue.crm.salesforce[:15])
-    return people
-
-
-def _hubspot_people(fake: FakeHubSpot, policy: Policy) -> dict[str, str]:
-    owners = {}
-    for rep in policy.reps:
-        if rep.crm.hubspot:
-            first, _, last = rep.name.partition(" ")
-            fake.add_owner(rep.crm.hubspot, rep.email or f"{rep.id}@example.test", first, last)
-            owners[rep.id] = rep.crm.hubspot
-    return owners
-
-
 def seed_demo_org(
     sf: FakeSalesforce, hs: FakeHubSpot, policy: Policy, *, leads: int = 2000, start: datetime, seed: int = 7
 ) -> SeededOrg:
@@ -151,7 +131,7 @@ def seed_demo_org(
     rng = random.Random(seed)  # noqa: S311 - sample data, not security
     reps = [r.id for r in policy.reps if "rep" in r.roles]
     ent = [r.id for r in policy.reps if r.team == "ent"] or reps
-    sf_people, hs_owners = _salesforce_people(sf, policy), _hubspot_people(hs, policy)
+    sf_people, hs_owners = salesforce_people(sf, policy), hubspot_owners(hs, policy)
     companies = _companies(rng, max(leads // 6, 20), reps, ent)
     org = SeededOrg(strategic_domains=[c.domain for c in companies if c.strategic])
     for c in companies:

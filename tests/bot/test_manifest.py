@@ -50,7 +50,7 @@ def _everything_loopgate_shows(harness: Harness) -> list[dict[str, Any]]:
     pk = harness.decide(LeadBuilder().raw(harness.clock.at))["00Q5e00000Z0001"]
     ctx = harness.runtime.context
     with harness.db.sessions() as s:
-        card = load_card(s, ctx.rules, ctx.sla, pk)
+        card = load_card(s, ctx.rules, ctx.review_clock, pk)
     assert card is not None
     origin = Origin(pk, "C0MMREVIEW", "1.000001")
     now = harness.clock.at

@@ -12,14 +12,13 @@ from sqlalchemy import select, update
 from bot import ids
 from core.errors import PolicyError
 from core.policy import LoadedPolicy
-from core.store import outbox
 from core.store.db import Database
-from core.store.models import PolicyRole, PolicyVersion, Review, SlackMessage
+from core.store.models import PolicyRole, PolicyVersion, Review
 from core.store.policies import publish, rollback
 from loopgate.policy_follower import PolicyFollower
-from loopgate.runtime import Runtime, compose
+from loopgate.runtime import compose
 from loopgate.sandbox.slack import FakeSlack
-from tests.bot.conftest import Clock, settings_for
+from tests.bot.conftest import Clock, Harness, settings_for
 from tests.builders import LeadBuilder, decide
 from tests.store.learning_builders import variant
 
@@ -29,65 +28,61 @@ DANA_ADMIN = "  - {id: dana, name: Dana Weiss, slack_user: U01DANA, email: dana@
 
 
 @pytest.fixture
-def serving(db: Database, example_policy: LoadedPolicy, slack: FakeSlack, now: datetime) -> Iterator[Runtime]:
+def serving(db: Database, example_policy: LoadedPolicy, slack: FakeSlack, now: datetime) -> Iterator[Harness]:
+    """The bot harness of tests/bot, composed to follow the champion (polled by hand below)."""
     with db.transaction() as s:
         publish(s, example_policy, now=now, by="admin")
-    runtime = compose(
-        settings_for(slack), db, example_policy, port=0, clock=Clock(now + timedelta(minutes=10)),
-        outbox=False, follow_champion=3600,  # polled by hand below
-    )  # fmt: skip
+    clock = Clock(now + timedelta(minutes=10))
+    runtime = compose(settings_for(slack), db, example_policy, port=0, clock=clock, outbox=False, follow_champion=3600)
     runtime.start()
     slack.request_url = f"{runtime.front.url}/slack/events"
     try:
-        yield runtime
+        yield Harness(runtime, slack, db, example_policy, clock)
     finally:
         runtime.front.stop()
         runtime.pool.shutdown(wait=True)
 
 
-def _follower(runtime: Runtime) -> PolicyFollower:
-    [follower] = [s for s in runtime.services if isinstance(s, PolicyFollower)]
+def _follower(harness: Harness) -> PolicyFollower:
+    [follower] = [s for s in harness.runtime.services if isinstance(s, PolicyFollower)]
     return follower
 
 
-def _approve(runtime: Runtime, slack: FakeSlack, db: Database, user: str, pk: int) -> list[Review]:
+def _approve(harness: Harness, user: str, pk: int) -> list[Review]:
     """``user`` presses Approve on the decision's escalation (posted first if it is not yet)."""
-    outbox.drain(db, [runtime.notifier], "w", runtime.context.clock)
-    with db.sessions() as s:
-        row = s.execute(select(SlackMessage).where(SlackMessage.key == f"escalation:{pk}:channel")).scalar_one()
-    slack.click(user, ids.APPROVE, channel=row.channel, ts=row.ts, value=str(pk))
-    assert runtime.pool.wait_idle(10)
-    with db.sessions() as s:
+    harness.drain()
+    harness.click(user, ids.APPROVE, pk)
+    with harness.db.sessions() as s:
         return list(s.execute(select(Review).where(Review.decision_pk == pk)).scalars())
 
 
 def test_given_serve_running_when_a_policy_making_dana_an_admin_is_published_then_her_click_counts_and_rollback_undoes_it(
-    serving: Runtime, slack: FakeSlack, db: Database, example_policy: LoadedPolicy, now: datetime
+    serving: Harness, db: Database, example_policy: LoadedPolicy, now: datetime
 ) -> None:
     follower = _follower(serving)
     pks = decide(db, example_policy, [LeadBuilder(f"00Q5e00000F000{i}").raw(now) for i in (1, 2)], now)
     first, second = pks.values()
-    assert _approve(serving, slack, db, "U01DANA", first) == []  # an enterprise rep: not hers to decide
+    assert _approve(serving, "U01DANA", first) == []  # an enterprise rep: not hers to decide
     assert follower.check() is None  # nothing new published
 
     dana_admin = variant(example_policy, DANA, DANA_ADMIN)
     with db.transaction() as s:
         publish(s, dana_admin, now=now, by="admin")
     assert follower.check() is not None
-    assert serving.context.policy.version == dana_admin.version
-    assert serving.notifier.rules is serving.context.rules
-    [review] = _approve(serving, slack, db, "U01DANA", first)
+    assert serving.runtime.context.policy.version == dana_admin.version
+    assert serving.runtime.notifier.rules is serving.runtime.context.rules
+    [review] = _approve(serving, "U01DANA", first)
     assert review.reviewer == "U01DANA"
 
     with db.transaction() as s:
         rollback(s, now=now, by="admin")
     assert follower.check() is not None
-    assert serving.context.policy.version == example_policy.version
-    assert _approve(serving, slack, db, "U01DANA", second) == []
+    assert serving.runtime.context.policy.version == example_policy.version
+    assert _approve(serving, "U01DANA", second) == []
 
 
 def test_given_a_champion_that_no_longer_validates_when_polled_then_serve_keeps_its_policy_and_says_why(
-    serving: Runtime, db: Database, example_policy: LoadedPolicy, now: datetime, caplog: pytest.LogCaptureFixture
+    serving: Harness, db: Database, example_policy: LoadedPolicy, now: datetime, caplog: pytest.LogCaptureFixture
 ) -> None:
     # a stored version edited behind loopgate's back (or stored under older schema defaults)
     with db.transaction() as s:
@@ -98,7 +93,7 @@ def test_given_a_champion_that_no_longer_validates_when_polled_then_serve_keeps_
     follower = _follower(serving)
     with pytest.raises(PolicyError), caplog.at_level(logging.ERROR):
         follower.check()
-    assert serving.context.policy.version == example_policy.version
+    assert serving.runtime.context.policy.version == example_policy.version
     follower.poll()
     assert "reading the published policy failed; keeping" in caplog.text
-    assert serving.context.policy.version == example_policy.version
+    assert serving.runtime.context.policy.version == example_policy.version

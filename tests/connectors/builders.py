@@ -12,6 +12,7 @@ from connectors.hubspot import HubSpotAuth, HubSpotConnector
 from connectors.retry import RetryPolicy
 from connectors.salesforce import SalesforceAuth, SalesforceConnector, http_session
 from core.policy import LoadedPolicy
+from loopgate.sandbox.crm_seed import hubspot_owners, salesforce_people
 from loopgate.sandbox.hubspot import FakeHubSpot
 from loopgate.sandbox.salesforce import FakeSalesforce
 
@@ -35,14 +36,7 @@ def fast_retry(sleeps: Sleeps | None = None, attempts: int = 4) -> RetryPolicy:
 def seed_salesforce_people(fake: FakeSalesforce, loaded: LoadedPolicy) -> dict[str, str]:
     """Users and queues for every rep/queue of the policy with a Salesforce id; returns
     policy id → 18-character CRM id."""
-    out = {}
-    for rep in loaded.policy.reps:
-        if rep.crm.salesforce:
-            out[rep.id] = fake.add_user(rep.name, id15=rep.crm.salesforce[:15], email=rep.email)
-    for queue in loaded.policy.queues:
-        if queue.crm.salesforce:
-            out[queue.id] = fake.add_queue(queue.name or queue.id, id15=queue.crm.salesforce[:15])
-    return out
+    return salesforce_people(fake, loaded.policy)
 
 
 def sf_lead(**overrides: Any) -> dict[str, Any]:
@@ -81,12 +75,7 @@ def salesforce_connector(
 
 
 def seed_hubspot_people(fake: FakeHubSpot, loaded: LoadedPolicy) -> dict[str, str]:
-    out = {}
-    for rep in loaded.policy.reps:
-        if rep.crm.hubspot:
-            first, _, last = rep.name.partition(" ")
-            out[rep.id] = fake.add_owner(rep.crm.hubspot, rep.email or f"{rep.id}@acme.test", first, last)
-    return out
+    return hubspot_owners(fake, loaded.policy)
 
 
 def hs_contact(**overrides: Any) -> dict[str, Any]:

@@ -228,16 +228,24 @@ def test_given_a_record_deleted_in_the_crm_when_written_back_then_the_row_is_don
     assert "no longer exists" in str(_rows(db)[0].result)
 
 
-def test_given_a_reviewed_decision_when_its_review_row_is_drained_then_the_reviewers_owner_is_written(
+def _escalated(
     db: Database, sf: FakeSalesforce, clock: Clock, engine: DecisionEngine, example_policy: LoadedPolicy
-) -> None:
-    people = seed_salesforce_people(sf, example_policy)
-    lead = sf.create("Lead", sf_lead(Industry="banking"))  # regulated: a person reviews it
+) -> tuple[str, CrmPort, Decision]:
+    """A synced, written-back lead waiting for a person (regulated industry): (id, port, decision)."""
+    lead = sf.create("Lead", sf_lead(Industry="banking"))
     port = salesforce_connector(sf, example_policy)
     sync_crm(db, port, engine, clock=clock)
     _drain(db, engine, port, clock)
     decided = _decision(db, lead)
     assert decided.state == "pending_review"
+    return lead, port, decided
+
+
+def test_given_a_reviewed_decision_when_its_review_row_is_drained_then_the_reviewers_owner_is_written(
+    db: Database, sf: FakeSalesforce, clock: Clock, engine: DecisionEngine, example_policy: LoadedPolicy
+) -> None:
+    people = seed_salesforce_people(sf, example_policy)
+    lead, port, decided = _escalated(db, sf, clock, engine, example_policy)
     assert sf.get("Lead", lead)["Loopgate_Status__c"] == "needs_review" and sf.get("Lead", lead)["OwnerId"] is None
     with db.transaction() as s:  # what the bot does when a person reassigns it to Cy
         s.execute(
@@ -258,12 +266,7 @@ def test_given_an_override_with_a_new_band_when_written_back_then_the_crm_shows_
     db: Database, sf: FakeSalesforce, clock: Clock, engine: DecisionEngine, example_policy: LoadedPolicy
 ) -> None:
     seed_salesforce_people(sf, example_policy)
-    lead = sf.create("Lead", sf_lead(Industry="banking"))  # regulated: a person reviews it
-    port = salesforce_connector(sf, example_policy)
-    sync_crm(db, port, engine, clock=clock)
-    _drain(db, engine, port, clock)
-    decided = _decision(db, lead)
-    assert decided.state == "pending_review"
+    lead, port, decided = _escalated(db, sf, clock, engine, example_policy)
     band = next(b for b in example_policy.policy.scoring.bands if b != decided.band)
     rules = ReviewRules(example_policy.policy)
     with db.transaction() as s:  # an admin overrides it, as the bot's modal does
