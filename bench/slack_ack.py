@@ -10,7 +10,9 @@ sends them): one at a time, and again with 8 in flight (a busy team's burst). La
 request sent → response read.
 
 After the clicks, the run checks that loopgate really decided: every click must have become
-exactly one review and one updated message.
+exactly one review and one updated message; ``update_p50_ms`` / ``update_p99_ms`` say how long
+after the click the escalation message showed the decision (the work the ack leaves to the
+outbox worker must not hide there).
 
 stdout: one JSON object per configuration, with ``p50_ms``, ``p99_ms``, ``floor_p99_ms`` and
 ``ratio`` (p99 / floor p99). stderr: a table. Targets: p99 < 100 ms, ratio ≤ 2.
@@ -190,9 +192,13 @@ def _run(url: str, n: int, label: str, concurrency: int) -> dict[str, Any]:
                         "U01DANA", ids.APPROVE, channel=message.channel, ts=message.ts, url=f"{target}/slack/events"
                     )
 
+            sent_at: dict[str, float] = {}
+
             def both(pk: str) -> None:
                 message = by_pk[pk]
                 for target, sink in ((floor_url, floor_ms), (serve_url, loopgate_ms)):
+                    if sink is loopgate_ms:
+                        sent_at[pk] = time.time()
                     delivery = fake.click(
                         owners[int(pk)], ids.APPROVE, channel=message.channel, ts=message.ts,
                         url=f"{target}/slack/events",
@@ -204,6 +210,7 @@ def _run(url: str, n: int, label: str, concurrency: int) -> dict[str, Any]:
             with ThreadPoolExecutor(max_workers=concurrency) as clickers:
                 list(clickers.map(both, sorted(by_pk, key=int)))
             reviews, updated = _wait_done(url, n)
+            update_ms = [(by_pk[pk].edits[0]["at"] - sent) * 1000 for pk, sent in sent_at.items() if by_pk[pk].edits]
         finally:
             for proc in (serve, floor):
                 proc.send_signal(signal.SIGTERM)
@@ -219,6 +226,8 @@ def _run(url: str, n: int, label: str, concurrency: int) -> dict[str, Any]:
         "floor_p50_ms": round(statistics.median(floor_ms), 2),
         "floor_p99_ms": round(floor_p99, 2),
         "ratio": round(p99 / floor_p99, 2),
+        "update_p50_ms": round(statistics.median(update_ms), 1) if update_ms else None,
+        "update_p99_ms": round(_percentile(update_ms, 0.99), 1) if update_ms else None,
         "statuses": {str(k): v for k, v in statuses.items()},
         "reviews_recorded": reviews,
         "messages_updated": updated,
@@ -294,7 +303,8 @@ def _table(result: dict[str, Any]) -> None:
     target = "ok" if result["p99_ms"] < 100 and result["ratio"] <= 2 else "MISSED"
     sys.stderr.write(
         f"  ratio p99/floor p99: {result['ratio']:.2f}  (targets p99 < 100 ms, ratio ≤ 2: {target})\n"
-        f"  decided: {result['reviews_recorded']} reviews, {result['messages_updated']} messages updated in place\n"
+        f"  decided: {result['reviews_recorded']} reviews, {result['messages_updated']} messages updated in place; "
+        f"click → message updated p50 {result['update_p50_ms']} ms, p99 {result['update_p99_ms']} ms\n"
     )
 
 

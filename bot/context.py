@@ -6,7 +6,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from bot.accepted import AcceptedClicks
 from bot.sla import PolicyReviewClock, ReviewClock
 from core.policy import LoadedPolicy, Policy
 from core.review import ReviewRules
@@ -25,9 +24,8 @@ def _nothing() -> None:
 
 @dataclass
 class BotContext:
-    """``wake_outbox`` is called after a review is recorded, so the worker in the same process
-    updates the messages at once instead of at its next poll; ``accepted`` hands each click's
-    ack outcome to its lazy function (see :mod:`bot.accepted`). :meth:`adopt` switches to
+    """``wake_outbox`` is called after a click is stored or a review recorded, so the worker in
+    the same process acts at once instead of at its next poll. :meth:`adopt` switches to
     another policy (a promote or rollback) while the bot runs."""
 
     db: Database
@@ -37,7 +35,6 @@ class BotContext:
     wake_outbox: Callable[[], None] = _nothing
     rules: ReviewRules = field(init=False)
     review_clock: ReviewClock = field(init=False)
-    accepted: AcceptedClicks = field(init=False, default_factory=AcceptedClicks)
 
     def __post_init__(self) -> None:
         self.adopt(self.policy)

@@ -19,7 +19,6 @@ from bot.context import BotContext
 from bot.errors import SlackCallFailed, slack_call
 from bot.queries import pending_for
 from core.review import AlreadyDecided, NotAllowed, NotPending, ReviewChange, ReviewError
-from core.store import outbox
 from core.store.models import Decision
 from core.store.reviews import RecordedReview, ReviewRequest, proposal_for, record_review
 
@@ -107,20 +106,14 @@ def check_may_act(ctx: BotContext, decision_pk: int, user: str) -> tuple[Card | 
     return card, None
 
 
-def record(
-    ctx: BotContext, user: str, decision_pk: int, change: ReviewChange, *, inbox_key: str | None = None
-) -> RecordedReview:
+def record(ctx: BotContext, user: str, decision_pk: int, change: ReviewChange) -> RecordedReview:
     """Record a review by a Slack user (raises :class:`core.review.ReviewError`), then wake the
-    outbox so the message updates and the write-back go out now. ``inbox_key`` names the
-    click's inbox row (see :mod:`bot.click_inbox`), completed in the same transaction."""
+    outbox so the message updates and the write-back go out now."""
     rep = ctx.rules.rep_for_slack(user)
     with ctx.db.transaction() as session:
-        now = ctx.clock()
         recorded = record_review(
-            session, ctx.rules, ReviewRequest(decision_pk, user, rep.id if rep else None, change), now=now
+            session, ctx.rules, ReviewRequest(decision_pk, user, rep.id if rep else None, change), now=ctx.clock()
         )
-        if inbox_key is not None:
-            outbox.complete(session, inbox_key, now=now, result={"review": recorded.pk})
     ctx.wake_outbox()
     return recorded
 

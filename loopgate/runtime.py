@@ -3,8 +3,9 @@ worker and any other background services, built from settings, database and poli
 
 Extension points, so other parts plug in without editing the bot:
 
-* ``handlers`` — more :class:`core.store.outbox.EffectHandler` s for the same worker; Slack
-  messages and file uploads (the digest's chart) are always handled. (``serve`` runs the CRM
+* ``handlers`` — more :class:`core.store.outbox.EffectHandler` s for the same worker; stored
+  clicks (first: a person is waiting), Slack messages and file uploads (the digest's chart)
+  are always handled. (``serve`` runs the CRM
   write-back in a worker of its own, as a service: see :mod:`loopgate.scheduling`);
 * ``services`` — anything with ``name``, ``start()`` and ``stop()`` (the CRM write-back worker,
   the scheduler), started after the worker and stopped before it;
@@ -147,6 +148,7 @@ class Runtime:
     worker: OutboxWorker
     front: HttpFront
     pool: ListenerPool
+    clicks: ClickInbox
     services: list[Any] = field(default_factory=list)
     stopped: threading.Event = field(default_factory=threading.Event)
     mode: str = "http"
@@ -236,9 +238,10 @@ def compose(
     uploader = SlackFileUploader(
         db, web_client(token.get_secret_value(), settings.slack_api_url, retries=False), clock=clock
     )
+    clicks = ClickInbox(context, app.client)
     worker = OutboxWorker(
         db,
-        [notifier, uploader, ClickInbox(context), *handlers] if outbox else [],
+        [clicks, notifier, uploader, *handlers] if outbox else [],
         clock=clock,
         poll=poll,
         policy=settings.outbox_retry_policy(),
@@ -264,6 +267,7 @@ def compose(
         worker,
         front,
         pool,
+        clicks,
         ordered,
         mode="socket" if socket_mode else "http",
         uploader=uploader,

@@ -29,7 +29,11 @@ def serve(
         Path | None, typer.Option(help="Policy file (default: the published champion, else $LOOPGATE_POLICY).")
     ] = None,
     outbox: Annotated[
-        bool, typer.Option("--outbox/--no-outbox", help="Drain Slack effects from the outbox in this process.")
+        bool,
+        typer.Option(
+            "--outbox/--no-outbox",
+            help="Run the outbox worker in this process: record acknowledged clicks, post and update Slack messages.",
+        ),
     ] = True,
     poll: Annotated[float, typer.Option(help="Seconds between outbox polls when idle.", min=0.05)] = 1.0,
     scheduler: Annotated[

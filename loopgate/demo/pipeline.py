@@ -77,6 +77,7 @@ class _Demo:
         )  # fmt: skip
         assert self.runtime.uploader is not None
         self.effects: list[EffectHandler] = [
+            self.runtime.clicks,
             self.runtime.notifier,
             self.runtime.uploader,
             ActiveWriteback(self.settings, db, self.connectors, clock),

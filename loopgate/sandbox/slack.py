@@ -111,7 +111,7 @@ class FakeMessage:
     app_id: str | None = None
     thread_ts: str | None = None
     files: list[dict[str, Any]] = field(default_factory=list)
-    edits: list[dict[str, Any]] = field(default_factory=list)  # earlier versions, oldest first
+    edits: list[dict[str, Any]] = field(default_factory=list)  # earlier versions, oldest first; "at": when replaced
     args: dict[str, Any] = field(default_factory=dict)  # what the poster sent besides the content
 
     def as_api(self, *, include_metadata: bool = False) -> dict[str, Any]:
@@ -580,7 +580,9 @@ class FakeSlack(FakeService):
         if message.user != self.bot_user_id:
             raise SlackError("cant_update_message")
         text, blocks = self._content(params)
-        message.edits.append({"text": message.text, "blocks": message.blocks, "edited_ts": self._new_ts()})
+        message.edits.append(
+            {"text": message.text, "blocks": message.blocks, "edited_ts": self._new_ts(), "at": time.time()}
+        )
         message.text, message.blocks = text, blocks
         message.notifies = notifications(text, blocks, parse=params.get("parse"), link_names=params.get("link_names"))
         if "metadata" in params:

@@ -2,8 +2,8 @@
 
 The fake only grants the scopes ``manifest.yaml`` asks for, so a Web API call the manifest
 does not cover fails the scenario that makes it. The outbox is drained explicitly
-(``harness.drain()``) so each test decides when Slack effects happen; listeners' lazy work is
-awaited with ``harness.settle()``.
+(``harness.drain()``) so each test decides when Slack effects happen; listeners' lazy work and
+the clicks their acks stored are settled with ``harness.settle()``.
 """
 
 from __future__ import annotations
@@ -86,7 +86,10 @@ class Harness:
         return outbox.drain(self.db, [self.runtime.notifier], "test-worker", self.clock)
 
     def settle(self) -> None:
+        """Wait for the listeners, then record the clicks their acks stored (what the outbox
+        worker does in ``serve``)."""
         assert self.runtime.pool.wait_idle(10), "listeners still busy after 10 s"
+        outbox.drain(self.db, [self.runtime.clicks], "test-worker", self.clock)
 
     def posted(self, decision_pk: int, target: str = "channel") -> FakeMessage:
         """The escalation message Slack holds for a decision (``channel`` or ``dm``)."""
