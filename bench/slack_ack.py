@@ -51,7 +51,7 @@ from core.policy import parse_policy  # noqa: E402
 from core.store.db import Database  # noqa: E402
 from core.store.decide import decide_pending  # noqa: E402
 from core.store.migrate import upgrade  # noqa: E402
-from core.store.models import Decision, Review, SlackMessage  # noqa: E402
+from core.store.models import Decision, OutboxRow, Review, SlackMessage  # noqa: E402
 from core.store.records import LeadRow, upsert_leads  # noqa: E402
 from loopgate.sandbox.slack import FakeSlack  # noqa: E402
 
@@ -178,6 +178,7 @@ def _run(url: str, n: int, label: str, concurrency: int) -> dict[str, Any]:
         floor, floor_url = _start([sys.executable, str(Path(__file__)), "--floor-server"], env, "floor serving ")
         try:
             fake.wait_until(lambda: len(fake.messages("C0MMREVIEW")) >= n, timeout=600)
+            _wait_outbox_idle(url)  # every Slack effect: clicks meet a worker with nothing queued (no CRM here)
             posted = fake.messages("C0MMREVIEW")
             by_pk = {b["elements"][0]["value"]: m for m in posted for b in m.blocks if b["type"] == "actions"}
             owners = _owners(url)
@@ -243,6 +244,26 @@ def _owners(url: str) -> dict[int, str]:
         rows = s.execute(select(Decision.pk, Decision.owner).where(Decision.state == "pending_review")).all()
     db.dispose()
     return {pk: slack_of.get(owner or "") or "U01LEE" for pk, owner in rows}
+
+
+def _wait_outbox_idle(url: str, timeout: float = 600) -> None:
+    db = Database(url)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            with db.sessions() as s:
+                slack_effects = OutboxRow.kind.like("slack.%")
+                waiting = s.execute(
+                    select(func.count())
+                    .select_from(OutboxRow)
+                    .where(OutboxRow.status.in_(("pending", "claimed")), slack_effects)
+                ).scalar_one()
+            if not waiting:
+                return
+            time.sleep(0.2)
+        raise SystemExit("loopgate serve did not post the escalations in time")
+    finally:
+        db.dispose()
 
 
 def _wait_done(url: str, n: int, timeout: float = 300) -> tuple[int, int]:

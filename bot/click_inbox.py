@@ -25,10 +25,11 @@ from slack_sdk import WebClient
 
 from bot.context import BotContext
 from bot.errors import SlackCallFailed
-from bot.review_flow import Click, publish_home, record, refusal, tell
-from core.review import AlreadyDecided, NotAllowed, NotPending, ReviewChange
+from bot.review_flow import Click, publish_home, record_many, refusal, tell
+from core.review import AlreadyDecided, NotAllowed, NotPending, ReviewChange, ReviewError
 from core.store import outbox
-from core.store.outbox import Done, OutboxItem, Outcome, Retry
+from core.store.outbox import Dead, Done, OutboxItem, Outcome, Retry
+from core.store.reviews import RecordedReview
 
 __all__ = ["KIND", "ClickInbox", "accept", "inbox_key"]
 
@@ -55,7 +56,7 @@ def accept(ctx: BotContext, click: Click, action_ts: str, change: ReviewChange) 
     }
     with ctx.db.transaction(urgent=True) as session:
         outbox.enqueue(session, KIND, key, payload, now=ctx.clock())
-    ctx.wake_outbox()
+    ctx.wake_clicks()
     return key
 
 
@@ -89,30 +90,36 @@ class ClickInbox:
 
     def perform(self, items: Sequence[OutboxItem]) -> Mapping[int, Outcome]:
         outcomes: dict[int, Outcome] = {}
-        for item in items:
+        # PostgreSQL: the batch in one transaction. SQLite: one click per transaction, because
+        # its one write lock is what the acks of further clicks wait for meanwhile
+        size = len(items) if self.ctx.db.is_postgres else 1
+        for start in range(0, len(items), size):
+            chunk = items[start : start + size]
+            clicks = [_Stored.of(item.payload) for item in chunk]
             try:
-                outcomes[item.pk] = self._one(_Stored.of(item.payload), item.attempts)
-            except Exception as exc:  # the store is away: this click waits for a later attempt
-                log.warning("could not record click %s: %s: %s", item.dedupe_key, type(exc).__name__, exc)
-                outcomes[item.pk] = Retry(f"{type(exc).__name__}: {exc}")
+                results = record_many(self.ctx, [(c.user, c.decision_pk, c.change) for c in clicks])
+            except Exception as exc:  # the store is away: these clicks wait for a later attempt
+                log.warning("could not record %d click(s): %s: %s", len(chunk), type(exc).__name__, exc)
+                outcomes.update({item.pk: Retry(f"{type(exc).__name__}: {exc}") for item in chunk})
+                continue
+            for item, click, result in zip(chunk, clicks, results, strict=True):
+                outcomes[item.pk] = self._answer(click, result, item.attempts)
         return outcomes
 
-    def _one(self, click: _Stored, attempts: int) -> Outcome:
-        try:
-            recorded = record(self.ctx, click.user, click.decision_pk, click.change)
-        except AlreadyDecided as exc:
-            if exc.reviewer == click.user and attempts > 1:
-                # this very click, recorded by an attempt that did not live to settle its row
-                return Done({"review": "recorded before"})
-            return self._refuse(click, exc)
-        except (NotAllowed, NotPending) as exc:
-            return self._refuse(click, exc)
+    def _answer(self, click: _Stored, result: RecordedReview | ReviewError, attempts: int) -> Outcome:
+        if isinstance(result, AlreadyDecided) and result.reviewer == click.user and attempts > 1:
+            # this very click, recorded by an attempt that did not live to settle its row
+            return Done({"review": "recorded before"})
+        if isinstance(result, (NotAllowed, NotPending)):
+            return self._refuse(click, result)
+        if not isinstance(result, RecordedReview):  # an approve is always valid: only a bug gets here
+            return Dead(f"unexpected {type(result).__name__}: {result}")
         if click.home:
             try:
                 publish_home(self.ctx, self.client, click.user, notice=APPROVED_NOTICE)
             except SlackCallFailed as exc:  # the review stands; the Home tab refreshes next time
                 log.warning("could not refresh %s's Home: %s", click.user, exc)
-        return Done({"review": recorded.pk})
+        return Done({"review": result.pk})
 
     def _refuse(self, click: _Stored, exc: NotAllowed | NotPending) -> Outcome:
         message = refusal(self.ctx, exc, click.user)

@@ -24,15 +24,16 @@ def _nothing() -> None:
 
 @dataclass
 class BotContext:
-    """``wake_outbox`` is called after a click is stored or a review recorded, so the worker in
-    the same process acts at once instead of at its next poll. :meth:`adopt` switches to
-    another policy (a promote or rollback) while the bot runs."""
+    """``wake_clicks`` is called after an ack stores a click, ``wake_outbox`` after a review is
+    recorded, so the workers in the same process act at once instead of at their next poll.
+    :meth:`adopt` switches to another policy (a promote or rollback) while the bot runs."""
 
     db: Database
     policy: LoadedPolicy
     clock: Callable[[], datetime] = _utcnow
     review_clock_for: Callable[[Policy], ReviewClock] = PolicyReviewClock
     wake_outbox: Callable[[], None] = _nothing
+    wake_clicks: Callable[[], None] = _nothing
     rules: ReviewRules = field(init=False)
     review_clock: ReviewClock = field(init=False)
 

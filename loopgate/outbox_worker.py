@@ -28,8 +28,6 @@ def worker_id() -> str:
 
 
 class OutboxWorker:
-    name = "outbox"
-
     def __init__(
         self,
         db: Database,
@@ -40,7 +38,9 @@ class OutboxWorker:
         poll: float = 1.0,
         policy: RetryPolicy | None = None,
         batches_per_round: int = 50,
+        name: str = "outbox",
     ) -> None:
+        self.name = name
         self.db, self.handlers, self.clock = db, list(handlers), clock
         self.worker = worker or worker_id()
         self.poll, self.policy, self.batches = poll, policy, batches_per_round
@@ -59,7 +59,7 @@ class OutboxWorker:
     def start(self) -> None:
         if not self.handlers:
             return
-        self._thread = threading.Thread(target=self._run, name="outbox-worker", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"{self.name}-worker", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:

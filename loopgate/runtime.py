@@ -1,11 +1,11 @@
 """Composition of ``loopgate serve``: the Bolt app, its front (HTTP or Socket Mode), the outbox
-worker and any other background services, built from settings, database and policy.
+workers (one records stored clicks, one performs Slack effects) and any other background
+services, built from settings, database and policy.
 
 Extension points, so other parts plug in without editing the bot:
 
-* ``handlers`` — more :class:`core.store.outbox.EffectHandler` s for the same worker; stored
-  clicks (first: a person is waiting), Slack messages and file uploads (the digest's chart)
-  are always handled. (``serve`` runs the CRM
+* ``handlers`` — more :class:`core.store.outbox.EffectHandler` s for the effects worker; Slack
+  messages and file uploads (the digest's chart) are always handled. (``serve`` runs the CRM
   write-back in a worker of its own, as a service: see :mod:`loopgate.scheduling`);
 * ``services`` — anything with ``name``, ``start()`` and ``stop()`` (the CRM write-back worker,
   the scheduler), started after the worker and stopped before it;
@@ -171,15 +171,16 @@ class Runtime:
         self.stopped.set()
 
 
-def _health(db: Database, worker: OutboxWorker) -> Callable[[], tuple[bool, dict[str, Any]]]:
+def _health(db: Database, workers: Sequence[OutboxWorker]) -> Callable[[], tuple[bool, dict[str, Any]]]:
     def check() -> tuple[bool, dict[str, Any]]:
         try:
             db.check_connection()
             database = "ok"
         except Exception as exc:  # health reports any failure instead of raising it
             database = f"error: {type(exc).__name__}"
-        ok = database == "ok" and worker.alive
-        return ok, {"database": database, "outbox_worker": "running" if worker.alive else "stopped"}
+        ok = database == "ok" and all(w.alive for w in workers)
+        states = {f"{w.name}_worker": "running" if w.alive else "stopped" for w in workers}
+        return ok, {"database": database, **states}
 
     return check
 
@@ -239,16 +240,17 @@ def compose(
         db, web_client(token.get_secret_value(), settings.slack_api_url, retries=False), clock=clock
     )
     clicks = ClickInbox(context, app.client)
-    worker = OutboxWorker(
-        db,
-        [clicks, notifier, uploader, *handlers] if outbox else [],
-        clock=clock,
-        poll=poll,
-        policy=settings.outbox_retry_policy(),
-    )
-    context.wake_outbox = worker.wake
-    front = HttpFront(None if socket_mode else app, host=host, port=port, health=_health(db, worker))
-    ordered: list[Any] = [worker, *services, pool]
+    # two workers: recording clicks does not wait behind posting messages, nor the other way
+    # round (on PostgreSQL each is mostly round trips; one thread doing both fell seconds
+    # behind a burst of clicks)
+    retry = settings.outbox_retry_policy()
+    click_handlers: list[EffectHandler] = [clicks] if outbox else []
+    effect_handlers: list[EffectHandler] = [notifier, uploader, *handlers] if outbox else []
+    click_worker = OutboxWorker(db, click_handlers, clock=clock, poll=poll, policy=retry, name="clicks")
+    worker = OutboxWorker(db, effect_handlers, clock=clock, poll=poll, policy=retry)
+    context.wake_outbox, context.wake_clicks = worker.wake, click_worker.wake
+    front = HttpFront(None if socket_mode else app, host=host, port=port, health=_health(db, [click_worker, worker]))
+    ordered: list[Any] = [click_worker, worker, *services, pool]
     if follow_champion is not None:
 
         def adopt(loaded: LoadedPolicy) -> None:

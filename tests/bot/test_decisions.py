@@ -460,3 +460,19 @@ def test_given_the_same_person_clicks_approve_twice_when_recorded_then_the_secon
     assert [r.reviewer for r in _reviews(harness.db)] == [owner]
     [told] = harness.slack.ephemerals_for(owner)
     assert told.text.startswith("Already approved by you"), told.text
+
+
+def test_given_two_people_approve_before_the_worker_runs_when_recorded_together_then_the_first_wins(
+    harness: Harness,
+) -> None:
+    # one batch of clicks is one transaction on PostgreSQL: the second approve must still see
+    # the first, and be told who was first
+    pk, owner = _escalate(harness)
+    message = harness.posted(pk)
+    for user in (owner, "U01LEE"):
+        assert harness.slack.click(user, ids.APPROVE, channel=message.channel, ts=message.ts).status == 200
+    harness.settle()
+    assert [r.reviewer for r in _reviews(harness.db)] == [owner]
+    [told] = harness.slack.ephemerals_for("U01LEE")
+    assert told.text.startswith("Already approved by"), told.text
+    assert harness.slack.ephemerals_for(owner) == []

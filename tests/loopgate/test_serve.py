@@ -111,7 +111,10 @@ def test_given_serve_when_running_then_it_posts_escalations_takes_clicks_and_sto
 ) -> None:
     served = _serve(_env(fake, db_url, LOOPGATE_LOG_LEVEL="DEBUG"))
     try:
-        assert _get(f"{served.url}/healthz") == (200, {"status": "ok", "database": "ok", "outbox_worker": "running"})
+        assert _get(f"{served.url}/healthz") == (
+            200,
+            {"status": "ok", "database": "ok", "clicks_worker": "running", "outbox_worker": "running"},
+        )
         fake.request_url = f"{served.url}/slack/events"
         db = Database(db_url)
         now = datetime.now(UTC)
