@@ -21,7 +21,8 @@ from core.leads import account_domain
 from core.model import Account, Decision, DuplicateRecord, Lead, PriorScore, Route, Score, Trigger
 from core.next_action import ActionPlanner
 from core.policy import LoadedPolicy
-from core.policy.conditions import Facts, compile_condition
+from core.policy.codegen import compile_first_match
+from core.policy.conditions import Facts
 from core.routing import Roster, RotationPort, Router
 from core.scoring import Scorer
 from core.trust import choose_action, in_audit_sample
@@ -55,8 +56,11 @@ class DecisionEngine:
         self.router = Router(policy, self.roster)
         self.escalator = Escalator(policy.escalation, self.roster, self.scorer.bands)
         self.planner = ActionPlanner(policy.next_best_action)
-        self.segments = [(name, compile_condition(cond)) for name, cond in policy.segments.items()]
-        self.suppressions = [(compile_condition(r.when), r.reason, r.queue) for r in policy.suppress]
+        # first match wins in both lists: one generated function per list (core.policy.codegen)
+        self._segment_names = [*policy.segments, policy.default_segment]
+        self._first_segment = compile_first_match(list(policy.segments.values()), "segment")
+        self._suppressions = [(r.reason, r.queue) for r in policy.suppress]
+        self._first_suppression = compile_first_match([r.when for r in policy.suppress], "suppression")
         self.free_domains = frozenset(d.lower() for d in policy.enrichment.free_email_domains)
         self._ownership = policy.escalation.duplicate_ownership
         self._trigger_order = {code: i for i, code in enumerate(self.escalator.codes)}
@@ -148,16 +152,12 @@ class DecisionEngine:
         )
 
     def _segment(self, facts: Facts) -> str:
-        for name, when in self.segments:
-            if when(facts):
-                return name
-        return self.policy.default_segment
+        # -1 (no segment matched) picks the default segment, listed last
+        return self._segment_names[self._first_segment(facts, 0)]
 
     def _suppression(self, facts: Facts) -> tuple[str, str | None] | None:
-        for when, reason, queue in self.suppressions:
-            if when(facts):
-                return reason, queue
-        return None
+        i = self._first_suppression(facts, 0)
+        return None if i < 0 else self._suppressions[i]
 
     def _parked(self, lead: Lead, suppression: tuple[str, str | None]) -> Route:
         reason, queue = suppression

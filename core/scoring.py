@@ -19,7 +19,8 @@ from operator import attrgetter
 from typing import Any, NamedTuple
 
 from core.model import Evidence, Lead
-from core.policy.conditions import Facts, compile_field_check, compile_predicate, field_getter
+from core.policy.codegen import PROLOGUE, SourceBuilder
+from core.policy.conditions import Facts, compile_predicate, field_getter
 from core.policy.schema import FitRule, Scoring
 
 __all__ = ["ScoreParts", "Scorer", "band_for"]
@@ -94,11 +95,7 @@ class Scorer:
             )
             for rule in scoring.fit
         ]
-        # unpacked per lead; the test reads the field itself, the value is read again only for evidence
-        self._fit_rows = [
-            (c.signal, c.points, c.rule, c.value_of, compile_field_check(rule.signal, rule.predicate()))
-            for c, rule in zip(self._fit, scoring.fit, strict=True)
-        ]
+        self._fit_points = _compile_fit(scoring.fit, [c.rule for c in self._fit])
         intent = scoring.intent
         self._event_points = dict(intent.events)
         # evidence names and rule texts per event type, built once instead of per lead
@@ -122,14 +119,7 @@ class Scorer:
 
     def score(self, facts: Facts) -> ScoreParts:
         evidence: list[Evidence] = []
-        fit = 0
-        for signal, points, rule, value_of, applies in self._fit_rows:
-            if applies(facts):
-                value = value_of(facts)
-                fit += points
-                if isinstance(value, str) and len(value) > 80:
-                    value = _shown(value)
-                evidence.append(Evidence(signal, value, points, rule))
+        fit = self._fit_points(facts, evidence)
         lead = facts.lead
         intent = self._intent(lead, facts.now, evidence) if lead.events else 0
         values = self._known_fields(lead)
@@ -209,6 +199,28 @@ class Scorer:
             return share, 0, None
         rule = f"completeness: {self._completeness.points} × {known}/{of} fields known"
         return share, points, Evidence("completeness", f"{known}/{of}", points, rule)
+
+
+def _compile_fit(rules: list[FitRule], texts: list[str]) -> Callable[[Facts, list[Evidence]], int]:
+    """The fit rules as one generated function ``fit(facts, evidence) -> points``: for each
+    rule in order, if its check holds, its points are added and its evidence appended — what
+    a loop over :class:`_FitCheck` rows does (``value_of`` for the value, ``holds`` for the
+    test), with each field read and test inline (see ``core.policy.codegen``)."""
+    b = SourceBuilder()
+    b.namespace.update(_Evidence=Evidence, _shown=_shown)
+    for line in PROLOGUE:
+        b.line(line)
+    b.line("fit = 0")
+    for rule, text in zip(rules, texts, strict=True):
+        points = b.const(rule.points)
+        b.line(f"if {b.field_check(rule.signal, rule.predicate())}:")
+        b.line("value = v", 2)  # every field check binds the field's value to v
+        b.line("if isinstance(value, str) and len(value) > 80:", 2)
+        b.line("value = _shown(value)", 3)
+        b.line(f"fit += {points}", 2)
+        b.line(f"evidence.append(_Evidence({b.const(rule.signal)}, value, {points}, {b.const(text)}))", 2)
+    b.line("return fit")
+    return b.build("fit_points", "facts, evidence")
 
 
 def _by_points_desc(item: tuple[str, float]) -> float:
