@@ -131,24 +131,25 @@ class DecisionEngine:
         )
         owner_name = self.roster.name(route.owner)
         nba = self.planner.plan(facts, parts.evidence, triggers, owner_name)
+        # positional, in field order (keyword binding of 17 arguments is measurable per lead)
         return Decision(
-            lead_id=lead.id,
-            source=lead.source,
-            action=action,
-            owner=route.owner,
-            owner_kind=route.owner_kind,
-            route=route,
-            segment=segment,
-            score=score,
-            triggers=triggers,
-            evidence=parts.evidence,
-            next_best_action=nba,
-            trust_level=level,
-            audit_sample=sampled,
-            suppressed_by=suppression[0] if suppression is not None else None,
-            policy_version=self.version,
-            decided_at=now,
-            explanation=self._explain(score, segment, route, owner_name, action, why),
+            lead.id,
+            lead.source,
+            action,
+            route.owner,
+            route.owner_kind,
+            route,
+            segment,
+            score,
+            triggers,
+            parts.evidence,
+            nba,
+            level,
+            sampled,
+            suppression[0] if suppression is not None else None,
+            self.version,
+            now,
+            self._explain(score, segment, route, owner_name, action, why),
         )
 
     def _segment(self, facts: Facts) -> str:
