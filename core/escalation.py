@@ -14,7 +14,8 @@ from operator import attrgetter
 from typing import NamedTuple
 
 from core.model import Account, DuplicateRecord, Lead, PriorScore, Route, Trigger
-from core.policy.conditions import Check, Facts, compile_condition
+from core.policy.codegen import compile_check
+from core.policy.conditions import Check, Facts
 from core.policy.durations import parse_duration
 from core.policy.schema import BUILTIN_TRIGGERS, Escalation
 from core.routing import Roster
@@ -70,9 +71,9 @@ class Escalator:
         self.hard = frozenset(escalation.hard)
         self._strategic_when: Check | None = None
         if escalation.strategic_account is not None and not isinstance(escalation.strategic_account, bool):
-            self._strategic_when = compile_condition(escalation.strategic_account.when)
-        self._vip_when = compile_condition(escalation.vip.when) if escalation.vip else None
-        self._custom = [(c.code, compile_condition(c.when), c.detail, c.hard) for c in escalation.custom]
+            self._strategic_when = compile_check(escalation.strategic_account.when, "strategic_account")
+        self._vip_when = compile_check(escalation.vip.when, "vip") if escalation.vip else None
+        self._custom = [(c.code, compile_check(c.when, "custom"), c.detail, c.hard) for c in escalation.custom]
         self._regulated = (
             frozenset(i.casefold() for i in escalation.regulated_industry.industries)
             if escalation.regulated_industry

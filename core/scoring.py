@@ -27,6 +27,7 @@ __all__ = ["ScoreParts", "Scorer", "band_for"]
 
 _DAY = 86400.0
 _MARGIN_SCALE = 15.0  # points from a threshold at which the band is "clearly" decided
+_MARGIN_CAP = int(_MARGIN_SCALE)  # the distance beyond which the margin no longer grows
 _CONFIDENCE_FIELDS = ("email", "company", "title", "country", "employees", "industry")
 
 
@@ -116,6 +117,13 @@ class Scorer:
         # completeness depends only on how many of the fields are known: one entry per count,
         # with its evidence item built once (evidence items are immutable, so they are shared)
         self._completeness_by_known = [self._complete(known, len(names)) for known in range(len(names) + 1)]
+        # raw confidence depends on the share of known fields and on the distance to the nearest
+        # band threshold, capped at the margin scale; points and thresholds are whole numbers,
+        # so that distance is 0..14 or the cap: every value is computed here once, per lead a lookup
+        self._raw_confidence = [
+            [_raw_confidence(share, distance) for distance in range(_MARGIN_CAP + 1)]
+            for share, _, _ in self._completeness_by_known
+        ]
 
     def score(self, facts: Facts) -> ScoreParts:
         evidence: list[Evidence] = []
@@ -129,7 +137,7 @@ class Scorer:
             evidence.append(item)
         total = fit + intent + completeness
         band: str | None = None
-        distance: float = _MARGIN_SCALE  # to the nearest threshold; beyond the scale it no longer matters
+        distance = _MARGIN_CAP  # to the nearest threshold; beyond the scale it no longer matters
         for name, threshold in self.bands:  # highest first: the first one reached is the band
             gap = total - threshold
             if gap >= 0:
@@ -139,11 +147,7 @@ class Scorer:
                 gap = -gap
             if gap < distance:
                 distance = gap
-        # raw confidence, never 1.0: an uncalibrated score has not earned certainty (calibration may grant it)
-        margin = distance / _MARGIN_SCALE
-        if margin > 1.0:
-            margin = 1.0
-        raw_confidence = round(0.15 + 0.45 * known_share + 0.35 * margin, 2)
+        raw_confidence = self._raw_confidence[known][distance]
         return ScoreParts(
             fit, intent, completeness, total, band or "cold", raw_confidence, known_share, tuple(evidence)
         )
@@ -199,6 +203,15 @@ class Scorer:
             return share, 0, None
         rule = f"completeness: {self._completeness.points} × {known}/{of} fields known"
         return share, points, Evidence("completeness", f"{known}/{of}", points, rule)
+
+
+def _raw_confidence(known_share: float, distance: int) -> float:
+    """Raw confidence, never 1.0: an uncalibrated score has not earned certainty (calibration
+    may grant it). ``distance`` is the points to the nearest band threshold."""
+    margin = distance / _MARGIN_SCALE
+    if margin > 1.0:
+        margin = 1.0
+    return round(0.15 + 0.45 * known_share + 0.35 * margin, 2)
 
 
 def _compile_fit(rules: list[FitRule], texts: list[str]) -> Callable[[Facts, list[Evidence]], int]:

@@ -34,7 +34,7 @@ from core.policy.conditions import (
     _numeric,
 )
 
-__all__ = ["SourceBuilder", "compile_first_match"]
+__all__ = ["SourceBuilder", "compile_check", "compile_first_match"]
 
 FirstMatch = Callable[[Facts, int], int]
 
@@ -185,3 +185,13 @@ def compile_first_match(conditions: Sequence[Mapping[str, Any] | None], name: st
         b.line(f"return {i}", 2)
     b.line("return -1")
     return b.build(f"first_{name}", "facts, start=0")
+
+
+def compile_check(condition: Mapping[str, Any], name: str) -> Callable[[Facts], bool]:
+    """One condition as a generated function: ``compile_condition`` without a closure call per
+    field check (every atom of the expression is a bool, so the result is one too)."""
+    b = SourceBuilder()
+    for line in PROLOGUE:
+        b.line(line)
+    b.line(f"return {b.condition(condition)}")
+    return b.build(f"check_{name}", "facts")

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.model import Account, Event, Evidence, Lead, Score
-from core.policy.codegen import compile_first_match
+from core.policy.codegen import compile_check, compile_first_match
 from core.policy.conditions import Facts, compile_condition
 from core.policy.schema import FitRule, Scoring
 from core.scoring import Scorer, _shown
@@ -232,3 +232,11 @@ def test_given_every_operator_at_its_boundaries_when_generated_then_each_verdict
                 lead = Lead(id="L1", employees=value, fields={"x": value})
                 facts = Facts(lead=lead, account=Account(id="A", tier=value), now=NOW, personal_email=value)
                 assert (rules(facts, 0) == 0) is bool(check(facts)), (name, predicate, value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(when=condition(), facts=any_facts())
+def test_given_any_condition_when_compiled_as_one_check_then_it_is_the_closure(
+    when: dict[str, Any], facts: Facts
+) -> None:
+    assert compile_check(when, "rule")(facts) is bool(compile_condition(when)(facts))
