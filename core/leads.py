@@ -348,15 +348,24 @@ def _events(value: Any, problems: dict[str, str]) -> tuple[Event, ...]:
     events: list[Event] = []
     bad = 0
     for item in value:
-        if type(item) is dict or isinstance(item, Mapping):
-            kind = item.get("type")
-            if isinstance(kind, str):
-                kind = kind.strip()
-                if kind:
-                    at = parse_time(item.get("at"))
-                    if at is not None:
-                        events.append(Event(kind.lower().replace(" ", "_")[:64], at))
-                        continue
+        kind = item.get("type") if type(item) is dict or isinstance(item, Mapping) else None
+        if isinstance(kind, str) and (kind := kind.strip()):
+            at = item.get("at")
+            # parse_time inlined for the common case, an ISO text (events are most of a lead's
+            # timestamps); anything else goes through parse_time itself
+            if type(at) is str:
+                try:
+                    at = _fromisoformat(at)
+                except ValueError:
+                    at = parse_time(at)
+                else:
+                    at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+            else:
+                at = parse_time(at)
+            if at is not None:
+                # Event(type, at) without the NamedTuple's Python-level __new__
+                events.append(_new_tuple(Event, (kind.lower().replace(" ", "_")[:64], at)))
+                continue
         bad += 1
     if bad:
         problems["events"] = f"{bad} of {len(value)} events unusable (need type and at)"
@@ -365,6 +374,10 @@ def _events(value: Any, problems: dict[str, str]) -> tuple[Event, ...]:
     return tuple(events[-MAX_EVENTS:])
 
 
+_fromisoformat = datetime.fromisoformat
+
+
+_new_tuple = tuple.__new__
 _event_time = itemgetter(1)  # Event.at: events sort by time only, ties keep their input order
 
 
