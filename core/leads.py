@@ -210,15 +210,14 @@ def _text(value: Any, name: str, problems: dict[str, str]) -> str | None:
 
 
 def _texts(get: Callable[[str], Any], problems: dict[str, str]) -> list[str | None]:
-    """The plain text fields (``_TEXT_FIELDS``, in order); :func:`_text` inlined for clean text."""
-    out: list[str | None] = []
-    for name, value in zip(_TEXT_FIELDS, map(get, _TEXT_FIELDS), strict=True):  # the reads in C
-        if type(value) is str and "\x00" not in value:
-            value = value.strip()
-            out.append(value[:MAX_TEXT] if value else None)
-        else:
-            out.append(_text(value, name, problems))
-    return out
+    """The plain text fields (``_TEXT_FIELDS``, in order); :func:`_text` inlined for clean text
+    (``strip()[:MAX_TEXT] or None`` is its "blank is None" rule in one expression)."""
+    return [
+        (value.strip()[:MAX_TEXT] or None)
+        if type(value) is str and "\x00" not in value
+        else _text(value, name, problems)
+        for name, value in zip(_TEXT_FIELDS, map(get, _TEXT_FIELDS), strict=True)  # the reads in C
+    ]
 
 
 def _kind(value: Any) -> str:
