@@ -88,7 +88,7 @@ class DecisionEngine:
         trust_levels: Mapping[str, int] | None = None,
     ) -> Decision:
         policy = self.policy
-        facts = Facts(lead=lead, account=ctx.account, now=now, personal_email=lead.email_domain in self.free_domains)
+        facts = Facts(lead, ctx.account, now, lead.email_domain in self.free_domains)
         facts.segment = segment = self._segment(facts)
         parts = self.scorer.score(facts)
         raw_confidence = parts.raw_confidence
@@ -108,7 +108,8 @@ class DecisionEngine:
         else:
             route = self.router.route(facts, rotation, keep_owner=policy.keep_owner, exclude=ctx.exclude_owners)
         ownership = None
-        if self._ownership:
+        # duplicate ownership needs an account or a twin to disagree with: most leads have neither
+        if self._ownership and (ctx.account is not None or ctx.duplicates):
             routed = EscalationContext(parts, confidence, route, ctx.previous, ctx.duplicates)
             ownership = self.escalator.ownership(facts, routed)
         triggers = tuple(before_routing) if ownership is None else self._ordered(before_routing, ownership)
