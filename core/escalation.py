@@ -14,7 +14,7 @@ from operator import attrgetter
 from typing import NamedTuple
 
 from core.model import Account, DuplicateRecord, Lead, PriorScore, Route, Trigger
-from core.policy.codegen import compile_check
+from core.policy.codegen import PROLOGUE, SourceBuilder, compile_check
 from core.policy.conditions import Check, Facts
 from core.policy.durations import parse_duration
 from core.policy.schema import BUILTIN_TRIGGERS, Escalation
@@ -108,18 +108,36 @@ class Escalator:
             frozenset(escalation.customer_signal.events) if escalation.customer_signal else frozenset()
         )
         self.codes = [*BUILTIN_TRIGGERS, *(c.code for c in escalation.custom)]
+        self._triggers = self._compile_triggers()
 
     def triggers(self, facts: Facts, ctx: EscalationContext) -> list[Trigger]:
         """Every trigger except ``duplicate_ownership`` (which needs the routed owner)."""
-        found: list[Trigger] = []
+        return self._triggers(facts, ctx)
+
+    def _compile_triggers(self) -> Callable[[Facts, EscalationContext], list[Trigger]]:
+        """The enabled checks in order, then the custom triggers, as one generated function:
+        the loop over ``_checks`` and ``_custom`` unrolled, and the triggers written in the
+        condition language (vip, custom) tested inline (``core.policy.codegen``)."""
+        b = SourceBuilder()
+        b.namespace["_Trigger"] = Trigger
+        for line in PROLOGUE:
+            b.line(line)
+        b.line("found = []")
         for code, check, hard in self._checks:
-            detail = check(facts, ctx)
-            if detail is not None:
-                found.append(Trigger(code, detail, hard))
-        for code, when, detail, hard in self._custom:
-            if when(facts):
-                found.append(Trigger(code, detail, hard))
-        return found
+            trigger = f"_Trigger({b.const(code)}, {{}}, {hard!r})"
+            if code == "vip" and self._vip_when is not None and self.cfg.vip is not None:
+                detail = self.cfg.vip.detail or "matches the VIP rule"  # what _vip returns
+                b.line(f"if {b.condition(self.cfg.vip.when)}:")
+                b.line(f"found.append({trigger.format(b.const(detail))})", 2)
+                continue
+            b.line(f"detail = {b.const(check)}(facts, ctx)")
+            b.line("if detail is not None:")
+            b.line(f"found.append({trigger.format('detail')})", 2)
+        for custom, (code, _, detail, hard) in zip(self.cfg.custom, self._custom, strict=True):
+            b.line(f"if {b.condition(custom.when)}:")
+            b.line(f"found.append(_Trigger({b.const(code)}, {b.const(detail)}, {hard!r}))", 2)
+        b.line("return found")
+        return b.build("triggers", "facts, ctx")
 
     def ownership(self, facts: Facts, ctx: EscalationContext) -> Trigger | None:
         """``duplicate_ownership``, once routing has chosen an owner."""
