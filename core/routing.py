@@ -209,7 +209,9 @@ class Router:
                 method = rule.method or (roster.teams[target].method if kind == "team" else None)
                 self.rules.append(_Rule(rule.name, when, kind, target, method))
         # the rules' conditions as one generated function (``rule.when`` stays for reference)
-        self._first_rule = compile_first_match([rule.when or None for rule in policy.routing], "routing")
+        self._first_rule = compile_first_match(
+            [rule.when or None for rule in policy.routing], "routing", resumable=True
+        )
 
     def route(
         self,

@@ -171,17 +171,20 @@ class SourceBuilder:
         raise ValueError(f"unknown operator {op!r}")
 
 
-def compile_first_match(conditions: Sequence[Mapping[str, Any] | None], name: str) -> FirstMatch:
+def compile_first_match(
+    conditions: Sequence[Mapping[str, Any] | None], name: str, *, resumable: bool = False
+) -> FirstMatch:
     """``first(facts, start)``: the index of the first condition at or after ``start`` that
     holds (``None`` always holds), or -1. First-match-wins rule lists (segments, suppression,
-    routing, next-best-action) ask this once per lead instead of calling a closure per rule;
-    ``start`` lets routing go on past a rule that matched but could not place the lead."""
+    routing, next-best-action) ask this once per lead instead of calling a closure per rule.
+    Only a ``resumable`` function honours ``start`` (routing goes on past a rule that matched
+    but could not place the lead); the others always start at 0 and skip the comparisons."""
     b = SourceBuilder()
     for line in PROLOGUE:
         b.line(line)
     for i, condition in enumerate(conditions):
         test = "True" if condition is None else b.condition(condition)
-        b.line(f"if start <= {i} and {test}:")
+        b.line(f"if start <= {i} and {test}:" if resumable else f"if {test}:")
         b.line(f"return {i}", 2)
     b.line("return -1")
     return b.build(f"first_{name}", "facts, start=0")

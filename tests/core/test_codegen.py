@@ -162,7 +162,9 @@ def test_given_any_conditions_and_facts_when_generated_then_the_first_match_is_t
         (i for i, check in enumerate(closures) if i >= start and (check is None or check(facts))),
         -1,
     )
-    assert compile_first_match(conditions, "rules")(facts, start) == expected
+    assert compile_first_match(conditions, "rules", resumable=True)(facts, start) == expected
+    if start == 0:
+        assert compile_first_match(conditions, "rules")(facts, 0) == expected
 
 
 fit_rule = st.builds(
