@@ -69,7 +69,7 @@ class DecisionWriter:
     """:func:`decision_json` for a run of decisions: a run decides at one ``now`` under one
     policy version, so their JSON text is encoded once per change instead of once per lead."""
 
-    _EVIDENCE_CACHE = 20_000  # entries: memory stays flat however long the run
+    _EVIDENCE_CACHE = 4096  # entries (about 1 MB at most): memory stays flat however long the run
 
     def __init__(self) -> None:
         self._at: datetime | None = None
