@@ -21,7 +21,8 @@ from core.leads import account_domain
 from core.model import Account, Decision, DuplicateRecord, Lead, PriorScore, Route, Score, Trigger
 from core.next_action import ActionPlanner
 from core.policy import LoadedPolicy
-from core.policy.conditions import Facts, compile_condition
+from core.policy.codegen import compile_first_match
+from core.policy.conditions import Facts
 from core.routing import Roster, RotationPort, Router
 from core.scoring import Scorer
 from core.trust import choose_action, in_audit_sample
@@ -55,8 +56,11 @@ class DecisionEngine:
         self.router = Router(policy, self.roster)
         self.escalator = Escalator(policy.escalation, self.roster, self.scorer.bands)
         self.planner = ActionPlanner(policy.next_best_action)
-        self.segments = [(name, compile_condition(cond)) for name, cond in policy.segments.items()]
-        self.suppressions = [(compile_condition(r.when), r.reason, r.queue) for r in policy.suppress]
+        # first match wins in both lists: one generated function per list (core.policy.codegen)
+        self._segment_names = [*policy.segments, policy.default_segment]
+        self._first_segment = compile_first_match(list(policy.segments.values()), "segment")
+        self._suppressions = [(r.reason, r.queue) for r in policy.suppress]
+        self._first_suppression = compile_first_match([r.when for r in policy.suppress], "suppression")
         self.free_domains = frozenset(d.lower() for d in policy.enrichment.free_email_domains)
         self._ownership = policy.escalation.duplicate_ownership
         self._trigger_order = {code: i for i, code in enumerate(self.escalator.codes)}
@@ -84,7 +88,7 @@ class DecisionEngine:
         trust_levels: Mapping[str, int] | None = None,
     ) -> Decision:
         policy = self.policy
-        facts = Facts(lead=lead, account=ctx.account, now=now, personal_email=lead.email_domain in self.free_domains)
+        facts = Facts(lead, ctx.account, now, lead.email_domain in self.free_domains)
         facts.segment = segment = self._segment(facts)
         parts = self.scorer.score(facts)
         raw_confidence = parts.raw_confidence
@@ -104,7 +108,8 @@ class DecisionEngine:
         else:
             route = self.router.route(facts, rotation, keep_owner=policy.keep_owner, exclude=ctx.exclude_owners)
         ownership = None
-        if self._ownership:
+        # duplicate ownership needs an account or a twin to disagree with: most leads have neither
+        if self._ownership and (ctx.account is not None or ctx.duplicates):
             routed = EscalationContext(parts, confidence, route, ctx.previous, ctx.duplicates)
             ownership = self.escalator.ownership(facts, routed)
         triggers = tuple(before_routing) if ownership is None else self._ordered(before_routing, ownership)
@@ -127,37 +132,34 @@ class DecisionEngine:
         )
         owner_name = self.roster.name(route.owner)
         nba = self.planner.plan(facts, parts.evidence, triggers, owner_name)
+        # positional, in field order (keyword binding of 17 arguments is measurable per lead)
         return Decision(
-            lead_id=lead.id,
-            source=lead.source,
-            action=action,
-            owner=route.owner,
-            owner_kind=route.owner_kind,
-            route=route,
-            segment=segment,
-            score=score,
-            triggers=triggers,
-            evidence=parts.evidence,
-            next_best_action=nba,
-            trust_level=level,
-            audit_sample=sampled,
-            suppressed_by=suppression[0] if suppression is not None else None,
-            policy_version=self.version,
-            decided_at=now,
-            explanation=self._explain(score, segment, route, owner_name, action, why),
+            lead.id,
+            lead.source,
+            action,
+            route.owner,
+            route.owner_kind,
+            route,
+            segment,
+            score,
+            triggers,
+            parts.evidence,
+            nba,
+            level,
+            sampled,
+            suppression[0] if suppression is not None else None,
+            self.version,
+            now,
+            self._explain(score, segment, route, owner_name, action, why),
         )
 
     def _segment(self, facts: Facts) -> str:
-        for name, when in self.segments:
-            if when(facts):
-                return name
-        return self.policy.default_segment
+        # -1 (no segment matched) picks the default segment, listed last
+        return self._segment_names[self._first_segment(facts, 0)]
 
     def _suppression(self, facts: Facts) -> tuple[str, str | None] | None:
-        for when, reason, queue in self.suppressions:
-            if when(facts):
-                return reason, queue
-        return None
+        i = self._first_suppression(facts, 0)
+        return None if i < 0 else self._suppressions[i]
 
     def _parked(self, lead: Lead, suppression: tuple[str, str | None]) -> Route:
         reason, queue = suppression

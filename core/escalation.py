@@ -14,7 +14,8 @@ from operator import attrgetter
 from typing import NamedTuple
 
 from core.model import Account, DuplicateRecord, Lead, PriorScore, Route, Trigger
-from core.policy.conditions import Check, Facts, compile_condition
+from core.policy.codegen import PROLOGUE, SourceBuilder, compile_check
+from core.policy.conditions import Check, Facts
 from core.policy.durations import parse_duration
 from core.policy.schema import BUILTIN_TRIGGERS, Escalation
 from core.routing import Roster
@@ -70,9 +71,9 @@ class Escalator:
         self.hard = frozenset(escalation.hard)
         self._strategic_when: Check | None = None
         if escalation.strategic_account is not None and not isinstance(escalation.strategic_account, bool):
-            self._strategic_when = compile_condition(escalation.strategic_account.when)
-        self._vip_when = compile_condition(escalation.vip.when) if escalation.vip else None
-        self._custom = [(c.code, compile_condition(c.when), c.detail, c.hard) for c in escalation.custom]
+            self._strategic_when = compile_check(escalation.strategic_account.when, "strategic_account")
+        self._vip_when = compile_check(escalation.vip.when, "vip") if escalation.vip else None
+        self._custom = [(c.code, compile_check(c.when, "custom"), c.detail, c.hard) for c in escalation.custom]
         self._regulated = (
             frozenset(i.casefold() for i in escalation.regulated_industry.industries)
             if escalation.regulated_industry
@@ -107,18 +108,36 @@ class Escalator:
             frozenset(escalation.customer_signal.events) if escalation.customer_signal else frozenset()
         )
         self.codes = [*BUILTIN_TRIGGERS, *(c.code for c in escalation.custom)]
+        self._triggers = self._compile_triggers()
 
     def triggers(self, facts: Facts, ctx: EscalationContext) -> list[Trigger]:
         """Every trigger except ``duplicate_ownership`` (which needs the routed owner)."""
-        found: list[Trigger] = []
+        return self._triggers(facts, ctx)
+
+    def _compile_triggers(self) -> Callable[[Facts, EscalationContext], list[Trigger]]:
+        """The enabled checks in order, then the custom triggers, as one generated function:
+        the loop over ``_checks`` and ``_custom`` unrolled, and the triggers written in the
+        condition language (vip, custom) tested inline (``core.policy.codegen``)."""
+        b = SourceBuilder()
+        b.namespace["_Trigger"] = Trigger
+        for line in PROLOGUE:
+            b.line(line)
+        b.line("found = []")
         for code, check, hard in self._checks:
-            detail = check(facts, ctx)
-            if detail is not None:
-                found.append(Trigger(code, detail, hard))
-        for code, when, detail, hard in self._custom:
-            if when(facts):
-                found.append(Trigger(code, detail, hard))
-        return found
+            trigger = f"_Trigger({b.const(code)}, {{}}, {hard!r})"
+            if code == "vip" and self._vip_when is not None and self.cfg.vip is not None:
+                detail = self.cfg.vip.detail or "matches the VIP rule"  # what _vip returns
+                b.line(f"if {b.condition(self.cfg.vip.when)}:")
+                b.line(f"found.append({trigger.format(b.const(detail))})", 2)
+                continue
+            b.line(f"detail = {b.const(check)}(facts, ctx)")
+            b.line("if detail is not None:")
+            b.line(f"found.append({trigger.format('detail')})", 2)
+        for custom, (code, _, detail, hard) in zip(self.cfg.custom, self._custom, strict=True):
+            b.line(f"if {b.condition(custom.when)}:")
+            b.line(f"found.append(_Trigger({b.const(code)}, {b.const(detail)}, {hard!r}))", 2)
+        b.line("return found")
+        return b.build("triggers", "facts, ctx")
 
     def ownership(self, facts: Facts, ctx: EscalationContext) -> Trigger | None:
         """``duplicate_ownership``, once routing has chosen an owner."""

@@ -14,6 +14,7 @@ from typing import Any
 
 from core.escalation import format_age
 from core.model import Event, Evidence, NextBestAction, Trigger
+from core.policy.codegen import compile_first_match
 from core.policy.conditions import Check, Facts, compile_condition
 from core.policy.schema import NextBestActionRule
 
@@ -68,6 +69,8 @@ class ActionPlanner:
                     tuple((name, _PLACEHOLDERS[name]) for name in sorted(placeholders)),
                 )
             )
+        # first match wins: the rules' conditions as one generated function
+        self._first_rule = compile_first_match([r.when or None for r in rules], "next_best_action")
 
     def plan(
         self,
@@ -76,10 +79,11 @@ class ActionPlanner:
         triggers: tuple[Trigger, ...],
         owner_name: str,
     ) -> NextBestAction:
-        for rule in self.rules:
-            if rule.when is None or rule.when(facts):
-                return NextBestAction(rule.code, self._label(rule, facts, evidence, triggers, owner_name))
-        raise AssertionError("the policy guarantees a final rule without 'when'")
+        i = self._first_rule(facts, 0)
+        if i < 0:
+            raise AssertionError("the policy guarantees a final rule without 'when'")
+        rule = self.rules[i]
+        return NextBestAction(rule.code, self._label(rule, facts, evidence, triggers, owner_name))
 
     @staticmethod
     def _label(

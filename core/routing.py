@@ -24,6 +24,7 @@ from typing import NamedTuple, Protocol
 from zoneinfo import ZoneInfo
 
 from core.model import Account, Route
+from core.policy.codegen import compile_first_match
 from core.policy.conditions import Check, Facts, compile_condition
 from core.policy.schema import Policy, Queue, Rep
 
@@ -207,6 +208,10 @@ class Router:
                 ((kind, target),) = rule.to.items()
                 method = rule.method or (roster.teams[target].method if kind == "team" else None)
                 self.rules.append(_Rule(rule.name, when, kind, target, method))
+        # the rules' conditions as one generated function (``rule.when`` stays for reference)
+        self._first_rule = compile_first_match(
+            [rule.when or None for rule in policy.routing], "routing", resumable=True
+        )
 
     def route(
         self,
@@ -224,13 +229,14 @@ class Router:
             return Route("current_owner", "keep", current, "rep", f"already owned by {self.roster.name(current)}")
         if current in exclude:
             skipped.append(f"{self.roster.name(current)} excluded (re-route)")
-        for rule in self.rules:
-            if rule.when is not None and not rule.when(facts):
-                continue
-            routed = self._apply(rule, facts.account, facts, rotation, exclude, skipped, now)
+        first, rules = self._first_rule, self.rules
+        i = first(facts, 0)
+        while i >= 0:
+            routed = self._apply(rules[i], facts.account, facts, rotation, exclude, skipped, now)
             if routed is not None:
                 # say why earlier matching rules did not decide: "why not the account owner?"
                 return routed._replace(detail=f"{routed.detail}; {'; '.join(skipped)}") if skipped else routed
+            i = first(facts, i + 1)
         detail = "no routing rule matched" if not skipped else "; ".join(skipped)
         return Route("fallback", "fallback_queue", self.fallback_queue, "queue", detail)
 

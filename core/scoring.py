@@ -19,13 +19,15 @@ from operator import attrgetter
 from typing import Any, NamedTuple
 
 from core.model import Evidence, Lead
-from core.policy.conditions import Facts, compile_field_check, compile_predicate, field_getter
+from core.policy.codegen import PROLOGUE, SourceBuilder
+from core.policy.conditions import Facts, compile_predicate, field_getter
 from core.policy.schema import FitRule, Scoring
 
 __all__ = ["ScoreParts", "Scorer", "band_for"]
 
 _DAY = 86400.0
 _MARGIN_SCALE = 15.0  # points from a threshold at which the band is "clearly" decided
+_MARGIN_CAP = int(_MARGIN_SCALE)  # the distance beyond which the margin no longer grows
 _CONFIDENCE_FIELDS = ("email", "company", "title", "country", "employees", "industry")
 
 
@@ -94,11 +96,7 @@ class Scorer:
             )
             for rule in scoring.fit
         ]
-        # unpacked per lead; the test reads the field itself, the value is read again only for evidence
-        self._fit_rows = [
-            (c.signal, c.points, c.rule, c.value_of, compile_field_check(rule.signal, rule.predicate()))
-            for c, rule in zip(self._fit, scoring.fit, strict=True)
-        ]
+        self._fit_points = _compile_fit(scoring.fit, [c.rule for c in self._fit])
         intent = scoring.intent
         self._event_points = dict(intent.events)
         # evidence names and rule texts per event type, built once instead of per lead
@@ -119,17 +117,17 @@ class Scorer:
         # completeness depends only on how many of the fields are known: one entry per count,
         # with its evidence item built once (evidence items are immutable, so they are shared)
         self._completeness_by_known = [self._complete(known, len(names)) for known in range(len(names) + 1)]
+        # raw confidence depends on the share of known fields and on the distance to the nearest
+        # band threshold, capped at the margin scale; points and thresholds are whole numbers,
+        # so that distance is 0..14 or the cap: every value is computed here once, per lead a lookup
+        self._raw_confidence = [
+            [_raw_confidence(share, distance) for distance in range(_MARGIN_CAP + 1)]
+            for share, _, _ in self._completeness_by_known
+        ]
 
     def score(self, facts: Facts) -> ScoreParts:
         evidence: list[Evidence] = []
-        fit = 0
-        for signal, points, rule, value_of, applies in self._fit_rows:
-            if applies(facts):
-                value = value_of(facts)
-                fit += points
-                if isinstance(value, str) and len(value) > 80:
-                    value = _shown(value)
-                evidence.append(Evidence(signal, value, points, rule))
+        fit = self._fit_points(facts, evidence)
         lead = facts.lead
         intent = self._intent(lead, facts.now, evidence) if lead.events else 0
         values = self._known_fields(lead)
@@ -139,7 +137,7 @@ class Scorer:
             evidence.append(item)
         total = fit + intent + completeness
         band: str | None = None
-        distance: float = _MARGIN_SCALE  # to the nearest threshold; beyond the scale it no longer matters
+        distance = _MARGIN_CAP  # to the nearest threshold; beyond the scale it no longer matters
         for name, threshold in self.bands:  # highest first: the first one reached is the band
             gap = total - threshold
             if gap >= 0:
@@ -149,11 +147,7 @@ class Scorer:
                 gap = -gap
             if gap < distance:
                 distance = gap
-        # raw confidence, never 1.0: an uncalibrated score has not earned certainty (calibration may grant it)
-        margin = distance / _MARGIN_SCALE
-        if margin > 1.0:
-            margin = 1.0
-        raw_confidence = round(0.15 + 0.45 * known_share + 0.35 * margin, 2)
+        raw_confidence = self._raw_confidence[known][distance]
         return ScoreParts(
             fit, intent, completeness, total, band or "cold", raw_confidence, known_share, tuple(evidence)
         )
@@ -209,6 +203,37 @@ class Scorer:
             return share, 0, None
         rule = f"completeness: {self._completeness.points} × {known}/{of} fields known"
         return share, points, Evidence("completeness", f"{known}/{of}", points, rule)
+
+
+def _raw_confidence(known_share: float, distance: int) -> float:
+    """Raw confidence, never 1.0: an uncalibrated score has not earned certainty (calibration
+    may grant it). ``distance`` is the points to the nearest band threshold."""
+    margin = distance / _MARGIN_SCALE
+    if margin > 1.0:
+        margin = 1.0
+    return round(0.15 + 0.45 * known_share + 0.35 * margin, 2)
+
+
+def _compile_fit(rules: list[FitRule], texts: list[str]) -> Callable[[Facts, list[Evidence]], int]:
+    """The fit rules as one generated function ``fit(facts, evidence) -> points``: for each
+    rule in order, if its check holds, its points are added and its evidence appended — what
+    a loop over :class:`_FitCheck` rows does (``value_of`` for the value, ``holds`` for the
+    test), with each field read and test inline (see ``core.policy.codegen``)."""
+    b = SourceBuilder()
+    b.namespace.update(_Evidence=Evidence, _shown=_shown)
+    for line in PROLOGUE:
+        b.line(line)
+    b.line("fit = 0")
+    for rule, text in zip(rules, texts, strict=True):
+        points = b.const(rule.points)
+        b.line(f"if {b.field_check(rule.signal, rule.predicate())}:")
+        b.line("value = v", 2)  # every field check binds the field's value to v
+        b.line("if isinstance(value, str) and len(value) > 80:", 2)
+        b.line("value = _shown(value)", 3)
+        b.line(f"fit += {points}", 2)
+        b.line(f"evidence.append(_Evidence({b.const(rule.signal)}, value, {points}, {b.const(text)}))", 2)
+    b.line("return fit")
+    return b.build("fit_points", "facts, evidence")
 
 
 def _by_points_desc(item: tuple[str, float]) -> float:

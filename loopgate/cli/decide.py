@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from core.engine import DecisionEngine, LeadContext
 from core.leads import LeadInputError, normalize_account, normalize_lead
-from core.model import Account, Lead
+from core.model import Account, Evidence, Lead
 from core.model import Decision as DecisionValue
 from core.routing import InMemoryRotation
 from core.store.db import Database
@@ -69,11 +69,31 @@ class DecisionWriter:
     """:func:`decision_json` for a run of decisions: a run decides at one ``now`` under one
     policy version, so their JSON text is encoded once per change instead of once per lead."""
 
+    _EVIDENCE_CACHE = 4096  # entries (about 1 MB at most): memory stays flat however long the run
+
     def __init__(self) -> None:
         self._at: datetime | None = None
         self._at_text = ""
         self._version: str | None = None
         self._version_text = ""
+        # evidence items repeat across leads (the same rule, points and a value from a small
+        # set: an industry, a count of events, "5/6"): their text is kept, keyed by the item.
+        # Only items whose value is exactly a str or an int are kept, because equal keys must
+        # mean equal text: 1 == 1.0 == True, yet they are written 1, 1.0 and true.
+        self._evidence: dict[Evidence, str] = {}
+
+    def _evidence_text(self, e: Evidence) -> str:
+        kind = type(e.value)
+        if kind is str or kind is int:
+            text = self._evidence.get(e)
+            if text is not None:
+                return text
+        text = (
+            f'{{"signal":{_string(e.signal)},"value":{_value(e.value)},"points":{e.points:d},"rule":{_string(e.rule)}}}'
+        )
+        if (kind is str or kind is int) and len(self._evidence) < self._EVIDENCE_CACHE:
+            self._evidence[e] = text
+        return text
 
     def __call__(self, decision: DecisionValue) -> str:
         route, score, nba = decision.route, decision.score, decision.next_best_action
@@ -88,13 +108,7 @@ class DecisionWriter:
             ]
         )
         # points and score components are ints by construction (the engine sums int points)
-        evidence = ",".join(
-            [
-                f'{{"signal":{_string(e.signal)},"value":{_value(e.value)},"points":{e.points:d},'
-                f'"rule":{_string(e.rule)}}}'
-                for e in decision.evidence
-            ]
-        )
+        evidence = ",".join(map(self._evidence_text, decision.evidence))
         raw = "" if score.raw_confidence is None else f',"raw_confidence":{_value(score.raw_confidence)}'
         owner, team, suppressed_by = decision.owner, route.team, decision.suppressed_by
         return (

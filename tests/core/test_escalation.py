@@ -6,9 +6,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.engine import DecisionEngine, LeadContext
-from core.model import Account, Decision, DuplicateRecord, PriorScore
+from core.escalation import EscalationContext
+from core.leads import normalize_lead
+from core.model import Account, Decision, DuplicateRecord, PriorScore, Route, Trigger
+from core.policy.conditions import Facts
 from core.routing import InMemoryRotation
 from tests.builders import make_lead, make_policy, policy_dict
 
@@ -146,3 +151,56 @@ def test_given_a_policy_without_escalation_section_when_loaded_then_defaults_app
     data = policy_dict()
     assert "escalation" not in data
     assert DecisionEngine(make_policy()).escalator.hard >= {"strategic_account", "duplicate_ownership"}
+
+
+_text = st.one_of(st.none(), st.sampled_from(["CEO", "ceo of fun", "Banking", "partner", "", "x"]), st.text(max_size=5))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    raw=st.fixed_dictionaries(
+        {"id": st.just("L1")},
+        optional={
+            "email": st.sampled_from(["a@acme.com", "bad", "b@gmail.com"]),
+            "company": _text,
+            "country": _text,
+            "title": st.one_of(st.sampled_from(["CEO", "ceo of fun", "VP"]), _text),
+            "industry": _text,
+            "lead_source": st.sampled_from(["partner", "Partner ", "web"]),
+            "employees": st.one_of(st.none(), st.integers(-5, 20_000), st.just("lots")),
+            "estimated_deal_size": st.one_of(st.none(), st.floats(0, 300_000), st.just("big")),
+            "events": st.lists(
+                st.fixed_dictionaries(
+                    {
+                        "type": st.sampled_from(["not_now", "demo_request"]),
+                        "at": st.sampled_from(["2026-11-20T14:00:00Z", "2026-11-01"]),
+                    }
+                ),
+                max_size=3,
+            ),
+        },
+    ),
+    strategic=st.booleans(),
+    previous=st.one_of(st.none(), st.integers(0, 100)),
+    hard=st.lists(st.sampled_from(["vip", "partner", "gray_zone", "missing_data"]), unique=True),
+)
+def test_given_any_lead_when_triggers_are_generated_then_they_are_the_checks_run_in_order(
+    raw: dict[str, Any], strategic: bool, previous: int | None, hard: list[str]
+) -> None:
+    engine = DecisionEngine(make_policy(escalation={**ESCALATION, "hard": hard}))
+    account = Account(id="A1", name="Acme", strategic=strategic, industry="banking")
+    facts = Facts(normalize_lead(raw), account, NOW)
+    facts.segment = engine._segment(facts)
+    parts = engine.scorer.score(facts)
+    prior = PriorScore(previous, NOW - timedelta(hours=2)) if previous is not None else None
+    esc = EscalationContext(parts, parts.raw_confidence, Route("pending", "none", None, "none", ""), prior, ())
+    escalator = engine.escalator
+    expected = []  # the checks and the custom rules, one by one, as the policy orders them
+    for code, check, is_hard in escalator._checks:
+        detail = check(facts, esc)
+        if detail is not None:
+            expected.append(Trigger(code, detail, is_hard))
+    for code, when, detail, is_hard in escalator._custom:
+        if when(facts):
+            expected.append(Trigger(code, detail, is_hard))
+    assert escalator.triggers(facts, esc) == expected

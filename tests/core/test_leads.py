@@ -146,3 +146,18 @@ def test_given_arbitrary_json_objects_when_normalised_then_never_an_unexpected_e
         assert not lead_id.strip()
         return
     assert lead.id == lead_id.strip()[:64]
+
+
+def test_given_every_input_field_distinct_when_normalised_then_each_lands_in_its_own_attribute() -> None:
+    texts = ["first_name", "last_name", "title", "company", "industry", "state", "lead_source", "owner_id"]
+    raw: dict[str, Any] = {name: f"value of {name}" for name in texts}
+    raw |= {
+        "id": "L1", "source": "hubspot", "email": "a@b.test", "domain": "b.test", "employees": 12,
+        "annual_revenue": 3.0, "country": "NO", "estimated_deal_size": 4.0,
+        "created_at": "2026-01-01T00:00:00+00:00", "updated_at": "2026-01-02T00:00:00+00:00",
+        "events": [{"type": "webinar", "at": "2026-01-01T00:00:00+00:00"}], "fields": {"x": 1},
+    }  # fmt: skip
+    lead = normalize_lead(raw)
+    record = lead_record(lead)
+    assert {name: record[name] for name in raw} == raw
+    assert lead.problems == {} and lead.email_domain == "b.test"

@@ -95,3 +95,23 @@ def test_property_points_of_the_evidence_always_sum_to_the_total(
     parts = _score(lead)
     assert sum(e.points for e in parts.evidence) == parts.total == parts.fit + parts.intent + parts.completeness
     assert 0 <= parts.raw_confidence <= 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    employees=st.one_of(st.none(), st.integers(min_value=0, max_value=20_000)),
+    industry=st.sampled_from([None, "Software", "Retail"]),
+    title=st.sampled_from([None, "VP Sales", "Intern"]),
+    days=st.lists(st.floats(min_value=0, max_value=60), max_size=4),
+)
+def test_given_any_lead_when_scored_then_raw_confidence_is_the_formula_of_share_and_margin(
+    employees: int | None, industry: str | None, title: str | None, days: list[float]
+) -> None:
+    lead = make_lead(NOW, events=[("demo_request", timedelta(days=d)) for d in days], employees=employees,
+                     industry=industry, title=title)  # fmt: skip
+    scorer = Scorer(make_policy().policy.scoring)
+    parts = scorer.score(Facts(lead=lead, account=None, now=NOW))
+    # the table looked up per lead holds what the formula gives for this lead
+    distance = min([abs(parts.total - t) for _, t in scorer.bands] + [15.0])
+    margin = min(distance / 15.0, 1.0)
+    assert parts.raw_confidence == round(0.15 + 0.45 * parts.known_share + 0.35 * margin, 2)

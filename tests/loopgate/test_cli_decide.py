@@ -16,7 +16,7 @@ from core.engine import DecisionEngine, LeadContext
 from core.leads import normalize_account, normalize_lead
 from core.model import Account, Decision, Evidence, NextBestAction, Trigger
 from core.routing import InMemoryRotation
-from loopgate.cli.decide import _encode, decision_json
+from loopgate.cli.decide import DecisionWriter, _encode, decision_json
 from loopgate.wiring import read_policy
 from tests.loopgate.cli_runner import ROOT, run_cli
 
@@ -140,3 +140,13 @@ def test_given_any_values_when_a_decision_is_written_directly_then_the_text_is_t
         next_best_action=NextBestAction(text, text),
     )
     assert decision_json(decision) == _encode(decision.to_dict())
+
+
+def test_given_equal_but_differently_typed_evidence_values_when_one_writer_writes_them_then_each_keeps_its_own_text() -> (
+    None
+):
+    base = _decisions_of_examples()[0]
+    writer = DecisionWriter()
+    for value in [1, True, 1.0, "1", 1, True, 1.0, 0, False, 0.0, -0.0, "x", "x", 2**70, float(2**70)]:
+        decision = replace(base, evidence=(Evidence("employees", value, 20, "fit.employees"), *base.evidence))
+        assert writer(decision) == _encode(decision.to_dict()), value
