@@ -249,10 +249,12 @@ def test_given_a_slow_slack_api_when_a_button_is_clicked_then_the_ack_does_not_w
     harness: Harness,
 ) -> None:
     pk, owner = _escalate(harness)
-    harness.slack.latency = 1.0  # every Web API call now takes a second
+    harness.slack.latency = 2.0  # every Web API call now takes two seconds
     message = harness.posted(pk)
     delivery = harness.slack.click(owner, ids.REASSIGN, channel=message.channel, ts=message.ts)
-    assert delivery.status == 200 and delivery.elapsed < 0.6  # acked before views.open finished
+    # acked before views.open finished (the margin is wide: a loaded CI machine is slow)
+    assert delivery.status == 200 and delivery.elapsed < 1.0
+    assert harness.slack.open_views(owner) == []
     harness.settle()
     assert len(harness.slack.open_views(owner)) == 1  # and the slow work still happened, in time
 
@@ -351,7 +353,7 @@ def test_given_a_burst_of_slow_lazy_work_when_more_clicks_arrive_then_their_acks
 ) -> None:
     pk, owner = _escalate(harness)
     message = harness.posted(pk)
-    harness.slack.latency = 0.8  # every views.open takes 0.8 s: twelve of them keep lazy threads busy
+    harness.slack.latency = 2.0  # every views.open takes 2 s: twelve of them keep lazy threads busy
     harness.slack.trigger_ttl = 60
     acks: list[float] = []
 
@@ -365,8 +367,8 @@ def test_given_a_burst_of_slow_lazy_work_when_more_clicks_arrive_then_their_acks
         t.start()
     for t in burst:
         t.join()
-    # with Bolt's single shared pool, the clicks after the 8th would wait ~0.8 s for a thread
-    assert max(acks) < 0.4, sorted(acks)
+    # with Bolt's single shared pool, the clicks after the 8th would wait ~2 s for a thread
+    assert max(acks) < 1.0, sorted(acks)
     harness.settle()
     assert len(harness.slack.open_views(owner)) == 12
 
