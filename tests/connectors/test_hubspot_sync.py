@@ -198,3 +198,19 @@ def test_given_a_contact_of_a_company_when_synced_then_it_is_linked_to_it(
     with db.transaction() as s:
         account = s.get(Account, lead.account_pk)
     assert account is not None and account.crm_id == company and account.strategic and account.tier == "tier1"
+
+
+def test_given_a_search_answer_with_numbers_and_booleans_when_read_then_they_are_text_as_the_client_would_give(
+    hs: FakeHubSpot, clock: Clock, example_policy: LoadedPolicy
+) -> None:
+    contact = hs.create("contacts", hs_contact(numemployees="1200", annualrevenue="2500000.5", hs_lead_status="True"))
+    port = hubspot_connector(hs, example_policy, clock=clock)
+    as_text = [r.raw for page in port.read("contacts", None) for r in page.leads]
+
+    # the search answers below carry JSON numbers and booleans (HubSpot sends text)
+    hs.objects["contacts"][contact]["properties"].update(
+        numemployees=1200, annualrevenue=2500000.5, hs_lead_status=True
+    )
+    as_json = [r.raw for page in port.read("contacts", None) for r in page.leads]
+
+    assert as_json == as_text and len(as_text) == 1
