@@ -12,6 +12,7 @@ refresh token is configured; private-app tokens do not expire.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -49,6 +50,49 @@ API_OBJECT = {"contact": "contacts", "contacts": "contacts", "company": "compani
 _MODIFIED = {"contacts": "lastmodifieddate", "companies": "hs_lastmodifieddate", "deals": "hs_lastmodifieddate"}
 _GONE = frozenset({"OBJECT_NOT_FOUND"})
 _RETRYABLE = frozenset({"RATE_LIMIT", "RATE_LIMITS", "INTERNAL_ERROR", "TIMEOUT"})
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    id: str
+    properties: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Found:
+    """A search answer read from its JSON, not through the client's models: building those
+    cost ~0.25 ms of CPU a record (2.5 s per 10,000 contacts, bench/sync.py), in the read-ahead
+    thread that shares the interpreter with storing and deciding. ``results`` is None when the
+    body is not a search answer (cut off, not JSON, a record without an id)."""
+
+    results: list[_Row] | None
+    total: int
+
+
+def _found(response: Any) -> _Found:
+    try:
+        body = json.loads(response.data)
+    except ValueError:
+        return _Found(None, 0)
+    finally:
+        response.release_conn()
+    rows = body.get("results") if isinstance(body, dict) else None
+    if not isinstance(rows, list) or not all(
+        isinstance(r, dict) and r.get("id") is not None and isinstance(r.get("properties") or {}, dict) for r in rows
+    ):
+        return _Found(None, 0)
+    total = body.get("total")
+    return _Found(
+        [_Row(str(r["id"]), _as_text(r.get("properties") or {})) for r in rows],
+        total if isinstance(total, int) else 0,
+    )
+
+
+def _as_text(properties: dict[str, Any]) -> dict[str, Any]:
+    """Property values as the client's models give them (``dict(str, str)``): text or None."""
+    if all(v is None or type(v) is str for v in properties.values()):
+        return properties
+    return {k: v if v is None or type(v) is str else str(v) for k, v in properties.items()}
 
 
 @dataclass
@@ -220,8 +264,10 @@ class HubSpotConnector:
             }
             result = self.call(
                 f"search {object_type}",
-                lambda body=body: self.api(search_api).do_search(  # type: ignore[misc]
-                    public_object_search_request=body, _request_timeout=self.timeout
+                lambda body=body: _found(
+                    self.api(search_api).do_search(  # type: ignore[misc]
+                        public_object_search_request=body, _request_timeout=self.timeout, _preload_content=False
+                    )
                 ),
                 search=True,
             )

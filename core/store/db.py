@@ -13,6 +13,7 @@ holds the whole database.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
@@ -27,7 +28,7 @@ from core.errors import StoreError
 from core.store import sqlite_gate
 from core.store.sqlite_gate import GatedConnection, gate_for
 
-__all__ = ["Database", "dialect_insert", "safe_url"]
+__all__ = ["Database", "EncodedJson", "dialect_insert", "encode_json", "safe_url"]
 
 
 def safe_url(url: str | URL) -> str:
@@ -36,6 +37,24 @@ def safe_url(url: str | URL) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
         return "<unparseable URL>"
+
+
+class EncodedJson:
+    """A value for a JSON column that is already JSON text: bound as that text, not encoded
+    again. For a value the caller has to encode anyway (to hash it: a decision's contract)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def encode_json(value: Any) -> str:
+    """The engines' JSON serializer: :class:`EncodedJson` as it is, anything else ``json.dumps``.
+    (An engine without it refuses an ``EncodedJson`` as not serialisable: never double-encodes.)"""
+    if type(value) is EncodedJson:
+        return value.text
+    return json.dumps(value)
 
 
 class Database:
@@ -53,7 +72,7 @@ class Database:
         self.dialect = parsed.get_backend_name()
         if self.dialect not in ("sqlite", "postgresql"):
             raise StoreError(f"LOOPGATE_DATABASE_URL uses '{self.dialect}'; loopgate supports sqlite and postgresql")
-        kwargs: dict[str, Any] = {"echo": echo, "future": True}
+        kwargs: dict[str, Any] = {"echo": echo, "future": True, "json_serializer": encode_json}
         if self.dialect == "postgresql":
             kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
         else:

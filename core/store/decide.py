@@ -29,7 +29,7 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
@@ -45,6 +45,7 @@ from core.policy import parse_policy
 from core.routing import InMemoryRotation
 from core.store import audit_log, outbox, sla_clocks
 from core.store.audit_log import AuditRecord
+from core.store.db import EncodedJson
 from core.store.models import Account, Decision, Lead, PolicyRole, PolicyVersion, RepLoad, RotationState, TrustState
 from core.store.records import account_value, lead_value
 from core.store.rotation import StoreRotation
@@ -402,9 +403,14 @@ def _duplicates(
     }
 
 
-def _contract_digest(contract: object) -> str:
-    text = json.dumps(contract, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()
+def _contract_json(contract: object) -> EncodedJson:
+    """The contract's canonical JSON (sorted keys, no spaces): hashed for the audit record and
+    stored as it is, so a decision's contract is encoded once (twice was ~6% of a sync)."""
+    return EncodedJson(json.dumps(contract, sort_keys=True, separators=(",", ":"), ensure_ascii=False))
+
+
+def _contract_digest(contract: EncodedJson) -> str:
+    return hashlib.sha256(contract.text.encode()).hexdigest()
 
 
 def _persist(
@@ -463,7 +469,7 @@ def _persist(
                     "score": d.score.total,
                     "triggers": [t.code for t in d.triggers],
                     "policy_version": d.policy_version,
-                    "contract_sha256": _contract_digest(row["contract"]),
+                    "contract_sha256": _contract_digest(cast(EncodedJson, row["contract"])),
                 },
             )
         )
@@ -536,7 +542,7 @@ def _row_values(req: DecideRequest, d: DecisionValue, seq: int, now: datetime) -
         "suppressed_by": d.suppressed_by,
         "decided_at": now,
         "crm_owner_before": req.lead.owner_id,
-        "contract": d.to_dict(),
+        "contract": _contract_json(d.to_dict()),
     }
 
 

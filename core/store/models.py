@@ -7,6 +7,7 @@ JSON columns are JSONB on PostgreSQL. Identity of CRM records is ``(source, crm_
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -77,6 +78,9 @@ NAMING = {
 }
 
 
+NAIVE = "naive datetime given to the store; pass an aware UTC time"
+
+
 class UtcDateTime(TypeDecorator[datetime]):
     """Aware UTC datetimes on both databases (SQLite has no time zone type)."""
 
@@ -87,9 +91,28 @@ class UtcDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         if value.tzinfo is None:
-            raise ValueError("naive datetime given to the store; pass an aware UTC time")
+            raise ValueError(NAIVE)
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[datetime | None], Any] | None:
+        """On SQLite, one step for what SQLAlchemy does in three (this class, its wrapper, then
+        the dialect's ``%``-format of seven fields): the same text, ``YYYY-MM-DD HH:MM:SS.ffffff``,
+        in a third of the time. A sync binds ~13 times per lead (bench/sync.py: 0.4 s per
+        10,000 leads)."""
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        def process(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            if value.tzinfo is not UTC:
+                if value.tzinfo is None:
+                    raise ValueError(NAIVE)
+                value = value.astimezone(UTC)
+            return value.isoformat(" ", "microseconds")[:-6]  # without its "+00:00"
+
+        return process
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:

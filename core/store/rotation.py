@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.orm import Session
 
 from core.routing import Candidate, fair_pick
@@ -88,7 +88,8 @@ class StoreRotation:
                 )
                 state.dirty = False
         if self._assignments:
-            self.session.execute(insert(RotationAssignment), self._assignments)
+            table: Table = RotationAssignment.__table__  # type: ignore[assignment]  # the Core table
+            self.session.execute(insert(table), self._assignments)  # Core executemany
             self._assignments = []
         if self._dirty_loads:
             ins = dialect_insert(self.session, RepLoad)

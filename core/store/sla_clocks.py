@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import Table, and_, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.policy.schema import Policy
@@ -206,7 +206,10 @@ def start_clocks(
         )
     session.flush()  # the carried and cancelled clocks, before the new ones
     if rows:
-        session.execute(insert(SlaClock), rows)
+        # the Core table: an ORM bulk insert builds a state per row and splits the batch by
+        # which columns are NULL (due_at, next_at, owner, team): a fifth of starting a page's clocks
+        table: Table = SlaClock.__table__  # type: ignore[assignment]  # the Core table
+        session.execute(insert(table), rows)
     return len(rows)
 
 

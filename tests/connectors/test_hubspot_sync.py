@@ -198,3 +198,37 @@ def test_given_a_contact_of_a_company_when_synced_then_it_is_linked_to_it(
     with db.transaction() as s:
         account = s.get(Account, lead.account_pk)
     assert account is not None and account.crm_id == company and account.strategic and account.tier == "tier1"
+
+
+def test_given_a_search_answer_with_numbers_and_booleans_when_read_then_they_are_text_as_the_client_would_give(
+    hs: FakeHubSpot, clock: Clock, example_policy: LoadedPolicy
+) -> None:
+    contact = hs.create("contacts", hs_contact(numemployees="1200", annualrevenue="2500000.5", hs_lead_status="True"))
+    port = hubspot_connector(hs, example_policy, clock=clock)
+    as_text = [r.raw for page in port.read("contacts", None) for r in page.leads]
+
+    # the search answers below carry JSON numbers and booleans (HubSpot sends text)
+    hs.objects["contacts"][contact]["properties"].update(
+        numemployees=1200, annualrevenue=2500000.5, hs_lead_status=True
+    )
+    as_json = [r.raw for page in port.read("contacts", None) for r in page.leads]
+
+    assert as_json == as_text and len(as_text) == 1
+
+
+def test_given_pages_smaller_than_a_decide_batch_when_synced_then_leads_are_decided_in_full_batches_then_the_rest(
+    db: Database, hs: FakeHubSpot, clock: Clock, engine: DecisionEngine, example_policy: LoadedPolicy
+) -> None:
+    ids = [hs.create("contacts", hs_contact(), modified=clock.advance(seconds=1)) for _ in range(23)]
+    decided_when_read: list[int] = []
+
+    def progress(stream: str, _records: int) -> None:
+        if stream == "contacts":
+            decided_when_read.append(sum(_decisions_per_lead(db).values()))
+
+    port = hubspot_connector(hs, example_policy, page_size=7, clock=clock)
+    report = sync_crm(db, port, engine, clock=clock, decide_batch=10, progress=progress, read_ahead=False)
+
+    # progress is told of a page after it is stored, before what it completes is decided
+    assert decided_when_read == [0, 0, 10, 20]
+    assert _decisions_per_lead(db) == dict.fromkeys(ids, 1) and report.decided == 23

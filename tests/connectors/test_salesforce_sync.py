@@ -161,7 +161,8 @@ def test_given_a_sync_killed_after_storing_a_page_when_run_again_then_nothing_is
             raise Killed
 
     with pytest.raises(Killed):
-        sync_crm(db, port, engine, clock=clock, progress=kill_after_second_page)
+        # a decide batch of one page (5): the first page is decided before the kill, the second not
+        sync_crm(db, port, engine, clock=clock, progress=kill_after_second_page, decide_batch=5)
     assert len(_leads(db)) == 10 and sum(_decisions_per_lead(db).values()) == 5
 
     sync_crm(db, port, engine, clock=clock)

@@ -3,6 +3,8 @@ rotation slots handed out once even by concurrent deciders."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 from collections import Counter
 from datetime import datetime, timedelta
@@ -16,7 +18,7 @@ from core.policy import LoadedPolicy
 from core.store import audit_log
 from core.store.db import Database
 from core.store.decide import DecideRequest, decide_leads, decide_pending
-from core.store.models import Decision, Lead, OutboxRow, RotationAssignment, TrustState
+from core.store.models import AuditEvent, Decision, Lead, OutboxRow, RotationAssignment, TrustState
 from core.store.records import LeadRow, upsert_accounts, upsert_leads
 from tests.builders import LeadBuilder, decide, make_policy
 
@@ -50,6 +52,22 @@ def test_given_new_leads_when_decided_then_decisions_effects_and_audit_land_toge
         row = s.execute(select(Decision).where(Decision.lead_id == "B")).scalar_one()
     assert (row.state, row.final_owner, row.cause, row.seq) == ("pending_review", None, "new", 1)
     assert row.contract["triggers"][0]["code"] == "high_deal_size"
+
+
+def test_given_a_decision_when_stored_then_its_audit_record_carries_the_digest_of_the_stored_contract(
+    db: Database, now: datetime
+) -> None:
+    engine = DecisionEngine(make_policy(escalation={"high_deal_size": {"gte": 1000}}))
+    _put(db, now, {"id": "A", "email": "a@x.co", "company": "Zürich AG", "estimated_deal_size": 5000})
+    decided = _decide(db, engine, now)
+    with db.sessions() as s:
+        contract = s.execute(select(Decision.contract)).scalar_one()
+        bodies = s.execute(select(AuditEvent.body).where(AuditEvent.kind == "decision.made")).scalars().all()
+    assert contract == decided[0].decision.to_dict()
+    canonical = json.dumps(contract, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert [json.loads(b)["data"]["contract_sha256"] for b in bodies] == [
+        hashlib.sha256(canonical.encode()).hexdigest()
+    ]
 
 
 def test_given_decided_leads_when_decided_again_then_nothing_is_decided_twice(db: Database, now: datetime) -> None:
