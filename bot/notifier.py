@@ -54,7 +54,8 @@ __all__ = ["KINDS", "SlackNotifier", "enqueue_message"]
 
 log = logging.getLogger(__name__)
 
-KINDS: tuple[str, ...] = ("slack.escalation", "slack.assignment", "slack.decision_update", "slack.message")
+# the update after a click first: the person who clicked is looking at the message
+KINDS: tuple[str, ...] = ("slack.decision_update", "slack.escalation", "slack.assignment", "slack.message")
 HISTORY_PAGE = 200
 HISTORY_PAGES = 5
 CLOCK_SKEW = timedelta(minutes=2)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Table, and_, bindparam, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.store.db import Database, dialect_insert
@@ -78,7 +78,9 @@ Outcome = Done | Retry | Dead
 
 
 class EffectHandler(Protocol):
-    """Performs outbox rows of some kinds, a batch at a time, and says how each one went."""
+    """Performs outbox rows of some kinds, a batch at a time, and says how each one went.
+    Rows of the first kind listed are taken ahead of the others (the effect a person is
+    waiting for, e.g. the message update after their click); the rest in order of arrival."""
 
     kinds: tuple[str, ...]
     batch_size: int
@@ -154,7 +156,10 @@ def claim(
     now: datetime,
     lease: timedelta = DEFAULT_LEASE,
 ) -> list[OutboxItem]:
-    """Take up to ``limit`` due rows of these kinds for ``worker`` until ``now + lease``."""
+    """Take up to ``limit`` due rows of these kinds for ``worker`` until ``now + lease``: rows
+    of ``kinds[0]`` first, then by arrival (a message update after a click must not wait for
+    a morning's backlog of new escalations, each paced by Slack's rate limit)."""
+    urgent = case((OutboxRow.kind == kinds[0], 0), else_=1) if len(kinds) > 1 else None
     with db.transaction() as session:
         due = (
             select(OutboxRow.pk)
@@ -165,7 +170,7 @@ def claim(
                     and_(OutboxRow.status == "claimed", OutboxRow.claimed_until < now),
                 ),
             )
-            .order_by(OutboxRow.pk)
+            .order_by(*(() if urgent is None else (urgent,)), OutboxRow.pk)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
@@ -188,7 +193,7 @@ def claim(
             )
             .execution_options(synchronize_session=False)
         ).all()
-    return sorted((OutboxItem(*row) for row in rows), key=lambda item: item.pk)
+    return sorted((OutboxItem(*row) for row in rows), key=lambda item: (item.kind != kinds[0], item.pk))
 
 
 def settle(

@@ -56,6 +56,24 @@ def test_given_due_rows_when_drained_then_each_is_performed_once_and_done(db: Da
     assert outbox.drain(db, [handler], "w1", lambda: now).done == 0
 
 
+def test_given_a_backlog_when_a_handlers_first_kind_arrives_then_it_is_claimed_ahead_of_the_rest(
+    db: Database, now: datetime
+) -> None:
+    _add(db, now, 5, "test.post")  # a backlog of new posts...
+    _add(db, now, 2, "test.update")  # ...then two updates a person is waiting for
+    _add(db, now, 1, "test.post2")
+    claimed = outbox.claim(db, ["test.update", "test.post", "test.post2"], "w", limit=4, now=now)
+    assert [(i.kind, i.payload["i"]) for i in claimed] == [
+        ("test.update", 0),
+        ("test.update", 1),
+        ("test.post", 0),
+        ("test.post", 1),
+    ]
+    rest = outbox.claim(db, ["test.post", "test.post2", "test.update"], "w", limit=10, now=now)
+    assert [(i.kind, i.payload["i"]) for i in rest] == [("test.post", 2), ("test.post", 3), ("test.post", 4),
+                                                        ("test.post2", 0)]  # fmt: skip
+
+
 def test_given_a_transient_failure_when_drained_then_retried_after_backoff_and_dead_after_max(
     db: Database, now: datetime
 ) -> None:
