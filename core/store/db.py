@@ -14,6 +14,7 @@ holds the whole database.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
@@ -28,7 +29,7 @@ from core.errors import StoreError
 from core.store import sqlite_gate
 from core.store.sqlite_gate import GatedConnection, gate_for
 
-__all__ = ["Database", "EncodedJson", "dialect_insert", "encode_json", "safe_url"]
+__all__ = ["Database", "EncodedJson", "dialect_insert", "encode_json", "json_text", "safe_url"]
 
 
 def safe_url(url: str | URL) -> str:
@@ -49,12 +50,32 @@ class EncodedJson:
         self.text = text
 
 
+def json_text(value: Any, **options: Any) -> str:
+    """``json.dumps`` that always writes JSON: a NaN or ±Infinity (Python's json reads them in a
+    JSONL line, a CRM field can hold one) is written as null. PostgreSQL refuses those tokens,
+    so one such value in a lead's fields stopped the whole batch from being stored."""
+    try:
+        return json.dumps(value, allow_nan=False, **options)
+    except ValueError:
+        return json.dumps(_finite(value), allow_nan=False, **options)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
 def encode_json(value: Any) -> str:
-    """The engines' JSON serializer: :class:`EncodedJson` as it is, anything else ``json.dumps``.
+    """The engines' JSON serializer: :class:`EncodedJson` as it is, anything else :func:`json_text`.
     (An engine without it refuses an ``EncodedJson`` as not serialisable: never double-encodes.)"""
     if type(value) is EncodedJson:
         return value.text
-    return json.dumps(value)
+    return json_text(value)
 
 
 class Database:

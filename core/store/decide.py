@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,7 +44,7 @@ from core.policy import parse_policy
 from core.routing import InMemoryRotation
 from core.store import audit_log, outbox, sla_clocks
 from core.store.audit_log import AuditRecord
-from core.store.db import EncodedJson
+from core.store.db import EncodedJson, json_text
 from core.store.models import Account, Decision, Lead, PolicyRole, PolicyVersion, RepLoad, RotationState, TrustState
 from core.store.records import account_value, lead_value
 from core.store.rotation import StoreRotation
@@ -406,7 +405,7 @@ def _duplicates(
 def _contract_json(contract: object) -> EncodedJson:
     """The contract's canonical JSON (sorted keys, no spaces): hashed for the audit record and
     stored as it is, so a decision's contract is encoded once (twice was ~6% of a sync)."""
-    return EncodedJson(json.dumps(contract, sort_keys=True, separators=(",", ":"), ensure_ascii=False))
+    return EncodedJson(json_text(contract, sort_keys=True, separators=(",", ":"), ensure_ascii=False))
 
 
 def _contract_digest(contract: EncodedJson) -> str:

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import DateTime, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from core.store.db import Database, EncodedJson, encode_json
+from core.store.db import Database, EncodedJson, encode_json, json_text
 from core.store.models import OutboxRow, UtcDateTime
 
 NOW = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
@@ -61,3 +61,18 @@ def test_given_an_engine_without_the_serializer_when_given_encoded_json_then_it_
         json.dumps(EncodedJson("{}"))
     assert encode_json(EncodedJson('{"a":1}')) == '{"a":1}'
     assert encode_json({"a": 1}) == '{"a": 1}'
+
+
+def test_given_nan_or_infinity_in_a_json_value_when_stored_then_null_on_both_databases(db: Database) -> None:
+    # Python's json reads NaN and Infinity in a JSONL line and a CRM field can hold one, but
+    # they are not JSON: PostgreSQL refused the row and with it the batch it was in
+    payload = {"fields": {"score": float("inf"), "list": [float("nan"), 1.5], "ok": 2}, "t": (float("-inf"),)}
+    with db.transaction() as s:
+        s.execute(
+            insert(OutboxRow.__table__),  # type: ignore[arg-type]
+            [{"kind": "k", "dedupe_key": "k:nan", "payload": payload, "available_at": NOW, "created_at": NOW}],
+        )
+    with db.sessions() as s:
+        stored = s.execute(select(OutboxRow.payload)).scalar_one()
+    assert stored == {"fields": {"score": None, "list": [None, 1.5], "ok": 2}, "t": [None]}
+    assert json_text({"a": float("nan")}, sort_keys=True) == '{"a": null}'
