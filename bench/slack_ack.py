@@ -34,6 +34,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -43,6 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import func, select  # noqa: E402
+from sqlalchemy.orm import Session  # noqa: E402
 
 from bot import ids  # noqa: E402
 from core.engine import DecisionEngine  # noqa: E402
@@ -246,46 +248,46 @@ def _owners(url: str) -> dict[int, str]:
     return {pk: slack_of.get(owner or "") or "U01LEE" for pk, owner in rows}
 
 
-def _wait_outbox_idle(url: str, timeout: float = 600) -> None:
-    db = Database(url)
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            with db.sessions() as s:
-                slack_effects = OutboxRow.kind.like("slack.%")
-                waiting = s.execute(
-                    select(func.count())
-                    .select_from(OutboxRow)
-                    .where(OutboxRow.status.in_(("pending", "claimed")), slack_effects)
-                ).scalar_one()
-            if not waiting:
-                return
-            time.sleep(0.2)
-        raise SystemExit("loopgate serve did not post the escalations in time")
-    finally:
-        db.dispose()
-
-
-def _wait_done(url: str, n: int, timeout: float = 300) -> tuple[int, int]:
-    """Reviews recorded and escalation messages updated, once loopgate has caught up."""
+def _poll(url: str, read: Callable[[Session], Any], done: Callable[[Any], bool], timeout: float) -> Any:
+    """``read`` the store every 0.2 s until ``done`` says so or ``timeout`` passes; the last read."""
     db = Database(url)
     deadline = time.monotonic() + timeout
     try:
         while True:
             with db.sessions() as s:
-                reviews = int(s.execute(select(func.count()).select_from(Review)).scalar_one())
-                updated = int(
-                    s.execute(
-                        select(func.count())
-                        .select_from(SlackMessage)
-                        .where(SlackMessage.rendered == "reviewed:approve", SlackMessage.key.like("%:channel"))
-                    ).scalar_one()
-                )
-            if (reviews >= n and updated >= n) or time.monotonic() > deadline:
-                return reviews, updated
+                value = read(s)
+            if done(value) or time.monotonic() > deadline:
+                return value
             time.sleep(0.2)
     finally:
         db.dispose()
+
+
+def _count(session: Session, model: Any, *where: Any) -> int:
+    return int(session.execute(select(func.count()).select_from(model).where(*where)).scalar_one())
+
+
+def _wait_outbox_idle(url: str, timeout: float = 600) -> None:
+    waiting = _poll(
+        url,
+        lambda s: _count(s, OutboxRow, OutboxRow.status.in_(("pending", "claimed")), OutboxRow.kind.like("slack.%")),
+        lambda left: left == 0,
+        timeout,
+    )
+    if waiting:
+        raise SystemExit("loopgate serve did not post the escalations in time")
+
+
+def _wait_done(url: str, n: int, timeout: float = 300) -> tuple[int, int]:
+    """Reviews recorded and escalation messages updated, once loopgate has caught up."""
+    reviewed = (SlackMessage.rendered == "reviewed:approve", SlackMessage.key.like("%:channel"))
+    reviews, updated = _poll(
+        url,
+        lambda s: (_count(s, Review), _count(s, SlackMessage, *reviewed)),
+        lambda counts: min(counts) >= n,
+        timeout,
+    )
+    return reviews, updated
 
 
 def main() -> None:

@@ -110,13 +110,10 @@ def check_may_act(ctx: BotContext, decision_pk: int, user: str) -> tuple[Card | 
 def record(ctx: BotContext, user: str, decision_pk: int, change: ReviewChange) -> RecordedReview:
     """Record a review by a Slack user (raises :class:`core.review.ReviewError`), then wake the
     outbox so the message updates and the write-back go out now."""
-    rep = ctx.rules.rep_for_slack(user)
-    with ctx.db.transaction() as session:
-        recorded = record_review(
-            session, ctx.rules, ReviewRequest(decision_pk, user, rep.id if rep else None, change), now=ctx.clock()
-        )
-    ctx.wake_outbox()
-    return recorded
+    [result] = record_many(ctx, [(user, decision_pk, change)])
+    if isinstance(result, ReviewError):
+        raise result
+    return result
 
 
 def record_many(ctx: BotContext, clicks: Sequence[tuple[str, int, ReviewChange]]) -> list[RecordedReview | ReviewError]:

@@ -9,6 +9,7 @@ the clicks their acks stored are settled with ``harness.settle()``.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -112,14 +113,23 @@ class Harness:
         return delivery
 
 
-@pytest.fixture
-def harness(db: Database, example_policy: LoadedPolicy, slack: FakeSlack, now: datetime) -> Iterator[Harness]:
+@contextmanager
+def serving(
+    db: Database, policy: LoadedPolicy, slack: FakeSlack, now: datetime, **compose_options: Any
+) -> Iterator[Harness]:
+    """The bot composed as ``serve`` does (no outbox worker: tests drain), on a real port."""
     clock = Clock(now + timedelta(minutes=10))
-    runtime = compose(settings_for(slack), db, example_policy, host="127.0.0.1", port=0, clock=clock, outbox=False)
+    runtime = compose(settings_for(slack), db, policy, port=0, clock=clock, outbox=False, **compose_options)
     runtime.start()
     slack.request_url = f"{runtime.front.url}/slack/events"
     try:
-        yield Harness(runtime, slack, db, example_policy, clock)
+        yield Harness(runtime, slack, db, policy, clock)
     finally:
         runtime.front.stop()
         runtime.pool.shutdown(wait=True)
+
+
+@pytest.fixture
+def harness(db: Database, example_policy: LoadedPolicy, slack: FakeSlack, now: datetime) -> Iterator[Harness]:
+    with serving(db, example_policy, slack, now) as bot:
+        yield bot

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import pytest
 from sqlalchemy import select, update
@@ -16,9 +16,9 @@ from core.store.db import Database
 from core.store.models import PolicyRole, PolicyVersion, Review
 from core.store.policies import publish, rollback
 from loopgate.policy_follower import PolicyFollower
-from loopgate.runtime import compose
 from loopgate.sandbox.slack import FakeSlack
-from tests.bot.conftest import Clock, Harness, settings_for
+from tests.bot.conftest import Harness
+from tests.bot.conftest import serving as bot_serving
 from tests.builders import LeadBuilder, decide
 from tests.store.learning_builders import variant
 
@@ -32,15 +32,8 @@ def serving(db: Database, example_policy: LoadedPolicy, slack: FakeSlack, now: d
     """The bot harness of tests/bot, composed to follow the champion (polled by hand below)."""
     with db.transaction() as s:
         publish(s, example_policy, now=now, by="admin")
-    clock = Clock(now + timedelta(minutes=10))
-    runtime = compose(settings_for(slack), db, example_policy, port=0, clock=clock, outbox=False, follow_champion=3600)
-    runtime.start()
-    slack.request_url = f"{runtime.front.url}/slack/events"
-    try:
-        yield Harness(runtime, slack, db, example_policy, clock)
-    finally:
-        runtime.front.stop()
-        runtime.pool.shutdown(wait=True)
+    with bot_serving(db, example_policy, slack, now, follow_champion=3600) as bot:
+        yield bot
 
 
 def _follower(harness: Harness) -> PolicyFollower:
