@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["Array", "OrdinalModel", "fit_ordinal"]
+__all__ = ["Array", "OrdinalModel", "fit_ordinal", "log_loss"]
 
 Array = NDArray[np.float64]
 
@@ -41,6 +41,16 @@ class OrdinalModel:
         """The class of each row: how many thresholds its score reaches."""
         eta = self.linear(x)
         return np.asarray((eta[:, None] >= self.thresholds[None, :]).sum(axis=1), dtype=np.int64)
+
+
+def log_loss(eta: Array, thresholds: Array, y: NDArray[np.int64], sample_weight: Array | None = None) -> float:
+    """Mean negative log-likelihood of classes ``y`` given scores ``eta`` (no penalty): how two
+    models of the same rows compare, whatever their form."""
+    eta = np.asarray(eta, dtype=np.float64)
+    sw = np.ones(len(eta)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    padded = np.concatenate([[-np.inf], np.asarray(thresholds, dtype=np.float64), [np.inf]])
+    prob = _sigmoid(eta - padded[y]) - _sigmoid(eta - padded[y + 1])
+    return float(-(sw * np.log(np.clip(prob, 1e-12, None))).sum() / sw.sum())
 
 
 def _sigmoid(z: Array) -> Array:

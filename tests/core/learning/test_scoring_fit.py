@@ -142,3 +142,84 @@ def test_given_two_processes_with_different_hash_seeds_when_learning_on_tied_cou
     ]
     assert outputs[0] == outputs[1]
     assert "mentions 'alpha'" in outputs[0]  # first seen wins the tie
+
+
+def _busy_lead(rng: random.Random, i: int) -> Lead:
+    """Leads whose intent ranges from nothing to many demo requests and pricing visits."""
+    events = [
+        Event("demo_request", NOW - timedelta(days=rng.randint(0, 3))) for _ in range(rng.choice([0, 0, 1, 2, 3]))
+    ]
+    events += [Event("pricing_page", NOW - timedelta(days=rng.randint(0, 3))) for _ in range(rng.randint(0, 4))]
+    return Lead(
+        id=f"B{i}",
+        source="import",
+        email=f"p{i}@co{i}.com",
+        company=f"Co {i}",
+        title=rng.choice(TITLES),
+        country="US",
+        employees=rng.choice([20, 60, 120, 300, 900, 3000]),
+        industry="software",
+        events=tuple(events),
+    )
+
+
+def _saturating_band(lead: Lead) -> int:
+    """Intent counts up to a point: a second demo request adds little once a person is engaged."""
+    demos = sum(e.type == "demo_request" for e in lead.events)
+    visits = sum(e.type == "pricing_page" for e in lead.events)
+    intent = min(30 * demos + 8 * visits, 40)
+    fit = 30 if lead.employees is not None and 100 <= lead.employees < 2000 else 0
+    fit += 15 if lead.title and "manager" in lead.title.lower() else 0
+    total = fit + intent
+    return 2 if total >= 65 else 1 if total >= 35 else 0
+
+
+def test_given_intent_that_levels_off_when_learned_then_the_cap_is_learned_with_the_points(
+    example_policy: LoadedPolicy,
+) -> None:
+    rng = random.Random(5)
+    train = [Example(lead, None, NOW, _saturating_band(lead)) for lead in (_busy_lead(rng, i) for i in range(1500))]
+    test = [_busy_lead(rng, 5000 + i) for i in range(600)]
+    proposal = learn_scoring(example_policy.policy, train, classes=["cold", "warm", "hot"], anchor="bands")
+    intent = proposal.scoring.intent
+    assert any("level off" in note for note in proposal.notes)
+    # the cap binds: three demo requests score the cap, not three times one
+    assert intent.max_points < 3 * intent.events["demo_request"]
+    challenger = parse_policy(replace_section(example_policy.text, "scoring", render_scoring(proposal.scoring)))
+    names = ["cold", "warm", "hot"]
+    agreement = sum(_band_of(challenger, lead) == names[_saturating_band(lead)] for lead in test) / len(test)
+    assert agreement > 0.93  # a straight line through the saturated leads: 0.91
+
+
+def test_given_labels_that_reward_missing_fields_when_learned_then_completeness_scores_zero_and_bands_stay_true(
+    example_policy: LoadedPolicy,
+) -> None:
+    rng = random.Random(6)
+
+    def lead(i: int) -> Lead:
+        known = rng.random() < 0.5
+        return Lead(
+            id=f"C{i}",
+            source="import",
+            email=f"p{i}@co{i}.com",
+            company=f"Co {i}" if known else None,
+            title=rng.choice(TITLES) if known else None,
+            country="US" if known else None,
+            employees=rng.choice([20, 300, 900]),
+            industry="software",
+            events=(Event("demo_request", NOW),) if rng.random() < 0.4 else (),
+        )
+
+    def band(lead: Lead) -> int:  # a reviewer who likes the anonymous ones (a form with few fields)
+        points = (25 if lead.company is None else 0) + (30 if lead.events else 0) + (15 if lead.employees == 300 else 0)
+        return 2 if points >= 55 else 1 if points >= 25 else 0
+
+    train = [Example(x, None, NOW, band(x)) for x in (lead(i) for i in range(1200))]
+    test = [lead(5000 + i) for i in range(400)]
+    proposal = learn_scoring(example_policy.policy, train, classes=["cold", "warm", "hot"], anchor="bands")
+    assert proposal.scoring.completeness is not None and proposal.scoring.completeness.points == 0
+    assert any("completeness would score negative" in note for note in proposal.notes)
+    challenger = parse_policy(replace_section(example_policy.text, "scoring", render_scoring(proposal.scoring)))
+    names = ["cold", "warm", "hot"]
+    agreement = sum(_band_of(challenger, x) == names[band(x)] for x in test) / len(test)
+    assert agreement > 0.95  # clamping the negative weight to 0 after the fit shifted every score instead
