@@ -3,11 +3,13 @@
 One static page (:file:`web/index.html`, plain JavaScript, no build) and a few JSON routes:
 
 * ``GET /api/state?user=U…&channel=C…`` — the channels and DMs, the chosen one's messages
-  (the real Block Kit loopgate posted), the acting user's open modals and ephemeral replies,
-  and the CRM records loopgate has written to;
-* ``POST /api/click`` and ``POST /api/submit`` — a button click or a modal submission, sent
-  through :meth:`FakeSlack.click` / :meth:`FakeSlack.submit`: the bot receives the signed
-  payload exactly as from Slack, so what works here works in Slack;
+  (the real Block Kit loopgate posted), the acting user's Home tab as published, open modals
+  and ephemeral replies, and the CRM records loopgate has written to;
+* ``POST /api/click`` and ``POST /api/submit`` — a button click (on a message or the Home
+  tab) or a modal submission, sent through :meth:`FakeSlack.click` / :meth:`FakeSlack.submit`:
+  the bot receives the signed payload exactly as from Slack, so what works here works in Slack;
+* ``POST /api/home`` and ``POST /api/command`` — the acting user opens the app's Home tab
+  (``app_home_opened``: the bot publishes it) or runs ``/loopgate …`` (the answer is theirs only);
 * ``POST /api/lead`` — a new lead in one of the CRMs (the next sync decides it);
 * ``GET /files/<id>`` — an uploaded file (the digest chart).
 
@@ -60,6 +62,8 @@ class SandboxWeb(FakeService):
         self.route("POST", r"^/api/click$", self._click)
         self.route("POST", r"^/api/submit$", self._submit)
         self.route("POST", r"^/api/lead$", self._lead)
+        self.route("POST", r"^/api/home$", self._home)
+        self.route("POST", r"^/api/command$", self._command)
 
     def _page(self, _req: FakeRequest) -> FakeResponse:
         page = resources.files("loopgate.sandbox").joinpath("web/index.html").read_bytes()
@@ -85,6 +89,7 @@ class SandboxWeb(FakeService):
                 "users": [u for u in snap["users"] if not u.get("is_bot")],
                 "channels": channels,
                 "channel": {**chosen, "messages": chosen["messages"][-MESSAGES_SHOWN:]} if chosen else None,
+                "home": snap["homes"].get(user),
                 "views": [v for v in snap["open_views"] if v["user"] == user],
                 "ephemerals": [e for e in snap["ephemerals"] if e["user"] == user][-5:],
                 "crm": self._records(),
@@ -140,10 +145,14 @@ class SandboxWeb(FakeService):
     def _click(self, req: FakeRequest) -> FakeResponse:
         body = req.json() or {}
         try:
-            delivery = self.slack.click(
-                str(body["user"]), str(body["action_id"]), channel=str(body["channel"]), ts=str(body["ts"]),
-                value=body.get("value"),
-            )  # fmt: skip
+            if body.get("home"):
+                delivery = self.slack.click(str(body["user"]), str(body["action_id"]), home=True,
+                                            value=body.get("value"))  # fmt: skip
+            else:
+                delivery = self.slack.click(
+                    str(body["user"]), str(body["action_id"]), channel=str(body["channel"]), ts=str(body["ts"]),
+                    value=body.get("value"),
+                )  # fmt: skip
         except (KeyError, StopIteration, AssertionError) as exc:
             return FakeResponse(400, {"ok": False, "error": f"cannot click that: {exc}"})
         return FakeResponse(200, {"ok": delivery.status == 200, "status": delivery.status})
@@ -156,6 +165,25 @@ class SandboxWeb(FakeService):
             return FakeResponse(400, {"ok": False, "error": f"cannot submit that: {exc}"})
         view = self.slack.views.get(str(body["view_id"]))
         return FakeResponse(200, {"ok": delivery.status == 200, "errors": view.errors if view else {}})
+
+    def _home(self, req: FakeRequest) -> FakeResponse:
+        body = req.json() or {}
+        user = str(body.get("user") or "")
+        if user not in self.slack.users:
+            return FakeResponse(400, {"ok": False, "error": f"no such user {user!r}"})
+        delivery = self.slack.open_home(user)
+        return FakeResponse(200, {"ok": delivery.status == 200, "status": delivery.status})
+
+    def _command(self, req: FakeRequest) -> FakeResponse:
+        """``/loopgate <text>`` in a channel (or, from anywhere else, the user's DM with the app)."""
+        body = req.json() or {}
+        user = str(body.get("user") or "")
+        if user not in self.slack.users:
+            return FakeResponse(400, {"ok": False, "error": f"no such user {user!r}"})
+        channel = body.get("channel")
+        where = str(channel) if channel in self.slack.channels else None
+        delivery = self.slack.command(user, str(body.get("text") or "")[:500], channel=where)
+        return FakeResponse(200, {"ok": delivery.status == 200, "status": delivery.status})
 
     def _lead(self, req: FakeRequest) -> FakeResponse:
         body = req.json() or {}

@@ -76,6 +76,14 @@ def _wait(driver: Any, check: Any, timeout: float = 15) -> Any:
     return WebDriverWait(driver, timeout, poll_frequency=0.1, ignored_exceptions=ignored).until(lambda d: check(d))
 
 
+def _click(driver: Any, css: str) -> None:
+    """Click the element once it is there; if the page re-rendered it meanwhile (new messages
+    arrive every moment here), find it again — a stale element was not clicked."""
+    from selenium.webdriver.common.by import By
+
+    _wait(driver, lambda d: d.find_element(By.CSS_SELECTOR, css).click() or True)
+
+
 def _card_text(driver: Any, ts: str) -> str:
     from selenium.webdriver.common.by import By
 
@@ -120,18 +128,18 @@ def test_given_the_sandbox_page_when_a_person_approves_and_overrides_then_cards_
 
     browser.get(live.url)
     _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, f'a.channel[data-id="{channel}"]'))
-    browser.find_element(By.CSS_SELECTOR, f'a.channel[data-id="{channel}"]').click()
+    _click(browser, f'a.channel[data-id="{channel}"]')
     _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, f'button[data-value="{first.pk}"]'))
 
     # Approve (acting as the RevOps admin, who may act on any escalation)
-    browser.find_element(By.CSS_SELECTOR, f'button[data-action-id="{ids.APPROVE}"][data-value="{first.pk}"]').click()
+    _click(browser, f'button[data-action-id="{ids.APPROVE}"][data-value="{first.pk}"]')
     _wait(browser, lambda d: "Approved" in _card_text(d, posted[first.pk]))
 
     # Override: submitting without a reason shows the modal's error; with one it is recorded
     override = f'button[data-action-id="{ids.OVERRIDE}"][data-value="{second.pk}"]'
-    browser.find_element(By.CSS_SELECTOR, override).click()
+    _click(browser, override)
     _wait(browser, lambda d: d.find_element(By.ID, "overlay").is_displayed())
-    browser.find_element(By.ID, "modal-submit").click()
+    _click(browser, "#modal-submit")
     error = _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, f'.error[data-block-id="{ids.BLOCK_REASON}"]'))
     assert error[0].text
     Select(browser.find_element(By.CSS_SELECTOR, f'select[name="{ids.BLOCK_REASON}"]')).select_by_value("data_quality")
@@ -142,7 +150,7 @@ def test_given_the_sandbox_page_when_a_person_approves_and_overrides_then_cards_
     new_owner = next(r for r in reps.values() if r.team == "mm" and r.id != second.owner and "rep" in r.roles)
     owner.select_by_value(new_owner.id)
     new_owner_name = new_owner.name
-    browser.find_element(By.ID, "modal-submit").click()
+    _click(browser, "#modal-submit")
     _wait(browser, lambda d: not d.find_element(By.ID, "overlay").is_displayed())
 
     # both cards updated in place by the bot, from the real Block Kit
@@ -163,3 +171,59 @@ def test_given_the_sandbox_page_when_a_person_approves_and_overrides_then_cards_
 
     ARTIFACTS.mkdir(exist_ok=True)
     assert browser.save_screenshot(str(ARTIFACTS / "sandbox.png"))
+
+
+def test_given_the_sandbox_page_when_a_rep_uses_home_and_the_slash_command_then_both_answer_them(
+    live: LiveSandbox, browser: Any
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    assert live.db is not None
+    db = live.db
+    slack = live.sandbox.slack
+
+    def pending_of_a_rep() -> list[Decision]:
+        with db.sessions() as s:
+            return list(
+                s.execute(
+                    select(Decision)
+                    .join(SlackMessage, SlackMessage.decision_pk == Decision.pk)
+                    .where(SlackMessage.key.like("escalation:%:channel"), Decision.state == "pending_review",
+                           Decision.owner_kind == "rep")
+                    .order_by(Decision.pk)
+                ).scalars()
+            )  # fmt: skip
+
+    decision = slack.wait_until(lambda: pending_of_a_rep()[:1], timeout=20)[0]
+    rep = next(r for r in live.sandbox.loaded.policy.reps if r.id == decision.owner)
+
+    browser.get(live.url)
+    _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#user option"))
+    Select(browser.find_element(By.ID, "user")).select_by_value(str(rep.slack_user))
+    _click(browser, 'a.channel[data-id="@home"]')
+    approve = f'button[data-action-id="{ids.APPROVE}"][data-value="{decision.pk}"][data-home="1"]'
+    _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, approve))
+    _click(browser, approve)
+
+    def reviewed() -> bool:
+        with db.sessions() as s:
+            row = s.get(Decision, decision.pk)
+            return row is not None and row.state == "reviewed"
+
+    _wait(browser, lambda d: reviewed())
+    # the bot republishes the tab without the decided lead, with a notice on top
+    _wait(
+        browser,
+        lambda d: not d.find_elements(By.CSS_SELECTOR, approve) and "Approved" in d.find_element(By.ID, "channel").text,
+    )
+
+    # /loopgate queue from a review channel: the answer shows under the messages, for this rep only
+    channel = next(t.channel for t in live.sandbox.loaded.policy.teams if t.id == rep.team)
+    _click(browser, f'a.channel[data-id="{channel}"]')
+    _wait(browser, lambda d: d.find_element(By.ID, "command").is_displayed())
+    browser.find_element(By.ID, "command-text").send_keys("/loopgate queue\n")
+    _wait(
+        browser,
+        lambda d: any("waiting" in e.text.lower() for e in d.find_elements(By.CSS_SELECTOR, "#channel .ephemeral")),
+    )

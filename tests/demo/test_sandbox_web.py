@@ -4,6 +4,7 @@ chart, a new lead, and hostile CRM names that reach Slack without pinging anyone
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -74,3 +75,64 @@ def test_given_the_sandbox_when_using_its_page_api_then_clicks_reach_the_bot_sig
 
     # the org has hostile names (<!channel>, <script>…); every post reached Slack as text
     assert all(not m.notifies.broadcasts for m in slack.all_messages())  # no @channel, no @here
+
+
+def test_given_the_sandbox_page_when_a_rep_opens_home_and_runs_the_command_then_the_bot_answers_them(
+    live: LiveSandbox,
+) -> None:
+    from sqlalchemy import select
+
+    from core.store.models import Decision, SlackMessage
+
+    slack = live.sandbox.slack
+    assert live.db is not None
+    db = live.db
+
+    def pending() -> list[Decision]:
+        with db.sessions() as s:
+            return list(
+                s.execute(
+                    select(Decision)
+                    .join(SlackMessage, SlackMessage.decision_pk == Decision.pk)
+                    .where(Decision.state == "pending_review", Decision.owner_kind == "rep")
+                    .order_by(Decision.pk)
+                ).scalars()
+            )
+
+    decision = slack.wait_until(lambda: pending()[:1], timeout=20)[0]
+    rep = next(r for r in live.sandbox.loaded.policy.reps if r.id == decision.owner)
+    user = str(rep.slack_user)
+
+    def state(channel: str = "") -> Any:
+        return json.loads(_get(f"{live.url}/api/state?user={user}&channel={channel}")[1])
+
+    # opening the tab sends app_home_opened; the bot publishes this rep's pending reviews
+    assert _post(live.url + "/api/home", {"user": user})["ok"]
+    home = slack.wait_until(lambda: state()["home"], timeout=10)
+    values = {e.get("value") for b in home["blocks"] if b.get("type") == "actions" for e in b["elements"]}
+    assert str(decision.pk) in values
+
+    # Approve on the Home tab: recorded as from Slack
+    answer = _post(live.url + "/api/click", {"user": user, "action_id": ids.APPROVE, "value": str(decision.pk),
+                                             "home": True})  # fmt: skip
+    assert answer["ok"]
+
+    def reviewed() -> bool:
+        with db.sessions() as s:
+            row = s.get(Decision, decision.pk)
+            return row is not None and row.state == "reviewed"
+
+    slack.wait_until(reviewed, timeout=10)
+
+    # /loopgate help in a review channel: the answer is only theirs, in that channel
+    channel = next(c for c in state()["channels"] if c["kind"] != "im")["id"]
+    assert _post(live.url + "/api/command", {"user": user, "text": "help", "channel": channel})["ok"]
+    replies = slack.wait_until(lambda: state(channel)["ephemerals"], timeout=10)
+    assert replies[-1]["channel"] == channel and "/loopgate" in json.dumps(replies[-1])
+    assert not json.loads(_get(f"{live.url}/api/state?user=U01REV&channel={channel}")[1])["ephemerals"]
+
+    # someone Slack does not know is refused by the page, not passed on
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        _post(live.url + "/api/command", {"user": "UNOBODY", "text": "queue"})
+    assert refused.value.code == 400
+    refused.value.close()
