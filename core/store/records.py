@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import FromClause, func, select
+from sqlalchemy import FromClause, func, or_, select
 from sqlalchemy.orm import Session
 
 from core.leads import content_hash, lead_record, normalize_account, normalize_lead
@@ -27,6 +27,7 @@ __all__ = [
     "account_value",
     "lead_value",
     "upsert_accounts",
+    "upsert_changed",
     "upsert_leads",
     "upsert_owners",
 ]
@@ -102,8 +103,23 @@ def upsert_leads(session: Session, rows: Sequence[LeadRow], *, now: datetime) ->
         updates = {k: getattr(stmt.excluded, k) for k in keys if k not in ("source", "crm_id")}
         if "first_touch_at" in updates:  # a lead is first touched once: later sightings keep the earliest
             updates["first_touch_at"] = func.coalesce(Lead.__table__.c.first_touch_at, stmt.excluded.first_touch_at)
-        session.execute(stmt.on_conflict_do_update(index_elements=["source", "crm_id"], set_=updates), group)
+        session.execute(upsert_changed(stmt, Lead.__table__, updates), group)
     return _pks(session, Lead, [(v["source"], v["crm_id"]) for v in values])
+
+
+def upsert_changed(
+    stmt: Any, table: FromClause, updates: Mapping[str, Any], keys: Sequence[str] = ("source", "crm_id")
+) -> Any:
+    """``ON CONFLICT (keys) DO UPDATE`` only where a stored value would change: a
+    record read again as it was (a ``--full`` sync, a page read twice) writes nothing — no row
+    rewrite, no index upkeep, no WAL. ``synced_at`` is therefore when the stored copy last
+    changed, not when it was last seen (likewise ``seen_at``): neither is compared, or every
+    sighting would be a write. Nothing reads them as "last seen"."""
+    changed = [table.c[k].is_distinct_from(v) for k, v in updates.items() if k not in _SIGHTINGS]
+    return stmt.on_conflict_do_update(index_elements=list(keys), set_=updates, where=or_(*changed))
+
+
+_SIGHTINGS = frozenset({"synced_at", "seen_at"})
 
 
 def _pks(
@@ -211,9 +227,7 @@ def upsert_accounts(
     stmt = dialect_insert(session, Account.__table__)  # Core table: one executemany (see upsert_leads)
     keys = next(iter(latest.values())).keys()
     updates = {k: getattr(stmt.excluded, k) for k in keys if k not in ("source", "crm_id")}
-    session.execute(
-        stmt.on_conflict_do_update(index_elements=["source", "crm_id"], set_=updates), list(latest.values())
-    )
+    session.execute(upsert_changed(stmt, Account.__table__, updates), list(latest.values()))
     return _pks(session, Account, list(latest))
 
 
@@ -235,9 +249,7 @@ def upsert_owners(session: Session, owners: Sequence[OwnerRow], *, now: datetime
     }
     stmt = dialect_insert(session, Owner.__table__)  # Core table: one executemany (see upsert_leads)
     updates = {k: getattr(stmt.excluded, k) for k in ("kind", "name", "email", "active", "synced_at")}
-    session.execute(
-        stmt.on_conflict_do_update(index_elements=["source", "crm_id"], set_=updates), list(latest.values())
-    )
+    session.execute(upsert_changed(stmt, Owner.__table__, updates), list(latest.values()))
 
 
 def lead_value(row: Lead) -> LeadValue:
