@@ -222,6 +222,7 @@ class _Collector:
         self._lock = threading.Lock()
         self._users = 0
         self._saved: tuple[int, int, int] = gc.get_threshold()
+        self._froze = False
 
     @contextmanager
     def relaxed(self) -> Iterator[None]:
@@ -229,7 +230,10 @@ class _Collector:
             self._users += 1
             if self._users == 1:
                 self._saved = gc.get_threshold()
-                gc.freeze()
+                # a heap someone else froze (a pre-fork server) is theirs to unfreeze
+                self._froze = gc.get_freeze_count() == 0
+                if self._froze:
+                    gc.freeze()
                 gc.set_threshold(max(self._saved[0], self.YOUNG_THRESHOLD), *self._saved[1:])
         try:
             yield
@@ -238,7 +242,8 @@ class _Collector:
                 self._users -= 1
                 if self._users == 0:
                     gc.set_threshold(*self._saved)
-                    gc.unfreeze()
+                    if self._froze:
+                        gc.unfreeze()
 
 
 _COLLECTOR = _Collector()
