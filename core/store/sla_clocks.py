@@ -38,7 +38,7 @@ from core.policy.schema import Policy
 from core.sla import ClockKind, Step, clock_kind, plan, sla_window, window_for
 from core.store import audit_log
 from core.store.audit_log import AuditRecord
-from core.store.db import dialect_insert
+from core.store.db import EncodedJson, dialect_insert, json_text
 from core.store.models import Decision, Lead, Review, SlaClock, SlaStep
 
 __all__ = [
@@ -66,10 +66,13 @@ class _Planner:
     same moment, so without business hours the plan depends only on (kind, band): computed once
     per pair, not once per lead (deciding a sync page of thousands of leads must stay cheap)."""
 
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: Policy, *, encoded: bool = False) -> None:
         self.policy = policy
         self.reps = {r.id: r for r in policy.reps}
-        self._plans: dict[tuple[str, str, str | None, datetime], tuple[datetime | None, list[dict[str, str]]]] = {}
+        # rows for a Core insert carry the plan as JSON text, encoded once per plan rather than
+        # once per clock; ORM rows (``new_clock``) need the list itself
+        self.encoded = encoded
+        self._plans: dict[tuple[str, str, str | None, datetime], tuple[datetime | None, Any, datetime | None]] = {}
 
     def values(
         self,
@@ -93,8 +96,10 @@ class _Planner:
             steps: list[Step] = []
             if length is not None:
                 due, steps = plan(self.policy, started_at, length, window_for(rep))
-            self._plans[key] = (due, [s.to_dict() for s in steps])
-        due, planned = self._plans[key]
+            planned = [s.to_dict() for s in steps]
+            next_at = datetime.fromisoformat(planned[0]["at"]) if planned else None
+            self._plans[key] = (due, EncodedJson(json_text(planned)) if self.encoded else planned, next_at)
+        due, planned, next_at = self._plans[key]
         return {
             "decision_pk": decision_pk,
             "lead_pk": lead_pk,
@@ -108,7 +113,7 @@ class _Planner:
             "due_at": due,
             "business_hours": hours,
             "plan": planned,
-            "next_at": datetime.fromisoformat(planned[0]["at"]) if planned else None,
+            "next_at": next_at,
             "state": "open",
         }
 
@@ -174,7 +179,7 @@ def start_clocks(
         select(SlaClock).where(SlaClock.lead_pk.in_(lead_pks), SlaClock.state == "open").order_by(SlaClock.pk)
     ).scalars():
         open_by_lead.setdefault(clock.lead_pk, []).append(clock)
-    planner = _Planner(policy)
+    planner = _Planner(policy, encoded=True)
     rows: list[dict[str, Any]] = []
     for row in decided:
         lead_pk = row.lead_pk
