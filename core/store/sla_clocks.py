@@ -40,6 +40,7 @@ from core.store import audit_log
 from core.store.audit_log import AuditRecord
 from core.store.db import EncodedJson, dialect_insert, json_text
 from core.store.models import Decision, Lead, Review, SlaClock, SlaStep
+from core.store.records import StoredLead
 
 __all__ = [
     "EXPIRE_AFTER",
@@ -165,7 +166,7 @@ def start_clocks(
     session: Session,
     policy: Policy,
     decided: Sequence[NewDecision],
-    leads: Mapping[int, Lead],
+    leads: Mapping[int, Lead | StoredLead],
     *,
     now: datetime,
 ) -> int:
