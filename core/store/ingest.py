@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, select, update
+from sqlalchemy import Table, bindparam, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.leads import LeadInputError, content_hash, normalize_account, normalize_lead
 from core.ports import Cursor, Page, Tombstone
 from core.store.db import dialect_insert
 from core.store.models import Account, Deal, DealLink, Lead, SyncCursor, WritebackState
-from core.store.records import LeadRow, OwnerRow, upsert_accounts, upsert_leads, upsert_owners
+from core.store.records import LeadRow, OwnerRow, upsert_accounts, upsert_changed, upsert_leads, upsert_owners
 
 __all__ = ["Ingested", "apply_page", "load_cursor", "refresh_outcomes", "save_cursor"]
 
@@ -153,12 +153,8 @@ def _leads(session: Session, source: str, page: Page, now: datetime, out: Ingest
     ]
     if states:
         stmt = dialect_insert(session, WritebackState.__table__)
-        session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["lead_pk"], set_={"values": stmt.excluded["values"], "seen_at": stmt.excluded.seen_at}
-            ),
-            states,
-        )
+        updates = {"values": stmt.excluded["values"], "seen_at": stmt.excluded.seen_at}
+        session.execute(upsert_changed(stmt, WritebackState.__table__, updates, ("lead_pk",)), states)
     if links:
         session.execute(dialect_insert(session, DealLink.__table__).on_conflict_do_nothing(), links)
         refresh_outcomes(session, source, {link["lead_id"] for link in links})
@@ -205,10 +201,7 @@ def _deals(session: Session, source: str, page: Page, now: datetime, out: Ingest
     stmt = dialect_insert(session, Deal.__table__)
     keys = ("stage", "is_closed", "is_won", "amount", "closed_at", "is_deleted", "crm_updated_at", "synced_at")
     session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["source", "crm_id"], set_={k: getattr(stmt.excluded, k) for k in keys}
-        ),
-        list(latest.values()),
+        upsert_changed(stmt, Deal.__table__, {k: getattr(stmt.excluded, k) for k in keys}), list(latest.values())
     )
     deal_ids = list(latest)
     before = _linked_leads(session, source, deal_ids)
@@ -289,7 +282,16 @@ def refresh_outcomes(session: Session, source: str, lead_ids: Iterable[str]) -> 
     table: Table = Lead.__table__  # type: ignore[assignment]  # Core table: a plain executemany UPDATE
     session.execute(
         update(table)
-        .where(table.c.source == bindparam("b_source"), table.c.crm_id == bindparam("b_id"))
+        .where(
+            table.c.source == bindparam("b_source"),
+            table.c.crm_id == bindparam("b_id"),
+            # an outcome as it was is not written again (see records.upsert_changed)
+            or_(
+                table.c.outcome.is_distinct_from(bindparam("b_outcome")),
+                table.c.outcome_at.is_distinct_from(bindparam("b_at")),
+                table.c.outcome_amount.is_distinct_from(bindparam("b_amount")),
+            ),
+        )
         .values(outcome=bindparam("b_outcome"), outcome_at=bindparam("b_at"), outcome_amount=bindparam("b_amount")),
         params,
     )

@@ -166,7 +166,7 @@ class Lead(Base):
     crm_id: Mapped[str] = mapped_column(String(64))
     object_type: Mapped[str | None] = mapped_column(String(32))
     email: Mapped[str | None] = mapped_column(String(320), index=True)
-    email_domain: Mapped[str | None] = mapped_column(String(255), index=True)
+    email_domain: Mapped[str | None] = mapped_column(String(255))  # never looked up by: no index (0006)
     first_name: Mapped[str | None] = mapped_column(Text)
     last_name: Mapped[str | None] = mapped_column(Text)
     title: Mapped[str | None] = mapped_column(Text)
@@ -221,10 +221,10 @@ class Decision(Base):
     __tablename__ = "decisions"
     __table_args__ = (
         UniqueConstraint("lead_pk", "dedupe_key"),
-        Index("ix_decisions_decided_at_action", "decided_at", "action"),
         Index("ix_decisions_lead_pk_seq", "lead_pk", "seq"),
         # the weekly digest reads weeks of decisions by time: volume, shares and score drift
-        # come from this index alone, without touching the (wide) rows
+        # come from this index alone, without touching the (wide) rows; it serves every other
+        # time range too (so there is no (decided_at, action) index: migration 0006)
         Index("ix_decisions_digest", "decided_at", "shadow", "action", "segment", "score_total", "band", "cause"),
     )
 
@@ -241,7 +241,7 @@ class Decision(Base):
     owner: Mapped[str | None] = mapped_column(String(64), index=True)
     owner_kind: Mapped[str] = mapped_column(String(10))
     team: Mapped[str | None] = mapped_column(String(64))
-    segment: Mapped[str] = mapped_column(String(64), index=True)
+    segment: Mapped[str] = mapped_column(String(64))  # no index of its own: read with others (0006)
     trust_level: Mapped[int] = mapped_column(Integer)
     score_total: Mapped[int] = mapped_column(Integer)
     band: Mapped[str] = mapped_column(String(20))
@@ -306,7 +306,7 @@ class AuditEvent(Base):
     at: Mapped[datetime] = mapped_column(index=True)
     actor: Mapped[str] = mapped_column(String(128))
     kind: Mapped[str] = mapped_column(String(64), index=True)
-    subject: Mapped[str | None] = mapped_column(String(200), index=True)
+    subject: Mapped[str | None] = mapped_column(String(200))  # never looked up by: no index (0006)
     body: Mapped[str] = mapped_column(Text)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))

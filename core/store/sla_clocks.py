@@ -38,8 +38,9 @@ from core.policy.schema import Policy
 from core.sla import ClockKind, Step, clock_kind, plan, sla_window, window_for
 from core.store import audit_log
 from core.store.audit_log import AuditRecord
-from core.store.db import dialect_insert
+from core.store.db import EncodedJson, dialect_insert, json_text
 from core.store.models import Decision, Lead, Review, SlaClock, SlaStep
+from core.store.records import StoredLead
 
 __all__ = [
     "EXPIRE_AFTER",
@@ -66,10 +67,13 @@ class _Planner:
     same moment, so without business hours the plan depends only on (kind, band): computed once
     per pair, not once per lead (deciding a sync page of thousands of leads must stay cheap)."""
 
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: Policy, *, encoded: bool = False) -> None:
         self.policy = policy
         self.reps = {r.id: r for r in policy.reps}
-        self._plans: dict[tuple[str, str, str | None, datetime], tuple[datetime | None, list[dict[str, str]]]] = {}
+        # rows for a Core insert carry the plan as JSON text, encoded once per plan rather than
+        # once per clock; ORM rows (``new_clock``) need the list itself
+        self.encoded = encoded
+        self._plans: dict[tuple[str, str, str | None, datetime], tuple[datetime | None, Any, datetime | None]] = {}
 
     def values(
         self,
@@ -93,8 +97,10 @@ class _Planner:
             steps: list[Step] = []
             if length is not None:
                 due, steps = plan(self.policy, started_at, length, window_for(rep))
-            self._plans[key] = (due, [s.to_dict() for s in steps])
-        due, planned = self._plans[key]
+            planned = [s.to_dict() for s in steps]
+            next_at = datetime.fromisoformat(planned[0]["at"]) if planned else None
+            self._plans[key] = (due, EncodedJson(json_text(planned)) if self.encoded else planned, next_at)
+        due, planned, next_at = self._plans[key]
         return {
             "decision_pk": decision_pk,
             "lead_pk": lead_pk,
@@ -108,7 +114,7 @@ class _Planner:
             "due_at": due,
             "business_hours": hours,
             "plan": planned,
-            "next_at": datetime.fromisoformat(planned[0]["at"]) if planned else None,
+            "next_at": next_at,
             "state": "open",
         }
 
@@ -160,7 +166,7 @@ def start_clocks(
     session: Session,
     policy: Policy,
     decided: Sequence[NewDecision],
-    leads: Mapping[int, Lead],
+    leads: Mapping[int, Lead | StoredLead],
     *,
     now: datetime,
 ) -> int:
@@ -168,13 +174,10 @@ def start_clocks(
     clocks were started. New clocks are inserted in one statement."""
     if not decided:
         return 0
-    lead_pks = [row.lead_pk for row in decided]
     open_by_lead: dict[int, list[SlaClock]] = {}
-    for clock in session.execute(
-        select(SlaClock).where(SlaClock.lead_pk.in_(lead_pks), SlaClock.state == "open").order_by(SlaClock.pk)
-    ).scalars():
+    for clock in _open_clocks(session, [row.lead_pk for row in decided]):
         open_by_lead.setdefault(clock.lead_pk, []).append(clock)
-    planner = _Planner(policy)
+    planner = _Planner(policy, encoded=True)
     rows: list[dict[str, Any]] = []
     for row in decided:
         lead_pk = row.lead_pk
@@ -211,6 +214,27 @@ def start_clocks(
         table: Table = SlaClock.__table__  # type: ignore[assignment]  # the Core table
         session.execute(insert(table), rows)
     return len(rows)
+
+
+def _open_clocks(session: Session, lead_pks: Sequence[int]) -> Sequence[SlaClock]:
+    """The open clocks of these leads, oldest first.
+
+    Found by ``lead_pk`` alone and loaded by key: with ``lead_pk IN (…) AND state = 'open'``
+    in one statement SQLite chose the (state, next_at) index and read every open clock in the
+    table for each batch of decisions — a quadratic first sync (bench/sync.py, 50,000 leads).
+    New leads have no clocks, and then nothing is loaded."""
+    wanted = [
+        pk
+        for pk, state in session.execute(select(SlaClock.pk, SlaClock.state).where(SlaClock.lead_pk.in_(lead_pks)))
+        if state == "open"
+    ]
+    if not wanted:
+        return []
+    return (
+        session.execute(select(SlaClock).where(SlaClock.pk.in_(wanted), SlaClock.state == "open").order_by(SlaClock.pk))
+        .scalars()
+        .all()
+    )
 
 
 def close(clock: SlaClock, state: str, reason: str, now: datetime) -> None:

@@ -220,6 +220,30 @@ def test_given_a_full_resync_when_nothing_changed_then_nothing_is_decided_again(
     assert report.leads == 6 and report.accounts == 1 and report.decided == 0
 
 
+def test_given_a_full_resync_when_nothing_changed_then_no_stored_row_is_rewritten(
+    db: Database, sf: FakeSalesforce, engine: DecisionEngine, example_policy: LoadedPolicy, clock: Clock
+) -> None:
+    seed_salesforce_people(sf, example_policy)
+    ids = [sf.create("Lead", sf_lead()) for _ in range(4)]
+    sf.create("Account", Name="Acme", Website="acme.com", Loopgate_Strategic__c=True, Loopgate_Tier__c="tier1")
+    port = salesforce_connector(sf, example_policy)
+    sync_crm(db, port, engine, clock=clock)
+    first = clock()
+    clock.advance(hours=1)
+    sf.update("Lead", ids[1], Title="Chief Technology Officer")
+
+    sync_crm(db, port, engine, clock=clock, full=True)
+
+    # synced_at is when the stored copy last changed: only the edited lead was written again
+    written = {crm_id: lead.synced_at for crm_id, lead in _leads(db).items()}
+    assert written[ids[1]] == clock()
+    assert all(at == first for crm_id, at in written.items() if crm_id != ids[1])
+    with db.transaction() as s:
+        assert set(s.execute(select(Account.synced_at)).scalars()) == {first}
+        assert set(s.execute(select(Owner.synced_at)).scalars()) == {first}
+    assert _leads(db)[ids[1]].title == "Chief Technology Officer"
+
+
 def test_given_a_rep_working_a_lead_when_synced_then_the_first_touch_is_dated_once(
     db: Database, sf: FakeSalesforce, engine: DecisionEngine, example_policy: LoadedPolicy, clock: Clock
 ) -> None:

@@ -70,6 +70,25 @@ def test_given_a_decision_when_stored_then_its_audit_record_carries_the_digest_o
     ]
 
 
+def test_given_a_lead_changed_back_to_content_already_decided_when_decided_then_it_is_only_marked(
+    db: Database, now: datetime
+) -> None:
+    engine = DecisionEngine(make_policy())
+    _put(db, now, {"id": "A", "title": "VP Sales"})
+    assert len(_decide(db, engine, now)) == 1
+    _put(db, now + timedelta(minutes=1), {"id": "A", "title": "Student"})
+    assert len(_decide(db, engine, now)) == 1
+    _put(db, now + timedelta(minutes=2), {"id": "A", "title": "VP Sales"})  # back to what was decided first
+
+    assert _decide(db, engine, now) == []
+
+    with db.sessions() as s:
+        lead = s.execute(select(Lead).where(Lead.crm_id == "A")).scalar_one()
+        decisions = s.execute(select(func.count()).select_from(Decision)).scalar_one()
+    assert lead.decided_hash == lead.content_hash and decisions == 2
+    assert _decide(db, engine, now) == []  # marked: not picked up again
+
+
 def test_given_decided_leads_when_decided_again_then_nothing_is_decided_twice(db: Database, now: datetime) -> None:
     engine = DecisionEngine(make_policy())
     _put(db, now, {"id": "A"}, {"id": "B"})
