@@ -18,7 +18,17 @@ from typing import Literal
 from core.confidence import Calibration
 from core.escalation import EscalationContext, Escalator
 from core.leads import account_domain
-from core.model import Account, Decision, DuplicateRecord, Lead, PriorScore, Route, Score, Trigger
+from core.model import (
+    Account,
+    Decision,
+    DuplicateRecord,
+    Lead,
+    PriorScore,
+    Route,
+    Score,
+    Trigger,
+    positional_builder,
+)
 from core.next_action import ActionPlanner
 from core.policy import LoadedPolicy
 from core.policy.codegen import compile_first_match
@@ -29,6 +39,7 @@ from core.trust import choose_action, in_audit_sample
 
 __all__ = ["DecisionEngine", "LeadContext"]
 
+_build_decision = positional_builder(Decision)
 _UNROUTED = Route("pending", "none", None, "none", "")
 
 
@@ -132,8 +143,9 @@ class DecisionEngine:
         )
         owner_name = self.roster.name(route.owner)
         nba = self.planner.plan(facts, parts.evidence, triggers, owner_name)
-        # positional, in field order (keyword binding of 17 arguments is measurable per lead)
-        return Decision(
+        # positional, in field order, through the slot setters: the frozen __init__ is
+        # measurable per lead (core.model.positional_builder)
+        return _build_decision(
             lead.id,
             lead.source,
             action,
