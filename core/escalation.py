@@ -130,14 +130,55 @@ class Escalator:
                 b.line(f"if {b.condition(self.cfg.vip.when)}:")
                 b.line(f"found.append({trigger.format(b.const(detail))})", 2)
                 continue
-            b.line(f"detail = {b.const(check)}(facts, ctx)")
-            b.line("if detail is not None:")
-            b.line(f"found.append({trigger.format('detail')})", 2)
+            guard = self._guard(code, b)
+            indent = 1
+            if guard is not None:  # most leads fire no trigger: the call is made only when it may
+                b.line(f"if {guard}:")
+                indent = 2
+            b.line(f"detail = {b.const(check)}(facts, ctx)", indent)
+            b.line("if detail is not None:", indent)
+            b.line(f"found.append({trigger.format('detail')})", indent + 1)
         for custom, (code, _, detail, hard) in zip(self.cfg.custom, self._custom, strict=True):
             b.line(f"if {b.condition(custom.when)}:")
             b.line(f"found.append(_Trigger({b.const(code)}, {b.const(detail)}, {hard!r}))", 2)
         b.line("return found")
         return b.build("triggers", "facts, ctx")
+
+    def _guard(self, code: str, b: SourceBuilder) -> str | None:
+        """An inline test that is false only where the check of ``code`` surely returns None
+        (``None``: no such test, always call the check). The check still decides and writes the
+        detail; the guard only spares the call for the leads it cannot fire on. Each guard is
+        the check's own first test, restated (a property test holds the two equal)."""
+        cfg = self.cfg
+        if code == "strategic_account" and self._strategic_when is None:
+            return "(account is not None and account.strategic)"
+        if code == "high_deal_size" and cfg.high_deal_size is not None:
+            return f"((v := lead.estimated_deal_size) is not None and not v < {b.const(cfg.high_deal_size.gte)})"
+        if code == "regulated_industry":
+            industry = "(lead.industry or (account.industry if account else None))"
+            return f"((v := {industry}) and v.casefold() in {b.const(self._regulated)})"
+        if code == "conflicting_signals" and cfg.conflicting_signals is not None:
+            c = cfg.conflicting_signals
+            test = f"((s := ctx.score).fit >= {b.const(c.fit_gte)} and s.intent <= {b.const(c.intent_lte)})"
+            if c.intent_gte is not None and c.fit_lte is not None:
+                test = f"({test} or (s.intent >= {b.const(c.intent_gte)} and s.fit <= {b.const(c.fit_lte)}))"
+            return test
+        if code == "score_volatility":
+            return "(ctx.previous is not None)"
+        if code == "missing_data" and self._required_values is not None:
+            return f'(None in (r := {b.const(self._required_values)}(lead)) or "" in r)'
+        if code == "gray_zone" and cfg.gray_zone is not None:
+            width = b.const(cfg.gray_zone.width)
+            total = "(total := ctx.score.total)"  # read once, by the first comparison
+            near = [
+                f"abs({total if i == 0 else 'total'} - {b.const(t)}) <= {width}" for i, (_, t) in enumerate(self.bands)
+            ]
+            return f"({' or '.join(near)})" if near else "False"
+        if code == "customer_signal":
+            return "lead.events"
+        if code == "low_confidence" and cfg.low_confidence is not None:
+            return f"not ctx.confidence >= {b.const(cfg.low_confidence.below)}"
+        return None
 
     def ownership(self, facts: Facts, ctx: EscalationContext) -> Trigger | None:
         """``duplicate_ownership``, once routing has chosen an owner."""
