@@ -45,5 +45,5 @@ def test_given_a_built_value_when_assigned_then_it_is_as_frozen_as_the_class_mak
 
 
 def test_given_too_few_values_when_built_then_refused_rather_than_half_set() -> None:
-    with pytest.raises(ValueError, match="shorter"):
+    with pytest.raises(TypeError, match="missing"):
         positional_builder(Lead)("L1", "hubspot")
