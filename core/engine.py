@@ -40,6 +40,7 @@ from core.trust import choose_action, in_audit_sample
 __all__ = ["DecisionEngine", "LeadContext"]
 
 _build_decision = positional_builder(Decision)
+_new = tuple.__new__  # a NamedTuple without its Python-level __new__ (see core.model)
 _UNROUTED = Route("pending", "none", None, "none", "")
 
 
@@ -105,11 +106,14 @@ class DecisionEngine:
         raw_confidence = parts.raw_confidence
         confidence = self.calibration.apply(segment, raw_confidence) if self._calibrated else raw_confidence
         # learning (issue 7): the raw value is recorded so calibration can be refitted from labels
-        score = Score(parts.fit, parts.intent, parts.completeness, parts.total, parts.band, confidence, raw_confidence)
+        # the per-lead NamedTuples are built by tuple.__new__, without their Python-level __new__
+        score = _new(
+            Score, (parts.fit, parts.intent, parts.completeness, parts.total, parts.band, confidence, raw_confidence)
+        )
         facts.score = score
 
         # triggers that do not depend on who owns the lead decide suppression; routing after
-        esc = EscalationContext(parts, confidence, _UNROUTED, ctx.previous, ctx.duplicates)
+        esc = _new(EscalationContext, (parts, confidence, _UNROUTED, ctx.previous, ctx.duplicates))
         before_routing = self.escalator.triggers(facts, esc)
         if before_routing:
             facts.trigger_codes = frozenset([t.code for t in before_routing])

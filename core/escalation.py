@@ -119,12 +119,12 @@ class Escalator:
         the loop over ``_checks`` and ``_custom`` unrolled, and the triggers written in the
         condition language (vip, custom) tested inline (``core.policy.codegen``)."""
         b = SourceBuilder()
-        b.namespace["_Trigger"] = Trigger
+        b.namespace.update(_Trigger=Trigger, _new=tuple.__new__)  # Trigger(...) without its __new__
         for line in PROLOGUE:
             b.line(line)
         b.line("found = []")
         for code, check, hard in self._checks:
-            trigger = f"_Trigger({b.const(code)}, {{}}, {hard!r})"
+            trigger = f"_new(_Trigger, ({b.const(code)}, {{}}, {hard!r}))"
             if code == "vip" and self._vip_when is not None and self.cfg.vip is not None:
                 detail = self.cfg.vip.detail or "matches the VIP rule"  # what _vip returns
                 b.line(f"if {b.condition(self.cfg.vip.when)}:")
@@ -140,7 +140,7 @@ class Escalator:
             b.line(f"found.append({trigger.format('detail')})", indent + 1)
         for custom, (code, _, detail, hard) in zip(self.cfg.custom, self._custom, strict=True):
             b.line(f"if {b.condition(custom.when)}:")
-            b.line(f"found.append(_Trigger({b.const(code)}, {b.const(detail)}, {hard!r}))", 2)
+            b.line(f"found.append(_new(_Trigger, ({b.const(code)}, {b.const(detail)}, {hard!r})))", 2)
         b.line("return found")
         return b.build("triggers", "facts, ctx")
 

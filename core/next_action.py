@@ -21,6 +21,7 @@ from core.policy.schema import NextBestActionRule
 __all__ = ["ActionPlanner", "describe_evidence"]
 
 _MAX_LABEL = 150
+_new = tuple.__new__
 
 
 def describe_evidence(item: Evidence) -> str:
@@ -83,7 +84,8 @@ class ActionPlanner:
         if i < 0:
             raise AssertionError("the policy guarantees a final rule without 'when'")
         rule = self.rules[i]
-        return NextBestAction(rule.code, self._label(rule, facts, evidence, triggers, owner_name))
+        # NextBestAction(...) without the NamedTuple's Python-level __new__ (see core.model)
+        return _new(NextBestAction, (rule.code, self._label(rule, facts, evidence, triggers, owner_name)))
 
     @staticmethod
     def _label(

@@ -38,6 +38,7 @@ __all__ = [
     "fair_pick",
 ]
 
+_new = tuple.__new__
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _EPSILON = 1e-9
 
@@ -344,4 +345,4 @@ class Router:
         detail = f"{rep.name} (weight {chosen.weight}{cap}) by {method.replace('_', ' ')} in {team_name}"
         if away:
             detail += "; skipped " + "; ".join(away)
-        return Route(rule, method, chosen.rep, "rep", detail, team=team_id)
+        return _new(Route, (rule, method, chosen.rep, "rep", detail, team_id))  # Route(...), see core.model

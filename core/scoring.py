@@ -148,8 +148,10 @@ class Scorer:
             if gap < distance:
                 distance = gap
         raw_confidence = self._raw_confidence[known][distance]
-        return ScoreParts(
-            fit, intent, completeness, total, band or "cold", raw_confidence, known_share, tuple(evidence)
+        # tuple.__new__: the NamedTuple without its Python-level __new__ (see core.model)
+        return _new(
+            ScoreParts,
+            (fit, intent, completeness, total, band or "cold", raw_confidence, known_share, tuple(evidence)),
         )
 
     def _intent(self, lead: Lead, now: datetime, evidence: list[Evidence]) -> int:
@@ -185,7 +187,7 @@ class Scorer:
                 continue
             total += points
             signal, rule = self._event_text[kind]
-            evidence.append(Evidence(signal, counts[kind], points, rule))
+            evidence.append(_new(Evidence, (signal, counts[kind], points, rule)))
         if total > self._max_intent:
             evidence.append(
                 Evidence("intent.cap", total, self._max_intent - total, f"intent capped at {self._max_intent}")
@@ -220,7 +222,7 @@ def _compile_fit(rules: list[FitRule], texts: list[str]) -> Callable[[Facts, lis
     a loop over :class:`_FitCheck` rows does (``value_of`` for the value, ``holds`` for the
     test), with each field read and test inline (see ``core.policy.codegen``)."""
     b = SourceBuilder()
-    b.namespace.update(_Evidence=Evidence, _shown=_shown)
+    b.namespace.update(_Evidence=Evidence, _shown=_shown, _new=tuple.__new__)
     for line in PROLOGUE:
         b.line(line)
     b.line("fit = 0")
@@ -231,9 +233,12 @@ def _compile_fit(rules: list[FitRule], texts: list[str]) -> Callable[[Facts, lis
         b.line("if isinstance(value, str) and len(value) > 80:", 2)
         b.line("value = _shown(value)", 3)
         b.line(f"fit += {points}", 2)
-        b.line(f"evidence.append(_Evidence({b.const(rule.signal)}, value, {points}, {b.const(text)}))", 2)
+        b.line(f"evidence.append(_new(_Evidence, ({b.const(rule.signal)}, value, {points}, {b.const(text)})))", 2)
     b.line("return fit")
     return b.build("fit_points", "facts, evidence")
+
+
+_new = tuple.__new__
 
 
 def _by_points_desc(item: tuple[str, float]) -> float:
