@@ -80,9 +80,9 @@ def normalize_lead(raw: Any, *, default_source: str = "import") -> Lead:
         domain = normalize_domain(_text(domain, "domain", problems))
     country = get("country")
     if country is not None:
-        country = _country(_text(country, "country", problems))
+        country = _country_field(country, problems)
     employees = get("employees")
-    if type(employees) is not int or not 0 <= employees <= 10_000_000:
+    if employees is not None and (type(employees) is not int or not 0 <= employees <= 10_000_000):
         employees = _count(employees, "employees", problems)
     annual_revenue = get("annual_revenue")
     if annual_revenue is not None:
@@ -259,6 +259,13 @@ def _country(value: str | None) -> str | None:
     return _COUNTRY_ALIASES.get(value.lower(), value)
 
 
+def _country_field(value: Any, problems: dict[str, str]) -> str | None:
+    """``_country(_text(value))``, an ISO code such as "us" without the general path."""
+    if type(value) is str and len(value) == 2 and value.isalpha():  # nothing to strip or clean
+        return value.upper()
+    return _country(_text(value, "country", problems))
+
+
 def _number(value: Any) -> float | None:
     """Numbers as CRMs send them: 1200, "1,200", "$1.2M", "120k", "1200.0"."""
     if isinstance(value, bool) or value is None:
@@ -298,6 +305,10 @@ def _count(value: Any, name: str, problems: dict[str, str]) -> int | None:
 
 
 def _amount(value: Any, name: str, problems: dict[str, str]) -> float | None:
+    # plain amounts first: _number's result for them, without its checks (2**53: exact as float)
+    kind = type(value)
+    if (kind is float and 0.0 <= value < _INFINITY) or (kind is int and 0 <= value <= 2**53):
+        return float(value)
     if value is None or value == "":
         return None
     number = _number(value)
@@ -335,6 +346,13 @@ def parse_time(value: Any) -> datetime | None:
 
 
 def _time(value: Any, name: str, problems: dict[str, str]) -> datetime | None:
+    if type(value) is str:  # parse_time's common case inline: an ISO text
+        try:
+            iso = _fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            return iso.replace(tzinfo=UTC) if iso.tzinfo is None else iso.astimezone(UTC)
     if value is None or value == "":
         return None
     parsed = parse_time(value)
@@ -379,6 +397,7 @@ def _events(value: Any, problems: dict[str, str]) -> tuple[Event, ...]:
 
 
 _fromisoformat = datetime.fromisoformat
+_INFINITY = math.inf
 
 
 _new_tuple = tuple.__new__
