@@ -106,9 +106,10 @@ class InMemoryRotation:
 
     def assign(self, team: str, candidates: Sequence[Candidate], lead_key: str, now: datetime) -> Candidate | None:
         loads = self.loads
-        open_ = [
-            c for c in candidates if c.daily_capacity is None or loads.get((c.rep, c.local_day), 0) < c.daily_capacity
-        ]
+        open_ = []  # a loop, not a comprehension: that is a function call per lead in 3.11
+        for c in candidates:
+            if c.daily_capacity is None or loads.get((c.rep, c.local_day), 0) < c.daily_capacity:
+                open_.append(c)
         if not open_:
             return None
         chosen = fair_pick(self.lags.setdefault(team, {}), open_)
@@ -225,8 +226,8 @@ class Router:
         """Apply the rules in order; the first that yields an owner wins."""
         lead, now = facts.lead, facts.now
         skipped: list[str] = []
-        current = self.roster.person_for_crm(lead.source, lead.owner_id)
-        if keep_owner and self.roster.is_rep(current) and current not in exclude:
+        current = self.roster.person_for_crm(lead.source, lead.owner_id) if lead.owner_id else None
+        if keep_owner and current is not None and self.roster.is_rep(current) and current not in exclude:
             return Route("current_owner", "keep", current, "rep", f"already owned by {self.roster.name(current)}")
         if current in exclude:
             skipped.append(f"{self.roster.name(current)} excluded (re-route)")
@@ -338,7 +339,7 @@ class Router:
             rotation.assign(team_id, candidates, f"{facts.lead.source}:{facts.lead.id}", now) if candidates else None
         )
         if chosen is None:
-            return Route(rule, "fallback_queue", self.fallback_queue, "queue", nobody, team=team_id)
+            return _new(Route, (rule, "fallback_queue", self.fallback_queue, "queue", nobody, team_id))
         rep = self.roster.reps[chosen.rep]
         load = rotation.load(chosen.rep, chosen.local_day)
         cap = f", {load}/{rep.daily_capacity} today" if rep.daily_capacity else f", {load} today"
