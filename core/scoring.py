@@ -12,7 +12,7 @@ actually accept (``core.confidence``) turns it into the probability that is show
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from operator import attrgetter
@@ -228,17 +228,25 @@ def _compile_fit(rules: list[FitRule], texts: list[str]) -> Callable[[Facts, lis
     b.line("fit = 0")
     for rule, text in zip(rules, texts, strict=True):
         points = b.const(rule.points)
-        b.line(f"if {b.field_check(rule.signal, rule.predicate())}:")
-        b.line("value = v", 2)  # every field check binds the field's value to v
-        b.line("if isinstance(value, str) and len(value) > 80:", 2)
-        b.line("value = _shown(value)", 3)
+        predicate = rule.predicate()
+        b.line(f"if {b.field_check(rule.signal, predicate)}:")  # every field check binds the value to v
+        if not _numeric_only(predicate):  # a number that passed a comparison is never long text
+            b.line("if isinstance(v, str) and len(v) > 80:", 2)
+            b.line("v = _shown(v)", 3)
         b.line(f"fit += {points}", 2)
-        b.line(f"evidence.append(_new(_Evidence, ({b.const(rule.signal)}, value, {points}, {b.const(text)})))", 2)
+        b.line(f"evidence.append(_new(_Evidence, ({b.const(rule.signal)}, v, {points}, {b.const(text)})))", 2)
     b.line("return fit")
     return b.build("fit_points", "facts, evidence")
 
 
 _new = tuple.__new__
+
+
+def _numeric_only(predicate: Any) -> bool:
+    """Whether only a number can satisfy the predicate (a comparison, or equality with a number)."""
+    if isinstance(predicate, Mapping):
+        return any(op in ("lt", "lte", "gt", "gte", "between") for op in predicate)
+    return isinstance(predicate, int | float) and not isinstance(predicate, bool)
 
 
 def _by_points_desc(item: tuple[str, float]) -> float:
