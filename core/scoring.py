@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any, NamedTuple
 
 from core.model import Evidence, Lead
@@ -161,16 +161,15 @@ class Scorer:
         counts: dict[str, int] = {}
         points_of = self._event_points
         half_life, window = self._half_life, self._window
-        for event in lead.events:
-            base = points_of.get(event.type)
+        for kind, at in lead.events:  # an Event is a (type, at) tuple: unpacking reads both at once
+            base = points_of.get(kind)
             if base is None:
                 continue
-            age = (now - event.at).total_seconds()
+            age = (now - at).total_seconds()
             if age < 0.0:
                 age = 0.0
             if age > window:
                 continue
-            kind = event.type
             if kind in decayed:
                 decayed[kind] += base * 0.5 ** (age / half_life)
                 counts[kind] += 1
@@ -180,7 +179,8 @@ class Scorer:
         if not decayed:
             return 0
         total = 0
-        ranked = sorted(decayed.items(), key=_by_points_desc) if len(decayed) > 1 else decayed.items()
+        # highest first, ties in first-seen order (reverse keeps a sort stable); the key is C code
+        ranked = sorted(decayed.items(), key=_points, reverse=True) if len(decayed) > 1 else decayed.items()
         for kind, value in ranked:
             points = round(value)
             if points == 0:
@@ -249,8 +249,7 @@ def _numeric_only(predicate: Any) -> bool:
     return isinstance(predicate, int | float) and not isinstance(predicate, bool)
 
 
-def _by_points_desc(item: tuple[str, float]) -> float:
-    return -item[1]
+_points = itemgetter(1)  # of a (kind, decayed points) item
 
 
 def _shown(value: Any) -> Any:
