@@ -358,7 +358,8 @@ def _time(value: Any, name: str, problems: dict[str, str]) -> datetime | None:
         except ValueError:
             pass
         else:
-            return iso.replace(tzinfo=UTC) if iso.tzinfo is None else iso.astimezone(UTC)
+            zone = iso.tzinfo  # UTC already: astimezone(UTC) would return it as is
+            return iso if zone is UTC else iso.replace(tzinfo=UTC) if zone is None else iso.astimezone(UTC)
     if value is None or value == "":
         return None
     parsed = parse_time(value)
@@ -377,7 +378,7 @@ def _events(value: Any, problems: dict[str, str]) -> tuple[Event, ...]:
     bad = 0
     for item in value:
         kind = item.get("type") if type(item) is dict or isinstance(item, Mapping) else None
-        if isinstance(kind, str) and (kind := kind.strip()):
+        if (type(kind) is str or isinstance(kind, str)) and (kind := kind.strip()):
             at = item.get("at")
             # parse_time inlined for the common case, an ISO text (events are most of a lead's
             # timestamps); anything else goes through parse_time itself
@@ -387,7 +388,9 @@ def _events(value: Any, problems: dict[str, str]) -> tuple[Event, ...]:
                 except ValueError:
                     at = parse_time(at)
                 else:
-                    at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+                    # in UTC already (a "Z" or "+00:00" text): astimezone(UTC) would return it as is
+                    if (zone := at.tzinfo) is not UTC:
+                        at = at.replace(tzinfo=UTC) if zone is None else at.astimezone(UTC)
             else:
                 at = parse_time(at)
             if at is not None:
