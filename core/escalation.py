@@ -82,6 +82,8 @@ class Escalator:
         self._volatility_window = (
             parse_duration(escalation.score_volatility.within) if escalation.score_volatility else None
         )
+        # the threshold as the detail writes it, once per policy rather than per large deal
+        self._deal_threshold = _money(escalation.high_deal_size.gte) if escalation.high_deal_size else ""
         self._signal_window = parse_duration(escalation.customer_signal.within) if escalation.customer_signal else None
         checks: list[tuple[str, Callable[[Facts, EscalationContext], str | None], object]] = [
             ("strategic_account", self._strategic, escalation.strategic_account),
@@ -205,7 +207,7 @@ class Escalator:
         size = facts.lead.estimated_deal_size
         if cfg is None or size is None or size < cfg.gte:
             return None
-        return f"estimated deal size {_money(size)} ≥ {_money(cfg.gte)}"
+        return f"estimated deal size {_money(size)} ≥ {self._deal_threshold}"
 
     def _regulated_industry(self, facts: Facts, ctx: EscalationContext) -> str | None:
         industry = facts.lead.industry or (facts.account.industry if facts.account else None)
