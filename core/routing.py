@@ -151,6 +151,8 @@ class Roster:
         self.team_members = {
             t.id: [r for r in policy.reps if r.team == t.id and "rep" in r.roles and r.weight > 0] for t in policy.teams
         }
+        # what name() answers, per rep or queue id (a rep's name wins over a queue's of the same id)
+        self._names = {q.id: q.name or q.id for q in policy.queues} | {r.id: r.name for r in policy.reps}
         self.by_crm: dict[tuple[str, str], str] = {}
         people: list[Rep | Queue] = [*policy.reps, *policy.queues]
         for person in people:
@@ -173,11 +175,8 @@ class Roster:
         return person is not None and person in self.reps and "rep" in self.reps[person].roles
 
     def name(self, person: str | None) -> str:
-        if person in self.reps:
-            return self.reps[person].name
-        if person in self.queues:
-            return self.queues[person].name or person
-        return person or "nobody"
+        """How people call a rep or queue; an unknown id as it is, and nobody as "nobody"."""
+        return self._names.get(person, person or "nobody")  # type: ignore[arg-type]  # None: not a key
 
 
 @dataclass(frozen=True, slots=True)
