@@ -110,11 +110,9 @@ class Escalator:
             frozenset(escalation.customer_signal.events) if escalation.customer_signal else frozenset()
         )
         self.codes = [*BUILTIN_TRIGGERS, *(c.code for c in escalation.custom)]
-        self._triggers = self._compile_triggers()
-
-    def triggers(self, facts: Facts, ctx: EscalationContext) -> list[Trigger]:
-        """Every trigger except ``duplicate_ownership`` (which needs the routed owner)."""
-        return self._triggers(facts, ctx)
+        # triggers(facts, ctx): every trigger except duplicate_ownership (which needs the routed
+        # owner), in order. The generated function itself, not a method that calls it: per lead
+        self.triggers: Callable[[Facts, EscalationContext], list[Trigger]] = self._compile_triggers()
 
     def _compile_triggers(self) -> Callable[[Facts, EscalationContext], list[Trigger]]:
         """The enabled checks in order, then the custom triggers, as one generated function:
