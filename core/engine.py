@@ -111,7 +111,7 @@ class DecisionEngine:
         parts = self.scorer.score(facts)
         raw_confidence = parts.raw_confidence
         confidence = self.calibration.apply(segment, raw_confidence) if self._calibrated else raw_confidence
-        # learning (issue 7): the raw value is recorded so calibration can be refitted from labels
+        # learning (issue 7): the raw value is recorded so calibration can be refitted from labels;
         # the per-lead NamedTuples are built by tuple.__new__, without their Python-level __new__
         score = _new(
             Score, (parts.fit, parts.intent, parts.completeness, parts.total, parts.band, confidence, raw_confidence)
