@@ -296,10 +296,10 @@ class Escalator:
         cfg = self.cfg.customer_signal
         if cfg is None or self._signal_window is None:
             return None
-        wanted = self._signal_events
-        for event in reversed(facts.lead.events):
-            if event.type in wanted and facts.now - event.at <= self._signal_window:
-                return f"{event.type.replace('_', ' ')} {format_age(facts.now - event.at)}: pause automation"
+        wanted, window, now = self._signal_events, self._signal_window, facts.now
+        for kind, at in reversed(facts.lead.events):  # latest first; an Event is a (type, at) tuple
+            if kind in wanted and now - at <= window:
+                return f"{kind.replace('_', ' ')} {format_age(now - at)}: pause automation"
         return None
 
     def _low_confidence(self, facts: Facts, ctx: EscalationContext) -> str | None:
