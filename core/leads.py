@@ -68,7 +68,7 @@ def normalize_lead(raw: Any, *, default_source: str = "import") -> Lead:
     lead_id = get("id")
     if type(lead_id) is not str and (isinstance(lead_id, bool) or not isinstance(lead_id, str | int)):
         raise LeadInputError("the lead has no 'id' (text or number)")
-    lead_id = str(lead_id).strip()
+    lead_id = (lead_id if type(lead_id) is str else str(lead_id)).strip()
     if not lead_id:
         raise LeadInputError("the lead has no 'id' (text or number)")
     problems: dict[str, str] = {}
@@ -405,7 +405,7 @@ def _events(value: Any, problems: dict[str, str]) -> tuple[Event, ...]:
         problems["events"] = f"{bad} of {len(value)} events unusable (need type and at)"
     if len(events) > 1:
         events.sort(key=_event_time)
-    return tuple(events[-MAX_EVENTS:])
+    return tuple(events) if len(events) <= MAX_EVENTS else tuple(events[-MAX_EVENTS:])  # no copy to cap
 
 
 _fromisoformat = datetime.fromisoformat
