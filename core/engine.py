@@ -13,12 +13,23 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import attrgetter
 from typing import Literal
 
 from core.confidence import Calibration
 from core.escalation import EscalationContext, Escalator
 from core.leads import account_domain
-from core.model import Account, Decision, DuplicateRecord, Lead, PriorScore, Route, Score, Trigger
+from core.model import (
+    Account,
+    Decision,
+    DuplicateRecord,
+    Lead,
+    PriorScore,
+    Route,
+    Score,
+    Trigger,
+    positional_builder,
+)
 from core.next_action import ActionPlanner
 from core.policy import LoadedPolicy
 from core.policy.codegen import compile_first_match
@@ -29,6 +40,9 @@ from core.trust import choose_action, in_audit_sample
 
 __all__ = ["DecisionEngine", "LeadContext"]
 
+_build_decision = positional_builder(Decision)
+_new = tuple.__new__  # a NamedTuple without its Python-level __new__ (see core.model)
+_code, _hard = attrgetter("code"), attrgetter("hard")  # of a Trigger
 _UNROUTED = Route("pending", "none", None, "none", "")
 
 
@@ -66,6 +80,12 @@ class DecisionEngine:
         self._trigger_order = {code: i for i, code in enumerate(self.escalator.codes)}
         # without any fitted curve calibration returns the raw value: skip the call per lead
         self._calibrated = bool(self.calibration.curves) or self.calibration.pooled is not None
+        # what every decision reads from the policy, looked up once per engine (as the compiled
+        # sections are): the policy of an engine never changes
+        trust = policy.trust
+        self._levels, self._default_level = trust.segments, trust.default_level
+        self._auto_confidence, self._seed, self._keep_owner = trust.auto_confidence, trust.seed, policy.keep_owner
+        self._sample_rates = {level: trust.sample_rate(level) for level in range(1, 5)}
 
     def account_domain(self, lead: Lead) -> str | None:
         """The domain to look the lead's account up by (never a personal mail domain)."""
@@ -75,8 +95,7 @@ class DecisionEngine:
         """The segment's current level: stored state first, then the policy's starting level."""
         if levels is not None and segment in levels:
             return levels[segment]
-        trust = self.policy.trust
-        return trust.segments.get(segment, trust.default_level)
+        return self._levels.get(segment, self._default_level)
 
     def decide(
         self,
@@ -87,26 +106,28 @@ class DecisionEngine:
         now: datetime,
         trust_levels: Mapping[str, int] | None = None,
     ) -> Decision:
-        policy = self.policy
         facts = Facts(lead, ctx.account, now, lead.email_domain in self.free_domains)
         facts.segment = segment = self._segment(facts)
         parts = self.scorer.score(facts)
         raw_confidence = parts.raw_confidence
         confidence = self.calibration.apply(segment, raw_confidence) if self._calibrated else raw_confidence
-        # learning (issue 7): the raw value is recorded so calibration can be refitted from labels
-        score = Score(parts.fit, parts.intent, parts.completeness, parts.total, parts.band, confidence, raw_confidence)
+        # learning (issue 7): the raw value is recorded so calibration can be refitted from labels;
+        # the per-lead NamedTuples are built by tuple.__new__, without their Python-level __new__
+        score = _new(
+            Score, (parts.fit, parts.intent, parts.completeness, parts.total, parts.band, confidence, raw_confidence)
+        )
         facts.score = score
 
         # triggers that do not depend on who owns the lead decide suppression; routing after
-        esc = EscalationContext(parts, confidence, _UNROUTED, ctx.previous, ctx.duplicates)
+        esc = _new(EscalationContext, (parts, confidence, _UNROUTED, ctx.previous, ctx.duplicates))
         before_routing = self.escalator.triggers(facts, esc)
-        if before_routing:
-            facts.trigger_codes = frozenset([t.code for t in before_routing])
+        if before_routing:  # map with a C getter: a comprehension is a function call per lead
+            facts.trigger_codes = frozenset(map(_code, before_routing))
         suppression = self._suppression(facts)
-        if suppression is not None and not any(t.hard for t in before_routing):
+        if suppression is not None and not any(map(_hard, before_routing)):
             route = self._parked(lead, suppression)
         else:
-            route = self.router.route(facts, rotation, keep_owner=policy.keep_owner, exclude=ctx.exclude_owners)
+            route = self.router.route(facts, rotation, keep_owner=self._keep_owner, exclude=ctx.exclude_owners)
         ownership = None
         # duplicate ownership needs an account or a twin to disagree with: most leads have neither
         if self._ownership and (ctx.account is not None or ctx.duplicates):
@@ -114,7 +135,7 @@ class DecisionEngine:
             ownership = self.escalator.ownership(facts, routed)
         triggers = tuple(before_routing) if ownership is None else self._ordered(before_routing, ownership)
         if ownership is not None:
-            facts.trigger_codes = frozenset([t.code for t in triggers])
+            facts.trigger_codes = frozenset(map(_code, triggers))
 
         level = self.trust_level(segment, trust_levels)
         action, why = choose_action(
@@ -122,18 +143,19 @@ class DecisionEngine:
             triggers,
             confidence,
             suppressed=suppression is not None,
-            auto_confidence=policy.trust.auto_confidence,
+            auto_confidence=self._auto_confidence,
         )
         sampled = action == "auto" and in_audit_sample(
-            policy.trust.seed,
+            self._seed,
             f"{lead.source}:{lead.id}",
             f"{lead.updated_at.isoformat() if lead.updated_at else ''}:{self.version}",
-            policy.trust.sample_rate(level),
+            self._sample_rates[level] if level in self._sample_rates else self.policy.trust.sample_rate(level),
         )
         owner_name = self.roster.name(route.owner)
         nba = self.planner.plan(facts, parts.evidence, triggers, owner_name)
-        # positional, in field order (keyword binding of 17 arguments is measurable per lead)
-        return Decision(
+        # positional, in field order, through the slot setters: the frozen __init__ is
+        # measurable per lead (core.model.positional_builder)
+        return _build_decision(
             lead.id,
             lead.source,
             action,

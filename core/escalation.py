@@ -82,6 +82,8 @@ class Escalator:
         self._volatility_window = (
             parse_duration(escalation.score_volatility.within) if escalation.score_volatility else None
         )
+        # the threshold as the detail writes it, once per policy rather than per large deal
+        self._deal_threshold = _money(escalation.high_deal_size.gte) if escalation.high_deal_size else ""
         self._signal_window = parse_duration(escalation.customer_signal.within) if escalation.customer_signal else None
         checks: list[tuple[str, Callable[[Facts, EscalationContext], str | None], object]] = [
             ("strategic_account", self._strategic, escalation.strategic_account),
@@ -108,36 +110,75 @@ class Escalator:
             frozenset(escalation.customer_signal.events) if escalation.customer_signal else frozenset()
         )
         self.codes = [*BUILTIN_TRIGGERS, *(c.code for c in escalation.custom)]
-        self._triggers = self._compile_triggers()
-
-    def triggers(self, facts: Facts, ctx: EscalationContext) -> list[Trigger]:
-        """Every trigger except ``duplicate_ownership`` (which needs the routed owner)."""
-        return self._triggers(facts, ctx)
+        # triggers(facts, ctx): every trigger except duplicate_ownership (which needs the routed
+        # owner), in order. The generated function itself, not a method that calls it: per lead
+        self.triggers: Callable[[Facts, EscalationContext], list[Trigger]] = self._compile_triggers()
 
     def _compile_triggers(self) -> Callable[[Facts, EscalationContext], list[Trigger]]:
         """The enabled checks in order, then the custom triggers, as one generated function:
         the loop over ``_checks`` and ``_custom`` unrolled, and the triggers written in the
         condition language (vip, custom) tested inline (``core.policy.codegen``)."""
         b = SourceBuilder()
-        b.namespace["_Trigger"] = Trigger
+        b.namespace.update(_Trigger=Trigger, _new=tuple.__new__)  # Trigger(...) without its __new__
         for line in PROLOGUE:
             b.line(line)
         b.line("found = []")
         for code, check, hard in self._checks:
-            trigger = f"_Trigger({b.const(code)}, {{}}, {hard!r})"
+            trigger = f"_new(_Trigger, ({b.const(code)}, {{}}, {hard!r}))"
             if code == "vip" and self._vip_when is not None and self.cfg.vip is not None:
                 detail = self.cfg.vip.detail or "matches the VIP rule"  # what _vip returns
                 b.line(f"if {b.condition(self.cfg.vip.when)}:")
                 b.line(f"found.append({trigger.format(b.const(detail))})", 2)
                 continue
-            b.line(f"detail = {b.const(check)}(facts, ctx)")
-            b.line("if detail is not None:")
-            b.line(f"found.append({trigger.format('detail')})", 2)
+            guard = self._guard(code, b)
+            indent = 1
+            if guard is not None:  # most leads fire no trigger: the call is made only when it may
+                b.line(f"if {guard}:")
+                indent = 2
+            b.line(f"detail = {b.const(check)}(facts, ctx)", indent)
+            b.line("if detail is not None:", indent)
+            b.line(f"found.append({trigger.format('detail')})", indent + 1)
         for custom, (code, _, detail, hard) in zip(self.cfg.custom, self._custom, strict=True):
             b.line(f"if {b.condition(custom.when)}:")
-            b.line(f"found.append(_Trigger({b.const(code)}, {b.const(detail)}, {hard!r}))", 2)
+            b.line(f"found.append(_new(_Trigger, ({b.const(code)}, {b.const(detail)}, {hard!r})))", 2)
         b.line("return found")
         return b.build("triggers", "facts, ctx")
+
+    def _guard(self, code: str, b: SourceBuilder) -> str | None:
+        """An inline test that is false only where the check of ``code`` surely returns None
+        (``None``: no such test, always call the check). The check still decides and writes the
+        detail; the guard only spares the call for the leads it cannot fire on. Each guard is
+        the check's own first test, restated (a property test holds the two equal)."""
+        cfg = self.cfg
+        if code == "strategic_account" and self._strategic_when is None:
+            return "(account is not None and account.strategic)"
+        if code == "high_deal_size" and cfg.high_deal_size is not None:
+            return f"((v := lead.estimated_deal_size) is not None and not v < {b.const(cfg.high_deal_size.gte)})"
+        if code == "regulated_industry":
+            industry = "(lead.industry or (account.industry if account else None))"
+            return f"((v := {industry}) and v.casefold() in {b.const(self._regulated)})"
+        if code == "conflicting_signals" and cfg.conflicting_signals is not None:
+            c = cfg.conflicting_signals
+            test = f"((s := ctx.score).fit >= {b.const(c.fit_gte)} and s.intent <= {b.const(c.intent_lte)})"
+            if c.intent_gte is not None and c.fit_lte is not None:
+                test = f"({test} or (s.intent >= {b.const(c.intent_gte)} and s.fit <= {b.const(c.fit_lte)}))"
+            return test
+        if code == "score_volatility":
+            return "(ctx.previous is not None)"
+        if code == "missing_data" and self._required_values is not None:
+            return f'(None in (r := {b.const(self._required_values)}(lead)) or "" in r)'
+        if code == "gray_zone" and cfg.gray_zone is not None:
+            width = b.const(cfg.gray_zone.width)
+            total = "(total := ctx.score.total)"  # read once, by the first comparison
+            near = [
+                f"abs({total if i == 0 else 'total'} - {b.const(t)}) <= {width}" for i, (_, t) in enumerate(self.bands)
+            ]
+            return f"({' or '.join(near)})" if near else "False"
+        if code == "customer_signal":
+            return "lead.events"
+        if code == "low_confidence" and cfg.low_confidence is not None:
+            return f"not ctx.confidence >= {b.const(cfg.low_confidence.below)}"
+        return None
 
     def ownership(self, facts: Facts, ctx: EscalationContext) -> Trigger | None:
         """``duplicate_ownership``, once routing has chosen an owner."""
@@ -164,7 +205,7 @@ class Escalator:
         size = facts.lead.estimated_deal_size
         if cfg is None or size is None or size < cfg.gte:
             return None
-        return f"estimated deal size {_money(size)} ≥ {_money(cfg.gte)}"
+        return f"estimated deal size {_money(size)} ≥ {self._deal_threshold}"
 
     def _regulated_industry(self, facts: Facts, ctx: EscalationContext) -> str | None:
         industry = facts.lead.industry or (facts.account.industry if facts.account else None)
@@ -255,10 +296,10 @@ class Escalator:
         cfg = self.cfg.customer_signal
         if cfg is None or self._signal_window is None:
             return None
-        wanted = self._signal_events
-        for event in reversed(facts.lead.events):
-            if event.type in wanted and facts.now - event.at <= self._signal_window:
-                return f"{event.type.replace('_', ' ')} {format_age(facts.now - event.at)}: pause automation"
+        wanted, window, now = self._signal_events, self._signal_window, facts.now
+        for kind, at in reversed(facts.lead.events):  # latest first; an Event is a (type, at) tuple
+            if kind in wanted and now - at <= window:
+                return f"{kind.replace('_', ' ')} {format_age(now - at)}: pause automation"
         return None
 
     def _low_confidence(self, facts: Facts, ctx: EscalationContext) -> str | None:

@@ -21,6 +21,7 @@ from core.policy.schema import NextBestActionRule
 __all__ = ["ActionPlanner", "describe_evidence"]
 
 _MAX_LABEL = 150
+_new = tuple.__new__
 
 
 def describe_evidence(item: Evidence) -> str:
@@ -50,6 +51,9 @@ class _Rule:
     event_types: frozenset[str]
     placeholders: frozenset[str]
     fillers: tuple[tuple[str, Placeholder], ...] = ()  # (name, how to fill it) per placeholder
+    # the label as (literal text, filler or None) pieces, when every placeholder is a plain
+    # {name}: joined per lead instead of a dict of values and format_map
+    pieces: tuple[tuple[str, Placeholder | None], ...] | None = None
 
 
 class ActionPlanner:
@@ -67,6 +71,7 @@ class ActionPlanner:
                     _event_types(r.when),
                     placeholders,
                     tuple((name, _PLACEHOLDERS[name]) for name in sorted(placeholders)),
+                    _pieces(r.label),
                 )
             )
         # first match wins: the rules' conditions as one generated function
@@ -83,7 +88,8 @@ class ActionPlanner:
         if i < 0:
             raise AssertionError("the policy guarantees a final rule without 'when'")
         rule = self.rules[i]
-        return NextBestAction(rule.code, self._label(rule, facts, evidence, triggers, owner_name))
+        # NextBestAction(...) without the NamedTuple's Python-level __new__ (see core.model)
+        return _new(NextBestAction, (rule.code, self._label(rule, facts, evidence, triggers, owner_name)))
 
     @staticmethod
     def _label(
@@ -95,11 +101,30 @@ class ActionPlanner:
     ) -> str:
         if not rule.placeholders:
             return rule.label
-        # placeholder names were validated against LABEL_PLACEHOLDERS when the policy loaded, so
-        # format_map only ever looks up plain names; lead text is inserted, never interpreted
-        values = {name: fill(rule, facts, evidence, triggers, owner_name) for name, fill in rule.fillers}
-        text = rule.label.format_map(values).strip()
+        if rule.pieces is not None:  # what format_map makes of plain {name} fields, built directly
+            parts: list[str] = []
+            for literal, fill in rule.pieces:
+                parts.append(literal)
+                if fill is not None:
+                    parts.append(fill(rule, facts, evidence, triggers, owner_name))
+            text = "".join(parts).strip()
+        else:
+            # placeholder names were validated against LABEL_PLACEHOLDERS when the policy loaded,
+            # so format_map only ever looks up plain names; lead text is inserted, not interpreted
+            values = {name: fill(rule, facts, evidence, triggers, owner_name) for name, fill in rule.fillers}
+            text = rule.label.format_map(values).strip()
         return text if len(text) <= _MAX_LABEL else text[: _MAX_LABEL - 1] + "…"
+
+
+def _pieces(label: str) -> tuple[tuple[str, Placeholder | None], ...] | None:
+    """The label split at its placeholders, or None when one has a format spec or conversion
+    (``{score:>3}``, ``{name!r}``): those are left to ``format_map``."""
+    pieces: list[tuple[str, Placeholder | None]] = []
+    for literal, name, spec, conversion in string.Formatter().parse(label):
+        if name is not None and (spec or conversion or name not in _PLACEHOLDERS):
+            return None
+        pieces.append((literal, None if name is None else _PLACEHOLDERS[name]))
+    return tuple(pieces)
 
 
 def _latest(rule: _Rule, facts: Facts) -> Event | None:

@@ -38,6 +38,7 @@ __all__ = [
     "fair_pick",
 ]
 
+_new = tuple.__new__
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _EPSILON = 1e-9
 
@@ -105,9 +106,10 @@ class InMemoryRotation:
 
     def assign(self, team: str, candidates: Sequence[Candidate], lead_key: str, now: datetime) -> Candidate | None:
         loads = self.loads
-        open_ = [
-            c for c in candidates if c.daily_capacity is None or loads.get((c.rep, c.local_day), 0) < c.daily_capacity
-        ]
+        open_ = []  # a loop, not a comprehension: that is a function call per lead in 3.11
+        for c in candidates:
+            if c.daily_capacity is None or loads.get((c.rep, c.local_day), 0) < c.daily_capacity:
+                open_.append(c)
         if not open_:
             return None
         chosen = fair_pick(self.lags.setdefault(team, {}), open_)
@@ -149,6 +151,8 @@ class Roster:
         self.team_members = {
             t.id: [r for r in policy.reps if r.team == t.id and "rep" in r.roles and r.weight > 0] for t in policy.teams
         }
+        # what name() answers, per rep or queue id (a rep's name wins over a queue's of the same id)
+        self._names = {q.id: q.name or q.id for q in policy.queues} | {r.id: r.name for r in policy.reps}
         self.by_crm: dict[tuple[str, str], str] = {}
         people: list[Rep | Queue] = [*policy.reps, *policy.queues]
         for person in people:
@@ -171,11 +175,8 @@ class Roster:
         return person is not None and person in self.reps and "rep" in self.reps[person].roles
 
     def name(self, person: str | None) -> str:
-        if person in self.reps:
-            return self.reps[person].name
-        if person in self.queues:
-            return self.queues[person].name or person
-        return person or "nobody"
+        """How people call a rep or queue; an unknown id as it is, and nobody as "nobody"."""
+        return self._names.get(person, person or "nobody")  # type: ignore[arg-type]  # None: not a key
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,8 +225,8 @@ class Router:
         """Apply the rules in order; the first that yields an owner wins."""
         lead, now = facts.lead, facts.now
         skipped: list[str] = []
-        current = self.roster.person_for_crm(lead.source, lead.owner_id)
-        if keep_owner and self.roster.is_rep(current) and current not in exclude:
+        current = self.roster.person_for_crm(lead.source, lead.owner_id) if lead.owner_id else None
+        if keep_owner and current is not None and self.roster.is_rep(current) and current not in exclude:
             return Route("current_owner", "keep", current, "rep", f"already owned by {self.roster.name(current)}")
         if current in exclude:
             skipped.append(f"{self.roster.name(current)} excluded (re-route)")
@@ -337,11 +338,11 @@ class Router:
             rotation.assign(team_id, candidates, f"{facts.lead.source}:{facts.lead.id}", now) if candidates else None
         )
         if chosen is None:
-            return Route(rule, "fallback_queue", self.fallback_queue, "queue", nobody, team=team_id)
+            return _new(Route, (rule, "fallback_queue", self.fallback_queue, "queue", nobody, team_id))
         rep = self.roster.reps[chosen.rep]
         load = rotation.load(chosen.rep, chosen.local_day)
         cap = f", {load}/{rep.daily_capacity} today" if rep.daily_capacity else f", {load} today"
         detail = f"{rep.name} (weight {chosen.weight}{cap}) by {method.replace('_', ' ')} in {team_name}"
         if away:
             detail += "; skipped " + "; ".join(away)
-        return Route(rule, method, chosen.rep, "rep", detail, team=team_id)
+        return _new(Route, (rule, method, chosen.rep, "rep", detail, team_id))  # Route(...), see core.model

@@ -12,10 +12,10 @@ actually accept (``core.confidence``) turns it into the probability that is show
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any, NamedTuple
 
 from core.model import Evidence, Lead
@@ -148,8 +148,10 @@ class Scorer:
             if gap < distance:
                 distance = gap
         raw_confidence = self._raw_confidence[known][distance]
-        return ScoreParts(
-            fit, intent, completeness, total, band or "cold", raw_confidence, known_share, tuple(evidence)
+        # tuple.__new__: the NamedTuple without its Python-level __new__ (see core.model)
+        return _new(
+            ScoreParts,
+            (fit, intent, completeness, total, band or "cold", raw_confidence, known_share, tuple(evidence)),
         )
 
     def _intent(self, lead: Lead, now: datetime, evidence: list[Evidence]) -> int:
@@ -159,16 +161,15 @@ class Scorer:
         counts: dict[str, int] = {}
         points_of = self._event_points
         half_life, window = self._half_life, self._window
-        for event in lead.events:
-            base = points_of.get(event.type)
+        for kind, at in lead.events:  # an Event is a (type, at) tuple: unpacking reads both at once
+            base = points_of.get(kind)
             if base is None:
                 continue
-            age = (now - event.at).total_seconds()
+            age = (now - at).total_seconds()
             if age < 0.0:
                 age = 0.0
             if age > window:
                 continue
-            kind = event.type
             if kind in decayed:
                 decayed[kind] += base * 0.5 ** (age / half_life)
                 counts[kind] += 1
@@ -178,14 +179,15 @@ class Scorer:
         if not decayed:
             return 0
         total = 0
-        ranked = sorted(decayed.items(), key=_by_points_desc) if len(decayed) > 1 else decayed.items()
+        # highest first, ties in first-seen order (reverse keeps a sort stable); the key is C code
+        ranked = sorted(decayed.items(), key=_points, reverse=True) if len(decayed) > 1 else decayed.items()
         for kind, value in ranked:
             points = round(value)
             if points == 0:
                 continue
             total += points
             signal, rule = self._event_text[kind]
-            evidence.append(Evidence(signal, counts[kind], points, rule))
+            evidence.append(_new(Evidence, (signal, counts[kind], points, rule)))
         if total > self._max_intent:
             evidence.append(
                 Evidence("intent.cap", total, self._max_intent - total, f"intent capped at {self._max_intent}")
@@ -220,24 +222,34 @@ def _compile_fit(rules: list[FitRule], texts: list[str]) -> Callable[[Facts, lis
     a loop over :class:`_FitCheck` rows does (``value_of`` for the value, ``holds`` for the
     test), with each field read and test inline (see ``core.policy.codegen``)."""
     b = SourceBuilder()
-    b.namespace.update(_Evidence=Evidence, _shown=_shown)
+    b.namespace.update(_Evidence=Evidence, _shown=_shown, _new=tuple.__new__)
     for line in PROLOGUE:
         b.line(line)
     b.line("fit = 0")
     for rule, text in zip(rules, texts, strict=True):
         points = b.const(rule.points)
-        b.line(f"if {b.field_check(rule.signal, rule.predicate())}:")
-        b.line("value = v", 2)  # every field check binds the field's value to v
-        b.line("if isinstance(value, str) and len(value) > 80:", 2)
-        b.line("value = _shown(value)", 3)
+        predicate = rule.predicate()
+        b.line(f"if {b.field_check(rule.signal, predicate)}:")  # every field check binds the value to v
+        if not _numeric_only(predicate):  # a number that passed a comparison is never long text
+            b.line("if isinstance(v, str) and len(v) > 80:", 2)
+            b.line("v = _shown(v)", 3)
         b.line(f"fit += {points}", 2)
-        b.line(f"evidence.append(_Evidence({b.const(rule.signal)}, value, {points}, {b.const(text)}))", 2)
+        b.line(f"evidence.append(_new(_Evidence, ({b.const(rule.signal)}, v, {points}, {b.const(text)})))", 2)
     b.line("return fit")
     return b.build("fit_points", "facts, evidence")
 
 
-def _by_points_desc(item: tuple[str, float]) -> float:
-    return -item[1]
+_new = tuple.__new__
+
+
+def _numeric_only(predicate: Any) -> bool:
+    """Whether only a number can satisfy the predicate (a comparison, or equality with a number)."""
+    if isinstance(predicate, Mapping):
+        return any(op in ("lt", "lte", "gt", "gte", "between") for op in predicate)
+    return isinstance(predicate, int | float) and not isinstance(predicate, bool)
+
+
+_points = itemgetter(1)  # of a (kind, decayed points) item
 
 
 def _shown(value: Any) -> Any:

@@ -516,8 +516,8 @@ def _compile_event(value: Mapping[str, Any]) -> Check:
 
     def check(f: Facts) -> bool:
         n = 0
-        for event in f.lead.events:
-            if event.type in types and (within is None or f.now - event.at <= within):
+        for kind, at in f.lead.events:  # an Event is a (type, at) tuple
+            if kind in types and (within is None or f.now - at <= within):
                 n += 1
                 if n >= count_gte:
                     return True

@@ -183,17 +183,32 @@ _text = st.one_of(st.none(), st.sampled_from(["CEO", "ceo of fun", "Banking", "p
     strategic=st.booleans(),
     previous=st.one_of(st.none(), st.integers(0, 100)),
     hard=st.lists(st.sampled_from(["vip", "partner", "gray_zone", "missing_data"]), unique=True),
+    account_industry=st.sampled_from([None, "banking", "Retail", "no account"]),
+    one_sided_conflict=st.booleans(),
+    confidence=st.one_of(st.none(), st.sampled_from([0.0, 0.29, 0.3, 0.31, 1.0])),
 )
 def test_given_any_lead_when_triggers_are_generated_then_they_are_the_checks_run_in_order(
-    raw: dict[str, Any], strategic: bool, previous: int | None, hard: list[str]
+    raw: dict[str, Any],
+    strategic: bool,
+    previous: int | None,
+    hard: list[str],
+    account_industry: str | None,
+    one_sided_conflict: bool,
+    confidence: float | None,
 ) -> None:
-    engine = DecisionEngine(make_policy(escalation={**ESCALATION, "hard": hard}))
-    account = Account(id="A1", name="Acme", strategic=strategic, industry="banking")
+    conflict = {"fit_gte": 50, "intent_lte": 0} if one_sided_conflict else ESCALATION["conflicting_signals"]
+    engine = DecisionEngine(make_policy(escalation={**ESCALATION, "hard": hard, "conflicting_signals": conflict}))
+    account = (
+        None
+        if account_industry == "no account"
+        else Account(id="A1", name="Acme", strategic=strategic, industry=account_industry)
+    )
     facts = Facts(normalize_lead(raw), account, NOW)
     facts.segment = engine._segment(facts)
     parts = engine.scorer.score(facts)
     prior = PriorScore(previous, NOW - timedelta(hours=2)) if previous is not None else None
-    esc = EscalationContext(parts, parts.raw_confidence, Route("pending", "none", None, "none", ""), prior, ())
+    confidence = parts.raw_confidence if confidence is None else confidence
+    esc = EscalationContext(parts, confidence, Route("pending", "none", None, "none", ""), prior, ())
     escalator = engine.escalator
     expected = []  # the checks and the custom rules, one by one, as the policy orders them
     for code, check, is_hard in escalator._checks:

@@ -9,7 +9,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.leads import MAX_EVENTS, MAX_TEXT, LeadInputError, content_hash, lead_record, normalize_lead
+from core.leads import (
+    MAX_EVENTS,
+    MAX_TEXT,
+    LeadInputError,
+    _amount,
+    _country,
+    _country_field,
+    _number,
+    _text,
+    content_hash,
+    lead_record,
+    normalize_lead,
+)
 
 
 @pytest.mark.parametrize(
@@ -161,3 +173,22 @@ def test_given_every_input_field_distinct_when_normalised_then_each_lands_in_its
     record = lead_record(lead)
     assert {name: record[name] for name in raw} == raw
     assert lead.problems == {} and lead.email_domain == "b.test"
+
+
+@given(value=st.one_of(st.integers(min_value=-(2**60), max_value=2**60), st.floats(), st.booleans()))
+def test_given_a_plain_number_when_read_as_an_amount_then_the_fast_path_is_the_general_rule(value: Any) -> None:
+    problems: dict[str, str] = {}
+    number = _number(value)
+    expected = number if number is not None and number >= 0 else None
+    amount = _amount(value, "estimated_deal_size", problems)
+    assert amount == expected or (amount is None and expected is None)
+    assert type(amount) is type(expected)
+    assert ("estimated_deal_size" in problems) == (expected is None)
+
+
+@given(value=st.one_of(st.text(max_size=3), st.integers(), st.none()))
+def test_given_any_country_value_when_normalised_then_the_iso_fast_path_is_the_general_rule(value: Any) -> None:
+    expected_problems: dict[str, str] = {}
+    expected = _country(_text(value, "country", expected_problems))
+    problems: dict[str, str] = {}
+    assert _country_field(value, problems) == expected and problems == expected_problems

@@ -8,6 +8,7 @@ import pytest
 
 from core.engine import DecisionEngine, LeadContext
 from core.model import Trigger
+from core.policy.conditions import Facts
 from core.routing import InMemoryRotation
 from core.trust import choose_action, in_audit_sample
 from tests.builders import make_lead, make_policy
@@ -114,3 +115,26 @@ def test_given_placeholders_when_planning_then_they_fill_from_the_decision() -> 
         engine.decide(cold, LeadContext(), rotation=InMemoryRotation(), now=NOW).next_best_action.label
         == "Nurture Jo Park (none)"
     )
+
+
+@pytest.mark.parametrize(
+    "label",
+    [
+        "{name} at {company}: {title} ({band} {score}) in {segment} for {owner}",
+        "{top_signal}; {latest_event} {latest_event_ago}; {triggers}",
+        "  {{literal braces}} {name}{name}  ",
+        "{score:>4} with a format spec",
+        "{name!r} with a conversion",
+        "no placeholder",
+    ],
+)
+def test_given_a_label_when_planned_then_it_is_what_format_map_makes_of_it(label: str) -> None:
+    engine = _engine(next_best_action=[{"code": "act", "label": label}])
+    lead = make_lead(NOW, first_name="Jo", company="Acme", events=[("demo_request", timedelta(minutes=4))])
+    decision = engine.decide(lead, LeadContext(), rotation=InMemoryRotation(), now=NOW)
+    facts = Facts(lead, None, NOW, segment=decision.segment, score=decision.score)
+    facts.trigger_codes = frozenset(t.code for t in decision.triggers)
+    owner, rule = engine.roster.name(decision.owner), engine.planner.rules[0]
+    values = {name: fill(rule, facts, decision.evidence, decision.triggers, owner) for name, fill in rule.fillers}
+    planned = engine.planner.plan(facts, decision.evidence, decision.triggers, owner)
+    assert planned.label == decision.next_best_action.label == label.format_map(values).strip()
