@@ -163,11 +163,18 @@ def account_domain(lead: Lead, free_email_domains: frozenset[str]) -> str | None
 
 def content_hash(lead: Lead) -> str:
     """Identity of what the engine looks at: a change here means "decide again"."""
+    return hashed_record(lead)[1]
+
+
+def hashed_record(lead: Lead) -> tuple[str, str, Any, Any]:
+    """What :func:`content_hash` covers, as canonical JSON text, and the hash; with the two
+    fields it leaves out (``updated_at``, ``problems``). The store keeps that text as the lead's
+    data (the two fields appended) rather than building and encoding the record twice."""
     record = lead_record(lead)
-    record.pop("updated_at", None)
-    record.pop("problems", None)
+    updated_at = record.pop("updated_at", None)
+    problems = record.pop("problems", None)
     text = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+    return text, hashlib.sha256(text.encode()).hexdigest()[:32], updated_at, problems
 
 
 def lead_record(lead: Lead) -> dict[str, Any]:

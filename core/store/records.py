@@ -7,7 +7,6 @@ lead's ``content_hash`` as it was, so it is not decided again.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from typing import Any, ClassVar
 from sqlalchemy import FromClause, func, or_, select
 from sqlalchemy.orm import Session
 
-from core.leads import lead_record, normalize_account, normalize_lead
+from core.leads import hashed_record, lead_record, normalize_account, normalize_lead
 from core.model import Account as AccountValue
 from core.model import Lead as LeadValue
 from core.store.db import EncodedJson, dialect_insert
@@ -148,30 +147,21 @@ _SIGHTINGS = frozenset({"synced_at", "seen_at"})
 def _data_and_hash(lead: LeadValue) -> dict[str, Any]:
     """The lead's stored ``data`` (its input record) and ``content_hash``, from one encoding.
 
-    :func:`core.leads.content_hash` is the SHA-256 of the record without ``updated_at`` and
-    ``problems``, as sorted compact JSON; ``data`` is the whole record as JSON. Building the
-    record, encoding it for the hash, then building and encoding it again for the column was a
-    third of storing a lead (bench/sync.py). So the record is encoded once, exactly as the hash
-    wants it, and ``data`` is that text with the two keys appended — key order means nothing
-    in a JSON object. A test holds the hash equal to ``content_hash`` for awkward leads.
+    Building the record, encoding it for the hash, then building and encoding it again for the
+    column was a third of storing a lead (bench/sync.py). So ``data`` is the hash's own text
+    (:func:`core.leads.hashed_record`) with the two fields the hash leaves out appended — key
+    order means nothing in a JSON object.
 
     Text that the column must not hold as it is — a NaN or Infinity token (PostgreSQL refuses
     them), an escaped NUL (PostgreSQL's JSON refuses it) — takes the general path; so does
     text that merely looks like them (a company called "NaN Labs"), which is only slower."""
-    record = lead_record(lead)
-    updated_at = record.pop("updated_at", None)
-    problems = record.pop("problems", None)
-    text = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    digest = hashlib.sha256(text.encode()).hexdigest()[:32]
+    text, digest, updated_at, problems = hashed_record(lead)
     data = text[:-1] + ',"updated_at":' + json.dumps(updated_at)
     if problems:
         data += ',"problems":' + json.dumps(problems, separators=(",", ":"), ensure_ascii=False, default=str)
     data += "}"
     if "NaN" in data or "Infinity" in data or "\\u0000" in data:
-        record["updated_at"] = updated_at
-        if problems:
-            record["problems"] = problems
-        return {"data": _without_nul(record), "content_hash": digest}
+        return {"data": _without_nul(lead_record(lead)), "content_hash": digest}
     return {"data": EncodedJson(data), "content_hash": digest}
 
 
