@@ -37,7 +37,9 @@ def choose_action(
             hard.append(code)
     if hard:
         what = "suppression overruled: " if suppressed else ""
-        return "review", f"{what}hard trigger{'s' if len(hard) > 1 else ''} {', '.join(hard)} always need a person"
+        if len(hard) == 1:
+            return "review", f"{what}hard trigger {hard[0]} always needs a person"
+        return "review", f"{what}hard triggers {', '.join(hard)} always need a person"
     if suppressed:
         return "suppress", "matches a suppression rule"
     if level <= 1:
