@@ -52,7 +52,7 @@ from core.store.db import Database
 from core.store.models import CrmConflict, Decision, Lead, OutboxRow, Review, SlackMessage
 from core.writeback import salesforce_id18
 from loopgate.sandbox.crm_seed import salesforce_people
-from loopgate.sandbox.http import FakeRequest, FakeResponse
+from loopgate.sandbox.http import FakeRequest, FakeResponse, LoggedRequest
 from loopgate.sandbox.hubspot import FakeHubSpot
 from loopgate.sandbox.salesforce import FakeSalesforce
 from loopgate.sandbox.slack import FakeSlack
@@ -94,6 +94,7 @@ class RecordingCrm(Protocol):
     writes: list[FieldWrite]
     human_edits: list[tuple[str, str, float]]  # record, owner, when
     latency: float
+    requests: list[LoggedRequest]
 
     def start(self) -> Any: ...
     def stop(self) -> None: ...
@@ -467,6 +468,13 @@ class World:
         self.procs.append(proc)
         return proc
 
+    def sync_at_work(self) -> Proc:
+        """A ``sync`` process, returned once it has made its first CRM request."""
+        asked = len(self.crm.requests)
+        proc = self.spawn("sync", "--crm", self.crm.name)
+        self.until(lambda: len(self.crm.requests) > asked or not proc.alive, 60, "the sync to reach the CRM")
+        return proc
+
     def serve(self, *extra: str, **env: str) -> Proc:
         proc = self.spawn("serve", "--port", "0", "--poll", "0.05", *extra, **env)
         if not proc.ready.wait(60) or not proc.url:
@@ -498,13 +506,29 @@ class World:
             self.versions[record] += 1
 
     def reassign_by_hand(self, n: int) -> None:
-        """A rep takes ``n`` leads in the CRM (owned by them from now on)."""
+        """A rep takes ``n`` leads in the CRM (owned by them from now on): leads loopgate has
+        decided but not yet written back when there are such (the write-back must find the
+        person's owner and hold back), else any."""
         mm = [self.owners[r] for r in ("ana", "ben", "cy") if r in self.owners]
-        for record in self.rng.sample(sorted(self.versions), min(n, len(self.versions))):
+        waiting = self._writeback_waiting()
+        pool = sorted(waiting) if len(waiting) >= n else sorted(self.versions)
+        for record in self.rng.sample(pool, min(n, len(pool))):
             current = self.crm.owner(record)
             choice = self.rng.choice([o for o in mm if o != current])
             self.crm.human_owner(record, choice)
             self.versions[record] += 1
+
+    def _writeback_waiting(self) -> set[str]:
+        """CRM ids of leads with a decision waiting to be written back."""
+        with self.db.sessions() as s:
+            payloads = s.execute(
+                select(OutboxRow.payload).where(OutboxRow.kind == "crm.writeback", OutboxRow.status == "pending")
+            ).scalars()
+            pks = {p.get("decision_pk") for p in payloads}
+            rows = s.execute(
+                select(Lead.crm_id).join(Decision, Decision.lead_pk == Lead.pk).where(Decision.pk.in_(pks))
+            ).scalars()
+            return {r for r in rows if r in self.versions}
 
     # --- people working Slack ---
 
@@ -614,33 +638,42 @@ def crash_recovery(
     """Kill ``sync`` and ``serve`` with SIGKILL at random moments while the CRM changes and
     people approve escalations; recover; judge.
 
-    A sync of a few dozen leads takes about 2 s (1.5 s of it Python starting), so sync is
-    killed between 0.8 s and 2.6 s: before, during and after its pages are decided. ``serve``
-    is killed within a second of being ready: while it posts, updates and writes back."""
+    A sync of a few dozen leads reads for a few tenths of a second and decides for about a
+    second more, after a start-up that takes 1.5 s on an idle machine and 4 to 8 s on a busy
+    one; so sync is killed 0 to 0.8 s after its first CRM request (not after its spawn, or on a
+    busy machine every kill lands before it has read anything): while its pages are read,
+    stored and decided (a quick one finishes first). ``serve`` is killed within a second of
+    being ready: while it posts, updates and writes back."""
     with World(db_url, seed=seed, crm=crm) as world:
         rng = world.rng
         world.crm.latency = 0.002  # a little time on the wire, so kills land mid-batch
         world.slack.latency = 0.005
         world.new_leads(leads)
-        kinds: Counter[str] = Counter()
+        kinds: Counter[str] = Counter()  # steps killed while running
+        steps: Counter[str] = Counter()
+        previous = ""
         for n in range(rounds):
             if n and n % 3 == 0:
                 world.new_leads(max(1, leads // 10))
                 world.edit_leads(max(1, leads // 20))
             if n and n % 4 == 1:
                 world.reassign_by_hand(max(1, leads // 25))
+            elif previous == "sync" and rng.random() < 0.5:
+                world.reassign_by_hand(1)  # a rep grabs a lead the sync decided, before its write-back
             if rng.random() < 0.3:
                 world.slack.lose_responses("chat.postMessage")  # posted, but the poster never hears
                 world.faults += 1
             step = rng.choice(["sync", "serve"])
             if step == "sync":
-                proc = world.spawn("sync", "--crm", world.crm.name)
-                time.sleep(rng.uniform(0.8, 2.6))
+                proc = world.sync_at_work()
+                time.sleep(rng.uniform(0.0, 0.8))
             else:
                 proc = world.serve("--no-scheduler")
                 time.sleep(rng.uniform(0.0, 0.4))
                 world.approve(proc, rng.randint(0, 4))
                 time.sleep(rng.uniform(0.0, 0.6))
+            steps[step] += 1
+            previous = step
             if proc.kill():
                 world.faults += 1
                 world.kills.append(time.monotonic())
@@ -648,6 +681,7 @@ def crash_recovery(
         world.recover()
         report = check(world, "crash_recovery")
         report.details["kills"] = dict(kinds)
+        report.details["steps"] = dict(steps)
         report.details["rounds"] = rounds
         if inspect is not None:
             inspect(world)

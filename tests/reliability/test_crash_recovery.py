@@ -38,7 +38,7 @@ def test_given_sync_and_serve_killed_at_random_when_restarted_then_nothing_is_lo
         seen["export"] = world.audit_export()
         seen["secrets"] = "\n".join(world.secrets)
 
-    report = crash_recovery(db_url, seed=7, rounds=10, leads=24, crm=crm, inspect=keep_output)
+    report = crash_recovery(db_url, seed=12, rounds=10, leads=24, crm=crm, inspect=keep_output)
 
     assert report.faults_injected >= 5, report.line()  # kills that landed while the process ran
     assert report.details["decisions"] >= 24 and report.details["crm_field_writes"] > 0, report.line()
@@ -110,7 +110,10 @@ def test_given_a_crm_record_not_showing_its_latest_decision_when_checked_then_th
 ) -> None:
     with World(db_url, seed=1, crm=crm) as world:
         first, _ = world.new_leads(2)
-        world.recover()
+        assert world.spawn("sync", "--crm", crm).wait(120) == 0
+        serve = world.serve("--no-scheduler")
+        world.until(lambda: world.outbox_waiting() == 0, 60, "the outbox to drain")
+        assert serve.stop() == 0
         field = getattr(world.loaded.policy.writeback, crm)["status"]
         shown = world.crm.fields(first)[field]
         world.crm.overwrite(first, {field: "reviewed" if shown != "reviewed" else "needs_review"})
