@@ -1,15 +1,17 @@
 """Chaos harness: real ``loopgate`` processes against the fakes, killed with SIGKILL at seeded
 random moments, restarted, and judged at the end from what the fakes saw and the store holds.
 
-A *world* is a fake HubSpot portal (recording every field a write-back changed, with the value
-it replaced), a fake Slack workspace, and one database. Processes are ``python -m loopgate
-sync`` (CRM reads and decisions) and ``python -m loopgate serve --no-scheduler`` (Slack
-outbox, CRM write-back, the bot's HTTP front taking Approve clicks). Between runs, people work
-the CRM: new contacts, edited contacts, and reps who change a contact's owner by hand.
+A *world* is one fake CRM (a HubSpot portal or a Salesforce org) recording every field a
+write-back changed, with the value it replaced; a fake Slack workspace; and one database.
+Processes are ``python -m loopgate sync --crm <crm>`` (CRM reads and decisions) and ``python -m
+loopgate serve --no-scheduler`` (Slack outbox, CRM write-back, the bot's HTTP front taking
+Approve clicks). Between runs, people work the CRM: new leads (HubSpot contacts, Salesforce
+Leads), edited leads, and reps who change a lead's owner by hand. The world is the same for
+both CRMs; only the recording fake (:class:`RecordingCrm`) knows the CRM's names and API.
 
 The checker (:func:`check`) counts, from the fakes' logs and the store:
 
-* **lost**: a CRM contact without a stored lead, a lead whose latest content was never decided,
+* **lost**: a CRM lead without a stored lead, a lead whose latest content was never decided,
   an effect still waiting in the outbox (or dead) after recovery, a pending review with no
   Slack message, a stored Slack message the workspace does not have, a lead whose CRM fields do
   not show its latest decision, an acknowledged Approve click that left its decision pending;
@@ -38,39 +40,44 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import func, select
 
 from bot import ids
-from core.policy import LoadedPolicy, parse_policy
+from core.policy import LoadedPolicy, Policy, parse_policy
 from core.store.db import Database
 from core.store.models import CrmConflict, Decision, Lead, OutboxRow, Review, SlackMessage
-from loopgate.sandbox.http import FakeRequest, FakeResponse
+from core.writeback import salesforce_id18
+from loopgate.sandbox.crm_seed import salesforce_people
+from loopgate.sandbox.http import FakeRequest, FakeResponse, LoggedRequest
 from loopgate.sandbox.hubspot import FakeHubSpot
+from loopgate.sandbox.salesforce import FakeSalesforce
 from loopgate.sandbox.slack import FakeSlack
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_POLICY = ROOT / "examples" / "policy.yaml"
 HUBSPOT_TOKEN = "pat-chaos-4f1d9e0c-secret"  # the fake's token, grepped for in the logs
 OWNER_FIELD = "hubspot_owner_id"
-STATUS_FIELD = "loopgate_status"
+CRMS = ("hubspot", "salesforce")
 SLACK_SCOPES = ["chat:write", "im:write", "im:history", "channels:history", "groups:history", "users:read",
                 "commands", "files:write"]  # fmt: skip
+_TITLES = ["VP Sales", "Director of IT", "Analyst"]
 
 
-# --- a HubSpot that remembers what each write changed ---------------------------------------------
+# --- CRMs that remember what each write changed ---------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class FieldWrite:
-    """One property of one record in one batch update: what it held before and what was sent."""
+    """One field of one record in one write-back call: what it held before and what was sent."""
 
     record: str
     field: str
-    old: str | None
-    new: str | None
+    old: Any
+    new: Any
     at: float
 
     @property
@@ -78,14 +85,41 @@ class FieldWrite:
         return self.old != self.new
 
 
+class RecordingCrm(Protocol):
+    """What the harness needs of a fake CRM: people's work on leads, and the log of what
+    write-back changed (``writes``) and which owners people set by hand (``human_edits``)."""
+
+    name: str  # the CRM as ``loopgate sync --crm`` and ``Lead.source`` name it
+    owner_field: str
+    writes: list[FieldWrite]
+    human_edits: list[tuple[str, str, float]]  # record, owner, when
+    latency: float
+    requests: list[LoggedRequest]
+
+    def start(self) -> Any: ...
+    def stop(self) -> None: ...
+    def env(self) -> dict[str, str]: ...
+    def secrets(self) -> list[str]: ...
+    def seed_people(self, policy: Policy) -> dict[str, str]: ...
+    def new_lead(self, k: int, *, regulated: bool, employees: int) -> str: ...
+    def edit_title(self, record: str, title: str) -> None: ...
+    def fields(self, record: str) -> dict[str, Any]: ...
+    def title(self, record: str) -> str | None: ...
+    def owner(self, record: str) -> str | None: ...
+    def human_owner(self, record: str, owner: str) -> None: ...
+    def overwrite(self, record: str, values: dict[str, Any]) -> None: ...
+
+
 class RecordingHubSpot(FakeHubSpot):
     """The fake portal, plus a log of field-level effects of every batch update and of every
-    owner a person set by hand (``human_owner``)."""
+    owner a person set by hand (``human_owner``). Leads are contacts."""
+
+    owner_field = OWNER_FIELD
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.writes: list[FieldWrite] = []
-        self.human_edits: list[tuple[str, str, float]] = []  # record, owner, when
+        self.human_edits: list[tuple[str, str, float]] = []
         self._routes = [
             (m, p, self._recorded_update if name.endswith("batch/update/?$") else fn, name)
             for m, p, fn, name in self._routes
@@ -115,11 +149,168 @@ class RecordingHubSpot(FakeHubSpot):
                         self.writes.append(FieldWrite(record, key, before[record].get(key), new, now))
             return response
 
+    def env(self) -> dict[str, str]:
+        return {"HUBSPOT_ACCESS_TOKEN": HUBSPOT_TOKEN, "HUBSPOT_BASE_URL": self.url, "HUBSPOT_SEARCH_PER_SECOND": "5"}
+
+    def secrets(self) -> list[str]:
+        return [HUBSPOT_TOKEN]
+
+    def seed_people(self, policy: Policy) -> dict[str, str]:
+        owners = {}
+        for rep in policy.reps:
+            if rep.crm.hubspot:
+                first, _, last = rep.name.partition(" ")
+                owners[rep.id] = self.add_owner(rep.crm.hubspot, rep.email or "", first, last)
+        return owners
+
+    def new_lead(self, k: int, *, regulated: bool, employees: int) -> str:
+        return self.create("contacts", {
+            "firstname": "Sam", "lastname": f"Chaos{k}", "email": f"sam{k}@firm{k}.com",
+            "jobtitle": "Software Engineer", "company": f"Firm {k}", "website": f"firm{k}.com",
+            "industry": "banking" if regulated else "software", "numemployees": str(employees), "country": "US",
+            "lifecyclestage": "lead",
+        })  # fmt: skip
+
+    def edit_title(self, record: str, title: str) -> None:
+        self.update("contacts", record, jobtitle=title)
+
+    def fields(self, record: str) -> dict[str, Any]:
+        return dict(self.get("contacts", record))
+
+    def title(self, record: str) -> str | None:
+        return self.get("contacts", record).get("jobtitle")
+
+    def owner(self, record: str) -> str | None:
+        return self.get("contacts", record).get(OWNER_FIELD)
+
     def human_owner(self, record: str, owner: str) -> None:
         """A rep reassigns the contact in HubSpot (loopgate must never overwrite this)."""
         with self._data:
             self.update("contacts", record, {OWNER_FIELD: owner})
             self.human_edits.append((record, owner, time.time()))
+
+    def overwrite(self, record: str, values: dict[str, Any]) -> None:
+        """Someone (a person, another integration) sets fields of the contact."""
+        self.update("contacts", record, values)
+
+
+class RecordingSalesforce(FakeSalesforce):
+    """The fake org, plus a log of field-level effects of every ``composite/sobjects`` PATCH and
+    of every owner a person set by hand. Leads are Leads; new ones belong to the inbound queue,
+    as web-to-lead leave them. Query pages are small (Salesforce may return fewer rows than
+    asked), so ties on ``SystemModstamp`` — a second-precision stamp every record created or
+    written back in the same second shares — fall across page boundaries; ``stamps`` keeps
+    which Leads were given each stamp."""
+
+    owner_field = "OwnerId"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.writes: list[FieldWrite] = []
+        self.human_edits: list[tuple[str, str, float]] = []
+        self.stamps: defaultdict[datetime, set[str]] = defaultdict(set)  # SystemModstamp → Leads given it
+        self.inbound: str | None = None  # the queue new leads start in
+        self._routes = [
+            (m, p, self._recorded_update if m == "PATCH" and "composite/sobjects" in name else fn, name)
+            for m, p, fn, name in self._routes
+        ]
+
+    def _recorded_update(self, req: FakeRequest) -> FakeResponse:
+        with self._data:
+            try:
+                body = req.json()
+            except ValueError:
+                body = None
+            records = body.get("records") if isinstance(body, dict) else None
+            records = records if isinstance(records, list) else []
+            before = {}
+            for rec in records:
+                record_id = str(rec.get("id") or rec.get("Id") or "")
+                found = self._find(str((rec.get("attributes") or {}).get("type")), record_id) if record_id else None
+                before[record_id] = dict(found or {})
+            response = self._update(req)
+            if response.status == 200 and isinstance(response.body, list):
+                now = time.time()
+                for rec, result in zip(records, response.body, strict=False):
+                    if not result.get("success"):
+                        continue
+                    record_id = str(rec.get("id") or rec.get("Id"))
+                    lead = self.records["Lead"].get(result["id"])
+                    if lead is not None:
+                        self.stamps[lead["SystemModstamp"]].add(result["id"])
+                    for key, value in rec.items():
+                        if key in ("attributes", "id", "Id"):
+                            continue
+                        old = before[record_id].get(key)
+                        if key == self.owner_field:  # one id, two spellings: 15 and 18 characters
+                            old, value = _id18(old), _id18(value)
+                        self.writes.append(FieldWrite(result["id"], key, old, value, now))
+            return response
+
+    def env(self) -> dict[str, str]:
+        return {
+            "SALESFORCE_INSTANCE_URL": self.url,
+            "SALESFORCE_ACCESS_TOKEN": self.access_token,
+            "SALESFORCE_CA_BUNDLE": str(self.ca_bundle),
+        }
+
+    def secrets(self) -> list[str]:
+        return [self.access_token]
+
+    def seed_people(self, policy: Policy) -> dict[str, str]:
+        people = salesforce_people(self, policy)
+        self.inbound = people.get("unassigned")
+        return {r.id: people[r.id] for r in policy.reps if r.id in people}
+
+    def new_lead(self, k: int, *, regulated: bool, employees: int) -> str:
+        record = self.create("Lead", {
+            "FirstName": "Sam", "LastName": f"Chaos{k}", "Email": f"sam{k}@firm{k}.com",
+            "Title": "Software Engineer", "Company": f"Firm {k}", "Website": f"firm{k}.com",
+            "Industry": "banking" if regulated else "software", "NumberOfEmployees": employees, "Country": "US",
+            "LeadSource": "web", "Status": "Open - Not Contacted", "OwnerId": self.inbound,
+        })  # fmt: skip
+        self.stamps[self.records["Lead"][record]["SystemModstamp"]].add(record)
+        return record
+
+    def edit_title(self, record: str, title: str) -> None:
+        with self._data:
+            self.update("Lead", record, Title=title)
+            self.stamps[self.records["Lead"][record]["SystemModstamp"]].add(record)
+
+    def fields(self, record: str) -> dict[str, Any]:
+        return self.get("Lead", record)
+
+    def title(self, record: str) -> str | None:
+        return self.get("Lead", record).get("Title")
+
+    def owner(self, record: str) -> str | None:
+        return self.get("Lead", record).get("OwnerId")
+
+    def human_owner(self, record: str, owner: str) -> None:
+        """A rep takes the Lead in Salesforce (loopgate must never overwrite this)."""
+        with self._data:
+            self.update("Lead", record, OwnerId=owner)
+            self.stamps[self.records["Lead"][record]["SystemModstamp"]].add(record)
+            self.human_edits.append((record, owner, time.time()))
+
+    def overwrite(self, record: str, values: dict[str, Any]) -> None:
+        """Someone (a person, another integration) sets fields of the Lead."""
+        with self._data:
+            self.update("Lead", record, values)
+            self.stamps[self.records["Lead"][record]["SystemModstamp"]].add(record)
+
+
+def _id18(value: Any) -> Any:
+    return salesforce_id18(value) if isinstance(value, str) and len(value) == 15 else value
+
+
+def recording_crm(name: str) -> RecordingCrm:
+    """A fresh recording fake of the CRM called ``name``."""
+    if name == "hubspot":
+        return RecordingHubSpot(access_token=HUBSPOT_TOKEN)
+    if name == "salesforce":
+        return RecordingSalesforce(page_size=7)
+    raise ValueError(f"unknown CRM {name!r} (expected one of {CRMS})")
 
 
 # --- processes ------------------------------------------------------------------------------------
@@ -192,33 +383,33 @@ class World:
         *,
         seed: int = 0,
         policy_path: Path = EXAMPLE_POLICY,
-        crm: bool = True,
+        crm: str | None = "hubspot",
         outbox_lease: float | None = 3,
     ) -> None:
+        """``crm``: which CRM the world holds (``hubspot`` or ``salesforce``), or ``None`` for
+        none (Slack only: loopgate runs without CRM credentials)."""
         self.db_url = db_url
-        self.crm = crm
+        self.crm_name = crm
         self.outbox_lease = outbox_lease
         self.rng = random.Random(seed)
         self.policy_path = policy_path
         self.loaded: LoadedPolicy = parse_policy(policy_path.read_text(), str(policy_path))
-        self.hubspot = RecordingHubSpot(access_token=HUBSPOT_TOKEN)
+        # without a CRM the HubSpot fake still stands (its leads are never synced)
+        self.crm: RecordingCrm = recording_crm(crm or "hubspot")
         self.slack = FakeSlack(scopes=SLACK_SCOPES)
         self.db = Database(db_url)
         self.procs: list[Proc] = []
         self.clicks: list[Click] = []
-        self.versions: Counter[str] = Counter()  # contact id → contents created (1 + edits)
+        self.versions: Counter[str] = Counter()  # CRM lead id → contents created (1 + edits)
         self.faults = 0
         self.kills: list[float] = []  # when a running process was killed (monotonic)
-        self.owners: dict[str, str] = {}  # policy rep id → HubSpot owner id
+        self.owners: dict[str, str] = {}  # policy rep id → CRM owner id
 
     def __enter__(self) -> World:
-        self.hubspot.start()
+        self.crm.start()
         self.slack.start()
         self.slack.seed_from_policy(self.loaded.policy)
-        for rep in self.loaded.policy.reps:
-            if rep.crm.hubspot:
-                first, _, last = rep.name.partition(" ")
-                self.owners[rep.id] = self.hubspot.add_owner(rep.crm.hubspot, rep.email or "", first, last)
+        self.owners = self.crm.seed_people(self.loaded.policy)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -227,13 +418,13 @@ class World:
                 proc.kill()
         self.db.dispose()
         self.slack.stop()
-        self.hubspot.stop()
+        self.crm.stop()
 
     # --- environment and processes ---
 
     @property
     def secrets(self) -> list[str]:
-        return [HUBSPOT_TOKEN, self.slack.bot_token, self.slack.signing_secret]
+        return [*self.crm.secrets(), self.slack.bot_token, self.slack.signing_secret]
 
     def env(self, **extra: str) -> dict[str, str]:
         keep = {
@@ -246,16 +437,13 @@ class World:
             SLACK_BOT_TOKEN=self.slack.bot_token,
             SLACK_SIGNING_SECRET=self.slack.signing_secret,
             SLACK_API_URL=self.slack.api_url,
-            HUBSPOT_ACCESS_TOKEN=HUBSPOT_TOKEN,
-            HUBSPOT_BASE_URL=self.hubspot.url,
-            HUBSPOT_SEARCH_PER_SECOND="5",
             LOOPGATE_OUTBOX_RETRY_SECONDS="0.5",
             LOOPGATE_SCHEDULER_LEASE_SECONDS="2",
         )
         if self.outbox_lease is not None:  # a killed worker's rows come back in seconds, not 2 minutes
             keep["LOOPGATE_OUTBOX_LEASE_SECONDS"] = str(self.outbox_lease)
-        if not self.crm:
-            del keep["HUBSPOT_ACCESS_TOKEN"], keep["HUBSPOT_BASE_URL"]
+        if self.crm_name is not None:
+            keep.update(self.crm.env())
         keep.update(extra)
         return keep
 
@@ -280,6 +468,13 @@ class World:
         self.procs.append(proc)
         return proc
 
+    def sync_at_work(self) -> Proc:
+        """A ``sync`` process, returned once it has made its first CRM request."""
+        asked = len(self.crm.requests)
+        proc = self.spawn("sync", "--crm", self.crm.name)
+        self.until(lambda: len(self.crm.requests) > asked or not proc.alive, 60, "the sync to reach the CRM")
+        return proc
+
     def serve(self, *extra: str, **env: str) -> Proc:
         proc = self.spawn("serve", "--port", "0", "--poll", "0.05", *extra, **env)
         if not proc.ready.wait(60) or not proc.url:
@@ -294,42 +489,53 @@ class World:
 
     # --- people working the CRM ---
 
-    def new_contacts(self, n: int) -> list[str]:
+    def new_leads(self, n: int) -> list[str]:
+        """People (or a web form) create ``n`` leads; half of them banking, which a person reviews."""
         made = []
         for _ in range(n):
             k = len(self.versions) + 1
             regulated = self.rng.random() < 0.5  # banking: always reviewed by a person
-            props = {
-                "firstname": "Sam", "lastname": f"Chaos{k}", "email": f"sam{k}@firm{k}.com",
-                "jobtitle": "Software Engineer", "company": f"Firm {k}", "website": f"firm{k}.com",
-                "industry": "banking" if regulated else "software",
-                "numemployees": str(self.rng.choice([300, 800, 1500])), "country": "US", "lifecyclestage": "lead",
-            }  # fmt: skip
-            made.append(self.hubspot.create("contacts", props))
+            made.append(self.crm.new_lead(k, regulated=regulated, employees=self.rng.choice([300, 800, 1500])))
             self.versions[made[-1]] += 1
         return made
 
-    def edit_contacts(self, n: int) -> None:
-        """A person edits the job title of ``n`` contacts (a change loopgate decides again)."""
+    def edit_leads(self, n: int) -> None:
+        """A person edits the job title of ``n`` leads (a change loopgate decides again)."""
         for record in self.rng.sample(sorted(self.versions), min(n, len(self.versions))):
-            self.hubspot.update("contacts", record, jobtitle=self.rng.choice(["VP Sales", "Director of IT", "Analyst"]))
+            self.crm.edit_title(record, self.rng.choice(_TITLES))
             self.versions[record] += 1
 
     def reassign_by_hand(self, n: int) -> None:
-        """A rep takes ``n`` contacts in HubSpot (owned by them from now on)."""
+        """A rep takes ``n`` leads in the CRM (owned by them from now on): leads loopgate has
+        decided but not yet written back when there are such (the write-back must find the
+        person's owner and hold back), else any."""
         mm = [self.owners[r] for r in ("ana", "ben", "cy") if r in self.owners]
-        for record in self.rng.sample(sorted(self.versions), min(n, len(self.versions))):
-            current = self.hubspot.get("contacts", record).get(OWNER_FIELD)
+        waiting = self._writeback_waiting()
+        pool = sorted(waiting) if len(waiting) >= n else sorted(self.versions)
+        for record in self.rng.sample(pool, min(n, len(pool))):
+            current = self.crm.owner(record)
             choice = self.rng.choice([o for o in mm if o != current])
-            self.hubspot.human_owner(record, choice)
+            self.crm.human_owner(record, choice)
             self.versions[record] += 1
+
+    def _writeback_waiting(self) -> set[str]:
+        """CRM ids of leads with a decision waiting to be written back."""
+        with self.db.sessions() as s:
+            payloads = s.execute(
+                select(OutboxRow.payload).where(OutboxRow.kind == "crm.writeback", OutboxRow.status == "pending")
+            ).scalars()
+            pks = {p.get("decision_pk") for p in payloads}
+            rows = s.execute(
+                select(Lead.crm_id).join(Decision, Decision.lead_pk == Lead.pk).where(Decision.pk.in_(pks))
+            ).scalars()
+            return {r for r in rows if r in self.versions}
 
     # --- people working Slack ---
 
     def approvable(self, limit: int) -> list[tuple[int, str, str, str]]:
         """Pending escalations on screen: (decision, channel, ts, who may approve), except leads
         a rep reassigned by hand (a review there may legitimately set another owner)."""
-        by_hand = {r for r, _, _ in self.hubspot.human_edits}
+        by_hand = {r for r, _, _ in self.crm.human_edits}
         slack_of = {r.id: r.slack_user for r in self.loaded.policy.reps}
         managers = {t.channel: slack_of.get(t.manager) for t in self.loaded.policy.teams}
         with self.db.sessions() as s:
@@ -364,7 +570,7 @@ class World:
     def outbox_waiting(self) -> int:
         """Effects not yet performed (without a CRM configured, only Slack's)."""
         waiting = select(func.count()).select_from(OutboxRow).where(OutboxRow.status.in_(("pending", "claimed")))
-        if not self.crm:
+        if self.crm_name is None:
             waiting = waiting.where(OutboxRow.kind.like("slack.%"))
         with self.db.sessions() as s:
             return int(s.execute(waiting).scalar_one())
@@ -382,7 +588,7 @@ class World:
         """Run everything to completion without faults: sync, then drain every effect (twice,
         so what write-back changed is read back by a sync that must decide nothing new)."""
         for _ in range(2):
-            sync = self.spawn("sync", "--crm", "hubspot")
+            sync = self.spawn("sync", "--crm", self.crm.name)
             assert sync.wait(180) == 0, sync.log
             serve = self.serve("--no-scheduler")
             # claimed rows of a killed process wait out their lease (outbox claims are timed)
@@ -413,45 +619,61 @@ class Report:
     duplicated: int
     clobbered: int
     details: dict[str, Any] = field(default_factory=dict)
+    crm: str | None = None  # the CRM of the world (None: Slack only)
 
     def line(self) -> str:
-        keys = ("scenario", "faults_injected", "operations", "lost", "duplicated", "clobbered")
+        keys = ("scenario", "crm", "faults_injected", "operations", "lost", "duplicated", "clobbered")
         return json.dumps({k: getattr(self, k) for k in keys} | {"details": self.details})
 
 
 def crash_recovery(
-    db_url: str, *, seed: int, rounds: int, contacts: int, inspect: Callable[[World], None] | None = None
+    db_url: str,
+    *,
+    seed: int,
+    rounds: int,
+    leads: int,
+    crm: str = "hubspot",
+    inspect: Callable[[World], None] | None = None,
 ) -> Report:
     """Kill ``sync`` and ``serve`` with SIGKILL at random moments while the CRM changes and
     people approve escalations; recover; judge.
 
-    A sync of a few dozen contacts takes about 2 s (1.5 s of it Python starting), so sync is
-    killed between 0.8 s and 2.6 s: before, during and after its pages are decided. ``serve``
-    is killed within a second of being ready: while it posts, updates and writes back."""
-    with World(db_url, seed=seed) as world:
+    A sync of a few dozen leads reads for a few tenths of a second and decides for about a
+    second more, after a start-up that takes 1.5 s on an idle machine and 4 to 8 s on a busy
+    one; so sync is killed 0 to 0.8 s after its first CRM request (not after its spawn, or on a
+    busy machine every kill lands before it has read anything): while its pages are read,
+    stored and decided (a quick one finishes first). ``serve`` is killed within a second of
+    being ready: while it posts, updates and writes back."""
+    with World(db_url, seed=seed, crm=crm) as world:
         rng = world.rng
-        world.hubspot.latency = 0.002  # a little time on the wire, so kills land mid-batch
+        world.crm.latency = 0.002  # a little time on the wire, so kills land mid-batch
         world.slack.latency = 0.005
-        world.new_contacts(contacts)
-        kinds: Counter[str] = Counter()
+        world.new_leads(leads)
+        kinds: Counter[str] = Counter()  # steps killed while running
+        steps: Counter[str] = Counter()
+        previous = ""
         for n in range(rounds):
             if n and n % 3 == 0:
-                world.new_contacts(max(1, contacts // 10))
-                world.edit_contacts(max(1, contacts // 20))
+                world.new_leads(max(1, leads // 10))
+                world.edit_leads(max(1, leads // 20))
             if n and n % 4 == 1:
-                world.reassign_by_hand(max(1, contacts // 25))
+                world.reassign_by_hand(max(1, leads // 25))
+            elif previous == "sync" and rng.random() < 0.5:
+                world.reassign_by_hand(1)  # a rep grabs a lead the sync decided, before its write-back
             if rng.random() < 0.3:
                 world.slack.lose_responses("chat.postMessage")  # posted, but the poster never hears
                 world.faults += 1
             step = rng.choice(["sync", "serve"])
             if step == "sync":
-                proc = world.spawn("sync", "--crm", "hubspot")
-                time.sleep(rng.uniform(0.8, 2.6))
+                proc = world.sync_at_work()
+                time.sleep(rng.uniform(0.0, 0.8))
             else:
                 proc = world.serve("--no-scheduler")
                 time.sleep(rng.uniform(0.0, 0.4))
                 world.approve(proc, rng.randint(0, 4))
                 time.sleep(rng.uniform(0.0, 0.6))
+            steps[step] += 1
+            previous = step
             if proc.kill():
                 world.faults += 1
                 world.kills.append(time.monotonic())
@@ -459,6 +681,7 @@ def crash_recovery(
         world.recover()
         report = check(world, "crash_recovery")
         report.details["kills"] = dict(kinds)
+        report.details["steps"] = dict(steps)
         report.details["rounds"] = rounds
         if inspect is not None:
             inspect(world)
@@ -481,9 +704,10 @@ def check(world: World, scenario: str) -> Report:
     """Count lost, duplicated and clobbered effects (see the module doc)."""
     lost: Counter[str] = Counter()
     dup: Counter[str] = Counter()
-    hubspot, slack = world.hubspot, world.slack
+    crm, slack = world.crm, world.slack
+    written = getattr(world.loaded.policy.writeback, crm.name)
     with world.db.sessions() as s:
-        leads = {lead.crm_id: lead for lead in s.execute(select(Lead).where(Lead.source == "hubspot")).scalars()}
+        leads = {lead.crm_id: lead for lead in s.execute(select(Lead).where(Lead.source == crm.name)).scalars()}
         decisions = list(s.execute(select(Decision).where(Decision.shadow.is_(False))).scalars())
         reviews = {r.decision_pk for r in s.execute(select(Review)).scalars()}
         waiting = Counter(
@@ -498,13 +722,13 @@ def check(world: World, scenario: str) -> Report:
     for d in decisions:
         by_lead[d.lead_pk].append(d)
 
-    # decisions: every contact's latest content decided, each content once
+    # decisions: every CRM lead's latest content decided, each content once
     for record, versions in world.versions.items():
         lead = leads.get(record)
         if lead is None or lead.content_hash != lead.decided_hash:
             lost["decision"] += 1
             continue
-        if lead.title != hubspot.get("contacts", record).get("jobtitle"):
+        if lead.title != crm.title(record):
             lost["decision"] += 1  # the store missed the last edit
         changes = sum(1 for d in by_lead[lead.pk] if d.cause in ("new", "changed"))
         dup["decision"] += max(0, changes - versions)
@@ -535,18 +759,21 @@ def check(world: World, scenario: str) -> Report:
         if click.status == 200 and d is not None and d.state == "pending_review" and d.pk not in reviews:
             lost["click"] += 1
 
-    # CRM: the latest decision's status is in the record; value changes bounded by decisions
+    # CRM: the record shows the latest decision (its status and score); value changes bounded
+    # by decisions. A write lost after a review leaves the record at needs_review.
     for record in world.versions:
         lead = leads.get(record)
-        if lead is None:
+        d = latest.get(lead.pk) if lead is not None else None
+        if d is None or d.state == "superseded":
             continue
-        d = latest.get(lead.pk)
-        props = hubspot.get("contacts", record)
-        if d is not None and d.state != "superseded" and not props.get(STATUS_FIELD):
+        fields = crm.fields(record)
+        if fields.get(written["status"]) != _status_shown(d) or not _same_number(
+            fields.get(written["score"]), d.score_total
+        ):
             lost["crm_write"] += 1
     changed: Counter[tuple[str, str]] = Counter()
     repeats = 0
-    for w in hubspot.writes:
+    for w in crm.writes:
         if w.changed:
             changed[(w.record, w.field)] += 1
         else:
@@ -556,11 +783,11 @@ def check(world: World, scenario: str) -> Report:
         allowed = len(by_lead[lead.pk]) + sum(1 for d in by_lead[lead.pk] if d.pk in reviews) if lead else 0
         dup["crm_write"] += max(0, n - allowed)
 
-    clobbered = clobbers(hubspot.writes, hubspot.human_edits)
+    clobbered = clobbers(crm.writes, crm.human_edits, crm.owner_field)
     audit = world.audit_ok()
     if not audit:
         lost["audit_chain"] += 1
-    operations = len(decisions) + sum(_post_keys(slack).values()) + len(hubspot.writes) + len(world.clicks)
+    operations = len(decisions) + sum(_post_keys(slack).values()) + len(crm.writes) + len(world.clicks)
     return Report(
         scenario,
         world.faults,
@@ -569,30 +796,57 @@ def check(world: World, scenario: str) -> Report:
         sum(dup.values()),
         clobbered,
         {
-            "contacts": len(world.versions),
+            "crm_leads": len(world.versions),
             "decisions": len(decisions),
             "decisions_by_cause": dict(Counter(d.cause for d in decisions)),
             "reviews": len(reviews),
             "slack_posts": sum(_post_keys(slack).values()),
-            "crm_field_writes": len(hubspot.writes),
+            "crm_field_writes": len(crm.writes),
             "idempotent_repeats": repeats,
             "clicks": len(world.clicks),
-            "human_owner_edits": len(hubspot.human_edits),
+            "human_owner_edits": len(crm.human_edits),
             "crm_conflicts_recorded": conflicts,  # write-backs that found a person's owner and held back
             "audit_verified": audit,
             "lost_by_kind": dict(lost),
             "duplicated_by_kind": dict(dup),
+            **_stamp_ties(crm),
         },
+        crm=world.crm_name,
     )
 
 
-def clobbers(writes: list[FieldWrite], human_edits: list[tuple[str, str, float]]) -> int:
-    """Owner writes that replaced the owner a person set (and nobody changed since)."""
+def _status_shown(d: Decision) -> str | None:
+    """The status word a CRM record shows for its latest decision (the vocabulary of
+    ``core.writeback``, spelled out here so the checker does not trust the code it checks)."""
+    if d.state == "applied":
+        return "suppressed" if (d.final_action or d.action) == "suppress" else "auto_assigned"
+    return {"pending_review": "needs_review", "reviewed": "reviewed"}.get(d.state)
+
+
+def _same_number(shown: Any, expected: float) -> bool:
+    """HubSpot shows numbers as text, Salesforce as JSON numbers."""
+    try:
+        return shown is not None and float(shown) == float(expected)
+    except (TypeError, ValueError):
+        return False
+
+
+def _stamp_ties(crm: RecordingCrm) -> dict[str, int]:
+    """Salesforce: how many ``SystemModstamp`` values were given to more than one Lead, and
+    to how many Leads in all (the ties the sync's ``Id`` tie-break must settle)."""
+    if not isinstance(crm, RecordingSalesforce):
+        return {}
+    shared = [leads for leads in crm.stamps.values() if len(leads) > 1]
+    return {"shared_modstamps": len(shared), "leads_on_shared_modstamps": sum(len(leads) for leads in shared)}
+
+
+def clobbers(writes: list[FieldWrite], human_edits: list[tuple[str, str, float]], owner_field: str) -> int:
+    """Owner writes (``owner_field``) that replaced the owner a person set (and nobody changed since)."""
     events: dict[str, list[tuple[float, str, str | None, str | None]]] = defaultdict(list)
     for record, owner, at in human_edits:
         events[record].append((at, "human", None, owner))
     for w in writes:
-        if w.field == OWNER_FIELD:
+        if w.field == owner_field:
             events[w.record].append((w.at, "loopgate", w.old, w.new))
     count = 0
     for timeline in events.values():
@@ -678,13 +932,13 @@ def _reviews_of(world: World, decision_pk: int) -> int:
         )
 
 
-def replicas(db_url: str, *, seed: int, contacts: int, races: int) -> Report:
+def replicas(db_url: str, *, seed: int, leads: int, races: int) -> Report:
     """Two ``serve`` replicas (scheduler on, 2 s lease) on one database: one leader at a time,
     outbox rows shared without doubling, simultaneous approvals settled once; the leader is
     killed and the standby takes over; more work arrives and is drained by the survivor."""
     with World(db_url, seed=seed) as world:
-        world.new_contacts(contacts)
-        assert world.spawn("sync", "--crm", "hubspot").wait(180) == 0
+        world.new_leads(leads)
+        assert world.spawn("sync", "--crm", world.crm.name).wait(180) == 0
         a, b = world.serve(), world.serve()
         by_pid = {a.popen.pid: a, b.popen.pid: b}
         holder = world.until(lambda: _lease_holder(world), 30, "a scheduler leader")
@@ -703,8 +957,8 @@ def replicas(db_url: str, *, seed: int, contacts: int, races: int) -> Report:
         killed = time.monotonic()
         new = world.until(lambda: (h := _lease_holder(world)) and h != holder and h, 30, "the standby to lead")
         takeover = time.monotonic() - killed
-        world.new_contacts(max(1, contacts // 4))
-        assert world.spawn("sync", "--crm", "hubspot").wait(180) == 0
+        world.new_leads(max(1, leads // 4))
+        assert world.spawn("sync", "--crm", world.crm.name).wait(180) == 0
         world.until(lambda: world.outbox_waiting() == 0, 60, "the survivor to drain the outbox")
         assert standby.stop() == 0, standby.log
         report = check(world, "replicas")
@@ -764,7 +1018,7 @@ def load(db_url: str, *, rate: float, seconds: float, replicas: int = 2) -> Repo
     from concurrent.futures import ThreadPoolExecutor
 
     n = int(rate * seconds)
-    with World(db_url, crm=False, outbox_lease=None) as world:  # nothing is killed: the production lease
+    with World(db_url, crm=None, outbox_lease=None) as world:  # nothing is killed: the production lease
         _decide_reviews(world, n)
         procs = [world.serve("--no-scheduler", LOOPGATE_LOG_LEVEL="WARNING") for _ in range(replicas)]
         world.until(lambda: len(world.approvable(n)) >= n, 60 + n / 50, f"{n} escalations to be posted")

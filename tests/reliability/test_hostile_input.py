@@ -83,7 +83,7 @@ def test_given_malformed_or_unsigned_or_stale_slack_requests_when_posted_then_4x
     from bot import ids
     from tests.reliability.harness import World, _reviews_of
 
-    with World(db_url, seed=1, crm=False) as world:
+    with World(db_url, seed=1, crm=None) as world:
         from tests.reliability.harness import _decide_reviews
 
         _decide_reviews(world, 1)

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.skipif(
 def test_given_two_replicas_when_the_leader_is_killed_and_clicks_race_then_one_leader_one_decision_one_update(
     db_url: str,
 ) -> None:
-    report = replicas(db_url, seed=3, contacts=24, races=3)
+    report = replicas(db_url, seed=3, leads=24, races=3)
 
     assert report.details["leaders_before_kill"] == 1, report.line()
     assert report.details["new_leader_is_standby"] and report.details["takeover_seconds"] < 2 + 2 + 2, report.line()

@@ -4,14 +4,14 @@ audit export."""
 
 from __future__ import annotations
 
-from tests.reliability.harness import HUBSPOT_TOKEN, World
+from tests.reliability.harness import HUBSPOT_TOKEN, RecordingHubSpot, World
 
 
 def test_given_known_tokens_when_serving_syncing_and_failing_at_debug_level_then_no_secret_is_printed(
     db_url: str,
 ) -> None:
     with World(db_url, seed=2) as world:
-        world.new_contacts(6)
+        world.new_leads(6)
         sync = world.spawn("sync", "--crm", "hubspot", LOOPGATE_LOG_LEVEL="DEBUG")
         assert sync.wait(120) == 0, sync.log
         serve = world.serve("--no-scheduler", LOOPGATE_LOG_LEVEL="DEBUG")
@@ -19,8 +19,9 @@ def test_given_known_tokens_when_serving_syncing_and_failing_at_debug_level_then
         assert world.approve(serve, 2) > 0  # clicks: signed requests, the signing secret at work
         world.until(lambda: world.outbox_waiting() == 0, 60, "the outbox to drain")
         assert serve.stop() == 0
-        world.hubspot.expire_token(HUBSPOT_TOKEN)  # now every CRM call fails with 401
-        world.new_contacts(1)
+        assert isinstance(world.crm, RecordingHubSpot)
+        world.crm.expire_token(HUBSPOT_TOKEN)  # now every CRM call fails with 401
+        world.new_leads(1)
         failed = world.spawn("sync", "--crm", "hubspot", LOOPGATE_LOG_LEVEL="DEBUG")
         assert failed.wait(120) != 0
         assert "HUBSPOT_ACCESS_TOKEN" in failed.log  # the error names the variable…
