@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import requests
@@ -53,6 +54,7 @@ class SalesforceConnector:
         retry: RetryPolicy | None = None,
         timeout: float = 120.0,
         stop_at_usage: float = 0.95,
+        lookback: timedelta = timedelta(seconds=10),
     ) -> None:
         self.auth = auth
         self.session = session
@@ -60,6 +62,7 @@ class SalesforceConnector:
         self.retry = retry or RetryPolicy()
         self.timeout = timeout
         self.stop_at_usage = stop_at_usage
+        self.lookback = lookback  # each run re-reads this much before its cursor (see records.py)
         self.calls = 0
         self._sf: Salesforce | None = None
 
@@ -123,7 +126,7 @@ class SalesforceConnector:
         spec = STREAMS[stream]
         extra = list(self.field_map.values()) if stream in LEAD_OBJECTS else []
         current = cursor or Cursor()
-        soql = spec.query(cursor, extra)
+        soql = spec.query(cursor, extra, self.lookback)
         result = self._call(
             f"query {spec.sobject}",
             lambda sf: sf.query(soql, include_deleted=spec.deleted, timeout=self.timeout),

@@ -4,8 +4,17 @@ Every stream reads ``SystemModstamp``-ordered pages with a ``>=`` cursor and an 
 tie-break: ``WHERE SystemModstamp > :ts OR (SystemModstamp = :ts AND Id > :id)``, ordered by
 ``SystemModstamp, Id``. Records that share one timestamp across a page boundary are neither
 skipped nor read twice, and a record changed mid-sync comes back later with its new stamp.
+
 Objects that can be deleted or merged are read with ``queryAll``, so deletions arrive as
 tombstones (``MasterRecordId`` names the winner of a merge).
+
+A sync run starts ``lookback`` before its cursor (``SystemModstamp >= :ts - lookback``, no
+tie-break), because ``SystemModstamp`` has whole seconds: a record changed after the last
+sync read it but within the same second keeps the cursor's stamp and, with an ``Id`` below
+the cursor's, the tie-break would skip it for good; Salesforce also stamps a change when its
+transaction starts, so a slow transaction commits a stamp older than rows already read.
+Re-read rows with unchanged content are stored as they are and decided nothing; a page of
+re-read rows never moves the cursor back.
 """
 
 from __future__ import annotations
@@ -13,7 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connectors.setup_spec import SALESFORCE_ACCOUNT_FIELDS
@@ -37,10 +46,19 @@ def soql_datetime(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def build_query(sobject: str, fields: Sequence[str], cursor: Cursor | None, where: str | None = None) -> str:
-    """The incremental query for one page run, resuming strictly after ``cursor``."""
+def build_query(
+    sobject: str,
+    fields: Sequence[str],
+    cursor: Cursor | None,
+    where: str | None = None,
+    lookback: timedelta = timedelta(0),
+) -> str:
+    """The incremental query for one page run, resuming strictly after ``cursor``, or from
+    ``lookback`` before it (the start of a sync run)."""
     clauses = [where] if where else []
-    if cursor is not None and cursor.ts is not None:
+    if cursor is not None and cursor.ts is not None and lookback > timedelta(0):
+        clauses.append(f"SystemModstamp >= {soql_datetime(cursor.ts - lookback)}")
+    elif cursor is not None and cursor.ts is not None:
         ts = soql_datetime(cursor.ts)
         if cursor.id:
             if not _ID.match(cursor.id):
@@ -71,15 +89,21 @@ class Stream:
     where: str | None
     to_page: Callable[[str, Sequence[Mapping[str, Any]], Cursor, Sequence[str]], Page]
 
-    def query(self, cursor: Cursor | None, extra_fields: Sequence[str] = ()) -> str:
-        return build_query(self.sobject, [*self.fields, *extra_fields], cursor, self.where)
+    def query(self, cursor: Cursor | None, extra_fields: Sequence[str] = (), lookback: timedelta = timedelta(0)) -> str:
+        return build_query(self.sobject, [*self.fields, *extra_fields], cursor, self.where, lookback)
 
 
 def _cursor_after(rows: Sequence[Mapping[str, Any]], previous: Cursor) -> Cursor:
     if not rows:
         return previous
     last = rows[-1]
-    return Cursor(_time(last["SystemModstamp"]), str(last["Id"]))
+    after = Cursor(_time(last["SystemModstamp"]), str(last["Id"]))
+    behind = (
+        previous.ts is not None
+        and after.ts is not None
+        and (after.ts, after.id or "") <= (previous.ts, previous.id or "")
+    )
+    return previous if behind else after  # rows re-read by the lookback never move the cursor back
 
 
 def _loopgate_values(row: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:

@@ -49,7 +49,9 @@ def test_given_records_sharing_one_timestamp_across_pages_when_synced_then_each_
 def test_given_a_synced_org_when_synced_again_then_only_changed_records_are_read_and_decided(
     db: Database, sf: FakeSalesforce, engine: DecisionEngine, example_policy: LoadedPolicy, clock: Clock
 ) -> None:
-    ids = [sf.create("Lead", sf_lead()) for _ in range(6)]
+    ids = [sf.create("Lead", sf_lead()) for _ in range(5)]
+    clock.advance(minutes=1)
+    ids.append(sf.create("Lead", sf_lead()))  # the newest: the cursor ends on its stamp
     port = salesforce_connector(sf, example_policy)
     sync_crm(db, port, engine, clock=clock)
     clock.advance(minutes=5)
@@ -58,7 +60,8 @@ def test_given_a_synced_org_when_synced_again_then_only_changed_records_are_read
 
     report = sync_crm(db, port, engine, clock=clock)
 
-    assert report.streams["leads"].records == 2
+    # the two changed, and the one stamped within the lookback before the cursor, read again
+    assert report.streams["leads"].records == 3
     assert report.decided == 1
     assert _decisions_per_lead(db)[ids[2]] == 2 and _decisions_per_lead(db)[ids[4]] == 1
     assert _leads(db)[ids[2]].title == "Chief Technology Officer"
@@ -190,7 +193,27 @@ def test_given_the_api_failing_mid_sync_when_retried_later_then_it_resumes_from_
     assert stored == 10 and sorted(_leads(db)) == sorted(ids)
     assert _decisions_per_lead(db) == dict.fromkeys(ids, 1)
     lead_queries = [c for c in sf.calls(r"/query") if "FROM Lead" in (c.query.get("q") or [""])[0]]
-    assert "Id >" in lead_queries[0].query["q"][0]  # resumed after the stored cursor, not from the start
+    assert "SystemModstamp >=" in lead_queries[0].query["q"][0]  # resumed near the stored cursor, not from the start
+
+
+def test_given_a_lead_edited_in_the_second_the_sync_read_it_when_synced_again_then_the_edit_is_not_lost(
+    db: Database, sf: FakeSalesforce, engine: DecisionEngine, example_policy: LoadedPolicy, clock: Clock
+) -> None:
+    # SystemModstamp has whole seconds: the edit keeps the cursor's stamp, and its Id is below
+    # the cursor's, so "SystemModstamp = :ts AND Id > :id" alone would skip it for good
+    seed_salesforce_people(sf, example_policy)
+    ids = [sf.create("Lead", sf_lead()) for _ in range(3)]
+    port = salesforce_connector(sf, example_policy)
+    sync_crm(db, port, engine, clock=clock)
+    sf.update("Lead", ids[0], Title="VP Sales")  # the same second: the clock has not moved
+
+    report = sync_crm(db, port, engine, clock=clock)
+
+    assert _leads(db)[ids[0]].title == "VP Sales"
+    assert report.decided == 1 and _decisions_per_lead(db)[ids[0]] == 2
+    with db.transaction() as s:
+        cursor = s.get(SyncCursor, ("salesforce", "leads"))
+    assert cursor is not None and cursor.cursor_id == max(ids)  # re-reading never moves it back
 
 
 def test_given_an_expired_query_locator_when_paging_then_the_query_restarts_from_the_cursor(
