@@ -29,6 +29,7 @@ __all__ = [
     "COMPANY_PROPERTIES",
     "CONTACT_PROPERTIES",
     "DEAL_PROPERTIES",
+    "INTENT_PROPERTIES",
     "MAX_EXCLUDED",
     "account_record",
     "deal_record",
@@ -42,12 +43,20 @@ __all__ = [
 
 MAX_EXCLUDED = 100  # values one NOT_IN filter takes
 
+# HubSpot's own activity dates on a contact, as intent events the policy can weight (its
+# ``scoring.intent.events``); each property holds the latest such activity only
+INTENT_PROPERTIES = {
+    "hs_email_last_click_date": "email_click",
+    "hs_email_last_open_date": "email_open",
+    "recent_conversion_date": "form_submission",
+    "hs_analytics_last_visit_timestamp": "web_visit",
+}
 CONTACT_PROPERTIES = (
     "email", "firstname", "lastname", "jobtitle", "company", "website", "industry", "numemployees", "annualrevenue",
     "country", "state", "hs_analytics_source", "hubspot_owner_id", "createdate", "lastmodifieddate", "hs_object_id",
     "associatedcompanyid", "hs_merged_object_ids", "lifecyclestage", "hs_lead_status",
     "hs_lifecyclestage_opportunity_date", "hs_lifecyclestage_customer_date", "hs_sa_first_engagement_date",
-    "hs_email_last_click_date",
+    *INTENT_PROPERTIES,
 )  # fmt: skip
 COMPANY_PROPERTIES = (
     "name", "domain", "industry", "numberofemployees", "hubspot_owner_id", "lifecyclestage", "hs_lastmodifieddate",
@@ -132,9 +141,7 @@ def _number(value: Any) -> float | None:
 
 
 def lead_record(record_id: str, props: Mapping[str, Any], fields: Sequence[str]) -> LeadRecord:
-    events = []
-    if props.get("hs_email_last_click_date"):
-        events.append({"type": "email_click", "at": props["hs_email_last_click_date"]})
+    events = [{"type": kind, "at": props[name]} for name, kind in INTENT_PROPERTIES.items() if props.get(name)]
     raw = {
         "id": record_id,
         "source": "hubspot",

@@ -47,7 +47,8 @@ _BUILTIN: dict[str, tuple[str, ...]] = {
         "annualrevenue", "country", "state", "hs_lead_status", "lifecyclestage", "hs_analytics_source",
         "hubspot_owner_id", "createdate", "lastmodifieddate", "hs_object_id", "associatedcompanyid",
         "hs_merged_object_ids", "hs_lifecyclestage_opportunity_date", "hs_lifecyclestage_customer_date",
-        "hs_sa_first_engagement_date", "hs_email_last_click_date", "phone",
+        "hs_sa_first_engagement_date", "hs_email_last_click_date", "hs_email_last_open_date",
+        "recent_conversion_date", "recent_conversion_event_name", "hs_analytics_last_visit_timestamp", "phone",
     ),
     "companies": (
         "name", "domain", "industry", "numberofemployees", "hubspot_owner_id", "lifecyclestage", "createdate",
@@ -60,7 +61,8 @@ _BUILTIN: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 _DATETIME_PROPS = frozenset(
     {"createdate", "lastmodifieddate", "hs_lastmodifieddate", "closedate", "hs_lifecyclestage_opportunity_date",
-     "hs_lifecyclestage_customer_date", "hs_sa_first_engagement_date", "hs_email_last_click_date"}
+     "hs_lifecyclestage_customer_date", "hs_sa_first_engagement_date", "hs_email_last_click_date",
+     "hs_email_last_open_date", "recent_conversion_date", "hs_analytics_last_visit_timestamp"}
 )  # fmt: skip
 _NUMBER_PROPS = frozenset({"hs_object_id", "amount", "annualrevenue", "numberofemployees", "associatedcompanyid"})
 _OPERATORS = frozenset({"EQ", "NEQ", "LT", "LTE", "GT", "GTE", "IN", "NOT_IN", "HAS_PROPERTY", "NOT_HAS_PROPERTY"})

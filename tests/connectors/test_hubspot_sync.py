@@ -232,3 +232,31 @@ def test_given_pages_smaller_than_a_decide_batch_when_synced_then_leads_are_deci
     # progress is told of a page after it is stored, before what it completes is decided
     assert decided_when_read == [0, 0, 10, 20]
     assert _decisions_per_lead(db) == dict.fromkeys(ids, 1) and report.decided == 23
+
+
+def test_given_contacts_with_hubspot_activity_dates_when_synced_then_they_are_intent_events_the_policy_scores(
+    db: Database, clock: Clock, example_policy: LoadedPolicy
+) -> None:
+    from core.policy import parse_policy
+    from loopgate.sandbox.hubspot import hubspot_time
+
+    text = example_policy.text.replace("email_click: 2}", "email_click: 2, form_submission: 20, web_visit: 3}")
+    assert text != example_policy.text
+    policy = parse_policy(text)
+    an_hour_ago = hubspot_time(clock() - timedelta(hours=1))
+    with FakeHubSpot(clock=clock) as hs:
+        seed_hubspot_people(hs, policy)
+        active = hs.create("contacts", hs_contact(recent_conversion_date=an_hour_ago,
+                                                  recent_conversion_event_name="Demo request form",
+                                                  hs_analytics_last_visit_timestamp=an_hour_ago,
+                                                  hs_email_last_open_date=an_hour_ago))  # fmt: skip
+        quiet = hs.create("contacts", hs_contact())
+        sync_crm(db, hubspot_connector(hs, policy), DecisionEngine(policy), clock=clock)
+
+    leads = _leads(db)
+    assert sorted(e["type"] for e in leads[active].data["events"]) == ["email_open", "form_submission", "web_visit"]
+    assert leads[quiet].data["events"] == []
+    with db.transaction() as s:
+        contracts = dict(s.execute(select(Decision.lead_id, Decision.contract)).all())
+    intent = {lead: contract["score"]["intent"] for lead, contract in contracts.items()}
+    assert intent[active] == 23 and intent[quiet] == 0  # 20 + 3, each an hour old; opens score nothing here

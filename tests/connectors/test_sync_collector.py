@@ -60,6 +60,8 @@ def test_given_a_heap_frozen_by_someone_else_when_a_sync_ends_then_it_stays_froz
         frozen = gc.get_freeze_count()
         with _Collector().relaxed():
             pass
-        assert gc.get_freeze_count() == frozen
+        # not unfrozen (that would be 0); frozen objects that other threads free meanwhile (an
+        # xdist worker's own) leave the count a few lower, so it is not compared exactly
+        assert gc.get_freeze_count() > frozen // 2
     finally:
         gc.unfreeze()
