@@ -166,11 +166,17 @@ class SandboxWeb(FakeService):
         view = self.slack.views.get(str(body["view_id"]))
         return FakeResponse(200, {"ok": delivery.status == 200, "errors": view.errors if view else {}})
 
+    def _unknown_user(self, user: str) -> FakeResponse | None:
+        """The refusal for acting as someone the workspace does not have (else ``None``)."""
+        if user in self.slack.users:
+            return None
+        return FakeResponse(400, {"ok": False, "error": f"no such user {user!r}"})
+
     def _home(self, req: FakeRequest) -> FakeResponse:
         body = req.json() or {}
         user = str(body.get("user") or "")
-        if user not in self.slack.users:
-            return FakeResponse(400, {"ok": False, "error": f"no such user {user!r}"})
+        if refused := self._unknown_user(user):
+            return refused
         delivery = self.slack.open_home(user)
         return FakeResponse(200, {"ok": delivery.status == 200, "status": delivery.status})
 
@@ -178,8 +184,8 @@ class SandboxWeb(FakeService):
         """``/loopgate <text>`` in a channel (or, from anywhere else, the user's DM with the app)."""
         body = req.json() or {}
         user = str(body.get("user") or "")
-        if user not in self.slack.users:
-            return FakeResponse(400, {"ok": False, "error": f"no such user {user!r}"})
+        if refused := self._unknown_user(user):
+            return refused
         channel = body.get("channel")
         where = str(channel) if channel in self.slack.channels else None
         delivery = self.slack.command(user, str(body.get("text") or "")[:500], channel=where)

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 
 from bot import ids
-from core.store.models import Decision, SlackMessage
+from core.store.models import Decision
 from loopgate.demo.live import LiveSandbox
 from tests.conftest import ROOT
+from tests.demo.escalations import is_reviewed, posted_escalations
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -109,19 +109,9 @@ def test_given_the_sandbox_page_when_a_person_approves_and_overrides_then_cards_
     channel = "C0MMREVIEW"
     db = live.db
 
-    def posted_escalations() -> list[tuple[Decision, str]]:
-        """Escalations of team mm with a rep proposed, once the outbox worker has posted them."""
-        with db.sessions() as s:
-            rows = s.execute(
-                select(Decision, SlackMessage.ts)
-                .join(SlackMessage, SlackMessage.decision_pk == Decision.pk)
-                .where(SlackMessage.key.like("escalation:%:channel"), Decision.state == "pending_review",
-                       Decision.team == "mm", Decision.owner_kind == "rep")
-                .order_by(Decision.pk)
-            ).all()  # fmt: skip
-        return [(d, ts) for d, ts in rows]
-
-    (first, first_ts), (second, second_ts) = slack.wait_until(lambda: posted_escalations()[:2], timeout=20)
+    (first, first_ts), (second, second_ts) = slack.wait_until(
+        lambda: posted_escalations(db, Decision.team == "mm")[:2], timeout=20
+    )
     posted = {first.pk: first_ts, second.pk: second_ts}
     reps = {r.id: r for r in live.sandbox.loaded.policy.reps}
     owner_name = reps[str(first.owner)].name
@@ -183,19 +173,7 @@ def test_given_the_sandbox_page_when_a_rep_uses_home_and_the_slash_command_then_
     db = live.db
     slack = live.sandbox.slack
 
-    def pending_of_a_rep() -> list[Decision]:
-        with db.sessions() as s:
-            return list(
-                s.execute(
-                    select(Decision)
-                    .join(SlackMessage, SlackMessage.decision_pk == Decision.pk)
-                    .where(SlackMessage.key.like("escalation:%:channel"), Decision.state == "pending_review",
-                           Decision.owner_kind == "rep")
-                    .order_by(Decision.pk)
-                ).scalars()
-            )  # fmt: skip
-
-    decision = slack.wait_until(lambda: pending_of_a_rep()[:1], timeout=20)[0]
+    decision, _ = slack.wait_until(lambda: posted_escalations(db)[:1], timeout=20)[0]
     rep = next(r for r in live.sandbox.loaded.policy.reps if r.id == decision.owner)
 
     browser.get(live.url)
@@ -206,12 +184,7 @@ def test_given_the_sandbox_page_when_a_rep_uses_home_and_the_slash_command_then_
     _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, approve))
     _click(browser, approve)
 
-    def reviewed() -> bool:
-        with db.sessions() as s:
-            row = s.get(Decision, decision.pk)
-            return row is not None and row.state == "reviewed"
-
-    _wait(browser, lambda d: reviewed())
+    _wait(browser, lambda d: is_reviewed(db, decision.pk))
     # the bot republishes the tab without the decided lead, with a notice on top
     _wait(
         browser,

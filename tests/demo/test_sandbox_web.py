@@ -14,6 +14,7 @@ import pytest
 
 from bot import ids
 from loopgate.demo.live import LiveSandbox
+from tests.demo.escalations import is_reviewed, posted_escalations
 
 
 @pytest.fixture
@@ -80,26 +81,11 @@ def test_given_the_sandbox_when_using_its_page_api_then_clicks_reach_the_bot_sig
 def test_given_the_sandbox_page_when_a_rep_opens_home_and_runs_the_command_then_the_bot_answers_them(
     live: LiveSandbox,
 ) -> None:
-    from sqlalchemy import select
-
-    from core.store.models import Decision, SlackMessage
-
     slack = live.sandbox.slack
     assert live.db is not None
     db = live.db
 
-    def pending() -> list[Decision]:
-        with db.sessions() as s:
-            return list(
-                s.execute(
-                    select(Decision)
-                    .join(SlackMessage, SlackMessage.decision_pk == Decision.pk)
-                    .where(Decision.state == "pending_review", Decision.owner_kind == "rep")
-                    .order_by(Decision.pk)
-                ).scalars()
-            )
-
-    decision = slack.wait_until(lambda: pending()[:1], timeout=20)[0]
+    decision, _ = slack.wait_until(lambda: posted_escalations(db)[:1], timeout=20)[0]
     rep = next(r for r in live.sandbox.loaded.policy.reps if r.id == decision.owner)
     user = str(rep.slack_user)
 
@@ -117,12 +103,7 @@ def test_given_the_sandbox_page_when_a_rep_opens_home_and_runs_the_command_then_
                                              "home": True})  # fmt: skip
     assert answer["ok"]
 
-    def reviewed() -> bool:
-        with db.sessions() as s:
-            row = s.get(Decision, decision.pk)
-            return row is not None and row.state == "reviewed"
-
-    slack.wait_until(reviewed, timeout=10)
+    slack.wait_until(lambda: is_reviewed(db, decision.pk), timeout=10)
 
     # /loopgate help in a review channel: the answer is only theirs, in that channel
     channel = next(c for c in state()["channels"] if c["kind"] != "im")["id"]

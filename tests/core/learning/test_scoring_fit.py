@@ -28,15 +28,22 @@ def _lead(rng: random.Random, i: int) -> Lead:
         events.append(Event("demo_request", NOW - timedelta(days=rng.randint(0, 5))))
     if rng.random() < 0.5:
         events.append(Event("webinar", NOW - timedelta(days=rng.randint(0, 5))))
+    return _person(rng, f"L{i}", i, events, employees=[20, 60, 120, 300, 900, 3000, 8000])
+
+
+def _person(
+    rng: random.Random, lead_id: str, i: int, events: list[Event], *, employees: list[int], industry: str | None = None
+) -> Lead:
+    """A US lead with a drawn title and size (and industry, unless given), then ``events``."""
     return Lead(
-        id=f"L{i}",
+        id=lead_id,
         source="import",
         email=f"p{i}@co{i}.com",
         company=f"Co {i}",
         title=rng.choice(TITLES),
         country="US",
-        employees=rng.choice([20, 60, 120, 300, 900, 3000, 8000]),
-        industry=rng.choice(["software", "retail", "manufacturing"]),
+        employees=rng.choice(employees),
+        industry=industry or rng.choice(["software", "retail", "manufacturing"]),
         events=tuple(events),
     )
 
@@ -150,17 +157,7 @@ def _busy_lead(rng: random.Random, i: int) -> Lead:
         Event("demo_request", NOW - timedelta(days=rng.randint(0, 3))) for _ in range(rng.choice([0, 0, 1, 2, 3]))
     ]
     events += [Event("pricing_page", NOW - timedelta(days=rng.randint(0, 3))) for _ in range(rng.randint(0, 4))]
-    return Lead(
-        id=f"B{i}",
-        source="import",
-        email=f"p{i}@co{i}.com",
-        company=f"Co {i}",
-        title=rng.choice(TITLES),
-        country="US",
-        employees=rng.choice([20, 60, 120, 300, 900, 3000]),
-        industry="software",
-        events=tuple(events),
-    )
+    return _person(rng, f"B{i}", i, events, employees=[20, 60, 120, 300, 900, 3000], industry="software")
 
 
 def _saturating_band(lead: Lead) -> int:
