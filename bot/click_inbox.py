@@ -54,8 +54,7 @@ def accept(ctx: BotContext, click: Click, action_ts: str, change: ReviewChange) 
         "channel": click.channel,
         "home": click.home,
     }
-    with ctx.db.transaction(urgent=True) as session:
-        outbox.enqueue(session, KIND, key, payload, now=ctx.clock())
+    outbox.enqueue_alone(ctx.db, KIND, key, payload, now=ctx.clock())
     ctx.wake_clicks()
     return key
 

@@ -19,10 +19,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, make_url, text
+from sqlalchemy import Engine, Executable, Row, create_engine, event, make_url, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.errors import StoreError
@@ -90,6 +90,7 @@ class Database:
                 "(expected e.g. sqlite:///loopgate.db or postgresql+psycopg://user@host/db)"
             ) from None
         self.url = parsed
+        self.pool_size = pool_size
         self.dialect = parsed.get_backend_name()
         if self.dialect not in ("sqlite", "postgresql"):
             raise StoreError(f"LOOPGATE_DATABASE_URL uses '{self.dialect}'; loopgate supports sqlite and postgresql")
@@ -111,6 +112,7 @@ class Database:
         reader = self.engine.execution_options(loopgate_read_only=True)
         self.sessions = sessionmaker(reader, expire_on_commit=False, autoflush=False)
         self._writes = sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+        self._alone: Engine | None = None  # see execute_alone()
 
     @property
     def is_postgres(self) -> bool:
@@ -134,8 +136,43 @@ class Database:
         with sqlite_gate.urgent() if urgent else nullcontext(), self._writes() as session, session.begin():
             yield session
 
+    def execute_alone(self, statement: Executable) -> list[Row[Any]]:
+        """One idempotent statement in a transaction of its own, for the write a person is
+        waiting on (a Slack ack); returns its rows.
+
+        On PostgreSQL a ``transaction()`` costs four round trips: the pool's ping, ``BEGIN``, the
+        statement, ``COMMIT`` — and each wait gives the interpreter to the busy outbox worker, to
+        be had back only at its next switch. One statement needs none of the other three: it
+        runs in autocommit, on a connection taken without a ping. A connection that turns out to
+        be dead (the server restarted) is dropped and the statement sent once more on a fresh
+        one; whether the first one committed is then unknown, which is why the statement must be
+        idempotent (an ``INSERT … ON CONFLICT DO NOTHING``). On SQLite, which has no round trips,
+        it is an urgent ``transaction()``."""
+        if not self.is_postgres:
+            with self.transaction(urgent=True) as session:
+                return list(session.execute(statement).all())
+        if self._alone is None:
+            self._alone = create_engine(
+                self.url,
+                future=True,
+                json_serializer=encode_json,
+                isolation_level="AUTOCOMMIT",
+                pool_size=2,
+                max_overflow=self.pool_size,
+            )
+        for attempt in (1, 2):
+            try:
+                with self._alone.connect() as conn:
+                    return list(conn.execute(statement).all())
+            except DBAPIError as exc:
+                if attempt == 2 or not exc.connection_invalidated:
+                    raise
+        raise AssertionError("unreachable")
+
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._alone is not None:
+            self._alone.dispose()
 
 
 def _configure_sqlite(engine: Engine) -> None:

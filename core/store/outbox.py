@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import Table, and_, bindparam, case, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from core.store.db import Database, dialect_insert
@@ -36,6 +37,7 @@ __all__ = [
     "claim",
     "drain",
     "enqueue",
+    "enqueue_alone",
     "enqueue_many",
     "pending_counts",
     "settle",
@@ -115,9 +117,22 @@ def enqueue(
 ) -> bool:
     """Add an effect in the caller's transaction. The same ``dedupe_key`` is only ever added
     once, so retried callers cannot double an effect. Returns whether a row was added."""
-    table = OutboxRow.__table__  # a Core insert: the ORM's bulk-insert path cost a Slack ack ~1/4 of its CPU
-    stmt = (
-        dialect_insert(session, table)
+    stmt = _insert_once(session.get_bind().dialect.name, kind, dedupe_key, payload, now, available_at)
+    return session.execute(stmt).first() is not None
+
+
+def enqueue_alone(db: Database, kind: str, dedupe_key: str, payload: dict[str, Any], *, now: datetime) -> bool:
+    """:func:`enqueue` as a transaction of its own, in one round trip to the database: for the
+    effect a person's click is acknowledged on (see :meth:`Database.execute_alone`)."""
+    return bool(db.execute_alone(_insert_once(db.dialect, kind, dedupe_key, payload, now, None)))
+
+
+def _insert_once(
+    dialect: str, kind: str, dedupe_key: str, payload: dict[str, Any], now: datetime, available_at: datetime | None
+) -> Any:
+    table: Table = OutboxRow.__table__  # type: ignore[assignment]  # Core: the ORM's bulk insert cost an ack 1/4 of its CPU
+    return (
+        (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
         .values(
             kind=kind,
             dedupe_key=dedupe_key,
@@ -130,7 +145,6 @@ def enqueue(
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
         .returning(table.c.pk)
     )
-    return session.execute(stmt).first() is not None
 
 
 def enqueue_many(session: Session, effects: Sequence[tuple[str, str, dict[str, Any]]], *, now: datetime) -> None:

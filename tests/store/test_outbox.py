@@ -7,7 +7,8 @@ import threading
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import select, text
 
 from core.store import outbox
 from core.store.db import Database
@@ -44,6 +45,32 @@ def test_given_the_same_key_twice_when_enqueued_then_one_row(db: Database, now: 
         assert outbox.enqueue(s, "test.effect", "k", {"a": 1}, now=now) is True
         assert outbox.enqueue(s, "test.effect", "k", {"a": 2}, now=now) is False
     assert len(_statuses(db)) == 1
+
+
+def test_given_the_same_key_twice_when_enqueued_alone_then_one_row_with_the_first_payload(
+    db: Database, now: datetime
+) -> None:
+    assert outbox.enqueue_alone(db, "test.effect", "k", {"a": 1}, now=now) is True
+    assert outbox.enqueue_alone(db, "test.effect", "k", {"a": 2}, now=now) is False
+    with db.sessions() as s:
+        assert list(s.execute(select(OutboxRow.payload)).scalars()) == [{"a": 1}]
+
+
+def test_given_its_connection_was_killed_when_enqueued_alone_then_sent_again_on_a_fresh_one(
+    db: Database, now: datetime
+) -> None:
+    if not db.is_postgres:
+        pytest.skip("the server dropping a pooled connection is PostgreSQL's case")
+    assert outbox.enqueue_alone(db, "test.effect", "k1", {}, now=now)
+    with db.engine.connect() as admin:  # the server ends every other session, as a restart would
+        admin.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+    assert outbox.enqueue_alone(db, "test.effect", "k2", {}, now=now)
+    assert len(_statuses(db)) == 2
 
 
 def test_given_due_rows_when_drained_then_each_is_performed_once_and_done(db: Database, now: datetime) -> None:
