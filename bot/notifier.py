@@ -127,18 +127,26 @@ class SlackNotifier:
         if item.kind == "slack.message":
             return self._message(item)
         pk = int(item.payload["decision_pk"])
-        card = self._card(pk)
+        card, shown = self._card(pk, with_messages=item.kind == "slack.decision_update")
         if card is None:
             return Dead(f"decision {pk} does not exist")
         if item.kind == "slack.escalation":
             return self._escalation(item, card)
         if item.kind == "slack.assignment":
             return self._assignment(item, card)
-        return Done(self._update(card))
+        return Done(self._update(card, shown))
 
-    def _card(self, pk: int) -> Card | None:
+    def _card(self, pk: int, *, with_messages: bool = False) -> tuple[Card | None, list[SlackMessage]]:
+        """The decision's card and, when asked, the messages that show it (else none): one
+        read for an update, not two."""
         with self.db.sessions() as session:
-            return load_card(session, self.rules, self.review_clock, pk)
+            card = load_card(session, self.rules, self.review_clock, pk)
+            return card, self._messages(session, pk) if with_messages and card is not None else []
+
+    @staticmethod
+    def _messages(session: Session, decision_pk: int) -> list[SlackMessage]:
+        query = select(SlackMessage).where(SlackMessage.decision_pk == decision_pk).order_by(SlackMessage.pk)
+        return list(session.execute(query).scalars())
 
     # --- effects --------------------------------------------------------------------------------
 
@@ -160,9 +168,9 @@ class SlackNotifier:
         if not posted:
             return Done({"skipped": card.state})
         # a review or a newer decision may have landed while we posted: show it now
-        latest = self._card(card.decision_pk)
+        latest, shown = self._card(card.decision_pk, with_messages=True)
         if latest is not None and latest.rendered != rendered:
-            posted["update"] = self._update(latest)
+            posted["update"] = self._update(latest, shown)
         return Done(posted)
 
     def _assignment(self, item: OutboxItem, card: Card) -> Outcome:
@@ -187,16 +195,8 @@ class SlackNotifier:
         assert target is not None  # post=True always yields a message
         return Done({"channel": target.channel, "ts": target.ts, "new": target.new})
 
-    def _update(self, card: Card) -> dict[str, Any]:
+    def _update(self, card: Card, rows: Sequence[SlackMessage]) -> dict[str, Any]:
         """Rebuild every message shown for the decision (channel and DM copies) in place."""
-        with self.db.sessions() as session:
-            rows = (
-                session.execute(
-                    select(SlackMessage).where(SlackMessage.decision_pk == card.decision_pk).order_by(SlackMessage.pk)
-                )
-                .scalars()
-                .all()
-            )
         report: dict[str, Any] = {"updated": 0, "unchanged": 0, "gone": []}
         for row in rows:
             if row.purpose != "escalation":
