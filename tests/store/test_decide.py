@@ -70,23 +70,27 @@ def test_given_a_decision_when_stored_then_its_audit_record_carries_the_digest_o
     ]
 
 
-def test_given_a_lead_changed_back_to_content_already_decided_when_decided_then_it_is_only_marked(
+def test_given_a_lead_changed_back_to_content_decided_before_when_decided_then_decided_again_once(
     db: Database, now: datetime
 ) -> None:
-    engine = DecisionEngine(make_policy())
-    _put(db, now, {"id": "A", "title": "VP Sales"})
-    assert len(_decide(db, engine, now)) == 1
-    _put(db, now + timedelta(minutes=1), {"id": "A", "title": "Student"})
-    assert len(_decide(db, engine, now)) == 1
-    _put(db, now + timedelta(minutes=2), {"id": "A", "title": "VP Sales"})  # back to what was decided first
-
-    assert _decide(db, engine, now) == []
+    engine = DecisionEngine(make_policy(escalation={"high_deal_size": {"gte": 1000}}))
+    big, small = {"id": "A", "estimated_deal_size": 5000}, {"id": "A", "estimated_deal_size": 10}
+    _put(db, now, big)
+    assert [d.decision.action for d in _decide(db, engine, now)] == ["review"]
+    _put(db, now + timedelta(minutes=1), small)
+    assert [d.decision.action for d in _decide(db, engine, now)] == ["auto"]
+    _put(db, now + timedelta(minutes=2), big)  # back to what was decided first
+    assert [d.decision.action for d in _decide(db, engine, now)] == ["review"]  # about the lead as it is
+    _put(db, now + timedelta(minutes=3), big)  # the same sync again
+    assert _decide(db, engine, now) == []  # decided once, not on every sync
 
     with db.sessions() as s:
         lead = s.execute(select(Lead).where(Lead.crm_id == "A")).scalar_one()
-        decisions = s.execute(select(func.count()).select_from(Decision)).scalar_one()
-    assert lead.decided_hash == lead.content_hash and decisions == 2
-    assert _decide(db, engine, now) == []  # marked: not picked up again
+        keys = list(s.execute(select(Decision.dedupe_key).order_by(Decision.seq)).scalars())
+    assert lead.decided_hash == lead.content_hash
+    assert keys == [f"content:{lead.content_hash}", keys[1], f"content:{lead.content_hash}:after:2"]
+    _put(db, now + timedelta(minutes=4), small)  # and round the loop once more
+    assert [d.decision.action for d in _decide(db, engine, now)] == ["auto"]
 
 
 def test_given_decided_leads_when_decided_again_then_nothing_is_decided_twice(db: Database, now: datetime) -> None:
