@@ -120,7 +120,9 @@ class SalesforceConnector:
     # --- the port -----------------------------------------------------------------------------------
 
     def streams(self, *, full: bool = False) -> Sequence[str]:
-        return ("users", "queues", "accounts", "leads", "contacts", "opportunities")
+        # campaign responses before the leads and contacts they are events of: a lead new in this
+        # run is decided once, with its responses; one stored before is re-decided when they change
+        return ("users", "queues", "accounts", "campaign_members", "leads", "contacts", "opportunities")
 
     def read(self, stream: str, cursor: Cursor | None) -> Iterator[Page]:
         spec = STREAMS[stream]
