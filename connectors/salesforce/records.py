@@ -93,6 +93,7 @@ class Stream:
     deleted: bool
     where: str | None
     to_page: Callable[[str, Sequence[Mapping[str, Any]], Cursor, Sequence[str]], Page]
+    optional: bool = False  # an org may not let the user read it: skipped, not an error
 
     def query(self, cursor: Cursor | None, extra_fields: Sequence[str] = (), lookback: timedelta = timedelta(0)) -> str:
         return build_query(self.sobject, [*self.fields, *extra_fields], cursor, self.where, lookback)
@@ -391,6 +392,7 @@ STREAMS: dict[str, Stream] = {
         True,
         None,
         _campaign_member_page,
+        optional=True,
     ),
 }
 # lead objects carry the loopgate write-back fields in their queries

@@ -186,8 +186,8 @@ def _campaign_responses(sf: FakeSalesforce, leads: list[str], start: datetime, r
             continue
         stamp = sf.get("Lead", lead)["SystemModstamp"]
         responded = rng.random() < 0.75
-        sf.add_member(rng.choice(campaigns), lead_id=lead, responded=responded,
-                      responded_on=(start - timedelta(days=rng.randint(0, 20))).date(), SystemModstamp=stamp)  # fmt: skip
+        on = (start - timedelta(days=rng.randint(0, 20))).date()
+        sf.add_member(rng.choice(campaigns), lead_id=lead, responded=responded, responded_on=on, SystemModstamp=stamp)
 
 
 def _create(

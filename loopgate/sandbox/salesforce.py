@@ -290,6 +290,7 @@ class FakeSalesforce(FakeService):
         self.refresh_tokens: set[str] = set()
         self.record_failures: dict[str, _RecordFailure] = {}
         self.before_query_page: Callable[[int], None] | None = None  # hook: called before serving page n ≥ 2
+        self.hidden_objects: set[str] = set()  # objects the integration user cannot see (INVALID_TYPE)
         self._cursors: dict[str, list[dict[str, Any]]] = {}
         self._counter = itertools.count(1)
         self._data = threading.RLock()
@@ -511,6 +512,12 @@ class FakeSalesforce(FakeService):
             return self._with_limits(guard)
         try:
             query = parse_soql(req.arg("q") or "")
+            if query.sobject in self.hidden_objects:
+                raise SoqlError(
+                    "INVALID_TYPE",
+                    f"sObject type '{query.sobject}' is not supported. If you are attempting to use a custom "
+                    "object, be sure to append the '__c' after the entity name.",
+                )
             self._validate_select(query)
         except SoqlError as exc:
             return self._with_limits(_errors(exc.code, str(exc)))

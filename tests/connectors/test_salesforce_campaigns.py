@@ -268,3 +268,18 @@ def test_given_a_synced_org_with_responses_when_synced_again_unchanged_then_noth
     with _row_writes(db) as changed:
         sync_crm(db, port, engine, clock=clock)
     assert changed  # the count sees writes when there are some
+
+
+def test_given_an_org_where_the_user_cannot_read_campaign_members_when_synced_then_leads_still_sync(
+    db: Database, sf: FakeSalesforce, engine: DecisionEngine, example_policy: LoadedPolicy, clock: Clock
+) -> None:
+    lead = sf.create("Lead", sf_lead())
+    sf.add_member(sf.add_campaign("Webinar", "Webinar"), lead_id=lead)
+    sf.hidden_objects.add("CampaignMember")
+
+    report = sync_crm(db, salesforce_connector(sf, example_policy), engine, clock=clock)
+
+    assert report.streams["campaign_members"].records == 0 and report.decided == 1
+    assert _events(db) == {}
+    with db.transaction() as s:
+        assert s.get(SyncCursor, ("salesforce", "campaign_members")) is None
