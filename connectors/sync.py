@@ -59,6 +59,7 @@ class SyncReport:
     accounts: int = 0
     owners: int = 0
     deals: int = 0
+    events: int = 0  # event records read (campaign members), responded or not
     tombstones: int = 0
     decided: int = 0
     rejected: list[str] = field(default_factory=list)
@@ -75,6 +76,7 @@ class SyncReport:
             "accounts": self.accounts,
             "owners": self.owners,
             "deals": self.deals,
+            "events": self.events,
             "tombstones": self.tombstones,
             "decided": self.decided,
             "rejected": self.rejected,
@@ -291,6 +293,7 @@ def _store(
     report.accounts += result.accounts
     report.owners += result.owners
     report.deals += result.deals
+    report.events += result.events
     report.tombstones += result.tombstones
     for problem in result.rejected:
         log.warning("%s record not stored: %s", source, problem)

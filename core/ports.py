@@ -23,6 +23,7 @@ __all__ = [
     "CrmPort",
     "Cursor",
     "DealRecord",
+    "EventRecord",
     "LeadRecord",
     "OwnerRecord",
     "Page",
@@ -31,7 +32,7 @@ __all__ = [
     "WriteResult",
 ]
 
-RecordKind = Literal["lead", "account", "deal"]
+RecordKind = Literal["lead", "account", "deal", "event"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +99,21 @@ class DealRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class EventRecord:
+    """An intent event that is a CRM record of its own, not a field of the lead: a Salesforce
+    campaign response (CampaignMember). It belongs to every lead or contact in ``lead_ids``
+    (a converted lead's member names both). ``type``/``at`` are ``None`` when the record is
+    not, or no longer, an event (a member who has not responded): whatever was stored under
+    ``id`` goes. The store keeps these apart from the lead and merges them into the lead the
+    engine sees, so adding one re-decides its leads without the lead record changing."""
+
+    id: str
+    lead_ids: tuple[str, ...]
+    type: str | None = None
+    at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Tombstone:
     """A record that no longer exists in the CRM: deleted, or merged into ``merged_into``."""
 
@@ -117,10 +133,18 @@ class Page:
     owners: Sequence[OwnerRecord] = ()
     deals: Sequence[DealRecord] = ()
     tombstones: Sequence[Tombstone] = ()
+    events: Sequence[EventRecord] = ()
 
     @property
     def size(self) -> int:
-        return len(self.leads) + len(self.accounts) + len(self.owners) + len(self.deals) + len(self.tombstones)
+        return (
+            len(self.leads)
+            + len(self.accounts)
+            + len(self.owners)
+            + len(self.deals)
+            + len(self.tombstones)
+            + len(self.events)
+        )
 
 
 @dataclass(frozen=True, slots=True)

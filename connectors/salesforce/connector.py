@@ -35,6 +35,9 @@ T = TypeVar("T")
 
 _RETRYABLE = frozenset({"UNABLE_TO_LOCK_ROW", "REQUEST_LIMIT_EXCEEDED", "SERVER_UNAVAILABLE", "UNKNOWN_EXCEPTION"})
 _GONE = frozenset({"ENTITY_IS_DELETED"})
+# what a query answers (400) when the user cannot see the object (no permission, feature off)
+# or one of its fields (field-level security)
+_NOT_VISIBLE = frozenset({"INVALID_TYPE", "INVALID_FIELD"})
 
 
 class SalesforceConnector:
@@ -120,17 +123,26 @@ class SalesforceConnector:
     # --- the port -----------------------------------------------------------------------------------
 
     def streams(self, *, full: bool = False) -> Sequence[str]:
-        return ("users", "queues", "accounts", "leads", "contacts", "opportunities")
+        # campaign responses before the leads and contacts they are events of: a lead new in this
+        # run is decided once, with its responses; one stored before is re-decided when they change
+        return ("users", "queues", "accounts", "campaign_members", "leads", "contacts", "opportunities")
 
     def read(self, stream: str, cursor: Cursor | None) -> Iterator[Page]:
         spec = STREAMS[stream]
         extra = list(self.field_map.values()) if stream in LEAD_OBJECTS else []
         current = cursor or Cursor()
         soql = spec.query(cursor, extra, self.lookback)
-        result = self._call(
-            f"query {spec.sobject}",
-            lambda sf: sf.query(soql, include_deleted=spec.deleted, timeout=self.timeout),
-        )
+        try:
+            result = self._call(
+                f"query {spec.sobject}",
+                lambda sf: sf.query(soql, include_deleted=spec.deleted, timeout=self.timeout),
+            )
+        except BadRequest as exc:
+            if not spec.optional or exc.code not in _NOT_VISIBLE:
+                raise
+            # campaigns are a marketing feature the integration user may not see: leads still sync
+            log.warning("salesforce %s not readable (%s); skipping the %s stream", spec.sobject, exc.code, stream)
+            return
         while True:
             page = spec.to_page(stream, result.get("records") or [], current, extra)
             current = page.cursor

@@ -15,6 +15,11 @@ the cursor's, the tie-break would skip it for good; Salesforce also stamps a cha
 transaction starts, so a slow transaction commits a stamp older than rows already read.
 Re-read rows with unchanged content are stored as they are and decided nothing; a page of
 re-read rows never moves the cursor back.
+
+Campaign responses (``CampaignMember`` with ``HasResponded``) are the Salesforce intent
+events. Adding or changing a member leaves the Lead's ``SystemModstamp`` as it was, so they
+are a stream of their own, read like the others; a member's ``Campaign.Type`` ("Trade Show")
+becomes the event type (``trade_show``) that the policy's ``scoring.intent.events`` weighs.
 """
 
 from __future__ import annotations
@@ -27,9 +32,9 @@ from typing import Any
 
 from connectors.setup_spec import SALESFORCE_ACCOUNT_FIELDS
 from core.leads import parse_time
-from core.ports import AccountRecord, Cursor, DealRecord, LeadRecord, OwnerRecord, Page, Tombstone
+from core.ports import AccountRecord, Cursor, DealRecord, EventRecord, LeadRecord, OwnerRecord, Page, Tombstone
 
-__all__ = ["STREAMS", "Stream", "build_query", "soql_datetime"]
+__all__ = ["STREAMS", "Stream", "build_query", "campaign_event_type", "soql_datetime"]
 
 _ID = re.compile(r"^[A-Za-z0-9]{15,18}$")
 
@@ -88,6 +93,7 @@ class Stream:
     deleted: bool
     where: str | None
     to_page: Callable[[str, Sequence[Mapping[str, Any]], Cursor, Sequence[str]], Page]
+    optional: bool = False  # an org may not let the user read it: skipped, not an error
 
     def query(self, cursor: Cursor | None, extra_fields: Sequence[str] = (), lookback: timedelta = timedelta(0)) -> str:
         return build_query(self.sobject, [*self.fields, *extra_fields], cursor, self.where, lookback)
@@ -238,6 +244,35 @@ def _opportunity_page(stream: str, rows: Sequence[Mapping[str, Any]], cursor: Cu
     return Page(stream, _cursor_after(rows, cursor), deals=deals, tombstones=tombstones)
 
 
+def campaign_event_type(campaign_type: Any) -> str:
+    """A campaign's ``Type`` as an intent event type: snake_case ("Trade Show" → ``trade_show``,
+    "Banner Ads" → ``banner_ads``); a campaign without a type is a plain ``campaign``."""
+    text = _NOT_WORD.sub("_", str(campaign_type or "").strip().lower()).strip("_")
+    return text[:64] or "campaign"
+
+
+_NOT_WORD = re.compile(r"[^a-z0-9]+")
+
+
+def _campaign_member_page(
+    stream: str, rows: Sequence[Mapping[str, Any]], cursor: Cursor, _names: Sequence[str]
+) -> Page:
+    events, tombstones = [], []
+    for r in rows:
+        if r.get("IsDeleted"):
+            tombstones.append(Tombstone("event", r["Id"]))
+            continue
+        # a converted lead's member names the lead and the contact it became: the event is both's
+        lead_ids = tuple(dict.fromkeys(str(i) for i in (r.get("LeadId"), r.get("ContactId")) if i))
+        at = _time(r.get("FirstRespondedDate")) or _time(r.get("CreatedDate"))
+        if not r.get("HasResponded") or at is None:
+            events.append(EventRecord(r["Id"], lead_ids))  # a member, not (or no longer) a response
+            continue
+        campaign = r.get("Campaign") or {}
+        events.append(EventRecord(r["Id"], lead_ids, campaign_event_type(campaign.get("Type")), at))
+    return Page(stream, _cursor_after(rows, cursor), events=events, tombstones=tombstones)
+
+
 def _user_page(stream: str, rows: Sequence[Mapping[str, Any]], cursor: Cursor, _names: Sequence[str]) -> Page:
     owners = [OwnerRecord(r["Id"], "user", r.get("Name"), r.get("Email"), bool(r.get("IsActive", True))) for r in rows]
     return Page(stream, _cursor_after(rows, cursor), owners=owners)
@@ -337,6 +372,27 @@ STREAMS: dict[str, Stream] = {
         True,
         None,
         _opportunity_page,
+    ),
+    "campaign_members": Stream(
+        "campaign_members",
+        "CampaignMember",
+        (
+            "Id",
+            "SystemModstamp",
+            "CreatedDate",
+            "IsDeleted",
+            "LeadId",
+            "ContactId",
+            "CampaignId",
+            "Status",
+            "HasResponded",
+            "FirstRespondedDate",
+            "Campaign.Type",
+        ),
+        True,
+        None,
+        _campaign_member_page,
+        optional=True,
     ),
 }
 # lead objects carry the loopgate write-back fields in their queries

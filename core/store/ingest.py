@@ -2,7 +2,8 @@
 
 A page from :class:`core.ports.CrmPort` lands here whole: owners, accounts, leads (with their
 CRM facts and the current values of the loopgate fields), deals and their links to leads,
-tombstones for deleted or merged records. The cursor is written in the same transaction, so a
+tombstones for deleted or merged records, intent events kept as records of their own (see
+:mod:`core.store.lead_events`). The cursor is written in the same transaction, so a
 crash either keeps the page and its cursor or neither, and the next run resumes exactly.
 Everything is an upsert keyed by ``(source, crm_id)``: a page stored twice changes nothing.
 """
@@ -22,6 +23,7 @@ from sqlalchemy.orm import Session
 from core.leads import LeadInputError, content_hash, normalize_account, normalize_lead
 from core.ports import Cursor, Page, Tombstone
 from core.store.db import dialect_insert
+from core.store.lead_events import apply_events, merge_stored
 from core.store.models import Account, Deal, DealLink, Lead, SyncCursor, WritebackState
 from core.store.records import LeadRow, OwnerRow, upsert_accounts, upsert_changed, upsert_leads, upsert_owners
 
@@ -39,6 +41,7 @@ class Ingested:
     accounts: int = 0
     owners: int = 0
     deals: int = 0
+    events: int = 0
     tombstones: int = 0
     rejected: list[str] = field(default_factory=list)  # "id: why", records that could not be stored
     owner_ids: dict[str, int] = field(default_factory=dict)  # CRM owner id → leads on this page
@@ -86,6 +89,13 @@ def apply_page(session: Session, source: str, page: Page, *, now: datetime) -> I
     if page.tombstones:
         _tombstones(session, source, page.tombstones)
         out.tombstones = len(page.tombstones)
+    gone_events = [t.id for t in page.tombstones if t.kind == "event"]
+    if page.events or gone_events:
+        # leads whose events changed have new content: decided like a changed lead
+        changed = apply_events(session, source, page.events, gone_events, now=now)
+        seen = set(out.lead_pks)
+        out.lead_pks += [pk for pk in changed if pk not in seen]
+        out.events = len(page.events)
     return out
 
 
@@ -137,6 +147,7 @@ def _leads(session: Session, source: str, page: Page, now: datetime, out: Ingest
         links += [{"source": source, "deal_id": d, "lead_id": lead.id, "origin": "lead"} for d in record.deal_ids]
         if lead.owner_id:
             out.owner_ids[lead.owner_id] = out.owner_ids.get(lead.owner_id, 0) + 1
+    rows = merge_stored(session, source, rows)  # the lead as decided: with its stored events
     own = _own_owner_changes(session, source, rows)
     pks = upsert_leads(session, rows, now=now)
     if own:

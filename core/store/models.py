@@ -547,6 +547,24 @@ class DealLink(Base):
     origin: Mapped[str] = mapped_column(String(8), primary_key=True)
 
 
+class LeadEvent(Base):
+    """An intent event kept as a CRM record of its own (a Salesforce campaign response), one row
+    per lead or contact it belongs to. ``event_id`` is the CRM record's id (the CampaignMember),
+    so reading it again replaces it; ``lead_id`` is the lead's ``crm_id`` (the lead may not be
+    stored yet). The stored lead's ``data`` and ``content_hash`` include these events
+    (:mod:`core.store.lead_events`)."""
+
+    __tablename__ = "lead_events"
+    __table_args__ = (Index("ix_lead_events_source_lead_id", "source", "lead_id"),)
+
+    source: Mapped[str] = mapped_column(String(20), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    lead_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    type: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime]
+    synced_at: Mapped[datetime | None]
+
+
 class WritebackState(Base):
     """What the CRM holds in a lead's loopgate fields, as last seen by sync or last written by
     write-back (CRM field name → value), and the owner loopgate itself last wrote — so that

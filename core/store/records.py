@@ -18,15 +18,18 @@ from sqlalchemy.orm import Session
 
 from core.leads import hashed_record, lead_record, normalize_account, normalize_lead
 from core.model import Account as AccountValue
+from core.model import Event
 from core.model import Lead as LeadValue
 from core.store.db import EncodedJson, dialect_insert
 from core.store.models import Account, Lead, Owner
 
 __all__ = [
+    "RECORD_EVENTS",
     "LeadRow",
     "OwnerRow",
     "StoredLead",
     "account_value",
+    "data_and_hash",
     "lead_value",
     "upsert_accounts",
     "upsert_changed",
@@ -41,12 +44,21 @@ LEAD_EXTRAS = (
 )  # fmt: skip
 
 
+# the key of a stored lead's ``data`` that keeps the events of the CRM record itself, when
+# ``events`` also holds events stored on their own (core.store.lead_events)
+RECORD_EVENTS = "record_events"
+
+
 @dataclass(frozen=True, slots=True)
 class LeadRow:
-    """A lead to store, with CRM facts beside the decision input (``extras`` ⊆ LEAD_EXTRAS)."""
+    """A lead to store, with CRM facts beside the decision input (``extras`` ⊆ LEAD_EXTRAS).
+
+    ``record_events`` is set when ``lead.events`` merges events stored on their own into the
+    record's: the record's own, kept so the merge can be redone when the stored ones change."""
 
     lead: LeadValue
     extras: Mapping[str, Any] = field(default_factory=dict)
+    record_events: tuple[Event, ...] | None = None
 
 
 @dataclass(slots=True)
@@ -109,7 +121,7 @@ def upsert_leads(session: Session, rows: Sequence[LeadRow], *, now: datetime) ->
                 "crm_created_at": lead.created_at,
                 "crm_updated_at": lead.updated_at,
                 "synced_at": now,
-                **_data_and_hash(lead),
+                **data_and_hash(lead, row.record_events),
                 **{"is_deleted": False, "converted": False},
                 **row.extras,
             }
@@ -144,8 +156,9 @@ def upsert_changed(
 _SIGHTINGS = frozenset({"synced_at", "seen_at"})
 
 
-def _data_and_hash(lead: LeadValue) -> dict[str, Any]:
-    """The lead's stored ``data`` (its input record) and ``content_hash``, from one encoding.
+def data_and_hash(lead: LeadValue, record_events: Sequence[Event] | None = None) -> dict[str, Any]:
+    """The lead's stored ``data`` (its input record) and ``content_hash``, from one encoding;
+    with ``record_events`` (see :class:`LeadRow`) kept beside, outside the hash.
 
     Building the record, encoding it for the hash, then building and encoding it again for the
     column was a third of storing a lead (bench/sync.py). So ``data`` is the hash's own text
@@ -159,9 +172,15 @@ def _data_and_hash(lead: LeadValue) -> dict[str, Any]:
     data = text[:-1] + ',"updated_at":' + json.dumps(updated_at)
     if problems:
         data += ',"problems":' + json.dumps(problems, separators=(",", ":"), ensure_ascii=False, default=str)
+    own = None if record_events is None else [{"type": e.type, "at": e.at.isoformat()} for e in record_events]
+    if own is not None:
+        data += f',"{RECORD_EVENTS}":' + json.dumps(own, separators=(",", ":"))
     data += "}"
     if "NaN" in data or "Infinity" in data or "\\u0000" in data:
-        return {"data": _without_nul(lead_record(lead)), "content_hash": digest}
+        record = lead_record(lead)
+        if own is not None:
+            record[RECORD_EVENTS] = own
+        return {"data": _without_nul(record), "content_hash": digest}
     return {"data": EncodedJson(data), "content_hash": digest}
 
 

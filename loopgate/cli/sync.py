@@ -70,9 +70,11 @@ def _with_progress(rt: crm_jobs.Runtime, full: bool) -> list[SyncReport]:
 
 
 def _summary(report: SyncReport) -> None:
+    # event records (Salesforce campaign members) only where the CRM has them
+    events = f"{report.events} campaign members, " if report.events else ""
     out.print(
         f"{report.system}: {report.leads} leads, {report.accounts} accounts, {report.owners} owners, "
-        f"{report.deals} deals, {report.tombstones} deleted or merged; {report.decided} decided "
+        f"{report.deals} deals, {events}{report.tombstones} deleted or merged; {report.decided} decided "
         f"({report.seconds:.1f} s)"
     )
     if report.rejected:

@@ -100,7 +100,8 @@ def seed_salesforce(
     start: datetime | None = None,
 ) -> dict[str, str]:
     """Users and queues of the policy, ``accounts`` accounts and ``leads`` leads (four per
-    second of ``SystemModstamp``, so pages split ties). Returns policy id → Salesforce id."""
+    second of ``SystemModstamp``, so pages split ties), every fifth lead a campaign member
+    (every other one of those responded). Returns policy id → Salesforce id."""
     people = salesforce_people(fake, policy)
     base = start or datetime(2026, 11, 1, tzinfo=UTC)
     for a in range(accounts):
@@ -108,6 +109,8 @@ def seed_salesforce(
                     Loopgate_Strategic__c=a % 50 == 0, Loopgate_Tier__c="tier1" if a % 5 == 0 else None,
                     SystemModstamp=base)  # fmt: skip
     reps = list(_reps(policy, "salesforce"))
+    campaigns = [fake.add_campaign(name, kind, SystemModstamp=base) for name, kind in
+                 (("Webinar", "Webinar"), ("Summit", "Conference"), ("Expo", "Trade Show"))]  # fmt: skip
     for i, lead in enumerate(seed_leads(leads, reps, seed=seed)):
         fields: dict[str, Any] = {
             "FirstName": lead.first_name, "LastName": lead.last_name, "Email": lead.email, "Title": lead.title,
@@ -116,7 +119,11 @@ def seed_salesforce(
             "OwnerId": people.get(lead.owner) if lead.owner else None,
             "SystemModstamp": base + timedelta(seconds=i // 4),
         }  # fmt: skip
-        fake.create("Lead", fields)
+        lead_id = fake.create("Lead", fields)
+        if i % 5 == 0:
+            fake.add_member(campaigns[i // 5 % 3], lead_id=lead_id, responded=i % 10 == 0,
+                            responded_on=(base - timedelta(days=i % 14)).date(),
+                            SystemModstamp=fields["SystemModstamp"])  # fmt: skip
     return people
 
 

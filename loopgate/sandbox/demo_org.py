@@ -12,6 +12,9 @@ What is in it, and why:
   company), students and personal mail (→ suppressed), C-level titles (→ VIP);
 * **duplicates across the two CRMs** — the same person in both, owned by different reps (→
   ``duplicate_ownership``);
+* **campaign responses** on about a quarter of the Salesforce leads (webinars, a conference, a
+  trade show, an email campaign; some members never responded): Salesforce intent comes from
+  them, as HubSpot's comes from the contacts' activity dates;
 * **hostile strings** in names and companies (Slack mentions, HTML, mrkdwn links): the Slack
   cards and the HTML report must show them as text, never act on them.
 
@@ -166,7 +169,25 @@ def seed_demo_org(
                           SystemModstamp=at)  # fmt: skip
         if person["last"] in HOSTILE or person["company"] in HOSTILE:
             org.hostile.append(record)
+    _campaign_responses(sf, org.salesforce_leads, start, random.Random(seed + 1))  # noqa: S311 - sample data
     return org
+
+
+CAMPAIGNS = [("Q4 product webinar", "Webinar"), ("RevOps Summit", "Conference"), ("SaaS Expo booth", "Trade Show"),
+             ("November newsletter", "Email")]  # fmt: skip
+
+
+def _campaign_responses(sf: FakeSalesforce, leads: list[str], start: datetime, rng: random.Random) -> None:
+    """About a quarter of the Salesforce leads are campaign members, most of them responded in
+    the three weeks before ``start`` (their own random stream: the leads stay as they were)."""
+    campaigns = [sf.add_campaign(name, kind, SystemModstamp=start - timedelta(days=30)) for name, kind in CAMPAIGNS]
+    for lead in leads:
+        if rng.random() >= 0.25:
+            continue
+        stamp = sf.get("Lead", lead)["SystemModstamp"]
+        responded = rng.random() < 0.75
+        on = (start - timedelta(days=rng.randint(0, 20))).date()
+        sf.add_member(rng.choice(campaigns), lead_id=lead, responded=responded, responded_on=on, SystemModstamp=stamp)
 
 
 def _create(

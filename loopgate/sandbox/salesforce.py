@@ -18,8 +18,11 @@ It behaves like Salesforce for everything loopgate sends, and refuses the rest l
   ``403 REQUEST_LIMIT_EXCEEDED``; tokens can be expired (``401 INVALID_SESSION_ID``).
 
 Seeding and inspection (:meth:`create`, :meth:`update`, :meth:`delete`, :meth:`merge`,
-:meth:`get`, :meth:`touch`, :meth:`add_user`, :meth:`add_queue`) act like a person editing
-records in Salesforce: each change stamps ``SystemModstamp`` with the fake's clock.
+:meth:`get`, :meth:`touch`, :meth:`add_user`, :meth:`add_queue`, :meth:`add_campaign`,
+:meth:`add_member`) act like a person editing records in Salesforce: each change stamps
+``SystemModstamp`` with the fake's clock — of the record changed only: as in Salesforce, adding
+a campaign member or changing its status leaves its Lead's stamp as it was, and editing a
+Campaign leaves its members' stamps as they were.
 """
 
 from __future__ import annotations
@@ -44,7 +47,8 @@ __all__ = ["API_VERSION", "FakeSalesforce", "SoqlQuery", "parse_soql", "salesfor
 API_VERSION = "v59.0"
 _DATA = f"/services/data/{API_VERSION}"
 
-PREFIXES = {"Lead": "00Q", "Contact": "003", "Account": "001", "Opportunity": "006", "User": "005", "Group": "00G"}
+PREFIXES = {"Lead": "00Q", "Contact": "003", "Account": "001", "Opportunity": "006", "User": "005", "Group": "00G",
+            "Campaign": "701", "CampaignMember": "00v"}  # fmt: skip
 _COMMON = ("Id", "CreatedDate", "LastModifiedDate", "SystemModstamp")
 STANDARD_FIELDS: dict[str, frozenset[str]] = {
     "Lead": frozenset(
@@ -67,10 +71,18 @@ STANDARD_FIELDS: dict[str, frozenset[str]] = {
     ),
     "User": frozenset((*_COMMON, "Name", "FirstName", "LastName", "Email", "IsActive", "Username")),
     "Group": frozenset((*_COMMON, "Name", "DeveloperName", "Email", "Type")),
+    "Campaign": frozenset((*_COMMON, "IsDeleted", "Name", "Type", "Status", "IsActive", "StartDate")),
+    "CampaignMember": frozenset(
+        (*_COMMON, "IsDeleted", "CampaignId", "LeadId", "ContactId", "Status", "HasResponded", "FirstRespondedDate")
+    ),
 }  # fmt: skip
 # relationship fields a query may select (Contact.Account.Name): object → relationship → (id field, target)
-RELATIONSHIPS = {"Contact": {"Account": ("AccountId", "Account")}, "Opportunity": {"Account": ("AccountId", "Account")}}
-DELETABLE = frozenset({"Lead", "Contact", "Account", "Opportunity"})
+RELATIONSHIPS = {
+    "Contact": {"Account": ("AccountId", "Account")},
+    "Opportunity": {"Account": ("AccountId", "Account")},
+    "CampaignMember": {"Campaign": ("CampaignId", "Campaign")},
+}
+DELETABLE = frozenset({"Lead", "Contact", "Account", "Opportunity", "Campaign", "CampaignMember"})
 _WHERE_FIELDS = frozenset({"SystemModstamp", "Id", "Type"})
 
 
@@ -278,6 +290,7 @@ class FakeSalesforce(FakeService):
         self.refresh_tokens: set[str] = set()
         self.record_failures: dict[str, _RecordFailure] = {}
         self.before_query_page: Callable[[int], None] | None = None  # hook: called before serving page n ≥ 2
+        self.hidden_objects: set[str] = set()  # objects the integration user cannot see (INVALID_TYPE)
         self._cursors: dict[str, list[dict[str, Any]]] = {}
         self._counter = itertools.count(1)
         self._data = threading.RLock()
@@ -366,6 +379,33 @@ class FakeSalesforce(FakeService):
 
     def add_queue(self, name: str, *, id15: str | None = None, email: str | None = None) -> str:
         return self.create("Group", Id=salesforce_id(id15) if id15 else None, Name=name, Email=email, Type="Queue")
+
+    def add_campaign(self, name: str, kind: str | None = None, **fields: Any) -> str:
+        """A campaign; ``kind`` is its ``Type`` ("Webinar", "Trade Show"…)."""
+        return self.create("Campaign", {"Name": name, "Type": kind, "IsActive": True, **fields})
+
+    def add_member(
+        self,
+        campaign_id: str,
+        *,
+        lead_id: str | None = None,
+        contact_id: str | None = None,
+        responded: bool = True,
+        responded_on: date | None = None,
+        **fields: Any,
+    ) -> str:
+        """A campaign member; responded ones get ``FirstRespondedDate`` (today by the fake's
+        clock unless given), as Salesforce sets it when a member first takes a responded status."""
+        on = (responded_on or self.now().date()) if responded else None
+        values = {
+            "CampaignId": campaign_id,
+            "LeadId": lead_id,
+            "ContactId": contact_id,
+            "Status": "Responded" if responded else "Sent",
+            "HasResponded": responded,
+            "FirstRespondedDate": on,
+        }
+        return self.create("CampaignMember", {**values, **fields})
 
     def fail_record(
         self, record_id: str, code: str, message: str = "", *, times: int = 1, fields: tuple[str, ...] = ()
@@ -472,6 +512,12 @@ class FakeSalesforce(FakeService):
             return self._with_limits(guard)
         try:
             query = parse_soql(req.arg("q") or "")
+            if query.sobject in self.hidden_objects:
+                raise SoqlError(
+                    "INVALID_TYPE",
+                    f"sObject type '{query.sobject}' is not supported. If you are attempting to use a custom "
+                    "object, be sure to append the '__c' after the entity name.",
+                )
             self._validate_select(query)
         except SoqlError as exc:
             return self._with_limits(_errors(exc.code, str(exc)))

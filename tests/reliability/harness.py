@@ -6,7 +6,8 @@ write-back changed, with the value it replaced; a fake Slack workspace; and one 
 Processes are ``python -m loopgate sync --crm <crm>`` (CRM reads and decisions) and ``python -m
 loopgate serve --no-scheduler`` (Slack outbox, CRM write-back, the bot's HTTP front taking
 Approve clicks). Between runs, people work the CRM: new leads (HubSpot contacts, Salesforce
-Leads), edited leads, and reps who change a lead's owner by hand. The world is the same for
+Leads), edited leads, leads showing intent (a HubSpot email click; a Salesforce campaign
+response, which leaves the Lead itself unchanged), and reps who change a lead's owner by hand. The world is the same for
 both CRMs; only the recording fake (:class:`RecordingCrm`) knows the CRM's names and API.
 
 The checker (:func:`check`) counts, from the fakes' logs and the store:
@@ -14,9 +15,10 @@ The checker (:func:`check`) counts, from the fakes' logs and the store:
 * **lost**: a CRM lead without a stored lead, a lead whose latest content was never decided,
   an effect still waiting in the outbox (or dead) after recovery, a pending review with no
   Slack message, a stored Slack message the workspace does not have, a lead whose CRM fields do
-  not show its latest decision, an acknowledged Approve click that left its decision pending;
+  not show its latest decision, an acknowledged Approve click that left its decision pending,
+  an intent event the CRM holds that the stored lead does not;
 * **duplicated**: a Slack message posted twice for one key, a lead decided more often than its
-  content changed, a CRM field changed more often than the lead was decided and reviewed;
+  content changed, a stored lead with more intent events than the CRM holds, a CRM field changed more often than the lead was decided and reviewed;
 * **clobbered**: a write-back that changed an owner a person had set in the CRM.
 
 Same-value CRM writes (a batch repeated after a crash before its outcome was stored) are
@@ -47,13 +49,15 @@ from typing import Any, Protocol
 from sqlalchemy import func, select
 
 from bot import ids
+from connectors.hubspot.records import INTENT_PROPERTIES
 from core.policy import LoadedPolicy, Policy, parse_policy
 from core.store.db import Database
 from core.store.models import CrmConflict, Decision, Lead, OutboxRow, Review, SlackMessage
+from core.store.records import lead_value
 from core.writeback import salesforce_id18
 from loopgate.sandbox.crm_seed import salesforce_people
 from loopgate.sandbox.http import FakeRequest, FakeResponse, LoggedRequest
-from loopgate.sandbox.hubspot import FakeHubSpot
+from loopgate.sandbox.hubspot import FakeHubSpot, hubspot_time
 from loopgate.sandbox.salesforce import FakeSalesforce
 from loopgate.sandbox.slack import FakeSlack
 
@@ -103,6 +107,8 @@ class RecordingCrm(Protocol):
     def seed_people(self, policy: Policy) -> dict[str, str]: ...
     def new_lead(self, k: int, *, regulated: bool, employees: int) -> str: ...
     def edit_title(self, record: str, title: str) -> None: ...
+    def show_intent(self, record: str) -> None: ...
+    def intent_events(self, record: str) -> int: ...
     def fields(self, record: str) -> dict[str, Any]: ...
     def title(self, record: str) -> str | None: ...
     def owner(self, record: str) -> str | None: ...
@@ -173,6 +179,14 @@ class RecordingHubSpot(FakeHubSpot):
 
     def edit_title(self, record: str, title: str) -> None:
         self.update("contacts", record, jobtitle=title)
+
+    def show_intent(self, record: str) -> None:
+        """The contact clicks a marketing email: HubSpot keeps the latest click's date."""
+        self.update("contacts", record, hs_email_last_click_date=hubspot_time(self.now()))
+
+    def intent_events(self, record: str) -> int:
+        props = self.objects["contacts"][record]["properties"]
+        return sum(1 for name in INTENT_PROPERTIES if props.get(name))
 
     def fields(self, record: str) -> dict[str, Any]:
         return dict(self.get("contacts", record))
@@ -276,6 +290,17 @@ class RecordingSalesforce(FakeSalesforce):
         with self._data:
             self.update("Lead", record, Title=title)
             self.stamps[self.records["Lead"][record]["SystemModstamp"]].add(record)
+
+    def show_intent(self, record: str) -> None:
+        """The lead responds to a webinar: a new CampaignMember; the Lead's stamp stays as it was."""
+        with self._data:
+            webinar = next((c["Id"] for c in self.records["Campaign"].values() if c["Name"] == "Chaos webinar"), None)
+            self.add_member(webinar or self.add_campaign("Chaos webinar", "Webinar"), lead_id=record)
+
+    def intent_events(self, record: str) -> int:
+        with self._data:
+            members = list(self.records["CampaignMember"].values())
+        return sum(1 for m in members if m["LeadId"] == record and m["HasResponded"] and not m["IsDeleted"])
 
     def fields(self, record: str) -> dict[str, Any]:
         return self.get("Lead", record)
@@ -392,6 +417,7 @@ class World:
         self.crm_name = crm
         self.outbox_lease = outbox_lease
         self.rng = random.Random(seed)
+        self.intent_rng = random.Random(seed + 1)  # its own: the seeded scenarios stay as they were
         self.policy_path = policy_path
         self.loaded: LoadedPolicy = parse_policy(policy_path.read_text(), str(policy_path))
         # without a CRM the HubSpot fake still stands (its leads are never synced)
@@ -503,6 +529,12 @@ class World:
         """A person edits the job title of ``n`` leads (a change loopgate decides again)."""
         for record in self.rng.sample(sorted(self.versions), min(n, len(self.versions))):
             self.crm.edit_title(record, self.rng.choice(_TITLES))
+            self.versions[record] += 1
+
+    def show_intent(self, n: int) -> None:
+        """``n`` leads show intent in the CRM (a change loopgate decides again)."""
+        for record in self.intent_rng.sample(sorted(self.versions), min(n, len(self.versions))):
+            self.crm.show_intent(record)
             self.versions[record] += 1
 
     def reassign_by_hand(self, n: int) -> None:
@@ -656,6 +688,7 @@ def crash_recovery(
             if n and n % 3 == 0:
                 world.new_leads(max(1, leads // 10))
                 world.edit_leads(max(1, leads // 20))
+                world.show_intent(max(1, leads // 12))
             if n and n % 4 == 1:
                 world.reassign_by_hand(max(1, leads // 25))
             elif previous == "sync" and rng.random() < 0.5:
@@ -730,6 +763,11 @@ def check(world: World, scenario: str) -> Report:
             continue
         if lead.title != crm.title(record):
             lost["decision"] += 1  # the store missed the last edit
+        stored, held = len(lead_value(lead).events), crm.intent_events(record)
+        if held > stored:
+            lost["intent_event"] += held - stored
+        elif stored > held:
+            dup["intent_event"] += stored - held
         changes = sum(1 for d in by_lead[lead.pk] if d.cause in ("new", "changed"))
         dup["decision"] += max(0, changes - versions)
 

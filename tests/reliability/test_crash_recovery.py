@@ -119,3 +119,13 @@ def test_given_a_crm_record_not_showing_its_latest_decision_when_checked_then_th
         world.crm.overwrite(first, {field: "reviewed" if shown != "reviewed" else "needs_review"})
         report = check(world, "self_test")
     assert report.lost == 1 and report.details["lost_by_kind"] == {"crm_write": 1}, report.line()
+
+
+@pytest.mark.parametrize("crm", CRMS)
+def test_given_intent_the_store_never_saw_when_checked_then_the_checker_counts_it_lost(db_url: str, crm: str) -> None:
+    with World(db_url, seed=1, crm=crm) as world:
+        first, _ = world.new_leads(2)
+        assert world.spawn("sync", "--crm", crm).wait(120) == 0
+        world.crm.show_intent(first)  # shown in the CRM after the last sync
+        report = check(world, "self_test")
+    assert report.details["lost_by_kind"].get("intent_event") == 1, report.line()
