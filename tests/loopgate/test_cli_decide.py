@@ -171,3 +171,17 @@ def test_given_equal_but_differently_typed_evidence_values_when_one_writer_write
     for value in [1, True, 1.0, "1", 1, True, 1.0, 0, False, 0.0, -0.0, "x", "x", 2**70, float(2**70)]:
         decision = replace(base, evidence=(Evidence("employees", value, 20, "fit.employees"), *base.evidence))
         assert writer(decision) == _encode(decision.to_dict()), value
+
+
+def test_given_equal_but_differently_typed_triggers_and_scores_when_one_writer_writes_them_then_each_keeps_its_own_text() -> (
+    None
+):
+    base = _decisions_of_examples()[0]
+    writer = DecisionWriter()
+    for hard in [True, 1, True, False, 0, False]:
+        decision = replace(base, triggers=(Trigger("vip", "C-level", hard), *base.triggers))
+        assert writer(decision) == _encode(decision.to_dict()), hard
+    for value in [0.5, 1.0, 1, 1.0, True, 0.0, -0.0, 0, 0.0, False, None, 0.5]:
+        for score in (base.score._replace(confidence=value), base.score._replace(raw_confidence=value)):
+            decision = replace(base, score=score)
+            assert writer(decision) == _encode(decision.to_dict()), value
