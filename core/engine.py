@@ -71,9 +71,12 @@ class DecisionEngine:
         self.escalator = Escalator(policy.escalation, self.roster, self.scorer.bands)
         self.planner = ActionPlanner(policy.next_best_action)
         # first match wins in both lists: one generated function per list (core.policy.codegen)
+        # each list ends with what "no match" (-1) means, so that the index -1 picks it: the
+        # default segment, no suppression
         self._segment_names = [*policy.segments, policy.default_segment]
         self._first_segment = compile_first_match(list(policy.segments.values()), "segment")
-        self._suppressions = [(r.reason, r.queue) for r in policy.suppress]
+        self._suppressions: list[tuple[str, str | None] | None] = [(r.reason, r.queue) for r in policy.suppress]
+        self._suppressions.append(None)
         self._first_suppression = compile_first_match([r.when for r in policy.suppress], "suppression")
         self.free_domains = frozenset(d.lower() for d in policy.enrichment.free_email_domains)
         self._ownership = policy.escalation.duplicate_ownership
@@ -123,7 +126,7 @@ class DecisionEngine:
         before_routing = self.escalator.triggers(facts, esc)
         if before_routing:  # map with a C getter: a comprehension is a function call per lead
             facts.trigger_codes = frozenset(map(_code, before_routing))
-        suppression = self._suppression(facts)
+        suppression = self._suppressions[self._first_suppression(facts, 0)]
         if suppression is not None and not any(map(_hard, before_routing)):
             route = self._parked(lead, suppression)
         else:
@@ -137,7 +140,11 @@ class DecisionEngine:
         if ownership is not None:
             facts.trigger_codes = frozenset(map(_code, triggers))
 
-        level = self.trust_level(segment, trust_levels)
+        level = (
+            self._levels.get(segment, self._default_level)
+            if trust_levels is None
+            else self.trust_level(segment, trust_levels)
+        )
         action, why = choose_action(
             level,
             triggers,
@@ -176,12 +183,7 @@ class DecisionEngine:
         )
 
     def _segment(self, facts: Facts) -> str:
-        # -1 (no segment matched) picks the default segment, listed last
-        return self._segment_names[self._first_segment(facts, 0)]
-
-    def _suppression(self, facts: Facts) -> tuple[str, str | None] | None:
-        i = self._first_suppression(facts, 0)
-        return None if i < 0 else self._suppressions[i]
+        return self._segment_names[self._first_segment(facts, 0)]  # -1: the default, listed last
 
     def _parked(self, lead: Lead, suppression: tuple[str, str | None]) -> Route:
         reason, queue = suppression

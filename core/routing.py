@@ -199,7 +199,7 @@ class Router:
         self._cached_at: datetime | None = None
         self._away: dict[str, str | None] = {}
         self._days: dict[str, str] = {}
-        self._teams_now: dict[tuple[str, str], tuple[list[Candidate], list[str], str]] = {}
+        self._teams_now: dict[tuple[str, str], tuple[list[Candidate], str, str]] = {}
         self.rules: list[_Rule] = []
         for rule in policy.routing:
             when = compile_condition(rule.when) if rule.when else None
@@ -321,19 +321,21 @@ class Router:
         exclude: frozenset[str],
         now: datetime,
     ) -> Route:
-        team = self.roster.teams[team_id]
-        team_name = team.name or team.id
         key = (team_id, method)
         if exclude or now != self._cached_at or key not in self._teams_now:
+            team = self.roster.teams[team_id]
+            team_name = team.name or team.id
             candidates, away = self._candidates(team_id, method, exclude, now)
-            # when the rotation has no open slot, every candidate is at capacity: the detail
-            # depends only on who is a candidate, so it is written once per (team, now)
+            # what the detail says besides the chosen rep depends only on the team, the method
+            # and who is away: written once per (team, method, now), as is the detail for when
+            # the rotation has no open slot (then every candidate is at capacity)
+            how = f" by {method.replace('_', ' ')} in {team_name}" + ("; skipped " + "; ".join(away) if away else "")
             full = [f"{self.roster.name(c.rep)} at capacity ({c.daily_capacity}/day)" for c in candidates]
             nobody = f"nobody in {team_name} can take it: " + "; ".join(away + full)
             if not exclude:
-                self._teams_now[key] = (candidates, away, nobody)
+                self._teams_now[key] = (candidates, how, nobody)
         else:
-            candidates, away, nobody = self._teams_now[key]
+            candidates, how, nobody = self._teams_now[key]
         chosen = (
             rotation.assign(team_id, candidates, f"{facts.lead.source}:{facts.lead.id}", now) if candidates else None
         )
@@ -342,7 +344,5 @@ class Router:
         rep = self.roster.reps[chosen.rep]
         load = rotation.load(chosen.rep, chosen.local_day)
         cap = f", {load}/{rep.daily_capacity} today" if rep.daily_capacity else f", {load} today"
-        detail = f"{rep.name} (weight {chosen.weight}{cap}) by {method.replace('_', ' ')} in {team_name}"
-        if away:
-            detail += "; skipped " + "; ".join(away)
+        detail = f"{rep.name} (weight {chosen.weight}{cap}){how}"
         return _new(Route, (rule, method, chosen.rep, "rep", detail, team_id))  # Route(...), see core.model

@@ -16,7 +16,7 @@ from core.engine import DecisionEngine, LeadContext
 from core.leads import normalize_account, normalize_lead
 from core.model import Account, Decision, Evidence, NextBestAction, Trigger
 from core.routing import InMemoryRotation
-from loopgate.cli.decide import DecisionWriter, _encode, decision_json
+from loopgate.cli.decide import _CHUNK, DecisionWriter, _encode, decision_json
 from loopgate.wiring import read_policy
 from tests.loopgate.cli_runner import ROOT, run_cli
 
@@ -80,6 +80,39 @@ def test_given_store_when_run_twice_then_the_second_run_decides_nothing_new_and_
     assert verify.code == 0 and "intact: 25 events" in verify.out  # the policy version + 24 decisions
 
 
+def test_given_more_leads_than_a_chunk_with_bad_lines_between_when_decided_then_the_output_is_lead_by_lead(
+    tmp_path: Path,
+) -> None:
+    # 3 chunks and a bit, a skipped line in each: the rotation must see the leads in input order
+    examples = LEADS.read_text().splitlines()
+    lines = [examples[i % len(examples)].replace('"id": "', f'"id": "{i}-', 1) for i in range(3 * _CHUNK + 5)]
+    for at in (1, _CHUNK, 2 * _CHUNK + 7):
+        lines[at] = "not json"
+    leads = tmp_path / "leads.jsonl"
+    leads.write_text("\n".join(lines) + "\n")
+    result = run_cli("decide", "--policy", POLICY, "--leads", str(leads), "--accounts", ACCOUNTS, "--now", NOW)
+    assert result.code == 1
+    assert result.err.splitlines()[-1] == "3 lines skipped"
+    one_by_one = _decide_one_by_one([json.loads(line) for line in lines if line != "not json"])
+    assert result.out.splitlines() == [decision_json(d) for d in one_by_one]
+
+
+def _decide_one_by_one(raws: list[dict[str, Any]]) -> list[Decision]:
+    engine = DecisionEngine(read_policy(Path(POLICY)))
+    directory: dict[str, list[Account]] = {}
+    for line in Path(ACCOUNTS).read_text().splitlines():
+        account = normalize_account(json.loads(line))
+        directory.setdefault(account.domain or "", []).append(account)
+    rotation, at = InMemoryRotation(), datetime(2026, 11, 20, 15, tzinfo=UTC)
+    out = []
+    for raw in raws:
+        lead = normalize_lead(raw)
+        domain = engine.account_domain(lead)
+        account = directory[domain][0] if domain in directory else None
+        out.append(engine.decide(lead, LeadContext(account=account), rotation=rotation, now=at))
+    return out
+
+
 def test_given_no_policy_when_deciding_then_the_missing_setting_is_named() -> None:
     result = run_cli("decide", "--leads", str(LEADS))
     assert result.code == 2
@@ -88,19 +121,7 @@ def test_given_no_policy_when_deciding_then_the_missing_setting_is_named() -> No
 
 @cache
 def _decisions_of_examples() -> tuple[Decision, ...]:
-    engine = DecisionEngine(read_policy(Path(POLICY)))
-    directory: dict[str, list[Account]] = {}
-    for line in Path(ACCOUNTS).read_text().splitlines():
-        account = normalize_account(json.loads(line))
-        directory.setdefault(account.domain or "", []).append(account)
-    rotation, at = InMemoryRotation(), datetime(2026, 11, 20, 15, tzinfo=UTC)
-    out = []
-    for line in LEADS.read_text().splitlines():
-        lead = normalize_lead(json.loads(line))
-        domain = engine.account_domain(lead)
-        account = directory[domain][0] if domain in directory else None
-        out.append(engine.decide(lead, LeadContext(account=account), rotation=rotation, now=at))
-    return tuple(out)
+    return tuple(_decide_one_by_one([json.loads(line) for line in LEADS.read_text().splitlines()]))
 
 
 def test_given_the_example_decisions_when_written_directly_then_the_text_is_the_encoded_contract() -> None:
@@ -150,3 +171,17 @@ def test_given_equal_but_differently_typed_evidence_values_when_one_writer_write
     for value in [1, True, 1.0, "1", 1, True, 1.0, 0, False, 0.0, -0.0, "x", "x", 2**70, float(2**70)]:
         decision = replace(base, evidence=(Evidence("employees", value, 20, "fit.employees"), *base.evidence))
         assert writer(decision) == _encode(decision.to_dict()), value
+
+
+def test_given_equal_but_differently_typed_triggers_and_scores_when_one_writer_writes_them_then_each_keeps_its_own_text() -> (
+    None
+):
+    base = _decisions_of_examples()[0]
+    writer = DecisionWriter()
+    for hard in [True, 1, True, False, 0, False]:
+        decision = replace(base, triggers=(Trigger("vip", "C-level", hard), *base.triggers))
+        assert writer(decision) == _encode(decision.to_dict()), hard
+    for value in [0.5, 1.0, 1, 1.0, True, 0.0, -0.0, 0, 0.0, False, None, 0.5]:
+        for score in (base.score._replace(confidence=value), base.score._replace(raw_confidence=value)):
+            decision = replace(base, score=score)
+            assert writer(decision) == _encode(decision.to_dict()), value
