@@ -14,7 +14,8 @@ What is in it, and why:
   ``duplicate_ownership``);
 * **campaign responses** on about a quarter of the Salesforce leads (webinars, a conference, a
   trade show, an email campaign; some members never responded): Salesforce intent comes from
-  them, as HubSpot's comes from the contacts' activity dates;
+  them; **activity dates** on about a third of the HubSpot contacts (last email open and click,
+  last form submission, last site visit): HubSpot intent comes from those;
 * **hostile strings** in names and companies (Slack mentions, HTML, mrkdwn links): the Slack
   cards and the HTML report must show them as text, never act on them.
 
@@ -28,9 +29,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from core.leads import parse_time
 from core.policy import Policy
 from loopgate.sandbox.crm_seed import hubspot_owners, salesforce_people
-from loopgate.sandbox.hubspot import FakeHubSpot
+from loopgate.sandbox.hubspot import FakeHubSpot, hubspot_time
 from loopgate.sandbox.salesforce import FakeSalesforce
 
 __all__ = ["HOSTILE", "SeededOrg", "seed_demo_org"]
@@ -170,11 +172,37 @@ def seed_demo_org(
         if person["last"] in HOSTILE or person["company"] in HOSTILE:
             org.hostile.append(record)
     _campaign_responses(sf, org.salesforce_leads, start, random.Random(seed + 1))  # noqa: S311 - sample data
+    _contact_activity(hs, org.hubspot_contacts, start, random.Random(seed + 2))  # noqa: S311 - sample data
     return org
 
 
 CAMPAIGNS = [("Q4 product webinar", "Webinar"), ("RevOps Summit", "Conference"), ("SaaS Expo booth", "Trade Show"),
              ("November newsletter", "Email")]  # fmt: skip
+
+
+# a contact's activity dates (connectors.hubspot.records.INTENT_PROPERTIES) and how often each
+# is set on a contact that has any: opens are common, form submissions rare
+ACTIVITY = [("hs_email_last_open_date", 0.8), ("hs_analytics_last_visit_timestamp", 0.6),
+            ("hs_email_last_click_date", 0.35), ("recent_conversion_date", 0.2)]  # fmt: skip
+
+
+def _contact_activity(hs: FakeHubSpot, contacts: list[str], start: datetime, rng: random.Random) -> None:
+    """About a third of the HubSpot contacts have engaged in the three weeks before ``start``:
+    HubSpot keeps the latest date of each kind on the contact itself (their own random stream:
+    the contacts stay as they were, and keep their modification date)."""
+    for contact in contacts:
+        if rng.random() >= 1 / 3:
+            continue
+        properties: dict[str, Any] = {}
+        for name, share in ACTIVITY:
+            if rng.random() < share:
+                ago = timedelta(days=rng.randint(0, 20), minutes=rng.randint(0, 1439))
+                properties[name] = hubspot_time(start - ago)
+        if "recent_conversion_date" in properties:
+            properties["recent_conversion_event_name"] = "Contact us"
+        if properties:
+            modified = hs.get("contacts", contact)["lastmodifieddate"]
+            hs.update("contacts", contact, properties, modified=parse_time(modified))
 
 
 def _campaign_responses(sf: FakeSalesforce, leads: list[str], start: datetime, rng: random.Random) -> None:

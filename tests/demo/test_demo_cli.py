@@ -33,6 +33,8 @@ def test_given_nothing_configured_when_running_the_demo_then_the_whole_loop_runs
     assert figures["leads"] == 200 == sum(first.values())  # every lead decided once at first
     assert len(decisions) == figures["leads"] + figures["reroutes"]  # plus the re-decisions after a breach
     assert {d["action"] for d in decisions} <= {"auto", "review", "suppress"}
+    # intent from both CRMs: Salesforce campaign responses, HubSpot contacts' activity dates
+    assert {d["source"] for d in decisions if d["score"]["intent"] > 0} == {"salesforce", "hubspot"}
     assert all(first[action] > 0 for action in ("auto", "review", "suppress"))
     assert figures["reviews"]["approve"] > 0 and figures["overrides_by_reason"]  # reasons were given
     assert figures["refused_clicks"] > 0 and figures["modal_errors"] == 1
