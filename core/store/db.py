@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, Executable, Row, create_engine, event, make_url, text
 from sqlalchemy.dialects import postgresql, sqlite
@@ -29,7 +29,19 @@ from core.errors import StoreError
 from core.store import sqlite_gate
 from core.store.sqlite_gate import GatedConnection, gate_for
 
-__all__ = ["Database", "EncodedJson", "dialect_insert", "encode_json", "json_text", "safe_url"]
+__all__ = [
+    "IN_LIMIT",
+    "Database",
+    "EncodedJson",
+    "dialect_insert",
+    "encode_json",
+    "in_chunks",
+    "insert_for",
+    "json_text",
+    "safe_url",
+]
+
+T = TypeVar("T")
 
 
 def safe_url(url: str | URL) -> str:
@@ -203,5 +215,17 @@ def _configure_sqlite(engine: Engine) -> None:
 
 def dialect_insert(session: Session, model: Any) -> Any:
     """An INSERT that knows ``ON CONFLICT`` on this session's database (both dialects have it)."""
-    dialect = session.get_bind().dialect.name
+    return insert_for(session.get_bind().dialect.name, model)
+
+
+def insert_for(dialect: str, model: Any) -> Any:
+    """:func:`dialect_insert` by dialect name, for a statement built before any session exists."""
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
+
+
+IN_LIMIT = 2000  # values per ``IN (…)``: well inside SQLite's bound-parameter limit
+
+
+def in_chunks(values: Sequence[T], size: int = IN_LIMIT) -> list[Sequence[T]]:
+    """``values`` in slices of ``size``, one ``IN (…)`` query each."""
+    return [values[i : i + size] for i in range(0, len(values), size)]

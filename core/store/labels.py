@@ -18,6 +18,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from core.learning.labels import LabelledDecision, Outcome, Verdict
+from core.store.db import in_chunks
 from core.store.models import AuditVerdict, Decision, Lead, Review
 
 __all__ = ["OUTCOME_WAIT", "labelled_decisions", "labels_for", "verdicts"]
@@ -142,7 +143,7 @@ def labels_for(
 ) -> dict[int, LabelledDecision]:
     """These decisions with their labels, by decision pk."""
     out: dict[int, LabelledDecision] = {}
-    for chunk in _chunks(list(decision_pks), 2000):
+    for chunk in in_chunks(list(decision_pks)):
         rows = session.execute(
             select(
                 Decision.pk,
@@ -172,10 +173,6 @@ def labels_for(
                 outcome=_outcome(r.converted, r.outcome, r.decided_at, outcome_after),
             )
     return out
-
-
-def _chunks(items: Sequence[int], size: int) -> list[Sequence[int]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def _verdicts_for(session: Session, pks: Sequence[int]) -> list[Verdict]:

@@ -30,7 +30,7 @@ from core.leads import MAX_EVENTS, normalize_lead
 from core.model import Event
 from core.model import Lead as LeadValue
 from core.ports import EventRecord
-from core.store.db import dialect_insert
+from core.store.db import dialect_insert, in_chunks
 from core.store.models import Lead, LeadEvent
 from core.store.records import RECORD_EVENTS, LeadRow, data_and_hash
 
@@ -54,10 +54,10 @@ def stored_events(session: Session, source: str, lead_ids: Iterable[str]) -> dic
     if not wanted:
         return out
     table: Table = LeadEvent.__table__  # type: ignore[assignment]
-    for start in range(0, len(wanted), 2000):
+    for chunk in in_chunks(wanted):
         rows = session.execute(
             select(table.c.lead_id, table.c.type, table.c.at).where(
-                table.c.source == source, table.c.lead_id.in_(wanted[start : start + 2000])
+                table.c.source == source, table.c.lead_id.in_(chunk)
             )
         )
         for lead_id, kind, at in rows:
@@ -94,10 +94,10 @@ def apply_events(
     table: Table = LeadEvent.__table__  # type: ignore[assignment]
     have: dict[tuple[str, str], tuple[str, datetime]] = {}
     ids = list(latest)
-    for start in range(0, len(ids), 2000):
+    for chunk in in_chunks(ids):
         for event_id, lead_id, kind, at in session.execute(
             select(table.c.event_id, table.c.lead_id, table.c.type, table.c.at).where(
-                table.c.source == source, table.c.event_id.in_(ids[start : start + 2000])
+                table.c.source == source, table.c.event_id.in_(chunk)
             )
         ):
             have[(event_id, lead_id)] = (kind, at)
@@ -160,10 +160,10 @@ def _remerge(session: Session, source: str, lead_ids: set[str], *, now: datetime
     table: Table = Lead.__table__  # type: ignore[assignment]
     wanted = sorted(lead_ids)
     rows: list[Any] = []
-    for start in range(0, len(wanted), 2000):
+    for chunk in in_chunks(wanted):
         rows += session.execute(
             select(table.c.pk, table.c.crm_id, table.c.data, table.c.content_hash).where(
-                table.c.source == source, table.c.crm_id.in_(wanted[start : start + 2000])
+                table.c.source == source, table.c.crm_id.in_(chunk)
             )
         ).all()
     events = stored_events(session, source, (r.crm_id for r in rows))

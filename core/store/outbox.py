@@ -19,10 +19,9 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import Table, and_, bindparam, case, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from core.store.db import Database, dialect_insert
+from core.store.db import Database, dialect_insert, insert_for
 from core.store.models import OutboxRow
 
 __all__ = [
@@ -132,7 +131,7 @@ def _insert_once(
 ) -> Any:
     table: Table = OutboxRow.__table__  # type: ignore[assignment]  # Core: the ORM's bulk insert cost an ack 1/4 of its CPU
     return (
-        (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+        insert_for(dialect, table)
         .values(
             kind=kind,
             dedupe_key=dedupe_key,
