@@ -7,7 +7,10 @@ listener only calls ``ack()``. Then N signed ``block_actions`` clicks of the rea
 the proposed owner pressing Approve on a posted escalation) go to loopgate, interleaved
 one-for-one with the same clicks sent to the bare app, each on a new HTTP connection (as Slack
 sends them): one at a time, and again with 8 in flight (a busy team's burst). Latency is
-request sent → response read.
+request sent → response read. The floor is Bolt as it comes, which runs a listener on a pool
+and polls for its ``ack()`` every 10 ms; loopgate answers from the request's thread
+(``process_before_response``, see ``bot.app.build_app``), so part of its margin over the floor
+is that setting, not less work.
 
 After the clicks, the run checks that loopgate really decided: every click must have become
 exactly one review and one updated message; ``update_p50_ms`` / ``update_p99_ms`` say how long

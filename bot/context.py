@@ -22,11 +22,17 @@ def _nothing() -> None:
     return None
 
 
+def _at_once(work: Callable[[], None]) -> None:
+    work()
+
+
 @dataclass
 class BotContext:
     """``wake_clicks`` is called after an ack stores a click, ``wake_outbox`` after a review is
     recorded, so the workers in the same process act at once instead of at their next poll.
-    :meth:`adopt` switches to another policy (a promote or rollback) while the bot runs."""
+    ``later`` runs work that must not hold up the ack (Bolt answers Slack only when a listener
+    returns): ``loopgate serve`` hands it to the lazy listeners' pool; without one it runs at
+    once. :meth:`adopt` switches to another policy (a promote or rollback) while the bot runs."""
 
     db: Database
     policy: LoadedPolicy
@@ -34,6 +40,7 @@ class BotContext:
     review_clock_for: Callable[[Policy], ReviewClock] = PolicyReviewClock
     wake_outbox: Callable[[], None] = _nothing
     wake_clicks: Callable[[], None] = _nothing
+    later: Callable[[Callable[[], None]], None] = _at_once
     rules: ReviewRules = field(init=False)
     review_clock: ReviewClock = field(init=False)
 

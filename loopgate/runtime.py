@@ -12,8 +12,8 @@ Extension points, so other parts plug in without editing the bot:
 * ``review_clock`` — when reviews are due (:class:`bot.sla.ReviewClock`); the default is the
   decision time plus ``sla.review``, the scheduler can pass one that knows working hours.
 
-Shutdown runs in reverse: the front stops accepting, in-flight listeners and lazy functions
-finish (the Bolt executor is drained), services stop, the worker settles its batch, and the
+Shutdown runs in reverse: the front stops accepting and answers the requests in flight, work
+after acks finishes (the lazy pool is drained), services stop, the worker settles its batch, and the
 database is disposed.
 """
 
@@ -85,32 +85,29 @@ class _CountingPool(ThreadPoolExecutor):
 
 
 class ListenerPool:
-    """Two pools for Bolt: one runs listeners up to their ``ack()``, the other lazy functions.
+    """The pool for work after an ack: Bolt's lazy listeners and :attr:`BotContext.later`.
 
-    Bolt runs both from one executor by default, so under a burst of clicks an ack can queue
-    behind the slow work of earlier clicks; with separate pools an ack only ever waits for
-    other acks. Shutdown (and tests) wait until both are idle.
+    Acks themselves run in the request's thread (see :func:`bot.app.build_app`), so they never
+    queue behind this work. Shutdown (and tests) wait until the pool is idle.
     """
 
     name = "listeners"
 
-    def __init__(self, ack_threads: int, lazy_threads: int) -> None:
-        self.acks = _CountingPool(ack_threads, "bolt-ack")
-        self.lazy = _CountingPool(lazy_threads, "bolt-lazy")
+    def __init__(self, threads: int) -> None:
+        self.lazy = _CountingPool(threads, "bolt-lazy")
 
     def attach(self, app: App) -> None:
-        """Route the app's lazy functions to the lazy pool (acks already use :attr:`acks`)."""
+        """Route the app's lazy functions to this pool."""
         runner = app.listener_runner
         runner.lazy_listener_runner = ThreadLazyListenerRunner(logger=runner.logger, executor=self.lazy)
 
+    def later(self, work: Callable[[], None]) -> None:
+        self.lazy.submit(work)
+
     def wait_idle(self, timeout: float = 10.0) -> bool:
-        """True once neither pool has work (an ack queues lazy work, so check both, twice)."""
+        """True once the pool has no work (work may queue more, so check twice)."""
         deadline = time.monotonic() + timeout
-        for _ in range(2):
-            for pool in (self.acks, self.lazy):
-                if not pool.idle(max(deadline - time.monotonic(), 0)):
-                    return False
-        return True
+        return all(self.lazy.idle(max(deadline - time.monotonic(), 0)) for _ in range(2))
 
     def start(self) -> None:
         return None
@@ -119,7 +116,6 @@ class ListenerPool:
         self.shutdown()
 
     def shutdown(self, wait: bool = True) -> None:
-        self.acks.shutdown(wait=wait)
         self.lazy.shutdown(wait=wait)
 
 
@@ -203,7 +199,6 @@ def compose(
     follow_champion: float | None = None,
     outbox: bool = True,
     poll: float = 1.0,
-    listener_threads: int = 8,
     lazy_threads: int = 4,
 ) -> Runtime:
     """Build (not start) everything ``loopgate serve`` runs. ``follow_champion`` (seconds):
@@ -214,13 +209,13 @@ def compose(
     if not socket_mode and not secret:
         raise ConfigError("SLACK_SIGNING_SECRET is empty: HTTP mode verifies every request with it")
     context = BotContext(db, policy, clock=clock, review_clock_for=review_clock_for or PolicyReviewClock)
-    pool = ListenerPool(listener_threads, lazy_threads)
+    pool = ListenerPool(lazy_threads)
     try:  # Bolt checks the token with auth.test right here: fail in one line, not a traceback
         app = build_app(
             context,
             client=web_client(token.get_secret_value(), settings.slack_api_url),
             signing_secret=None if socket_mode else secret,
-            executor=pool.acks,
+            executor=pool.lazy,
         )
     except BoltError as exc:
         pool.shutdown()
@@ -229,6 +224,7 @@ def compose(
         pool.shutdown()
         raise ConfigError(f"cannot reach Slack at SLACK_API_URL={settings.slack_api_url} ({exc})") from None
     pool.attach(app)
+    context.later = pool.later
     notifier = SlackNotifier(
         db,
         context.rules,

@@ -24,7 +24,7 @@ from bot.blocks.common import Message, section, validate_message
 from bot.blocks.digest import FlagOrigin, flag_modal, read_flag_origin, sample_message
 from bot.context import BotContext
 from bot.errors import SlackCallFailed, slack_call
-from bot.listeners.errors import guarded
+from bot.listeners.errors import after_ack, guarded
 from bot.listeners.views import notice_view
 from bot.text import esc
 from core.review import InvalidReview, NotAllowed, NotPending
@@ -142,7 +142,7 @@ def _submit_flag(ctx: BotContext, ack: Ack, body: dict[str, Any], client: WebCli
         ack(response_action="update", view=notice_view(_refusal(exc)))
         return
     ack()
-    refresh_sample(ctx, client, origin)
+    after_ack(ctx, body, client, lambda: refresh_sample(ctx, client, origin))
 
 
 def _ack(ack: Ack) -> None:

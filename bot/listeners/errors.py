@@ -1,5 +1,6 @@
 """The one place listener failures go: ``@app.error`` for listeners and acks, and
-:func:`guarded` for lazy functions (Bolt only logs those), both ending in :func:`report`.
+:func:`guarded` for lazy functions and :func:`after_ack` for work after an ack (Bolt would only
+log those), all ending in :func:`report`.
 
 A failure is logged once with a short reference (never the request body: it can hold a
 legacy verification token and CRM text), and the person who clicked is told, with the same
@@ -19,9 +20,10 @@ from slack_sdk import WebClient
 
 from bot import ids
 from bot.blocks.replies import failure
+from bot.context import BotContext
 from bot.errors import SlackCallFailed, slack_call
 
-__all__ = ["guarded", "register", "report"]
+__all__ = ["after_ack", "guarded", "register", "report"]
 
 log = logging.getLogger("loopgate.bot")
 
@@ -68,12 +70,23 @@ def guarded(func: Callable[..., None]) -> Callable[..., None]:
 
     @functools.wraps(func)
     def run(**kwargs: Any) -> None:
-        try:
-            func(**kwargs)
-        except Exception as exc:  # the single catch-all of lazy work: reported, not swallowed
-            report(exc, kwargs.get("body") or {}, kwargs.get("client"))
+        _reported(lambda: func(**kwargs), kwargs.get("body") or {}, kwargs.get("client"))
 
     return run
+
+
+def after_ack(ctx: BotContext, body: dict[str, Any], client: WebClient, work: Callable[[], None]) -> None:
+    """Run ``work`` once the listener has returned (Slack gets its answer first), reporting
+    its failure like a lazy function's."""
+
+    ctx.later(lambda: _reported(work, body, client))
+
+
+def _reported(work: Callable[[], None], body: dict[str, Any], client: WebClient | None) -> None:
+    try:
+        work()
+    except Exception as exc:  # the single catch-all of work after an ack: reported, not swallowed
+        report(exc, body, client)
 
 
 def register(app: App) -> None:

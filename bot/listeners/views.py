@@ -1,7 +1,8 @@
 """Modal submissions (Reassign, Override). The review is recorded before the ack, because the
 ack is the only way to answer on the form itself: a missing or invalid field comes back as
 ``response_action: errors`` on its block; "someone was first" or "you may not" replaces the
-modal with a notice. Recording is one short transaction; Slack effects go to the outbox.
+modal with a notice. Recording is one short transaction; Slack effects go to the outbox, and
+a Home tab the form came from is refreshed after the ack.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from bot import ids
 from bot.blocks.common import Message, plain, section, validate_view
 from bot.blocks.modals import read_origin, read_submission
 from bot.context import BotContext
+from bot.listeners.errors import after_ack
 from bot.review_flow import publish_home, record, refusal
 from core.review import InvalidReview, NotAllowed, NotPending, ReviewChange
 
@@ -61,7 +63,8 @@ def _submit(ctx: BotContext, ack: Ack, body: dict[str, Any], client: WebClient, 
         return
     ack()  # closes the modal; the messages update through the outbox
     if origin.home:
-        publish_home(ctx, client, user, notice=DONE[kind] + " The escalation message is updated for everyone.")
+        notice = DONE[kind] + " The escalation message is updated for everyone."
+        after_ack(ctx, body, client, lambda: publish_home(ctx, client, user, notice=notice))
 
 
 def register(app: App, ctx: BotContext) -> None:

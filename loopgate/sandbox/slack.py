@@ -9,8 +9,9 @@
 membership, Block Kit limits (``invalid_blocks`` with json-pointer messages, 50 blocks per
 message, 100 per view, text sizes), message length, trigger ids (3 s, single use) and view
 hashes. Faults: anything :class:`FakeService` can inject (e.g. 429 with ``Retry-After``),
-a per-channel posting rate, and :meth:`lose_responses` — the call takes effect but the
-caller never learns it (the case exactly-once posting must survive).
+a per-channel posting rate, :meth:`lose_responses` — the call takes effect but the
+caller never learns it (the case exactly-once posting must survive) — and :meth:`hold`, calls
+that wait until released (to see what the app does while Slack is slow).
 
 **Workspace model**: users, channels, DMs and their messages (blocks, metadata, edits, who
 they would notify), ephemeral messages, open modals, each user's Home tab, files and
@@ -30,7 +31,8 @@ import itertools
 import json
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -256,6 +258,7 @@ class FakeSlack(FakeService):
         self._triggers: dict[str, tuple[float, str, bool]] = {}
         self._response_urls: dict[str, _ResponseUrl] = {}
         self._lost: dict[str, int] = {}
+        self._held: dict[str, tuple[threading.Event, float]] = {}
         self._last_post: dict[str, float] = {}
         self.add_user(self.bot_user_id, "loopgate", "loopgate", is_bot=True)
         self.route("POST", r"^/api/(?P<method>[A-Za-z.]+)$", self._api)
@@ -397,6 +400,20 @@ class FakeSlack(FakeService):
         with self._state:
             self._lost[method] = self._lost.get(method, 0) + times
 
+    @contextmanager
+    def hold(self, method: str, *, most: float = 10.0) -> Iterator[None]:
+        """Calls of ``method`` made inside the block wait until it ends (or ``most`` seconds
+        pass, so a test that waits on them fails instead of hanging)."""
+        released = threading.Event()
+        with self._state:
+            self._held[method] = (released, most)
+        try:
+            yield
+        finally:
+            with self._state:
+                self._held.pop(method, None)
+            released.set()
+
     def wait_until(self, check: Callable[[], Any], timeout: float = 5.0) -> Any:
         """Poll ``check`` until it returns something truthy (the app works after it acks)."""
         deadline = time.monotonic() + timeout
@@ -441,6 +458,9 @@ class FakeSlack(FakeService):
             params.pop("token", None)
             self._authorize(method, token, headers)
             handler = getattr(self, "_m_" + method.replace(".", "_"))
+            held = self._held.get(method)
+            if held is not None:
+                held[0].wait(held[1])
             with self._state:
                 result = handler(params)
                 self.api_log.append((method, params, None))

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from bot import ids
 from core.store.models import Decision, Review
+from loopgate.sandbox.slack import FakeView
 from tests.bot.conftest import Harness
 from tests.builders import LeadBuilder, decide
 
@@ -86,19 +87,46 @@ def test_given_home_when_approved_there_then_recorded_and_the_tab_refreshes_with
     assert set(pks.values()) == {first, second}
 
 
-def test_given_home_when_reassigned_there_then_the_modal_submits_and_the_tab_refreshes(harness: Harness) -> None:
-    _decide_at(harness, 10, LeadBuilder("00Q5e00000H0007"))
+def _modal_from_home(harness: Harness, lead_id: str, button: str) -> FakeView:
+    """The modal U01REV (an admin) opens with ``button`` on the one lead in their Home tab."""
+    _decide_at(harness, 10, LeadBuilder(lead_id))
     harness.slack.open_home("U01REV")
     harness.settle()
     [pk] = _home_items(harness, "U01REV")
-    harness.slack.click("U01REV", ids.REASSIGN, home=True, value=str(pk))
+    harness.slack.click("U01REV", button, home=True, value=str(pk))
     harness.settle()
     [modal] = harness.slack.open_views("U01REV")
+    return modal
+
+
+def test_given_home_when_reassigned_there_then_the_modal_submits_and_the_tab_refreshes(harness: Harness) -> None:
+    modal = _modal_from_home(harness, "00Q5e00000H0007", ids.REASSIGN)
     assert json.loads(modal.view["private_metadata"])["h"] == 1
     harness.slack.submit(modal.id, "U01REV", {ids.BLOCK_OWNER: "eli", ids.BLOCK_REASON: "territory_exception"})
     harness.settle()
     assert _home_items(harness, "U01REV") == []
     assert "↪️ Reassigned" in _text(harness.slack.home("U01REV"))
+
+
+def test_given_slack_slow_to_publish_when_home_opens_then_the_event_is_answered_first(harness: Harness) -> None:
+    _decide_at(harness, 10, LeadBuilder("00Q5e00000H0010"))
+    with harness.slack.hold("views.publish"):
+        assert harness.slack.open_home("U01REV").status == 200
+        assert harness.slack.home("U01REV") is None  # answered while the publish still waits
+    harness.settle()
+    assert _home_items(harness, "U01REV")
+
+
+def test_given_slack_slow_to_publish_when_a_modal_from_home_is_submitted_then_it_closes_first(harness: Harness) -> None:
+    modal = _modal_from_home(harness, "00Q5e00000H0011", ids.OVERRIDE)
+    with harness.slack.hold("views.publish"):
+        delivery = harness.slack.submit(
+            modal.id, "U01REV", {ids.BLOCK_ACTION: "suppress", ids.BLOCK_REASON: "data_quality"}
+        )
+        assert delivery.status == 200 and harness.slack.open_views("U01REV") == []
+        assert "Overridden" not in _text(harness.slack.home("U01REV"))  # the refresh waits for Slack
+    harness.settle()
+    assert "✏️ Overridden" in _text(harness.slack.home("U01REV"))
 
 
 def test_given_a_decided_lead_on_a_stale_home_when_clicked_then_the_home_says_who_decided(harness: Harness) -> None:
