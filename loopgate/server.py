@@ -61,6 +61,8 @@ class HttpFront:
 
         self._server = _Server((host, port), _Handler)
         self._thread: threading.Thread | None = None
+        self._in_flight = 0
+        self._answered = threading.Condition()
 
     @property
     def port(self) -> int:
@@ -77,12 +79,15 @@ class HttpFront:
         )
         self._thread.start()
 
-    def stop(self) -> None:
-        """Stop accepting; requests in flight finish on their own threads."""
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop accepting, then wait (up to ``timeout``) until the requests in flight are
+        answered: listeners run in the request threads, which would die with the process."""
         if self._thread is not None:  # shutdown() waits for serve_forever, which must be running
             self._server.shutdown()
             self._thread = None
         self._server.server_close()
+        with self._answered:
+            self._answered.wait_for(lambda: self._in_flight == 0, timeout)
 
     @staticmethod
     def _send(handler: BaseHTTPRequestHandler, status: int, body: str, headers: Mapping[str, Sequence[str]]) -> None:
@@ -98,6 +103,16 @@ class HttpFront:
         handler.wfile.write(data)
 
     def _post(self, handler: BaseHTTPRequestHandler) -> None:
+        with self._answered:
+            self._in_flight += 1
+        try:
+            self._answer(handler)
+        finally:
+            with self._answered:
+                self._in_flight -= 1
+                self._answered.notify_all()
+
+    def _answer(self, handler: BaseHTTPRequestHandler) -> None:
         path, _, query = handler.path.partition("?")
         length = int(handler.headers.get("Content-Length") or 0)
         if urlsplit(path).path != EVENTS_PATH or self.app is None:

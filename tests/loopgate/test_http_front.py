@@ -1,17 +1,21 @@
-"""The bot's HTTP front refuses bodies Bolt cannot parse with 400, before any listener runs."""
+"""The bot's HTTP front refuses bodies Bolt cannot parse with 400, before any listener runs,
+and on shutdown answers the requests it has taken."""
 
 from __future__ import annotations
 
 import http.client
+import threading
 from urllib.parse import urlsplit
 
 import pytest
+from slack_bolt import BoltRequest, BoltResponse
 
 from core.policy import LoadedPolicy
 from core.store.db import Database
 from loopgate.runtime import compose
 from loopgate.sandbox.slack import FakeSlack
 from loopgate.sandbox.slack_payloads import signed_headers
+from loopgate.server import HttpFront
 from tests.bot.conftest import MANIFEST_SCOPES, settings_for
 
 
@@ -35,3 +39,42 @@ def test_given_a_payload_that_is_not_a_json_object_when_posted_then_400_not_a_dr
         finally:
             runtime.front.stop()
             runtime.pool.shutdown()
+
+
+class _HeldApp:
+    """A stand-in for Bolt that answers only when told to (what a slow listener looks like)."""
+
+    def __init__(self) -> None:
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def dispatch(self, request: BoltRequest) -> BoltResponse:
+        self.entered.set()
+        self.release.wait(10)
+        return BoltResponse(status=200, body="")
+
+
+def test_given_a_request_in_flight_when_the_front_stops_then_it_is_answered_before_stop_returns() -> None:
+    app = _HeldApp()
+    front = HttpFront(app, host="127.0.0.1", port=0, health=lambda: (True, {}))  # type: ignore[arg-type]
+    front.start()
+    statuses: list[int] = []
+
+    def post() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", front.port, timeout=10)
+        try:
+            conn.request("POST", "/slack/events", body=b"payload=%7B%7D")
+            statuses.append(conn.getresponse().status)
+        finally:
+            conn.close()
+
+    client = threading.Thread(target=post)
+    client.start()
+    assert app.entered.wait(10)
+    stopping = threading.Thread(target=front.stop)
+    stopping.start()
+    stopping.join(0.5)
+    assert stopping.is_alive()  # listeners run on the request threads: stop waits for them
+    app.release.set()
+    stopping.join(10)
+    client.join(10)
+    assert not stopping.is_alive() and statuses == [200]
