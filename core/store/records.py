@@ -20,7 +20,7 @@ from core.leads import hashed_record, lead_record, normalize_account, normalize_
 from core.model import Account as AccountValue
 from core.model import Event
 from core.model import Lead as LeadValue
-from core.store.db import EncodedJson, dialect_insert
+from core.store.db import EncodedJson, dialect_insert, in_chunks
 from core.store.models import Account, Lead, Owner
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "account_value",
     "data_and_hash",
     "lead_value",
+    "leads_by_pk",
     "upsert_accounts",
     "upsert_changed",
     "upsert_leads",
@@ -312,6 +313,16 @@ def upsert_owners(session: Session, owners: Sequence[OwnerRow], *, now: datetime
     stmt = dialect_insert(session, Owner.__table__)  # Core table: one executemany (see upsert_leads)
     updates = {k: getattr(stmt.excluded, k) for k in ("kind", "name", "email", "active", "synced_at")}
     session.execute(upsert_changed(stmt, Owner.__table__, updates), list(latest.values()))
+
+
+def leads_by_pk(session: Session, pks: Sequence[int]) -> dict[int, Lead]:
+    """The stored leads with these keys (replaying or tuning a month of labelled decisions
+    reads thousands: in IN lists of :data:`core.store.db.IN_LIMIT`)."""
+    return {
+        row.pk: row
+        for chunk in in_chunks(list(dict.fromkeys(pks)))
+        for row in session.execute(select(Lead).where(Lead.pk.in_(chunk))).scalars()
+    }
 
 
 def lead_value(row: Lead | StoredLead) -> LeadValue:

@@ -23,10 +23,11 @@ from core.learning.labels import LabelledDecision
 from core.model import Decision as DecisionValue
 from core.model import PriorScore
 from core.routing import InMemoryRotation
+from core.store.db import in_chunks
 from core.store.decide import DecideRequest, lead_contexts, trust_levels
 from core.store.labels import labelled_decisions, labels_for
-from core.store.models import Decision, Lead
-from core.store.records import lead_value
+from core.store.models import Decision
+from core.store.records import lead_value, leads_by_pk
 
 __all__ = ["Replayed", "replay", "replay_decisions", "shadow_pairs"]
 
@@ -87,13 +88,7 @@ def replay_decisions(
     """Replay these stored decisions (in their order) through both engines."""
     if not stored:
         return []
-    rows = {
-        row.pk: row
-        for chunk in range(0, len(stored), 2000)
-        for row in session.execute(
-            select(Lead).where(Lead.pk.in_([s.lead_pk for s in stored[chunk : chunk + 2000]]))
-        ).scalars()
-    }
+    rows = leads_by_pk(session, [s.lead_pk for s in stored])
     requests = [DecideRequest(rows[s.lead_pk], "replay", "") for s in stored]
     values = {pk: lead_value(row) for pk, row in rows.items()}
     priors = _priors(session, stored)
@@ -125,10 +120,10 @@ def shadow_pairs(
     wanted = {(s.lead_pk, s.dedupe_key.removeprefix(prefix)) for s in shadows}
     acting: dict[tuple[int, str], int] = {}
     lead_pks = sorted({lead_pk for lead_pk, _ in wanted})
-    for chunk in range(0, len(lead_pks), 2000):
+    for chunk in in_chunks(lead_pks):
         for pk, lead_pk, key in session.execute(
             select(Decision.pk, Decision.lead_pk, Decision.dedupe_key).where(
-                Decision.lead_pk.in_(lead_pks[chunk : chunk + 2000]), Decision.shadow.is_(False)
+                Decision.lead_pk.in_(chunk), Decision.shadow.is_(False)
             )
         ):
             if (lead_pk, key) in wanted:

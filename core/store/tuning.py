@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from core.engine import DecisionEngine
@@ -38,8 +38,8 @@ from core.store import audit_log, outbox
 from core.store.audit_log import AuditRecord
 from core.store.decide import DecideRequest, lead_contexts
 from core.store.labels import OUTCOME_WAIT, labelled_decisions, verdicts
-from core.store.models import Lead, TuningReport
-from core.store.records import lead_value
+from core.store.models import TuningReport
+from core.store.records import lead_value, leads_by_pk
 from core.store.replay import replay_decisions
 
 __all__ = ["Target", "TuningError", "TuningResult", "month_bounds", "monthly_tuning", "previous_month"]
@@ -83,13 +83,7 @@ def _examples(
     session: Session, engine: DecisionEngine, items: Sequence[LabelledDecision]
 ) -> dict[int, tuple[Any, Any]]:
     """(lead value, account) per decision, as the engine saw the lead."""
-    rows = {
-        row.pk: row
-        for chunk in range(0, len(items), 2000)
-        for row in session.execute(
-            select(Lead).where(Lead.pk.in_([i.lead_pk for i in items[chunk : chunk + 2000]]))
-        ).scalars()
-    }
+    rows = leads_by_pk(session, [i.lead_pk for i in items])
     values = {pk: lead_value(row) for pk, row in rows.items()}
     contexts = lead_contexts(session, engine, [DecideRequest(r, "replay", "") for r in rows.values()], values)
     return {i.decision_pk: (values[i.lead_pk], contexts[i.lead_pk].account) for i in items if i.lead_pk in values}
