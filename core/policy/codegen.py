@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 from core.policy.conditions import (
@@ -34,7 +35,7 @@ from core.policy.conditions import (
     _numeric,
 )
 
-__all__ = ["SourceBuilder", "compile_check", "compile_first_match"]
+__all__ = ["SourceBuilder", "compile_check", "compile_first_match", "matcher"]
 
 FirstMatch = Callable[[Facts, int], int]
 
@@ -165,10 +166,30 @@ class SourceBuilder:
             low, high = arg
             return f"((type({read}) in _PLAIN or _numeric(v)) and {self.const(low)} <= v <= {self.const(high)})"
         if op == "matches":
-            return f"(type({read}) is str and {self.const(re.compile(arg).search)}(v) is not None)"
+            return f"(type({read}) is str and {self.const(matcher(arg))}(v))"
         if op == "exists":
             return f'({read} is not None and v != "")' if arg else f'({read} is None or v == "")'
         raise ValueError(f"unknown operator {op!r}")
+
+
+MATCH_CACHE = 4096  # texts per pattern whose verdict is kept (a few hundred kB at most)
+
+
+def matcher(pattern: str) -> Callable[[str], bool]:
+    """Whether a text matches ``pattern`` (``re.search``), remembered for the texts asked most.
+
+    A policy matches the same few fields of every lead (the title, in scoring, the VIP trigger
+    and suppression), and titles repeat ("VP Sales", "CTO"), so most leads ask about a text
+    already answered; scanning a title for a case-insensitive alternation between word
+    boundaries was the costliest check of a decision. The verdict depends only on the text,
+    and the cache is bounded, least recently used first out (memory stays flat)."""
+    search = re.compile(pattern).search
+
+    @lru_cache(maxsize=MATCH_CACHE)
+    def matches(text: str) -> bool:
+        return search(text) is not None
+
+    return matches
 
 
 def compile_first_match(

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import codecs
+import gc
+import io
 import json
+import os
+import select as fd_select
+import stat
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
+from functools import partial
 from itertools import islice
 from pathlib import Path
-from typing import Annotated, Any, TextIO
+from typing import Annotated, Any, TextIO, TypeVar
 
 import typer
 from sqlalchemy import select
@@ -29,6 +36,8 @@ from loopgate.settings import load_settings
 from loopgate.wiring import build_engine, deciding_policy, open_database, read_policy
 
 __all__ = ["decision_json", "register"]
+
+T = TypeVar("T")
 
 _BATCH = 500
 _CHUNK = 64  # leads per stage in _decide_pure: small enough to stay in cache, measured best at 32-64
@@ -68,113 +77,177 @@ def decision_json(decision: DecisionValue) -> str:
 
 
 class DecisionWriter:
-    """:func:`decision_json` for a run of decisions: a run decides at one ``now`` under one
-    policy version, so their JSON text is encoded once per change instead of once per lead.
+    """:func:`decision_json` for a run of decisions, as the UTF-8 lines ``decide`` writes: a run
+    decides at one ``now`` under one policy version, so their JSON text is encoded once per
+    change instead of once per lead.
 
     The parts of a decision that repeat across leads (evidence items, triggers, the score, the
-    route, the next-best-action: the same rule, detail or label from a small set) keep their
-    text, keyed by the part itself, in caches of bounded size (memory stays flat however long
-    the run). A key only hits where equal means the same text: ``1 == 1.0 == True`` and
-    ``0.0 == -0.0``, yet each is written differently, so parts holding such values are written
-    afresh every time (strings, exact ints and non-zero floats are safe keys)."""
+    route, the next-best-action, the short words: the same rule, detail or label from a small
+    set) keep their text, keyed by the part itself, in caches of bounded size (memory stays
+    flat however long the run). A key only hits where equal means the same text: ``1 == 1.0 ==
+    True`` and ``0.0 == -0.0``, yet each is written differently, so parts holding such values
+    are written afresh every time (strings, exact ints and non-zero floats are safe keys).
+
+    The parts are kept as UTF-8 bytes and a line is joined from them: a decision's text is
+    rarely pure ASCII (``×``, ``≥`` in rules and details), and encoding a whole line of such
+    text to UTF-8 walks it a character at a time; a part is encoded once, when first seen.
+    ``errors`` is the encoding's error handler for lone surrogates in lead text: the sink's when
+    lines go to a file, and by default one that gives any text back as it was."""
 
     _CACHE = 4096  # entries per kind of part (a few MB at most)
 
-    def __init__(self) -> None:
+    def __init__(self, errors: str = "surrogatepass") -> None:
+        self._errors = errors
+        self._encode: Callable[[str], bytes] = (
+            str.encode if errors == "strict" else partial(str.encode, encoding="utf-8", errors=errors)
+        )
         self._at: datetime | None = None
-        self._at_text = ""
+        self._at_text = b""
         self._version: str | None = None
-        self._version_text = ""
-        self._evidence: dict[Evidence, str] = {}
-        self._triggers: dict[Trigger, str] = {}
-        self._scores: dict[Score, str] = {}
-        self._routes: dict[Route, str] = {}
-        self._actions: dict[NextBestAction, str] = {}
+        self._version_text = b""
+        self._words: dict[str, bytes] = {}
+        self._explanations: dict[str, bytes] = {}
+        self._evidence: dict[Evidence, bytes] = {}
+        self._triggers: dict[Trigger, bytes] = {}
+        self._scores: dict[Score, bytes] = {}
+        self._routes: dict[Route, bytes] = {}
+        self._actions: dict[NextBestAction, bytes] = {}
 
-    def _evidence_text(self, e: Evidence) -> str:
+    def __call__(self, decision: DecisionValue) -> str:
+        """The decision's JSON text (without the line's newline)."""
+        return self.line(decision)[:-1].decode("utf-8", self._errors)
+
+    def _word(self, text: str, cache: dict[str, bytes]) -> bytes:
+        """A text from a small set (source, action, owner, segment; explanations), quoted and
+        encoded: kept in ``cache``, the words' or the explanations'."""
+        data = cache.get(text)
+        if data is None:
+            data = self._encode(_string(text))
+            if len(cache) < self._CACHE:
+                cache[text] = data
+        return data
+
+    def _evidence_text(self, e: Evidence) -> bytes:
         kind = type(e.value)
         if kind is str or kind is int:
-            text = self._evidence.get(e)
-            if text is not None:
-                return text
-        text = (
+            data = self._evidence.get(e)
+            if data is not None:
+                return data
+        data = self._encode(
             f'{{"signal":{_string(e.signal)},"value":{_value(e.value)},"points":{e.points:d},"rule":{_string(e.rule)}}}'
         )
         if (kind is str or kind is int) and len(self._evidence) < self._CACHE:
-            self._evidence[e] = text
-        return text
+            self._evidence[e] = data
+        return data
 
-    def _trigger_text(self, t: Trigger) -> str:
+    def _trigger_text(self, t: Trigger) -> bytes:
         safe = type(t.hard) is bool  # True == 1, written true and 1
         if safe:
-            text = self._triggers.get(t)
-            if text is not None:
-                return text
-        text = f'{{"code":{_string(t.code)},"detail":{_string(t.detail)},"hard":{_value(t.hard)}}}'
+            data = self._triggers.get(t)
+            if data is not None:
+                return data
+        data = self._encode(f'{{"code":{_string(t.code)},"detail":{_string(t.detail)},"hard":{_value(t.hard)}}}')
         if safe and len(self._triggers) < self._CACHE:
-            self._triggers[t] = text
-        return text
+            self._triggers[t] = data
+        return data
 
-    def _score_text(self, score: Score) -> str:
+    def _score_text(self, score: Score) -> bytes:
         # components are ints by construction (the engine sums int points); the two confidences
         # are floats, and 0.0 (== -0.0) or an int (== a float) is not a safe key
         confidence, raw = score.confidence, score.raw_confidence
         safe = type(confidence) is float and confidence != 0 and (raw is None or (type(raw) is float and raw != 0))
         if safe:
-            text = self._scores.get(score)
-            if text is not None:
-                return text
+            data = self._scores.get(score)
+            if data is not None:
+                return data
         tail = "" if raw is None else f',"raw_confidence":{_value(raw)}'
-        text = (
+        data = self._encode(
             f'{{"fit":{score.fit:d},"intent":{score.intent:d},'
             f'"completeness":{score.completeness:d},"total":{score.total:d},'
             f'"band":{_string(score.band)},"confidence":{_value(confidence)}{tail}}}'
         )
         if safe and len(self._scores) < self._CACHE:
-            self._scores[score] = text
-        return text
+            self._scores[score] = data
+        return data
 
-    def _route_text(self, route: Route) -> str:
+    def _route_text(self, route: Route) -> bytes:
         # every field of a route is text or None, so equal routes are written alike (the owner
         # and its kind are in the key though not written: a few more entries, never a wrong text)
-        text = self._routes.get(route)
-        if text is None:
+        data = self._routes.get(route)
+        if data is None:
             team = route.team
-            text = (
+            data = self._encode(
                 f'{{"rule":{_string(route.rule)},"method":{_string(route.method)},'
                 f'"team":{"null" if team is None else _string(team)},"detail":{_string(route.detail)}}}'
             )
             if len(self._routes) < self._CACHE:
-                self._routes[route] = text
-        return text
+                self._routes[route] = data
+        return data
 
-    def _action_text(self, nba: NextBestAction) -> str:
-        text = self._actions.get(nba)  # code and label are text: equal means written alike
-        if text is None:
-            text = f'{{"code":{_string(nba.code)},"label":{_string(nba.label)}}}'
+    def _action_text(self, nba: NextBestAction) -> bytes:
+        data = self._actions.get(nba)  # code and label are text: equal means written alike
+        if data is None:
+            data = self._encode(f'{{"code":{_string(nba.code)},"label":{_string(nba.label)}}}')
             if len(self._actions) < self._CACHE:
-                self._actions[nba] = text
-        return text
+                self._actions[nba] = data
+        return data
 
-    def __call__(self, decision: DecisionValue) -> str:
+    def line(self, decision: DecisionValue) -> bytes:
+        """The decision's JSON text and a newline, encoded."""
         if decision.decided_at is not self._at:  # the same object for a whole run
-            self._at, self._at_text = decision.decided_at, _string(decision.decided_at.isoformat())
+            self._at, self._at_text = decision.decided_at, self._encode(_string(decision.decided_at.isoformat()))
         if decision.policy_version is not self._version:
-            self._version, self._version_text = decision.policy_version, _string(decision.policy_version)
-        triggers = ",".join(map(self._trigger_text, decision.triggers)) if decision.triggers else ""
-        evidence = ",".join(map(self._evidence_text, decision.evidence))
-        owner, suppressed_by = decision.owner, decision.suppressed_by
-        return (
-            f'{{"lead_id":{_string(decision.lead_id)},"source":{_string(decision.source)},'
-            f'"action":{_string(decision.action)},"owner":{"null" if owner is None else _string(owner)},'
-            f'"owner_kind":{_string(decision.owner_kind)},"route":{self._route_text(decision.route)},'
-            f'"segment":{_string(decision.segment)},"score":{self._score_text(decision.score)},'
-            f'"triggers":[{triggers}],"evidence":[{evidence}],'
-            f'"next_best_action":{self._action_text(decision.next_best_action)},'
-            f'"trust_level":{decision.trust_level:d},"audit_sample":{"true" if decision.audit_sample else "false"},'
-            f'"suppressed_by":{"null" if suppressed_by is None else _string(suppressed_by)},'
-            f'"explanation":{_string(decision.explanation)},'
-            f'"policy_version":{self._version_text},"decided_at":{self._at_text}}}'
+            self._version, self._version_text = decision.policy_version, self._encode(_string(decision.policy_version))
+        word, words, explanations, evidence = self._word, self._words, self._explanations, self._evidence
+        owner, suppressed_by, route, nba = (
+            decision.owner,
+            decision.suppressed_by,
+            decision.route,
+            decision.next_best_action,
+        )
+        items = []  # the evidence cache read inline: a call per item was the writer's most frequent
+        for e in decision.evidence:
+            kind = type(e[1])  # the value: only str and int items are cached (see the class)
+            items.append(((kind is str or kind is int) and evidence.get(e)) or self._evidence_text(e))
+        # one join of literal and cached pieces: no format string to parse, no text to encode
+        return b"".join(
+            (
+                b'{"lead_id":',
+                self._encode(_string(decision.lead_id)),
+                b',"source":',
+                words.get(decision.source) or word(decision.source, words),
+                b',"action":',
+                words.get(decision.action) or word(decision.action, words),
+                b',"owner":',
+                b"null" if owner is None else words.get(owner) or word(owner, words),
+                b',"owner_kind":',
+                words.get(decision.owner_kind) or word(decision.owner_kind, words),
+                b',"route":',
+                self._routes.get(route) or self._route_text(route),
+                b',"segment":',
+                words.get(decision.segment) or word(decision.segment, words),
+                b',"score":',
+                self._score_text(decision.score),
+                b',"triggers":[',
+                b",".join(map(self._trigger_text, decision.triggers)) if decision.triggers else b"",
+                b'],"evidence":[',
+                b",".join(items),
+                b'],"next_best_action":',
+                self._actions.get(nba) or self._action_text(nba),
+                b',"trust_level":',
+                b"%d" % decision.trust_level,
+                b',"audit_sample":',
+                b"true" if decision.audit_sample else b"false",
+                b',"suppressed_by":',
+                b"null" if suppressed_by is None else words.get(suppressed_by) or word(suppressed_by, words),
+                b',"explanation":',
+                explanations.get(decision.explanation) or word(decision.explanation, explanations),
+                b',"policy_version":',
+                self._version_text,
+                b',"decided_at":',
+                self._at_text,
+                b"}\n",
+            )
         )
 
 
@@ -188,15 +261,17 @@ def _now(value: str | None) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-_raw_decode = json.JSONDecoder().raw_decode
+# the scanner JSONDecoder.raw_decode calls (C), called directly: raw_decode is a Python
+# method that only adds a frame and turns StopIteration into an error, once per line
+_scan_once: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 
 def _parse(line: str) -> Any:
     """``json.loads(line)``: one object per line parses directly; anything else (leading
     blanks, trailing data, errors) goes through ``json.loads`` for its exact result or error."""
     try:
-        value, end = _raw_decode(line)
-    except ValueError:
+        value, end = _scan_once(line, 0)
+    except (StopIteration, ValueError):  # nothing at 0 (blank, not JSON), or an error inside
         return json.loads(line)
     if end != len(line) and line[end:].strip(" \t\n\r"):  # json's whitespace, not Unicode's
         return json.loads(line)
@@ -214,6 +289,39 @@ def _lines(stream: TextIO, name: str) -> Iterator[tuple[int, Lead | None]]:
             reason = f"invalid JSON: {exc.msg}" if isinstance(exc, json.JSONDecodeError) else str(exc)
             err.print(f"{name}:{number}: {reason}; line skipped")
             yield number, None
+
+
+def _arrival(stream: TextIO) -> Callable[[], bool] | None:
+    """For input that arrives over time (a pipe, a terminal), whether more has arrived: a batch
+    then ends with what is there, instead of waiting for a producer that may be waiting for the
+    decisions so far (``tail -f``, a script sending a lead and reading its decision). None for
+    a regular file, which is all there."""
+    try:
+        fd = stream.fileno()
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+    except (OSError, ValueError, io.UnsupportedOperation):  # no descriptor (a StringIO): all there
+        return None
+    if os.name == "nt":  # select() takes sockets only there: a batch per lead
+        return lambda: False
+    return lambda: bool(fd_select.select([fd], [], [], 0)[0])
+
+
+def _batches(lines: Iterator[T], size: int, arrived: Callable[[], bool] | None) -> Iterator[list[T]]:
+    """``lines`` in lists of ``size``; with ``arrived``, a list also ends when nothing more has
+    arrived (a line already read ahead into the stream's buffer may end it early: only smaller)."""
+    if arrived is None:
+        while batch := list(islice(lines, size)):
+            yield batch
+        return
+    for first in lines:
+        batch = [first]
+        while len(batch) < size and arrived():
+            more = next(lines, None)
+            if more is None:
+                break
+            batch.append(more)
+        yield batch
 
 
 def _accounts(path: Path | None) -> dict[str, list[Account]]:
@@ -257,10 +365,11 @@ def decide(
         source: TextIO = sys.stdin if leads == "-" else stack.enter_context(open(leads, encoding="utf-8"))
         sink: TextIO = sys.stdout if out == "-" else stack.enter_context(open(out, "w", encoding="utf-8"))
         name = "stdin" if leads == "-" else leads
+        lines, arrived = _lines(source, name), _arrival(source)
         if db is not None:
-            failed = _decide_stored(db, engine, _lines(source, name), sink, at, _accounts(accounts))
+            failed = _decide_stored(db, engine, lines, sink, at, _accounts(accounts), arrived=arrived)
         else:
-            failed = _decide_pure(engine, _lines(source, name), sink, at, _accounts(accounts))
+            failed = _decide_pure(engine, lines, sink, at, _accounts(accounts), arrived=arrived)
     if failed:
         err.print(f"{failed} line{'s' if failed != 1 else ''} skipped")
         raise typer.Exit(1)
@@ -273,34 +382,92 @@ def _account_for(engine: DecisionEngine, lead: Lead, directory: dict[str, list[A
     return sorted(directory[domain], key=lambda a: a.source != lead.source)[0]
 
 
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """The cyclic garbage collector paused for a run of decisions, and resumed as it was.
+
+    Deciding makes no reference cycles (a test holds it so): every object of a lead is freed
+    by its reference count as soon as the lead is written, so memory stays flat without the
+    collector. Yet the collector still runs every few hundred allocations, scanning the young
+    objects and, now and then, everything the process holds (the policy, the imported
+    modules): about 5% of a run that found nothing to collect."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def _decide_pure(
     engine: DecisionEngine,
     lines: Iterator[tuple[int, Lead | None]],
     sink: TextIO,
     at: datetime,
     directory: dict[str, list[Account]],
+    *,
+    arrived: Callable[[], bool] | None = None,
 ) -> int:
     """Decide and write every lead, in input order, a chunk at a time: a chunk of leads is
     read and normalised, then decided, then written, each stage run over the whole chunk.
     The output is what lead-by-lead gives (the rotation sees the leads in the same order);
     the run takes about 15% less CPU, because the interpreter runs one stage's code for many
     leads in a row instead of switching between parsing, deciding and encoding for every
-    lead (measured: the instructions are the same; a chunk is small, so memory stays flat)."""
+    lead (measured: the instructions are the same; a chunk is small, so memory stays flat).
+    With ``arrived`` (input that arrives over time, see :func:`_arrival`) a chunk ends with the
+    leads that have arrived, and its decisions are flushed."""
+    streaming = arrived is not None
     rotation = InMemoryRotation()
     failed = 0
-    write, no_context, text, decide = sink.write, LeadContext(), DecisionWriter(), engine.decide
-    while chunk := [lead for _, lead in islice(lines, _CHUNK)]:
-        leads = [lead for lead in chunk if lead is not None]
-        failed += len(chunk) - len(leads)
-        decisions: list[DecisionValue] = []
-        try:
-            for lead in leads:
-                ctx = LeadContext(account=_account_for(engine, lead, directory)) if directory else no_context
-                decisions.append(decide(lead, ctx, rotation=rotation, now=at))
-        finally:  # should a lead fail, the decisions before it are still written, as one by one
-            if decisions:
-                write("".join([text(decision) + "\n" for decision in decisions]))
+    no_context, decide = LeadContext(), engine.decide
+    binary = _utf8_bytes(sink)
+    if binary is not None:
+        write_bytes, errors, flush = binary
+        line = DecisionWriter(errors).line
+        if streaming:
+            flush = sink.buffer.flush
+
+        def write(decisions: list[DecisionValue]) -> None:
+            write_bytes(b"".join([line(decision) for decision in decisions]))
+            if flush is not None:
+                flush()
+
+    else:
+        text, write_text = DecisionWriter(), sink.write
+
+        def write(decisions: list[DecisionValue]) -> None:
+            write_text("".join([text(decision) + "\n" for decision in decisions]))
+            if streaming:
+                sink.flush()
+
+    with _no_cycle_collection():
+        for chunk in _batches(lines, _CHUNK, arrived):
+            leads = [lead for _, lead in chunk if lead is not None]
+            failed += len(chunk) - len(leads)
+            decisions: list[DecisionValue] = []
+            try:
+                for lead in leads:
+                    ctx = LeadContext(account=_account_for(engine, lead, directory)) if directory else no_context
+                    decisions.append(decide(lead, ctx, rotation=rotation, now=at))
+            finally:  # should a lead fail, the decisions before it are still written, as one by one
+                if decisions:
+                    write(decisions)
     return failed
+
+
+def _utf8_bytes(sink: TextIO) -> tuple[Callable[[bytes], object], str, Callable[[], object] | None] | None:
+    """Where UTF-8 lines can go instead of text, when writing them there is what writing the
+    text to ``sink`` does: a plain text file (or standard output) in UTF-8 that does not
+    translate newlines. Then (write, the sink's error handler, flush after each write when the
+    sink is line-buffered); else None. Text written before is flushed first, to keep the order."""
+    if not isinstance(sink, io.TextIOWrapper) or type(sink).write is not io.TextIOWrapper.write:
+        return None  # a subclass that writes text its own way is written text
+    if os.linesep != "\n" or codecs.lookup(sink.encoding).name != "utf-8":
+        return None
+    buffer = sink.buffer
+    sink.flush()
+    return buffer.write, sink.errors or "strict", buffer.flush if sink.line_buffering else None
 
 
 def _decide_stored(
@@ -310,16 +477,17 @@ def _decide_stored(
     sink: TextIO,
     at: datetime,
     directory: dict[str, list[Account]],
+    *,
+    arrived: Callable[[], bool] | None = None,
 ) -> int:
     """Persist in batches; a re-run of the same input decides nothing again and prints the
-    decisions already made."""
+    decisions already made. With ``arrived``, as :func:`_decide_pure`."""
     with db.transaction() as session:
         ensure_version(session, engine.loaded, now=at, by="cli:decide")
         upsert_accounts(session, [a for group in directory.values() for a in group], now=at)
     failed = 0
-    batch: list[Lead] = []
 
-    def flush() -> None:
+    def write(batch: list[Lead]) -> None:
         with db.transaction() as session:
             pks = upsert_leads(session, [LeadRow(lead) for lead in batch], now=at)
             decide_pending(session, engine, now=at, lead_pks=pks.values(), limit=len(pks))
@@ -332,17 +500,14 @@ def _decide_stored(
                 latest[lead_pk] = contract
         for lead in batch:
             sink.write(_encode(latest[pks[(lead.source, lead.id)]]) + "\n")
-        batch.clear()
+        if arrived is not None:
+            sink.flush()
 
-    for _, lead in lines:
-        if lead is None:
-            failed += 1
-            continue
-        batch.append(lead)
-        if len(batch) >= _BATCH:
-            flush()
-    if batch:
-        flush()
+    for read in _batches(lines, _BATCH, arrived):
+        batch = [lead for _, lead in read if lead is not None]
+        failed += len(read) - len(batch)
+        if batch:
+            write(batch)
     return failed
 
 

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.model import Account, Event, Evidence, Lead, Score
-from core.policy.codegen import compile_check, compile_first_match
+from core.policy.codegen import MATCH_CACHE, compile_check, compile_first_match, matcher
 from core.policy.conditions import Facts, compile_condition
 from core.policy.schema import FitRule, Scoring
 from core.scoring import Scorer, _shown
@@ -242,3 +242,19 @@ def test_given_any_condition_when_compiled_as_one_check_then_it_is_the_closure(
     when: dict[str, Any], facts: Facts
 ) -> None:
     assert compile_check(when, "rule")(facts) is bool(compile_condition(when)(facts))
+
+
+@given(texts=st.lists(st.sampled_from(["VP Sales", "vp", "CTO", "Student", "", "x" * 90]) | st.text(max_size=12)))
+def test_given_texts_asked_again_when_matched_then_each_verdict_is_re_search(texts: list[str]) -> None:
+    pattern = r"(?i)\b(vp|cto|student)\b"
+    matches = matcher(pattern)
+    for text in texts * 2:  # the second time from the cache
+        assert matches(text) is (re.search(pattern, text) is not None)
+
+
+def test_given_more_texts_than_the_cache_holds_when_matched_then_it_stays_bounded_and_right() -> None:
+    matches = matcher("7$")
+    for i in range(MATCH_CACHE + 500):
+        assert matches(f"title {i}") is (i % 10 == 7)
+    assert matches.cache_info().currsize == MATCH_CACHE  # type: ignore[attr-defined]
+    assert matches("title 7") and not matches("title 8")  # fell out, asked again

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import gc
+import io
 import json
+import os
+import select
+import subprocess
+import sys
 from dataclasses import replace
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -16,7 +23,7 @@ from core.engine import DecisionEngine, LeadContext
 from core.leads import normalize_account, normalize_lead
 from core.model import Account, Decision, Evidence, NextBestAction, Trigger
 from core.routing import InMemoryRotation
-from loopgate.cli.decide import _CHUNK, DecisionWriter, _encode, decision_json
+from loopgate.cli.decide import _CHUNK, DecisionWriter, _decide_pure, _encode, _lines, _parse, decision_json
 from loopgate.wiring import read_policy
 from tests.loopgate.cli_runner import ROOT, run_cli
 
@@ -60,6 +67,32 @@ def test_given_stdin_and_an_out_file_when_decided_then_both_work(tmp_path: Path)
     assert json.loads(out.read_text())["lead_id"] == "x"
 
 
+@pytest.mark.parametrize("store", [False, True], ids=["pure", "store"])
+def test_given_leads_arriving_one_at_a_time_on_stdin_when_decided_then_each_decision_comes_before_the_next_lead(
+    tmp_path: Path, store: bool
+) -> None:
+    """A producer that waits for each decision (a script, ``tail -f``) gets it: batches end with
+    what has arrived, and are flushed to a block-buffered pipe."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOOPGATE_") and k != "PYTHONUNBUFFERED"}
+    env.update(LOOPGATE_POLICY=POLICY, LOOPGATE_DATABASE_URL=f"sqlite:///{tmp_path / 'lg.db'}")
+    if store:
+        assert run_cli("db", "upgrade", env=env).code == 0
+    args = [sys.executable, "-m", "loopgate", "decide", "--leads", "-", "--now", NOW, *(["--store"] if store else [])]
+    with subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=ROOT) as proc:
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            for lead_id in ("a", "b", "c"):
+                proc.stdin.write(json.dumps({"id": lead_id, "email": f"{lead_id}@acme.example"}).encode() + b"\n")
+                proc.stdin.flush()
+                ready, _, _ = select.select([proc.stdout], [], [], 60)
+                assert ready, f"no decision for lead {lead_id} while its producer waits for one"
+                assert json.loads(proc.stdout.readline())["lead_id"] == lead_id
+            proc.stdin.close()
+            assert proc.wait(60) == 0
+        finally:
+            proc.kill()
+
+
 def test_given_store_when_run_twice_then_the_second_run_decides_nothing_new_and_prints_the_same(tmp_path: Path) -> None:
     env = {"LOOPGATE_DATABASE_URL": f"sqlite:///{tmp_path / 'lg.db'}", "LOOPGATE_POLICY": POLICY}
     assert run_cli("db", "upgrade", env=env).code == 0
@@ -97,10 +130,107 @@ def test_given_more_leads_than_a_chunk_with_bad_lines_between_when_decided_then_
     assert result.out.splitlines() == [decision_json(d) for d in one_by_one]
 
 
-def _decide_one_by_one(raws: list[dict[str, Any]]) -> list[Decision]:
-    engine = DecisionEngine(read_policy(Path(POLICY)))
+def test_given_leads_accounts_and_bad_lines_when_decided_then_no_reference_cycle_is_left_behind(
+    tmp_path: Path,
+) -> None:
+    # the pure run pauses the cyclic collector (reference counting frees every lead): that is
+    # only safe while deciding makes no cycles, so memory stays flat however long the run
+    examples = LEADS.read_text().splitlines()
+    lines = [examples[i % len(examples)].replace('"id": "', f'"id": "{i}-', 1) for i in range(2 * _CHUNK + 5)]
+    lines[3], lines[_CHUNK + 1] = "not json", "[1, 2]"
     directory: dict[str, list[Account]] = {}
     for line in Path(ACCOUNTS).read_text().splitlines():
+        account = normalize_account(json.loads(line))
+        directory.setdefault(account.domain or "", []).append(account)
+    engine = DecisionEngine(read_policy(Path(POLICY)))
+    at = datetime(2026, 11, 20, 15, tzinfo=UTC)
+    sink = io.StringIO()
+    gc.collect()
+    gc.disable()
+    try:
+        failed = _decide_pure(engine, _lines(io.StringIO("\n".join(lines) + "\n"), "leads"), sink, at, directory)
+        assert not gc.isenabled()  # left as it was found
+        unreachable = gc.collect()
+    finally:
+        gc.enable()
+    assert failed == 2 and len(sink.getvalue().splitlines()) == len(lines) - 2
+    assert unreachable == 0
+
+
+def test_given_the_collector_enabled_when_decided_then_it_is_enabled_again_after_the_run() -> None:
+    engine = DecisionEngine(read_policy(Path(POLICY)))
+    at = datetime(2026, 11, 20, 15, tzinfo=UTC)
+    assert gc.isenabled()
+    _decide_pure(engine, _lines(io.StringIO(LEADS.read_text()), "leads"), io.StringIO(), at, {})
+    assert gc.isenabled()
+
+
+def _text_sink(encoding: str, errors: str, *, line_buffering: bool = False) -> tuple[io.TextIOWrapper, io.BytesIO]:
+    raw = io.BytesIO()
+    return io.TextIOWrapper(
+        io.BufferedWriter(raw), encoding=encoding, errors=errors, line_buffering=line_buffering
+    ), raw
+
+
+@pytest.mark.parametrize(
+    ("encoding", "errors", "line_buffering"),
+    [
+        ("utf-8", "strict", False),  # a file decide opens: lines go to its bytes
+        ("UTF8", "surrogateescape", True),  # standard output in the C locale, on a terminal
+        ("utf-16", "strict", False),  # another encoding: written as text
+        ("latin-1", "replace", False),  # ≥ and × are not Latin-1 only in part: text, as the sink replaces
+    ],
+)
+def test_given_a_text_sink_when_decided_then_its_bytes_are_the_decisions_text_as_the_sink_encodes_it(
+    encoding: str, errors: str, line_buffering: bool
+) -> None:
+    examples = LEADS.read_text().splitlines()
+    raws = [json.loads(line) for line in examples] * 3
+    if errors == "surrogateescape":  # a byte that was not UTF-8 where the lead came from
+        raws[1] = {**raws[1], "title": "Head of Caf\udce9"}
+    raws = [{**raw, "id": f"{i}-{raw['id']}"} for i, raw in enumerate(raws)]
+    expected = "".join(decision_json(d) + "\n" for d in _decide_one_by_one(raws, accounts=False))
+    assert ("\udce9" in expected) == (errors == "surrogateescape")
+    sink, raw = _text_sink(encoding, errors, line_buffering=line_buffering)
+    engine = DecisionEngine(read_policy(Path(POLICY)))
+    source = io.StringIO("".join(json.dumps(r) + "\n" for r in raws))
+    assert _decide_pure(engine, _lines(source, "leads"), sink, datetime(2026, 11, 20, 15, tzinfo=UTC), {}) == 0
+    if not line_buffering:
+        sink.flush()
+    assert raw.getvalue() == expected.encode(encoding, errors)
+
+
+def test_given_text_written_before_when_decided_then_the_decisions_follow_it() -> None:
+    sink, raw = _text_sink("utf-8", "strict")
+    sink.write("before\n")
+    engine = DecisionEngine(read_policy(Path(POLICY)))
+    source = io.StringIO(LEADS.read_text())
+    _decide_pure(engine, _lines(source, "leads"), sink, datetime(2026, 11, 20, 15, tzinfo=UTC), {})
+    sink.write("after\n")
+    sink.flush()
+    lines = raw.getvalue().decode().splitlines()
+    assert lines[0] == "before" and lines[-1] == "after"
+    assert [json.loads(line)["lead_id"] for line in lines[1:-1]] == [
+        json.loads(x)["id"] for x in LEADS.read_text().splitlines()
+    ]
+
+
+def test_given_a_lone_surrogate_when_written_to_a_strict_utf8_sink_then_it_fails_as_writing_the_text_would() -> None:
+    engine = DecisionEngine(read_policy(Path(POLICY)))
+    source = io.StringIO(json.dumps({"id": "x", "title": "Chief \ud800"}) + "\n")
+    with pytest.raises(UnicodeEncodeError):
+        "\ud800".encode()  # what the text sink does with it
+    sink, _ = _text_sink("utf-8", "strict")
+    with pytest.raises(UnicodeEncodeError):
+        _decide_pure(engine, _lines(source, "leads"), sink, datetime(2026, 11, 20, 15, tzinfo=UTC), {})
+    # the collector is left as found even when a run fails
+    assert gc.isenabled()
+
+
+def _decide_one_by_one(raws: list[dict[str, Any]], *, accounts: bool = True) -> list[Decision]:
+    engine = DecisionEngine(read_policy(Path(POLICY)))
+    directory: dict[str, list[Account]] = {}
+    for line in Path(ACCOUNTS).read_text().splitlines() if accounts else []:
         account = normalize_account(json.loads(line))
         directory.setdefault(account.domain or "", []).append(account)
     rotation, at = InMemoryRotation(), datetime(2026, 11, 20, 15, tzinfo=UTC)
@@ -185,3 +315,24 @@ def test_given_equal_but_differently_typed_triggers_and_scores_when_one_writer_w
         for score in (base.score._replace(confidence=value), base.score._replace(raw_confidence=value)):
             decision = replace(base, score=score)
             assert writer(decision) == _encode(decision.to_dict()), value
+
+
+def _loads_or_error(parse: Any, line: str) -> Any:
+    try:
+        return ("value", parse(line))
+    except ValueError as exc:
+        return ("error", type(exc), str(exc))
+
+
+@pytest.mark.parametrize(
+    "line",
+    ['{"id": "a"}\n', ' {"id": "a"}', '{"id": "a"} \t\r\n', '{"id": "a"} x', "[1, 2]", '"text"', "", " ", "nul",
+     '{"id":', "NaN", "-", '{"a": "\\ud800"}', '{"id": "a"}\u00a0', "1 2"],
+)  # fmt: skip
+def test_given_a_line_when_parsed_then_the_result_or_error_is_json_loads(line: str) -> None:
+    assert _loads_or_error(_parse, line) == _loads_or_error(json.loads, line)
+
+
+@given(st.text(max_size=20) | _json_values.map(json.dumps).flatmap(lambda t: st.sampled_from([t, t + " ", t + "x"])))
+def test_given_any_text_when_parsed_then_the_result_or_error_is_json_loads(line: str) -> None:
+    assert repr(_loads_or_error(_parse, line)) == repr(_loads_or_error(json.loads, line))
