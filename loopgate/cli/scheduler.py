@@ -6,10 +6,7 @@ see :mod:`scheduler.service`); ``scheduler run`` is for deployments that keep it
 
 from __future__ import annotations
 
-import signal
-import threading
 from datetime import timedelta
-from types import FrameType
 from typing import Annotated
 
 import typer
@@ -17,6 +14,7 @@ from sqlalchemy import select
 
 from core.store.models import JobState
 from loopgate.cli.console import err, out
+from loopgate.cli.stop_signals import StopSignals
 from loopgate.logs import configure_logging
 from loopgate.scheduling import scheduler_service
 from loopgate.settings import load_settings
@@ -40,16 +38,10 @@ def run(
     db = open_database(settings)
     configure_logging(settings.loopgate_log_level, [])
     service = scheduler_service(settings, db, lease_ttl=timedelta(seconds=lease_ttl))
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    signals = StopSignals()
     service.start()
     err.print(f"scheduler {service.holder} running (lease {lease_ttl:g}s); Ctrl-C to stop", soft_wrap=True)
-    stop.wait()
+    signals.wait()
     service.stop()
     db.dispose()
     err.print("scheduler stopped", soft_wrap=True)

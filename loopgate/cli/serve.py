@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
+import faulthandler
 import logging
-import signal
-import threading
 from pathlib import Path
-from types import FrameType
 from typing import Annotated
 
 import typer
 
 from core.sla import PolicySlaClock
 from loopgate.cli.console import err
+from loopgate.cli.stop_signals import StopSignals
 from loopgate.logs import configure_logging
 from loopgate.runtime import Service, compose
 from loopgate.scheduling import ConnectorsByPolicy, scheduler_service, writeback_worker
@@ -20,6 +19,10 @@ from loopgate.settings import load_settings
 from loopgate.wiring import deciding_policy, open_database
 
 __all__ = ["register"]
+
+# longer than a clean stop takes (the front waits 10 s for requests in flight), shorter than a
+# supervisor's grace period before SIGKILL (Kubernetes: 30 s)
+STOP_REPORT_SECONDS = 15
 
 
 def serve(
@@ -92,13 +95,7 @@ def serve(
         review_clock_for=PolicySlaClock,
         follow_champion=None if policy is not None else settings.loopgate_policy_follow_seconds,
     )
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    signals = StopSignals()
     runtime.start()
     where = f"{runtime.front.url}/slack/events" if runtime.mode == "http" else "Socket Mode"
     err.print(
@@ -108,31 +105,26 @@ def serve(
         f"policy {loaded.version}",
         soft_wrap=True,
     )
-    stop.wait()
+    signals.wait()
     err.print("stopping: finishing requests and effects in flight", soft_wrap=True)
-    runtime.stop()
+    # a stop that hangs leaves the supervisor only SIGKILL; first say where every thread is
+    faulthandler.dump_traceback_later(STOP_REPORT_SECONDS, exit=False)
+    try:
+        runtime.stop()
+    finally:
+        faulthandler.cancel_dump_traceback_later()
     err.print("stopped", soft_wrap=True)
-
-
-def _wait_for_signal() -> None:
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    stop.wait()
 
 
 def _serve_sandbox(host: str, port: int, workdir: Path, leads: int, scheduler: bool) -> None:
     from loopgate.demo.live import LiveSandbox
 
     logging.getLogger().setLevel(logging.WARNING)
+    signals = StopSignals()
     live = LiveSandbox(workdir, host=host, port=port, leads=leads, scheduler=scheduler).start()
     err.print(f"loopgate sandbox serving {live.url} (fake Salesforce, HubSpot and Slack; store in {workdir})",
               soft_wrap=True)  # fmt: skip
-    _wait_for_signal()
+    signals.wait()
     err.print("stopping", soft_wrap=True)
     live.stop()
     err.print("stopped", soft_wrap=True)

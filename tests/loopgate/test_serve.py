@@ -39,7 +39,14 @@ class Served:
     def finish(self, timeout: float = 20) -> int:
         """SIGTERM, then the exit code once the process and its stderr are done."""
         self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout=timeout)
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:  # serve dumps its threads' stacks before this
+            self.proc.kill()
+            self.proc.wait()
+            if self.reader is not None:
+                self.reader.join(5)
+            pytest.fail(f"serve did not stop within {timeout} s of SIGTERM:\n{self.log}")
         if self.reader is not None:
             self.reader.join(timeout)
         assert self.proc.stderr is not None
