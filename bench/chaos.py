@@ -20,7 +20,7 @@ it was meant to.
 
     python bench/chaos.py                # full: 40 crash rounds per CRM, 200 clicks/s for 30 s;
                                          # SQLite, and PostgreSQL when LOOPGATE_TEST_DATABASE_URL is set
-    python bench/chaos.py --quick        # the CI sizes
+    python bench/chaos.py --quick        # small sizes, for a quick look
     python bench/chaos.py --crms salesforce --scenarios crash_recovery   # one CRM, one scenario
     python bench/chaos.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test
         (a private database is created on that server per scenario and dropped afterwards)
@@ -82,7 +82,7 @@ def _table(rows: list[tuple[str, Report, float]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="the CI sizes (10 crash rounds, 100 clicks/s for 5 s)")
+    parser.add_argument("--quick", action="store_true", help="small sizes (10 crash rounds, 100 clicks/s for 5 s)")
     parser.add_argument(
         "--database-url",
         default=os.environ.get("LOOPGATE_TEST_DATABASE_URL"),
