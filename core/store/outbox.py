@@ -169,18 +169,23 @@ def claim(
     limit: int,
     now: datetime,
     lease: timedelta = DEFAULT_LEASE,
+    key_prefix: str | None = None,
 ) -> list[OutboxItem]:
     """Take up to ``limit`` due rows of these kinds for ``worker`` until ``now + lease``: rows
     of ``kinds[0]`` first, then by arrival (a message update after a click must not wait for
-    a morning's backlog of new escalations, each paced by Slack's rate limit)."""
-    statement = _claim_statement(tuple(kinds), limit)
+    a morning's backlog of new escalations, each paced by Slack's rate limit). With
+    ``key_prefix``, only rows whose dedupe key starts with it: one job's own effects."""
+    statement = _claim_statement(tuple(kinds), limit, key_prefix is not None)
+    params: dict[str, Any] = {"worker": worker, "now": now, "until": now + lease}
+    if key_prefix is not None:
+        params |= {"prefix": key_prefix, "prefix_length": len(key_prefix)}
     with db.transaction() as session:
-        rows = session.connection().execute(statement, {"worker": worker, "now": now, "until": now + lease}).all()
+        rows = session.connection().execute(statement, params).all()
     return sorted((OutboxItem(*row) for row in rows), key=lambda item: (item.kind != kinds[0], item.pk))
 
 
 @functools.lru_cache(maxsize=64)
-def _claim_statement(kinds: tuple[str, ...], limit: int) -> Any:
+def _claim_statement(kinds: tuple[str, ...], limit: int, by_prefix: bool = False) -> Any:
     """The claim as one Core statement per (kinds, limit), built once: a worker claims after
     every batch, often of one row, and building the statement through the ORM each time was
     most of a busy Slack worker's CPU (py-spy, bench/slack_ack.py: 63% of the effects worker)."""
@@ -188,10 +193,13 @@ def _claim_statement(kinds: tuple[str, ...], limit: int) -> Any:
     c = table.c
     now = bindparam("now", type_=c.available_at.type)
     urgent = case((c.kind == kinds[0], 0), else_=1) if len(kinds) > 1 else None
+    # substr, not LIKE: exact on both databases (SQLite's LIKE ignores case; no escaping of % or _)
+    prefixed = (func.substr(c.dedupe_key, 1, bindparam("prefix_length")) == bindparam("prefix"),) if by_prefix else ()
     due = (
         select(c.pk)
         .where(
             c.kind.in_(kinds),
+            *prefixed,
             or_(
                 and_(c.status == "pending", c.available_at <= now),
                 and_(c.status == "claimed", c.claimed_until < now),
@@ -304,8 +312,10 @@ def drain(
     policy: RetryPolicy | None = None,
     max_batches: int | None = None,
     rng: random.Random | None = None,
+    key_prefix: str | None = None,
 ) -> DrainReport:
-    """Perform due effects until none are due (or ``max_batches``); returns what happened."""
+    """Perform due effects until none are due (or ``max_batches``); returns what happened.
+    With ``key_prefix``, only effects whose dedupe key starts with it (see :func:`claim`)."""
     policy = policy or RetryPolicy()
     rng = rng or random.Random()  # noqa: S311 - jitter, not security
     report = DrainReport()
@@ -314,7 +324,15 @@ def drain(
     while progress and (max_batches is None or batches < max_batches):
         progress = False
         for handler in handlers:
-            items = claim(db, handler.kinds, worker, limit=handler.batch_size, now=clock(), lease=policy.lease)
+            items = claim(
+                db,
+                handler.kinds,
+                worker,
+                limit=handler.batch_size,
+                now=clock(),
+                lease=policy.lease,
+                key_prefix=key_prefix,
+            )
             if not items:
                 continue
             progress = True

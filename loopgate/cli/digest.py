@@ -1,8 +1,10 @@
 """``loopgate digest``: the weekly audit digest on demand — print it, write it as HTML, or post it.
 
 ``--post`` does what the Monday job does (claim the week, queue the summary, the chart and the
-audit sample) and, when Slack is configured, delivers the queued Slack effects at once; a week
-already posted is not posted again. The numbers are the same in every form.
+audit sample) and, when Slack is configured, delivers those three at once — only those: the
+escalations, nudges and focus lists waiting in the outbox are ``loopgate serve``'s to send, paced
+and in order, not a side effect of posting a report. A week already posted is not posted again.
+The numbers are the same in every form.
 """
 
 from __future__ import annotations
@@ -84,9 +86,11 @@ def digest(
         SlackFileUploader(db, client, clock=utcnow),
     ]
     # rows queued "as of" --now are due then: deliver them now even if --now is ahead of the clock
-    report = outbox.drain(db, handlers, worker_id(), lambda: max(utcnow(), at), max_batches=50)
+    report = outbox.drain(
+        db, handlers, worker_id(), lambda: max(utcnow(), at), max_batches=50, key_prefix=f"digest:{label}:"
+    )
     err.print(
-        f"digest {label} posted ({report.done} Slack effects done, {report.retried} to retry, {report.dead} failed)"
+        f"digest {label} posted ({report.done} Slack posts done, {report.retried} to retry, {report.dead} failed)"
     )
 
 

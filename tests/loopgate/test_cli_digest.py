@@ -51,9 +51,12 @@ def test_given_a_stored_week_when_printed_then_the_figures_are_there_and_html_em
     assert bad.code == 2 and "ISO week" in bad.err
 
 
-def test_given_slack_is_configured_when_posting_twice_then_the_week_is_posted_once(
+def test_given_slack_is_configured_when_posting_twice_then_the_week_is_posted_once_and_nothing_else(
     cli: InProcessCli, db: Database, monkeypatch: pytest.MonkeyPatch, example_policy: LoadedPolicy
 ) -> None:
+    with db.sessions() as s:
+        waiting = s.execute(select(OutboxRow.dedupe_key).where(OutboxRow.kind == "slack.escalation")).scalars().all()
+    assert waiting  # the stored week left escalations for `loopgate serve` to post
     with FakeSlack(scopes=MANIFEST_SCOPES) as slack:
         slack.seed_from_policy(example_policy.policy)
         monkeypatch.setenv("SLACK_BOT_TOKEN", slack.bot_token)
@@ -62,9 +65,12 @@ def test_given_slack_is_configured_when_posting_twice_then_the_week_is_posted_on
         second = cli("digest", "--post", "--now", MONDAY)
         leaders = slack.messages("C0LEADERS")
 
-    assert first.code == 0 and "digest 2026-W47 posted" in first.err, first.err
+    assert first.code == 0 and "digest 2026-W47 posted (3 Slack posts done" in first.err, first.err
     assert second.code == 0 and "was posted before" in second.err
     assert len([m for m in leaders if m.files]) == 1 and len([m for m in leaders if not m.files]) == 2
     with db.sessions() as s:
         keys = s.execute(select(OutboxRow.dedupe_key).where(OutboxRow.dedupe_key.like("digest:%"))).scalars().all()
+        # posting the report posted nothing else: the escalations still wait for serve
+        states = s.execute(select(OutboxRow.status).where(OutboxRow.dedupe_key.in_(waiting))).scalars().all()
     assert sorted(keys) == ["digest:2026-W47:chart", "digest:2026-W47:sample", "digest:2026-W47:summary"]
+    assert states == ["pending"] * len(waiting)

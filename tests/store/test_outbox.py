@@ -101,6 +101,17 @@ def test_given_a_backlog_when_a_handlers_first_kind_arrives_then_it_is_claimed_a
                                                         ("test.post2", 0)]  # fmt: skip
 
 
+def test_given_a_key_prefix_when_claimed_then_only_keys_starting_with_it_exactly(db: Database, now: datetime) -> None:
+    keys = ["digest:2026-W47:summary", "digest:2026-W47:chart", "digest:2026-W470:x", "DIGEST:2026-W47:y",
+            "digest_2026-W47:z", "escalation:1"]  # fmt: skip
+    with db.transaction() as s:
+        for i, key in enumerate(keys):
+            outbox.enqueue(s, "test.effect", key, {"i": i}, now=now)
+    taken = outbox.claim(db, ["test.effect"], "w", limit=10, now=now, key_prefix="digest:2026-W47:")
+    assert sorted(i.dedupe_key for i in taken) == ["digest:2026-W47:chart", "digest:2026-W47:summary"]
+    assert len(outbox.claim(db, ["test.effect"], "w", limit=10, now=now)) == 4  # the rest stayed due
+
+
 def test_given_a_transient_failure_when_drained_then_retried_after_backoff_and_dead_after_max(
     db: Database, now: datetime
 ) -> None:
