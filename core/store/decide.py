@@ -407,20 +407,26 @@ def _accounts(
 
 
 def _previous(session: Session, pks: Sequence[int]) -> tuple[dict[int, PriorScore], dict[int, int]]:
-    """The latest acting decision's score per lead, and the highest sequence number."""
-    latest = (
+    """The latest acting decision's score per lead, and the highest sequence number.
+
+    Two questions, two groupings: while a challenger shadows, each lead's highest ``seq`` is
+    its shadow decision, and taking the score from that row (then dropping it as a shadow)
+    left no previous score at all — ``score_volatility`` never fired during a shadow run."""
+    acting = (
         select(Decision.lead_pk, func.max(Decision.seq).label("seq"))
-        .where(Decision.lead_pk.in_(pks))
+        .where(Decision.lead_pk.in_(pks), Decision.shadow.is_(False))
         .group_by(Decision.lead_pk)
         .subquery()
     )
     rows = session.execute(
-        select(Decision.lead_pk, Decision.seq, Decision.score_total, Decision.decided_at, Decision.shadow).join(
-            latest, (Decision.lead_pk == latest.c.lead_pk) & (Decision.seq == latest.c.seq)
+        select(Decision.lead_pk, Decision.score_total, Decision.decided_at).join(
+            acting, (Decision.lead_pk == acting.c.lead_pk) & (Decision.seq == acting.c.seq)
         )
     ).all()
-    previous = {r.lead_pk: PriorScore(r.score_total, r.decided_at) for r in rows if not r.shadow}
-    return previous, {r.lead_pk: r.seq for r in rows}
+    seqs = session.execute(
+        select(Decision.lead_pk, func.max(Decision.seq)).where(Decision.lead_pk.in_(pks)).group_by(Decision.lead_pk)
+    ).all()
+    return {r.lead_pk: PriorScore(r.score_total, r.decided_at) for r in rows}, {pk: seq for pk, seq in seqs}
 
 
 def _duplicates(

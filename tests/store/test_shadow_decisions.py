@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -70,6 +70,26 @@ def test_given_shadowed_leads_when_decided_again_unchanged_then_nothing_is_added
     changed = [lead_input(0, at=now, title="Chief Revenue Officer")]
     decide_leads_at(db, engine, changed, now=now)
     assert _count(db, Decision) == 12
+
+
+@pytest.mark.parametrize("shadowing", [False, True])
+def test_given_a_score_jump_when_a_challenger_shadows_then_volatility_still_compares_with_the_acting_decision(
+    db: Database, example_policy: LoadedPolicy, now: datetime, shadowing: bool
+) -> None:
+    with db.transaction() as s:
+        publish(s, example_policy, now=now, by="test")
+        if shadowing:
+            publish(s, _challenger(example_policy), now=now, by="test", shadow=True)
+    engine = DecisionEngine(example_policy)
+    cold = {"title": "Analyst", "employees": 40, "industry": "retail", "events": []}
+    first = decide_leads_at(db, engine, [lead_input(1, at=now, **cold)], now=now)
+    later = now + timedelta(hours=1)
+    hot = {"title": "VP Sales", "employees": 900, "industry": "software",
+           "events": [{"type": "demo_request", "at": later.isoformat()}]}  # fmt: skip
+    [second] = decide_leads_at(db, engine, [lead_input(1, at=now, **hot)], now=later)
+
+    assert second.decision.score.total - first[0].decision.score.total >= 40
+    assert "score_volatility" in [t.code for t in second.decision.triggers]
 
 
 def test_given_no_challenger_or_shadow_off_when_decided_then_no_shadow_rows(
