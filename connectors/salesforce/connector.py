@@ -8,12 +8,15 @@ collections retrieve (``POST composite/sobjects/{type}``, ≤ 2,000 ids). Every 
 by :func:`connectors.retry.call_with_retry`, re-logging in once when the session expired and
 credentials allow. ``Sforce-Limit-Info`` is watched: past ``stop_at_usage`` of the org's daily
 allowance, calls stop with :class:`~connectors.errors.RateLimited` instead of starving the
-org's other integrations.
+org's other integrations — and every ``usage_recheck`` one call is let through to read the
+figure again: the allowance is a rolling 24 hours, and the header is the only way the figure
+ever changes, so a guard that never called again stopped the process's syncs for good.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -38,6 +41,7 @@ _GONE = frozenset({"ENTITY_IS_DELETED"})
 # what a query answers (400) when the user cannot see the object (no permission, feature off)
 # or one of its fields (field-level security)
 _NOT_VISIBLE = frozenset({"INVALID_TYPE", "INVALID_FIELD"})
+_MAX_RESUMES = 3  # expired query locators in a row without the cursor moving
 
 
 class SalesforceConnector:
@@ -58,6 +62,8 @@ class SalesforceConnector:
         timeout: float = 120.0,
         stop_at_usage: float = 0.95,
         lookback: timedelta = timedelta(seconds=10),
+        usage_recheck: timedelta = timedelta(minutes=15),
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.auth = auth
         self.session = session
@@ -66,6 +72,9 @@ class SalesforceConnector:
         self.timeout = timeout
         self.stop_at_usage = stop_at_usage
         self.lookback = lookback  # each run re-reads this much before its cursor (see records.py)
+        self.usage_recheck = usage_recheck
+        self.monotonic = monotonic  # injectable: tests move time
+        self._guard_since: float | None = None  # when the usage guard last refused a call
         self.calls = 0
         self._sf: Salesforce | None = None
 
@@ -85,16 +94,24 @@ class SalesforceConnector:
 
     def _check_usage(self, resource: str) -> None:
         usage = self._sf.api_usage.get("api-usage") if self._sf is not None else None
-        if usage is not None and usage.total and usage.used / usage.total >= self.stop_at_usage:
-            raise RateLimited(
-                SYSTEM,
-                None,
-                resource,
-                f"the org has used {usage.used} of {usage.total} API requests today; loopgate stops at "
-                f"{self.stop_at_usage:.0%} to leave room for other integrations",
-                code="API_USAGE_GUARD",
-                daily=True,
-            )
+        if usage is None or not usage.total or usage.used / usage.total < self.stop_at_usage:
+            self._guard_since = None
+            return
+        now = self.monotonic()
+        if self._guard_since is not None and now - self._guard_since >= self.usage_recheck.total_seconds():
+            self._guard_since = None  # one call goes through: its Sforce-Limit-Info is today's figure
+            return
+        if self._guard_since is None:
+            self._guard_since = now
+        raise RateLimited(
+            SYSTEM,
+            None,
+            resource,
+            f"the org has used {usage.used} of {usage.total} API requests today; loopgate stops at "
+            f"{self.stop_at_usage:.0%} to leave room for other integrations",
+            code="API_USAGE_GUARD",
+            daily=True,
+        )
 
     def _call(self, resource: str, fn: Callable[[Salesforce], T]) -> T:
         def attempt() -> T:
@@ -130,7 +147,7 @@ class SalesforceConnector:
     def read(self, stream: str, cursor: Cursor | None) -> Iterator[Page]:
         spec = STREAMS[stream]
         extra = list(self.field_map.values()) if stream in LEAD_OBJECTS else []
-        current = cursor or Cursor()
+        current = start = cursor or Cursor()
         soql = spec.query(cursor, extra, self.lookback)
         try:
             result = self._call(
@@ -143,6 +160,7 @@ class SalesforceConnector:
             # campaigns are a marketing feature the integration user may not see: leads still sync
             log.warning("salesforce %s not readable (%s); skipping the %s stream", spec.sobject, exc.code, stream)
             return
+        resumed_at, stuck = None, 0
         while True:
             page = spec.to_page(stream, result.get("records") or [], current, extra)
             current = page.cursor
@@ -159,9 +177,19 @@ class SalesforceConnector:
             except BadRequest as exc:
                 if exc.code != "INVALID_QUERY_LOCATOR":
                     raise
-                # the server-side cursor timed out: resume from what is stored, nothing is lost
+                # a resume re-reads its look-back; a locator that keeps expiring before the
+                # cursor moves would re-read it forever: give up, the next run starts over
+                stuck = stuck + 1 if current == resumed_at else 1
+                resumed_at = current
+                if stuck > _MAX_RESUMES:
+                    raise
+                # the server-side cursor timed out: resume from what is stored, nothing is lost.
+                # While the pages are still inside the run's look-back the cursor has not moved,
+                # and only the look-back finds an edit in the cursor's second to a record with a
+                # lower Id: resume with it (a strict (time, Id) resume skipped such an edit for
+                # good). Once the cursor moved past where the run began, all of it has been read.
                 log.info("salesforce query locator expired; resuming %s from its cursor", stream)
-                resumed = spec.query(current, extra)
+                resumed = spec.query(current, extra, self.lookback if current == start else timedelta(0))
                 result = self._call(
                     f"query {spec.sobject}",
                     lambda sf, q=resumed: sf.query(q, include_deleted=spec.deleted, timeout=self.timeout),  # type: ignore[misc]

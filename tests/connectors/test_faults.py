@@ -170,6 +170,29 @@ def test_given_the_org_near_its_daily_allowance_when_reading_then_loopgate_stops
         assert caught.value.code == "API_USAGE_GUARD" and sf.api_used == 19
 
 
+def test_given_the_usage_guard_tripped_when_the_allowance_frees_up_then_calls_resume_after_the_recheck(
+    clock: Clock, example_policy: LoadedPolicy
+) -> None:
+    ticks = [0.0]
+    with FakeSalesforce(api_limit=20, clock=clock) as sf:
+        sf.api_used = 18
+        port = salesforce_connector(sf, example_policy)
+        port.usage_recheck, port.monotonic = timedelta(minutes=15), lambda: ticks[0]
+        list(port.read("users", None))  # 19/20
+        for minutes in (0.0, 14.0):  # refused without a call, however often asked, until the recheck
+            ticks[0] = minutes * 60
+            with pytest.raises(RateLimited, match="19 of 20"):
+                list(port.read("queues", None))
+        assert sf.api_used == 19
+
+        sf.api_used = 2  # the rolling 24 hours moved on: the org has room again
+        ticks[0] = 15 * 60
+        list(port.read("queues", None))  # one call reads the figure again, and it is low
+        list(port.read("accounts", None))
+
+    assert sf.api_used == 4
+
+
 def test_given_server_errors_when_reading_then_retries_are_bounded_with_growing_waits(
     sf: FakeSalesforce, example_policy: LoadedPolicy
 ) -> None:

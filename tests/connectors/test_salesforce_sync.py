@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from connectors.errors import Unavailable
+from connectors.errors import BadRequest, Unavailable
 from connectors.sync import sync_crm
 from core.engine import DecisionEngine
 from core.policy import LoadedPolicy
@@ -229,6 +229,43 @@ def test_given_an_expired_query_locator_when_paging_then_the_query_restarts_from
 
     assert sorted(_leads(db)) == sorted(ids)
     assert _decisions_per_lead(db) == dict.fromkeys(ids, 1)
+
+
+def test_given_a_locator_expiring_inside_the_look_back_when_resumed_then_a_same_second_edit_is_still_read(
+    db: Database, sf: FakeSalesforce, engine: DecisionEngine, example_policy: LoadedPolicy, clock: Clock
+) -> None:
+    ids = [sf.create("Lead", sf_lead()) for _ in range(12)]  # one second: the cursor is (T, max id)
+    port = salesforce_connector(sf, example_policy)
+    sync_crm(db, port, engine, clock=clock)
+    sf.update("Lead", ids[7], Title="VP Sales")  # the same second, a lower Id: only the look-back sees it
+    clock.advance(seconds=60)
+    sf.create("Lead", sf_lead())
+    expired: list[int] = []
+
+    def expire_once(page: int) -> None:
+        if page == 2 and not expired:
+            expired.append(page)
+            sf.expire_query_cursors()
+
+    sf.before_query_page = expire_once
+    sync_crm(db, port, engine, clock=clock)
+
+    assert expired and _leads(db)[ids[7]].title == "VP Sales"
+
+
+def test_given_a_locator_that_keeps_expiring_when_paging_then_the_sync_gives_up_instead_of_looping(
+    db: Database, sf: FakeSalesforce, engine: DecisionEngine, example_policy: LoadedPolicy, clock: Clock
+) -> None:
+    for _ in range(12):
+        sf.create("Lead", sf_lead())
+    port = salesforce_connector(sf, example_policy)
+    sync_crm(db, port, engine, clock=clock)
+    clock.advance(seconds=60)
+    sf.create("Lead", sf_lead())
+    sf.before_query_page = lambda page: sf.expire_query_cursors() if page == 2 else None  # every time
+
+    with pytest.raises(BadRequest, match="invalid query locator"):
+        sync_crm(db, port, engine, clock=clock)  # re-reading its look-back: no page moves the cursor
 
 
 def test_given_a_full_resync_when_nothing_changed_then_nothing_is_decided_again(
