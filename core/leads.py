@@ -287,7 +287,11 @@ def _number(value: Any) -> float | None:
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int | float):
-        return float(value) if math.isfinite(value) else None
+        try:
+            number = float(value)
+        except OverflowError:  # an int beyond float range (JSON allows any number of digits)
+            return None
+        return number if math.isfinite(number) else None
     if not isinstance(value, str):
         return None
     text = value.strip().lower().replace(",", "").replace("_", "").lstrip("$€£").strip()
@@ -351,13 +355,24 @@ def parse_time(value: Any) -> datetime | None:
                 return None
             value = text
         else:
-            return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+            return _in_utc(parsed)
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         return None
     try:
         millis = float(value)
         return datetime.fromtimestamp(millis / 1000, tz=UTC) if 1e11 < millis < 1e14 else None
     except (OverflowError, OSError, ValueError):
+        return None
+
+
+def _in_utc(parsed: datetime) -> datetime | None:
+    """None when the instant has no UTC date: "0001-01-01T00:00:00+01:00" is in year 0 there,
+    and astimezone raises OverflowError rather than return it."""
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
         return None
 
 
@@ -368,8 +383,10 @@ def _time(value: Any, name: str, problems: dict[str, str]) -> datetime | None:
         except ValueError:
             pass
         else:
-            zone = iso.tzinfo  # UTC already: astimezone(UTC) would return it as is
-            return iso if zone is UTC else iso.replace(tzinfo=UTC) if zone is None else iso.astimezone(UTC)
+            if iso.tzinfo is UTC:  # UTC already: astimezone(UTC) would return it as is
+                return iso
+            if (utc := _in_utc(iso)) is not None:
+                return utc
     if value is None or value == "":
         return None
     parsed = parse_time(value)
@@ -399,8 +416,8 @@ def _events(value: Any, problems: dict[str, str]) -> tuple[Event, ...]:
                     at = parse_time(at)
                 else:
                     # in UTC already (a "Z" or "+00:00" text): astimezone(UTC) would return it as is
-                    if (zone := at.tzinfo) is not UTC:
-                        at = at.replace(tzinfo=UTC) if zone is None else at.astimezone(UTC)
+                    if at.tzinfo is not UTC:
+                        at = _in_utc(at)
             else:
                 at = parse_time(at)
             if at is not None:

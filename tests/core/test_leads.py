@@ -60,6 +60,13 @@ def test_given_crm_style_values_when_normalised_then_they_become_clean_values(
         ("created_at", "yesterday", "'yesterday' is not a time"),
         ("events", "lots", "not a list"),
         ("fields", [1, 2], "not an object"),
+        # beyond what a float or a UTC datetime can hold: float() and astimezone() overflow
+        pytest.param("employees", 10**400, "is not a number of employees", id="employees-beyond-float"),
+        pytest.param("annual_revenue", 10**400, "is not an amount", id="revenue-beyond-float"),
+        pytest.param("estimated_deal_size", -(10**400), "is not an amount", id="deal-size-beyond-float"),
+        ("created_at", "0001-01-01T00:00:00+01:00", "is not a time"),
+        ("updated_at", "9999-12-31T23:59:59-01:00", "is not a time"),
+        ("events", [{"type": "webinar", "at": "0001-01-01T00:00:00+01:00"}], "1 of 1 events unusable"),
     ],
 )
 def test_given_malformed_values_when_normalised_then_none_and_the_problem_is_named(
@@ -121,6 +128,9 @@ def test_given_only_updated_at_changes_when_hashed_then_the_content_is_the_same(
     assert content_hash(a) == content_hash(b) != content_hash(c)
 
 
+# st.integers() and st.text() practically never draw these: numbers beyond float range, and
+# times that overflow when moved to UTC
+extreme_values = st.sampled_from([10**400, -(10**400), "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=50),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
@@ -144,7 +154,7 @@ json_values = st.recursive(
                 "x",
             ]
         ),
-        json_values,
+        extreme_values | json_values,
     ),
     st.text(min_size=1, max_size=20),
 )
