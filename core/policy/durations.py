@@ -8,6 +8,7 @@ from datetime import timedelta
 __all__ = ["format_duration", "parse_duration"]
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_MAX_DAYS = timedelta.max.days
 _PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 
 
@@ -22,7 +23,10 @@ def parse_duration(text: str) -> timedelta:
     seconds = float(match.group(1)) * _UNITS[match.group(2)]
     if seconds <= 0:
         raise ValueError(f"invalid duration {text!r}: must be greater than zero")
-    return timedelta(seconds=seconds)
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:  # pydantic reports only ValueError as a problem: anything else is a crash
+        raise ValueError(f"invalid duration {text!r}: too long (at most {_MAX_DAYS} days)") from None
 
 
 def format_duration(delta: timedelta) -> str:

@@ -32,6 +32,17 @@ Path = tuple[str | int, ...]
 class _Loader(yaml.SafeLoader):
     """SafeLoader with YAML 1.2 core-schema scalars (no yes/no booleans, no base-60)."""
 
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        # an explicit tag the text does not fit (`!!int abc`, `!!timestamp xyz`) makes PyYAML
+        # raise a bare ValueError, KeyError or AttributeError; the innermost node gives it a line
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, TypeError, AttributeError, LookupError, OverflowError) as exc:
+            tag = "!!" + node.tag.rsplit(":", 1)[-1]
+            value = f"{node.value!r} " if isinstance(node, yaml.ScalarNode) else ""
+            problem = f"{value}is not a valid {tag} value"
+            raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark) from exc
+
 
 _Loader.yaml_implicit_resolvers = {}
 for _tag, _regexp, _first in (
@@ -78,12 +89,8 @@ def parse_policy(text: str, source: str = "policy.yaml") -> LoadedPolicy:
     """Validate a policy document whole. Raises :class:`PolicyError` listing every problem."""
     try:
         root = yaml.compose(text, Loader=_Loader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        raise PolicyError(source, [PolicyProblem(source, line, "", f"YAML syntax error: {exc.problem}")]) from None
     except yaml.YAMLError as exc:
-        raise PolicyError(source, [PolicyProblem(source, None, "", f"YAML error: {exc}")]) from None
+        raise PolicyError(source, [_yaml_problem(source, exc, "YAML syntax error")]) from None
     if root is None:
         raise PolicyError(source, [PolicyProblem(source, 1, "", "the policy file is empty")])
 
@@ -91,7 +98,10 @@ def parse_policy(text: str, source: str = "policy.yaml") -> LoadedPolicy:
     problems = [PolicyProblem(source, line, format_path(path), msg) for path, line, msg in _index(root, (), lines)]
     if problems:
         raise PolicyError(source, problems)
-    data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader subclass
+    try:
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader subclass
+    except yaml.YAMLError as exc:  # composing passed: a tag (`!!python/name:`, `!!int abc`) failed
+        raise PolicyError(source, [_yaml_problem(source, exc, "YAML value error")]) from None
     if not isinstance(data, dict):
         raise PolicyError(source, [PolicyProblem(source, 1, "", "the policy must be a mapping of sections")])
 
@@ -108,6 +118,14 @@ def parse_policy(text: str, source: str = "policy.yaml") -> LoadedPolicy:
     if semantic:
         raise PolicyError(source, _located(source, semantic, lines))
     return LoadedPolicy(policy=policy, version=policy_version(policy), source=source, text=text)
+
+
+def _yaml_problem(source: str, exc: yaml.YAMLError, kind: str) -> PolicyProblem:
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        return PolicyProblem(source, line, "", f"{kind}: {exc.problem}")
+    return PolicyProblem(source, None, "", f"YAML error: {exc}")
 
 
 def _partial_policy(data: dict[str, Any], broken: set[str]) -> Policy:

@@ -126,6 +126,12 @@ def test_given_a_content_change_when_parsed_then_version_changes() -> None:
             "signal: industry",
             "scoring.fit[2].within: unknown key 'within'",
         ),
+        (
+            "within: 14d}",
+            "within: 99999999999d}",
+            "within: 99999999999d}",
+            "escalation.customer_signal.within: invalid duration '99999999999d': too long",
+        ),
     ],
 )
 def test_given_a_broken_policy_when_parsed_then_the_error_names_file_line_and_path(
@@ -136,6 +142,27 @@ def test_given_a_broken_policy_when_parsed_then_the_error_names_file_line_and_pa
     problems = _problems(text)
     line = _line_of(text, line_needle)
     assert any(p.startswith(f"p.yaml:{line} {expected}") for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("name: Acme Cloud — inbound routing", "name: !!int abc", "'abc' is not a valid !!int value"),
+        ("name: Acme Cloud — inbound routing", "name: !!bool maybe", "'maybe' is not a valid !!bool value"),
+        ("start: 2026-12-22", "start: !!timestamp xyz", "'xyz' is not a valid !!timestamp value"),
+        (
+            "name: Acme Cloud — inbound routing",
+            "name: !!python/name:os.system x",
+            "could not determine a constructor for the tag 'tag:yaml.org,2002:python/name:os.system'",
+        ),
+    ],
+)
+def test_given_a_tag_its_value_does_not_fit_when_parsed_then_one_error_with_file_and_line(
+    old: str, new: str, expected: str
+) -> None:
+    assert old in EXAMPLE, f"fixture drifted: {old!r} not in the example"
+    text = EXAMPLE.replace(old, new, 1)
+    assert _problems(text) == [f"p.yaml:{_line_of(text, new)}: YAML value error: {expected}"]
 
 
 def test_given_several_problems_when_parsed_then_all_are_reported_in_line_order() -> None:

@@ -34,6 +34,16 @@ def test_given_a_broken_policy_when_checked_then_exit_1_and_every_problem_on_std
     assert "Traceback" not in result.err
 
 
+def test_given_a_policy_with_a_python_tag_when_checked_then_exit_1_with_file_and_line(tmp_path: Path) -> None:
+    bad = tmp_path / "policy.yaml"
+    bad.write_text(EXAMPLE.read_text().replace("start: 2026-12-22", "start: !!python/name:os.system x"))
+    result = run_cli("policy", "check", str(bad))
+    assert result.code == 1
+    line = next(i for i, text in enumerate(bad.read_text().splitlines(), 1) if "!!python/name" in text)
+    assert result.err.startswith(f"{bad}:{line}: YAML value error: could not determine a constructor")
+    assert "Traceback" not in result.err
+
+
 def test_given_a_missing_policy_file_when_checked_then_exit_1_with_the_reason(tmp_path: Path) -> None:
     result = run_cli("policy", "check", str(tmp_path / "nope.yaml"))
     assert result.code == 1
