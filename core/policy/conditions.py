@@ -213,7 +213,18 @@ def check_predicate(value: Any, path: Path, allowed: tuple[str, ...] = _OPS) -> 
 
 
 def _check_list(op: str, arg: Any) -> str | None:
-    return None if isinstance(arg, list) and arg else f"'{op}' takes a non-empty list"
+    if not (isinstance(arg, list) and arg):
+        return f"'{op}' takes a non-empty list"
+    # members go into a frozenset when the condition is compiled: a list or mapping there
+    # would pass this check and then stop every decision with "unhashable type"
+    nested = next((a for a in arg if not _is_scalar(a)), None)
+    if nested is not None:
+        return f"'{op}' takes a list of single values (text, numbers, true/false), not {nested!r}"
+    return None
+
+
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float)  # bool is an int
 
 
 def _check_number(op: str, arg: Any) -> str | None:
@@ -266,7 +277,11 @@ def _check_event(value: Any, path: Path) -> list[Issue]:
             issues.append(Issue((*path, key), f"unknown key '{key}' in event condition"))
     if "type" not in value and "in" not in value:
         issues.append(Issue(path, "'event' needs 'type' (one event type) or 'in' (a list)"))
-    if "in" in value and (not isinstance(value["in"], list) or not value["in"]):
+    if "type" in value and not isinstance(value["type"], str):
+        issues.append(Issue((*path, "type"), "'type' takes one event type as text; for several use 'in'"))
+    if "in" in value and (
+        not isinstance(value["in"], list) or not value["in"] or not all(isinstance(t, str) for t in value["in"])
+    ):
         issues.append(Issue((*path, "in"), "'in' takes a non-empty list of event types"))
     if "within" in value:
         try:

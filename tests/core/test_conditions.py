@@ -79,6 +79,12 @@ def test_given_an_event_condition_when_events_are_recent_enough_then_it_matches(
         ({"any": []}, "'any' takes a non-empty list"),
         ({"event": {"type": "x", "within": "soon"}}, "invalid duration 'soon'"),
         ({}, "empty condition"),
+        # members end up in a frozenset: a list or mapping would be unhashable at decide time
+        ({"lead_source": {"in": [["marketplace"]]}}, "'in' takes a list of single values"),
+        ({"industry": {"not_in": ["x", {"a": 1}]}}, "'not_in' takes a list of single values"),
+        ({"trigger": {"in": [["vip"]]}}, "'in' takes a list of single values"),
+        ({"event": {"in": [["demo_request"]]}}, "'in' takes a non-empty list of event types"),
+        ({"event": {"type": ["demo_request"]}}, "'type' takes one event type as text"),
     ],
 )
 def test_given_a_bad_condition_when_checked_then_the_issue_says_why(condition: dict[str, Any], message: str) -> None:

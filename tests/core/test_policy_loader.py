@@ -127,6 +127,18 @@ def test_given_a_content_change_when_parsed_then_version_changes() -> None:
             "scoring.fit[2].within: unknown key 'within'",
         ),
         (
+            "when: {lead_source: marketplace}",
+            "when: {lead_source: {in: [[marketplace]]}}",
+            "name: marketplace_listings",
+            "routing[2].when.lead_source.in: 'in' takes a list of single values",
+        ),
+        (
+            "in: [tier1, tier2]",
+            "in: [{a: 1}]",
+            "signal: account.tier",
+            "scoring.fit[6].in: 'in' takes a list of single values",
+        ),
+        (
             "within: 14d}",
             "within: 99999999999d}",
             "within: 99999999999d}",
