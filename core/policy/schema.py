@@ -97,6 +97,20 @@ def _duration(value: str) -> str:
 Duration = Annotated[str, AfterValidator(_duration)]
 
 
+def _local_time(value: time) -> time:
+    # these are times of day in each rep's `timezone`: an offset ("08:00Z") would be ignored
+    # at best, and in working hours made every routing check fail comparing naive and aware times
+    if value.tzinfo is not None:
+        raise ValueError(
+            f"'{value.isoformat()}' carries a time zone: write the local time ('{value:%H:%M}'), "
+            "the rep's timezone says where"
+        )
+    return value
+
+
+LocalTime = Annotated[time, AfterValidator(_local_time)]
+
+
 def _timezone(value: str) -> str:
     try:
         ZoneInfo(value)
@@ -149,8 +163,8 @@ class CrmIds(Strict):
 class WorkingHours(Strict):
     """When a rep takes new leads, in the rep's own time zone."""
 
-    start: time = time(9, 0)
-    end: time = time(17, 0)
+    start: LocalTime = time(9, 0)
+    end: LocalTime = time(17, 0)
     days: list[Weekday] = Field(default_factory=lambda: list(_WORKDAYS))
 
     @model_validator(mode="after")
@@ -477,7 +491,7 @@ class Sync(Strict):
 
 class Notifications(Strict):
     dm_owner_on_review: bool = True
-    focus_list_at: time | None = time(8, 30)
+    focus_list_at: LocalTime | None = time(8, 30)
 
 
 FREE_EMAIL_DOMAINS = (

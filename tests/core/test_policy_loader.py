@@ -139,6 +139,18 @@ def test_given_a_content_change_when_parsed_then_version_changes() -> None:
             "scoring.fit[6].in: 'in' takes a list of single values",
         ),
         (
+            'working_hours: {start: "08:00", end: "18:00"',
+            'working_hours: {start: "08:00Z", end: "18:00"',
+            "working_hours:",
+            "reps[0].working_hours.start: '08:00:00+00:00' carries a time zone",
+        ),
+        (
+            'focus_list_at: "08:30"',
+            'focus_list_at: "08:30+02:00"',
+            "focus_list_at:",
+            "notifications.focus_list_at: '08:30:00+02:00' carries a time zone",
+        ),
+        (
             "within: 14d}",
             "within: 99999999999d}",
             "within: 99999999999d}",
