@@ -118,7 +118,8 @@ class ActionPlanner:
 
 def _pieces(label: str) -> tuple[tuple[str, Placeholder | None], ...] | None:
     """The label split at its placeholders, or None when one has a format spec or conversion
-    (``{score:>3}``, ``{name!r}``): those are left to ``format_map``."""
+    (``{score:>3}``, ``{name!r}``): the loader refuses those, and a policy built without it
+    gets what ``format_map`` makes of them."""
     pieces: list[tuple[str, Placeholder | None]] = []
     for literal, name, spec, conversion in string.Formatter().parse(label):
         if name is not None and (spec or conversion or name not in _PLACEHOLDERS):

@@ -196,14 +196,20 @@ def _suppress_and_actions(p: Policy) -> list[Issue]:
 
 def _label_issues(label: str, path: tuple[str | int, ...]) -> list[Issue]:
     try:
-        names = [field for _, field, _, _ in string.Formatter().parse(label) if field is not None]
+        fields = [(name, spec, conv) for _, name, spec, conv in string.Formatter().parse(label) if name is not None]
     except ValueError as exc:
         return [Issue(path, f"invalid label template: {exc}")]
-    return [
-        Issue(path, f"unknown placeholder '{{{n}}}'; use {', '.join(LABEL_PLACEHOLDERS)}")
-        for n in names
-        if n not in LABEL_PLACEHOLDERS
-    ]
+    issues: list[Issue] = []
+    for name, spec, conversion in fields:
+        if name not in LABEL_PLACEHOLDERS:
+            issues.append(Issue(path, f"unknown placeholder '{{{name}}}'; use {', '.join(LABEL_PLACEHOLDERS)}"))
+        elif spec or conversion:
+            # every value is text filled in per lead: "{score:03d}" or "{name!x}" would fail
+            # only then, on every decision that reaches this rule
+            written = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+            message = f"placeholder '{written}' has a format or conversion; write it plain: {{{name}}}"
+            issues.append(Issue(path, message))
+    return issues
 
 
 def _sla_and_trust(p: Policy) -> list[Issue]:

@@ -189,6 +189,22 @@ def test_given_a_tag_its_value_does_not_fit_when_parsed_then_one_error_with_file
     assert _problems(text) == [f"p.yaml:{_line_of(text, new)}: YAML value error: {expected}"]
 
 
+@pytest.mark.parametrize(
+    ("placeholder", "plain"),
+    [("{score:03d}", "{score}"), ("{name!x}", "{name}"), ("{name:>{score}}", "{name}"), ("{score!r:>4}", "{score}")],
+)
+def test_given_a_label_placeholder_with_a_format_or_conversion_when_parsed_then_rejected_with_file_and_line(
+    placeholder: str, plain: str
+) -> None:
+    text = EXAMPLE.replace('label: "Add to the nurture sequence"', f'label: "Score {placeholder}"', 1)
+    assert text != EXAMPLE, "fixture drifted"
+    line = _line_of(text, f"Score {placeholder}")
+    assert _problems(text) == [
+        f"p.yaml:{line} next_best_action[8].label: placeholder '{placeholder}' has a format or conversion;"
+        f" write it plain: {plain}"
+    ]
+
+
 def test_given_several_problems_when_parsed_then_all_are_reported_in_line_order() -> None:
     text = EXAMPLE.replace("to: {team: ent}}", "to: {team: emea}}").replace("manager: lee,", "manager: leo,")
     problems = _problems(text)

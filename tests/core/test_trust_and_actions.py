@@ -123,8 +123,6 @@ def test_given_placeholders_when_planning_then_they_fill_from_the_decision() -> 
         "{name} at {company}: {title} ({band} {score}) in {segment} for {owner}",
         "{top_signal}; {latest_event} {latest_event_ago}; {triggers}",
         "  {{literal braces}} {name}{name}  ",
-        "{score:>4} with a format spec",
-        "{name!r} with a conversion",
         "no placeholder",
     ],
 )
