@@ -34,6 +34,7 @@ __all__ = [
 
 MAX_TEXT = 1000
 MAX_EVENTS = 500
+_MAX_DEPTH = 64  # of a custom field's lists and objects rebuilt to drop a NaN
 
 _TEXT_FIELDS = (
     "first_name", "last_name", "title", "company", "industry", "state", "lead_source", "owner_id",
@@ -97,9 +98,8 @@ def normalize_lead(raw: Any, *, default_source: str = "import") -> Lead:
     if updated_at is not None:
         updated_at = _time(updated_at, "updated_at", problems)
     fields = get("fields")
-    if fields is not None and not isinstance(fields, Mapping):
-        problems["fields"] = "not an object"
-        fields = None
+    if fields is not None:
+        fields = _custom_fields(fields, problems)
     # positional, in field order, through the slot setters (core.model.positional_builder):
     # the frozen __init__ costs more than the rest of building the value (a test checks every
     # input field lands in its attribute). email_domain is what Lead.__post_init__ derives.
@@ -123,7 +123,7 @@ def normalize_lead(raw: Any, *, default_source: str = "import") -> Lead:
         created_at,
         updated_at,
         _events(get("events"), problems),
-        dict(fields) if fields else {},
+        fields or {},
         problems,
         (email.rsplit("@", 1)[1].lower() or None) if email and "@" in email else None,
     )
@@ -146,7 +146,7 @@ def normalize_account(raw: Any, *, default_source: str = "import") -> Account:
         industry=_text(raw.get("industry"), "industry", problems),
         employees=_count(raw.get("employees"), "employees", problems),
         is_customer=_flag(raw.get("is_customer")),
-        fields=dict(fields) if isinstance(fields, Mapping) else {},
+        fields=_custom_fields(fields, problems) if isinstance(fields, Mapping) else {},
     )
 
 
@@ -336,6 +336,53 @@ def _amount(value: Any, name: str, problems: dict[str, str]) -> float | None:
         problems[name] = f"{_short(value)!r} is not an amount"
         return None
     return number
+
+
+def _custom_fields(fields: Any, problems: dict[str, str]) -> dict[Any, Any]:
+    """A copy, with NaN and ±infinity (nested too) made None: Python's json reads them, and a
+    rule on the field would put them in the decision's evidence, which is then no JSON."""
+    if not isinstance(fields, Mapping):
+        problems["fields"] = "not an object"
+        return {}
+    out = dict(fields)
+    unusable = []
+    for key, value in out.items():
+        kind = type(value)
+        if kind is str or kind is int or kind is bool or value is None or (kind is float and math.isfinite(value)):
+            continue  # most custom fields: nothing to look into
+        if _non_finite_in(value):
+            out[key] = _finite(value, 0)
+            unusable.append(key)
+    if unusable:
+        problems["fields"] = f"NaN or infinity (now null) in {_short(', '.join(map(str, unusable)))}"
+    return out
+
+
+def _non_finite_in(value: Any) -> bool:
+    """Without recursion: json.loads nests as deep as the recursion limit allows."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                return True
+        elif isinstance(item, Mapping):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return False
+
+
+def _finite(value: Any, depth: int) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if depth >= _MAX_DEPTH:  # only called on values holding a NaN: too deep to keep is unusable
+        return None
+    if isinstance(value, Mapping):
+        return {k: _finite(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v, depth + 1) for v in value]
+    return value
 
 
 def _flag(value: Any) -> bool:

@@ -15,7 +15,7 @@ from core.engine import DecisionEngine, LeadContext
 from core.leads import LeadInputError, normalize_account, normalize_lead
 from core.model import Account, Decision
 from core.policy import LoadedPolicy
-from core.policy.schema import NextBestActionRule
+from core.policy.schema import FitRule, NextBestActionRule
 from core.routing import InMemoryRotation
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,6 +86,20 @@ def test_given_the_examples_when_decided_then_every_review_says_why_and_every_sc
         json.dumps(d.to_dict())
 
 
+@pytest.mark.parametrize(("arr", "kept"), [("NaN", None), ('[1.5, {"q": -Infinity}]', [1.5, {"q": None}])])
+def test_given_nan_in_a_custom_field_a_fit_rule_reads_when_decided_then_the_output_is_json(
+    example_policy: LoadedPolicy, arr: str, kept: Any
+) -> None:
+    rule = FitRule(signal="fields.arr", exists=True, points=5)
+    scoring = example_policy.policy.scoring.model_copy(update={"fit": [*example_policy.policy.scoring.fit, rule]})
+    policy = example_policy.policy.model_copy(update={"scoring": scoring})
+    engine = DecisionEngine(LoadedPolicy(policy, "test", "t", ""))
+    lead = normalize_lead(json.loads('{"id": "n1", "fields": {"arr": ' + arr + "}}"))  # Python's json reads NaN
+    d = engine.decide(lead, LeadContext(), rotation=InMemoryRotation(), now=NOW)
+    assert [e.value for e in d.evidence if e.signal == "fields.arr"] == ([] if kept is None else [kept])
+    json.dumps(d.to_dict(), allow_nan=False)
+
+
 def test_given_crm_text_with_braces_when_labels_are_filled_then_it_is_inserted_not_interpreted(
     example_policy: LoadedPolicy,
 ) -> None:
@@ -121,7 +135,7 @@ def test_property_arbitrary_json_objects_are_decided_without_exceptions(
     assert d.action in ("auto", "review", "suppress")
     assert sum(e.points for e in d.evidence) == d.score.total
     assert 0 <= d.score.confidence <= 1
-    json.dumps(d.to_dict())
+    json.dumps(d.to_dict(), allow_nan=False)
 
 
 @settings(max_examples=60, deadline=None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -76,6 +78,15 @@ def test_given_malformed_values_when_normalised_then_none_and_the_problem_is_nam
     assert problem in lead.problems[field]
     if field not in ("events", "fields"):
         assert getattr(lead, field) is None
+
+
+def test_given_nan_or_infinity_in_custom_fields_when_normalised_then_null_and_the_problem_is_named() -> None:
+    raw = json.loads('{"id": "1", "fields": {"arr": NaN, "ok": 1.5, "deep": {"a": [1, -Infinity]}, "t": "x"}}')
+    lead = normalize_lead(raw)
+    assert lead.fields == {"arr": None, "ok": 1.5, "deep": {"a": [1, None]}, "t": "x"}
+    assert lead.problems == {"fields": "NaN or infinity (now null) in arr, deep"}
+    json.dumps(lead_record(lead), allow_nan=False)
+    assert raw["fields"]["deep"]["a"][1] == -math.inf  # the input is left as it was
 
 
 @pytest.mark.parametrize("raw", [None, [], "lead", {"name": "no id"}, {"id": ""}, {"id": True}, {"id": {"a": 1}}])
