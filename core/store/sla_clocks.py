@@ -415,13 +415,18 @@ def claim_step(
 
 
 def mark_contacted(session: Session, clock_pk: int, *, by: str, now: datetime) -> SlaClock | None:
-    """The owner says (in Slack) they reached out: the first-touch clock is met now. ``None``
-    when the clock is not an open first-touch clock any more (answered, re-routed…)."""
+    """The owner says (in Slack) they reached out: the first-touch clock is met now, and the
+    lead counts as first touched (unless the CRM already said so earlier). ``None`` when the
+    clock is not an open first-touch clock any more (answered, re-routed…)."""
     clock = lock_open(session, clock_pk)
     if clock is None or clock.kind != "first_touch":
         return None
     _met(clock, now, "slack", now)
     lead = session.get(Lead, clock.lead_pk)
+    if lead is not None and lead.first_touch_at is None:
+        # the lead has been touched: without this a later decision for it (the title edited
+        # after the call) would start a new first-touch clock and nudge the owner again
+        lead.first_touch_at = now
     audit_log.append(
         session,
         [

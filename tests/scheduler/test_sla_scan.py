@@ -13,6 +13,7 @@ from core.review import ReviewChange, ReviewRules
 from core.store.db import Database
 from core.store.models import Decision, Lead
 from core.store.reviews import ReviewRequest, record_review
+from core.store.sla_clocks import mark_contacted
 from loopgate.wiring import build_engine
 from scheduler.context import SchedulerContext
 from scheduler.sla_scan import run_sla_scan
@@ -172,6 +173,25 @@ def test_given_a_lead_already_touched_when_decided_again_then_no_first_touch_clo
     [c] = clocks(db)  # the first clock was carried over (same owner) and nothing new started
     with db.sessions() as s:
         assert c.decision_pk == s.execute(select(Decision.pk).order_by(Decision.pk.desc()).limit(1)).scalar_one()
+
+
+def test_given_the_owner_said_in_slack_they_made_contact_when_the_lead_is_decided_again_then_nobody_is_nudged(
+    db: Database, clock: Clock
+) -> None:
+    loaded = sla_policy()
+    start = clock.at
+    decide(db, loaded, [hot_software_lead().raw(start)], start)
+    [c] = clocks(db)
+    with db.transaction() as s:
+        assert mark_contacted(s, c.pk, by="slack:U0ANA", now=start + minutes(2)) is not None
+    clock.at = start + minutes(5)  # the rep edits the title after the call: the lead is decided again
+    decide(db, loaded, [hot_software_lead(title="VP Sales").raw(clock.at)], clock.at)
+
+    clock.at = start + minutes(14)  # past where a new clock would nudge
+    run_sla_scan(context(db, loaded, clock))
+
+    assert [(c.kind, c.state, c.met_via) for c in clocks(db)] == [("first_touch", "met", "slack")]
+    assert outbox(db, "sla:") == []
 
 
 def _escalate(db: Database, clock: Clock) -> int:
