@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import FromClause, func, or_, select
+from sqlalchemy import FromClause, case, or_, select
 from sqlalchemy.orm import Session
 
 from core.leads import hashed_record, lead_record, normalize_account, normalize_lead
@@ -137,7 +137,10 @@ def upsert_leads(session: Session, rows: Sequence[LeadRow], *, now: datetime) ->
         stmt = dialect_insert(session, Lead.__table__)
         updates = {k: getattr(stmt.excluded, k) for k in keys if k not in ("source", "crm_id")}
         if "first_touch_at" in updates:  # a lead is first touched once: later sightings keep the earliest
-            updates["first_touch_at"] = func.coalesce(Lead.__table__.c.first_touch_at, stmt.excluded.first_touch_at)
+            # the earliest, not the first stored: "I contacted them" in Slack stores the click's
+            # time, and the CRM may log the call itself minutes before it
+            stored, seen = Lead.__table__.c.first_touch_at, stmt.excluded.first_touch_at
+            updates["first_touch_at"] = case((or_(stored.is_(None), seen < stored), seen), else_=stored)
         session.execute(upsert_changed(stmt, Lead.__table__, updates), group)
     return _pks(session, Lead, [(v["source"], v["crm_id"]) for v in values])
 

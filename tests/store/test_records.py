@@ -4,11 +4,11 @@ exactly what :func:`core.leads.content_hash` and :func:`core.leads.lead_record` 
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from core.leads import content_hash, lead_record, normalize_lead
 from core.store.db import Database
@@ -51,3 +51,21 @@ def test_given_an_awkward_lead_when_stored_then_its_hash_and_record_are_the_core
         assert set(row.data) == set(expected)
     else:
         assert row.data == expected
+
+
+def test_given_a_lead_contacted_from_slack_when_the_crm_logs_an_earlier_first_touch_then_the_earliest_is_kept(
+    db: Database, now: datetime
+) -> None:
+    lead = normalize_lead({"id": "L1", "source": "import", "company": "Acme"})
+    clicked = now + timedelta(minutes=5)  # "I contacted them" stores the click's time
+    with db.transaction() as session:
+        upsert_leads(session, [LeadRow(lead)], now=now)
+        session.execute(update(Lead).values(first_touch_at=clicked))
+
+    for seen in (now + timedelta(minutes=2), now + timedelta(minutes=9)):  # the call, then a later email
+        with db.transaction() as session:
+            upsert_leads(session, [LeadRow(lead, {"first_touch_at": seen})], now=now)
+
+    with db.sessions() as session:
+        stored = session.execute(select(Lead.first_touch_at).where(Lead.crm_id == "L1")).scalar_one()
+    assert stored == now + timedelta(minutes=2)
