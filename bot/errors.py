@@ -22,7 +22,7 @@ from typing import Any
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web import SlackResponse
 
-from core.store.outbox import Dead, OutboxItem, Outcome, Retry
+from core.store.outbox import Dead, Deferred, OutboxItem, Outcome, Retry
 
 __all__ = [
     "BotError",
@@ -126,17 +126,20 @@ def slack_call(method: str, call: Callable[..., SlackResponse], **kwargs: Any) -
 
 def effect_outcomes(items: Sequence[OutboxItem], perform: Callable[[OutboxItem], Outcome]) -> dict[int, Outcome]:
     """Each outbox row's outcome from ``perform``, with Slack's errors mapped the same way for
-    every Slack handler: a rate limit defers the rest of the batch as told, a permanent refusal
-    or an invalid payload is dead, anything else is retried."""
+    every Slack handler: a rate limit defers the rest of the batch as told (rows not tried keep
+    their attempts), a permanent refusal or an invalid payload is dead, anything else is retried."""
     outcomes: dict[int, Outcome] = {}
     for index, item in enumerate(items):
         try:
             outcomes[item.pk] = perform(item)
         except SlackRateLimited as exc:
-            # the rest of the batch would hit the same limit: wait as told, all of them
-            wait = Retry(str(exc), after=timedelta(seconds=exc.retry_after))
-            for rest in items[index:]:
-                outcomes[rest.pk] = wait
+            # the rest of the batch would hit the same limit: wait as told, all of them. Only
+            # this row was tried; the rest keep their attempts, or the tail of a burst to one
+            # channel (about one post a second) would run out of attempts before being sent
+            wait = timedelta(seconds=exc.retry_after)
+            outcomes[item.pk] = Retry(str(exc), after=wait)
+            for rest in items[index + 1 :]:
+                outcomes[rest.pk] = Deferred(wait)
             break
         except SlackRefused as exc:
             outcomes[item.pk] = Dead(str(exc)) if exc.permanent else Retry(str(exc))

@@ -14,8 +14,8 @@ The outbox delivers at least once, so posting is made idempotent here:
 
 The WebClient used here has no automatic retries: an SDK-level retry after a lost response
 would post twice behind the outbox's back. Rate limits become ``Retry(after=Retry-After)``
-for the item and the rest of the batch; errors a retry cannot fix (channel gone, invalid
-blocks) are ``Dead``.
+for the item and ``Deferred`` (no attempt used) for the rest of the batch; errors a retry
+cannot fix (channel gone, invalid blocks) are ``Dead``.
 
 ``slack.message`` payload (for the scheduler, digests, trust announcements)::
 

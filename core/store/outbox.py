@@ -27,6 +27,7 @@ from core.store.models import OutboxRow
 
 __all__ = [
     "Dead",
+    "Deferred",
     "Done",
     "DrainReport",
     "EffectHandler",
@@ -76,7 +77,18 @@ class Dead:
     error: str
 
 
-Outcome = Done | Retry | Dead
+@dataclass(frozen=True, slots=True)
+class Deferred:
+    """Not tried this time, wait ``after``: the attempt :func:`claim` counted is given back.
+
+    For rows a handler did not get to (a rate limit hit earlier in the batch): counting them
+    as failures let a burst of posts to one Slack channel use up every later row's attempts
+    before it was ever sent."""
+
+    after: timedelta
+
+
+Outcome = Done | Retry | Dead | Deferred
 
 
 class EffectHandler(Protocol):
@@ -236,20 +248,26 @@ def settle(
     is retried: a handler that forgot a row must not lose it."""
     report = DrainReport()
     # rows are settled per outcome in one statement each, not one UPDATE per row: a drained
-    # batch of thousands of CRM writes spent most of its time here (connectors branch)
-    by_status: dict[str, list[dict[str, Any]]] = {"done": [], "pending": [], "dead": []}
+    # batch of thousands of CRM writes spent most of its time here (connectors branch). Each
+    # group's rows set the same columns (a deferred row gives its attempt back, a retried one not)
+    groups: dict[str, list[dict[str, Any]]] = {"done": [], "retry": [], "deferred": [], "dead": []}
     for item in items:
         outcome = outcomes.get(item.pk, Retry("handler returned no outcome for this row"))
         values: dict[str, Any]
         if isinstance(outcome, Done):
-            values = {"status": "done", "done_at": now, "result": outcome.result, "last_error": None}
+            group, values = "done", {"status": "done", "done_at": now, "result": outcome.result, "last_error": None}
             report.done += 1
+        elif isinstance(outcome, Deferred):
+            attempts = max(item.attempts - 1, 0)
+            group, values = "deferred", {"status": "pending", "available_at": now + outcome.after, "attempts": attempts}
+            report.retried += 1
         elif isinstance(outcome, Retry) and item.attempts < policy.max_attempts:
             delay = outcome.after if outcome.after is not None else policy.backoff(item.attempts, rng)
+            group = "retry"
             values = {"status": "pending", "available_at": now + delay, "last_error": outcome.error[:2000]}
             report.retried += 1
         else:
-            values = {"status": "dead", "done_at": now, "last_error": outcome.error[:2000]}
+            group, values = "dead", {"status": "dead", "done_at": now, "last_error": outcome.error[:2000]}
             report.dead += 1
             log.error(
                 "outbox %s %s gave up after %d attempts: %s",
@@ -258,7 +276,7 @@ def settle(
                 item.attempts,
                 outcome.error,
             )
-        by_status[values["status"]].append({"pk": item.pk, **values})
+        groups[group].append({"pk": item.pk, **values})
     with db.transaction() as session:
         held = set(
             session.execute(
@@ -274,7 +292,7 @@ def settle(
         # rows our lease lost were taken by another worker; it settles them
         report.lost_lease += sum(1 for item in items if item.pk not in held)
         table: Table = OutboxRow.__table__  # type: ignore[assignment]  # Core table: one executemany
-        for rows in by_status.values():
+        for rows in groups.values():
             rows = [row for row in rows if row["pk"] in held]
             if not rows:
                 continue

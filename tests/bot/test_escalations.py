@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -13,8 +14,10 @@ from bot import ids
 from bot.notifier import enqueue_message
 from core.policy import LoadedPolicy, parse_policy
 from core.policy.schema import Rep
+from core.store import outbox
 from core.store.db import Database
 from core.store.models import Decision
+from core.store.outbox import RetryPolicy
 from loopgate.runtime import compose
 from loopgate.sandbox.slack import FakeMessage, FakeSlack
 from tests.bot.conftest import Clock, Harness, settings_for
@@ -155,6 +158,28 @@ def test_given_slack_rate_limits_when_draining_then_the_batch_waits_for_retry_af
     harness.clock.advance(seconds=42)
     assert harness.drain().done == 2
     assert len(harness.slack.messages("C0MMREVIEW")) == 2
+
+
+def test_given_a_burst_of_posts_to_one_channel_when_slack_paces_them_then_every_one_is_posted(
+    harness: Harness,
+) -> None:
+    """Slack takes about one post a second per channel: a burst is sent one row per Retry-After,
+    and the rows waiting their turn must not use up their attempts meanwhile."""
+    harness.slack.channel_rate = 5.0  # posts per second (real time), and Retry-After: 1
+    channel = next(iter(harness.policy.policy.teams)).channel
+    with harness.db.transaction() as s:
+        for i in range(6):
+            enqueue_message(s, f"burst:{i}", text=f"message {i}", channel=channel, now=harness.clock.at)
+    policy = RetryPolicy(max_attempts=3)  # fewer than the burst: each row may be tried a few times only
+
+    for _ in range(8):
+        outbox.drain(harness.db, [harness.runtime.notifier], "test-worker", harness.clock, policy=policy)
+        time.sleep(0.3)  # Slack's pace
+        harness.clock.advance(seconds=1)  # the outbox's: Retry-After
+
+    rows = harness.outbox_rows("slack.message")
+    assert [(r.dedupe_key, r.status) for r in rows] == [(f"burst:{i}", "done") for i in range(6)]
+    assert [m.text for m in harness.slack.messages(channel)] == [f"message {i}" for i in range(6)]
 
 
 def test_given_a_lead_named_to_ping_everyone_when_escalated_and_assigned_then_nobody_is_pinged(

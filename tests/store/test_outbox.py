@@ -13,7 +13,7 @@ from sqlalchemy import select, text
 from core.store import outbox
 from core.store.db import Database
 from core.store.models import OutboxRow
-from core.store.outbox import Dead, Done, OutboxItem, Outcome, Retry, RetryPolicy
+from core.store.outbox import Dead, Deferred, Done, OutboxItem, Outcome, Retry, RetryPolicy
 
 
 def _add(db: Database, now: datetime, n: int, kind: str = "test.effect") -> None:
@@ -137,6 +137,21 @@ def test_given_a_retry_after_when_settled_then_the_row_waits_exactly_that_long(d
         row = s.execute(select(OutboxRow)).scalar_one()
     assert row.available_at == now + timedelta(seconds=42)
     assert row.last_error == "429"
+
+
+def test_given_rows_a_handler_did_not_get_to_when_deferred_again_and_again_then_they_keep_their_attempts(
+    db: Database, now: datetime
+) -> None:
+    _add(db, now, 2)
+    policy = RetryPolicy(max_attempts=3)
+    clock = [now]
+    for _ in range(5):  # more rounds than max_attempts
+        report = outbox.drain(db, [Recorder(Deferred(timedelta(seconds=1)))], "w", lambda: clock[0], policy=policy)
+        assert report.retried == 2
+        clock[0] += timedelta(seconds=1)
+    with db.sessions() as s:
+        rows = s.execute(select(OutboxRow).order_by(OutboxRow.pk)).scalars().all()
+    assert [(r.status, r.attempts, r.available_at) for r in rows] == [("pending", 0, clock[0])] * 2
 
 
 def test_given_a_permanent_failure_when_settled_then_dead_without_retry(db: Database, now: datetime) -> None:
