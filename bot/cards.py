@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from bot.sla import ReviewClock, local_time
 from core.review import Proposal, ReviewRules
-from core.store.models import Decision, Lead, Review
+from core.store.models import Decision, Lead, Review, SlaClock
 from core.store.reviews import proposal_for
 
 __all__ = ["Card", "LeadFacts", "Outcome", "load_card", "load_cards"]
@@ -138,7 +138,12 @@ def _outcome(review: Review, rules: ReviewRules, roster_name: Any) -> Outcome:
 
 
 def load_cards(session: Session, rules: ReviewRules, clock: ReviewClock, pks: Sequence[int]) -> dict[int, Card]:
-    """Cards for these decisions (missing pks are left out), in three queries."""
+    """Cards for these decisions (missing pks are left out), in four queries.
+
+    A review's deadline is its SLA clock's, the one the scheduler nudges and breaches on: a
+    lead decided again for the same reviewer carries its clock over (start and deadline), so
+    the new decision's time plus the window would promise a later deadline than is enforced.
+    ``clock`` computes it only for a decision without a stored clock."""
     if not pks:
         return {}
     rows = session.execute(select(Decision, Lead).join(Lead, Lead.pk == Decision.lead_pk).where(Decision.pk.in_(pks)))
@@ -153,6 +158,15 @@ def load_cards(session: Session, rules: ReviewRules, clock: ReviewClock, pks: Se
             .group_by(Decision.lead_pk)
         ):
             newer[lead_pk] = newest
+    reviewing = [d.pk for d, _ in pairs if d.action == "review"]
+    deadlines: dict[int, datetime | None] = {}
+    if reviewing:  # one review clock per decision at most (unique on decision_pk, kind)
+        for decision_pk, due_at in session.execute(
+            select(SlaClock.decision_pk, SlaClock.due_at).where(
+                SlaClock.decision_pk.in_(reviewing), SlaClock.kind == "review"
+            )
+        ):
+            deadlines[decision_pk] = due_at
     roster = rules.roster
     out: dict[int, Card] = {}
     for d, lead in pairs:
@@ -172,12 +186,20 @@ def load_cards(session: Session, rules: ReviewRules, clock: ReviewClock, pks: Se
             owner_timezone=owner_rep.timezone if owner_rep else (_manager_tz(rules, team) or "UTC"),
             team_name=(team.name or team.id) if team else None,
             channel=rules.review_channel(proposal),
-            due_at=clock.due_at(d.decided_at, d.band, d.owner) if d.action == "review" else None,
+            due_at=_review_due(d, deadlines, clock),
             outcome=_outcome(review, rules, roster.name) if review is not None else None,
             superseded_by=newer.get(d.lead_pk) if newer.get(d.lead_pk) != d.pk else None,
             reason_labels={c.code: c.label for c in rules.policy.reason_codes},
         )
     return out
+
+
+def _review_due(d: Decision, deadlines: dict[int, datetime | None], clock: ReviewClock) -> datetime | None:
+    if d.action != "review":
+        return None
+    if d.pk in deadlines:
+        return deadlines[d.pk]
+    return clock.due_at(d.decided_at, d.band, d.owner)
 
 
 def _manager_tz(rules: ReviewRules, team: Any) -> str | None:

@@ -9,7 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 
+from bot.cards import load_card
 from core.review import ReviewChange, ReviewRules
+from core.sla import PolicySlaClock
 from core.store.db import Database
 from core.store.models import Decision, Lead
 from core.store.reviews import ReviewRequest, record_review
@@ -219,6 +221,24 @@ def test_given_an_escalation_its_owner_approves_in_slack_when_scanning_then_the_
     [c] = clocks(db)
     assert (c.state, c.met_via, c.met_at, c.breached_at) == ("met", "review", start + minutes(50), None)
     assert steps(db) == []
+
+
+def test_given_an_escalation_decided_again_for_the_same_reviewer_when_its_card_is_loaded_then_it_shows_the_clocks_deadline(
+    db: Database, clock: Clock
+) -> None:
+    loaded = sla_policy()
+    start = clock.at
+    lead = LeadBuilder("00Q5e00000H0001").with_(industry="Banking", company="Initech")
+    decide(db, loaded, [lead.raw(start)], start)
+    later = start + minutes(90)  # the title changes in the CRM: decided again, same reviewer
+    pk = decide(db, loaded, [lead.with_(title="VP Sales").raw(later)], later)["00Q5e00000H0001"]
+    [c] = clocks(db)
+    assert (c.kind, c.decision_pk, c.state, c.due_at) == ("review", pk, "open", start + timedelta(hours=2))
+
+    with db.sessions() as s:
+        card = load_card(s, ReviewRules(loaded.policy), PolicySlaClock(loaded.policy), pk)
+
+    assert card is not None and card.due_at == c.due_at  # not 90 minutes later than the scan enforces
 
 
 def test_given_a_manager_hands_an_escalation_to_a_rep_when_scanning_then_that_rep_owes_a_first_touch_from_then(
