@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, insert, or_, select, update
+from sqlalchemy import Table, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -409,24 +409,26 @@ def _accounts(
 def _previous(session: Session, pks: Sequence[int]) -> tuple[dict[int, PriorScore], dict[int, int]]:
     """The latest acting decision's score per lead, and the highest sequence number.
 
-    Two questions, two groupings: while a challenger shadows, each lead's highest ``seq`` is
-    its shadow decision, and taking the score from that row (then dropping it as a shadow)
-    left no previous score at all — ``score_volatility`` never fired during a shadow run."""
-    acting = (
-        select(Decision.lead_pk, func.max(Decision.seq).label("seq"))
-        .where(Decision.lead_pk.in_(pks), Decision.shadow.is_(False))
+    The two maxima differ while a challenger shadows: each lead's highest ``seq`` is then its
+    shadow decision, and taking the score from that row (then dropping it as a shadow) left
+    no previous score at all — ``score_volatility`` never fired during a shadow run."""
+    latest = (
+        select(
+            Decision.lead_pk,
+            func.max(Decision.seq).label("seq"),
+            func.max(case((Decision.shadow.is_(False), Decision.seq))).label("acting"),
+        )
+        .where(Decision.lead_pk.in_(pks))
         .group_by(Decision.lead_pk)
         .subquery()
     )
     rows = session.execute(
-        select(Decision.lead_pk, Decision.score_total, Decision.decided_at).join(
-            acting, (Decision.lead_pk == acting.c.lead_pk) & (Decision.seq == acting.c.seq)
+        select(latest.c.lead_pk, latest.c.seq, Decision.score_total, Decision.decided_at).outerjoin(
+            Decision, (Decision.lead_pk == latest.c.lead_pk) & (Decision.seq == latest.c.acting)
         )
     ).all()
-    seqs = session.execute(
-        select(Decision.lead_pk, func.max(Decision.seq)).where(Decision.lead_pk.in_(pks)).group_by(Decision.lead_pk)
-    ).all()
-    return {r.lead_pk: PriorScore(r.score_total, r.decided_at) for r in rows}, {pk: seq for pk, seq in seqs}
+    previous = {r.lead_pk: PriorScore(r.score_total, r.decided_at) for r in rows if r.decided_at is not None}
+    return previous, {r.lead_pk: r.seq for r in rows}
 
 
 def _duplicates(

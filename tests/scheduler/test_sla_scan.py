@@ -10,10 +10,11 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select, update
 
 from bot.cards import load_card
+from core.policy import LoadedPolicy
 from core.review import ReviewChange, ReviewRules
 from core.sla import PolicySlaClock
 from core.store.db import Database
-from core.store.models import Decision, Lead
+from core.store.models import Decision, Lead, SlaClock
 from core.store.reviews import ReviewRequest, record_review
 from core.store.sla_clocks import mark_contacted
 from loopgate.wiring import build_engine
@@ -32,6 +33,15 @@ from tests.scheduler.conftest import (
     sla_policy,
     steps,
 )
+
+
+def _hot_lead_clocked(db: Database, clock: Clock) -> tuple[LoadedPolicy, datetime, SlaClock]:
+    """The SLA policy, when the hot lead arrived, and the one clock deciding it started."""
+    loaded = sla_policy()
+    start = clock.at
+    decide(db, loaded, [hot_software_lead().raw(start)], start)
+    [c] = clocks(db)
+    return loaded, start, c
 
 
 def test_given_a_hot_lead_assigned_automatically_when_decided_then_its_first_touch_clock_has_the_whole_plan(
@@ -63,10 +73,7 @@ def test_given_a_hot_lead_assigned_automatically_when_decided_then_its_first_tou
 def test_given_an_unanswered_hot_lead_when_scanning_through_the_ladder_then_each_step_happens_once_in_order(
     db: Database, clock: Clock
 ) -> None:
-    loaded = sla_policy()
-    start = clock.at
-    decide(db, loaded, [hot_software_lead().raw(start)], start)
-    [c] = clocks(db)
+    loaded, start, c = _hot_lead_clocked(db, clock)
     owner = c.owner
     ctx = context(db, loaded, clock)
 
@@ -120,10 +127,7 @@ def test_given_an_unanswered_hot_lead_when_scanning_through_the_ladder_then_each
 def test_given_the_scheduler_was_down_when_it_scans_again_then_due_steps_run_once_and_stale_nudges_are_coalesced(
     db: Database, clock: Clock
 ) -> None:
-    loaded = sla_policy()
-    start = clock.at
-    decide(db, loaded, [hot_software_lead().raw(start)], start)
-    [c] = clocks(db)
+    loaded, start, c = _hot_lead_clocked(db, clock)
 
     clock.at = start + minutes(8)
     run_sla_scan(context(db, loaded, clock))  # nudge 0.5, then the process dies
@@ -180,10 +184,7 @@ def test_given_a_lead_already_touched_when_decided_again_then_no_first_touch_clo
 def test_given_the_owner_said_in_slack_they_made_contact_when_the_lead_is_decided_again_then_nobody_is_nudged(
     db: Database, clock: Clock
 ) -> None:
-    loaded = sla_policy()
-    start = clock.at
-    decide(db, loaded, [hot_software_lead().raw(start)], start)
-    [c] = clocks(db)
+    loaded, start, c = _hot_lead_clocked(db, clock)
     with db.transaction() as s:
         assert mark_contacted(s, c.pk, by="slack:U0ANA", now=start + minutes(2)) is not None
     clock.at = start + minutes(5)  # the rep edits the title after the call: the lead is decided again
@@ -350,10 +351,7 @@ def test_given_the_engine_reads_the_store_when_a_scan_reroutes_then_it_does_not_
 ) -> None:
     # serve builds the engine with the store's calibration (a read): on SQLite, a read begun
     # inside the scan's write transaction would wait for that very transaction (and time out)
-    loaded = sla_policy()
-    start = clock.at
-    decide(db, loaded, [hot_software_lead().raw(start)], start)
-    [c] = clocks(db)
+    loaded, start, c = _hot_lead_clocked(db, clock)
     ctx = SchedulerContext(db, policy=lambda: loaded, engine=lambda p: build_engine(db, p), clock=clock)
     clock.at = start + minutes(46)
     began = time.monotonic()
