@@ -160,7 +160,7 @@ def _floor(crm: str, info: dict[str, Any], port: Any) -> tuple[float, int]:
                 last = page.results[-1].properties[modified]
                 since = str(int(datetime.fromisoformat(last.replace("Z", "+00:00")).timestamp() * 1000))
                 in_window = 0
-        for object_type in ("contacts", "companies"):
+        for object_type in ("contacts", "companies", "deals"):
             records += len(port.api(f"{object_type}.basic").get_page(limit=100, archived=True).results)
     return time.perf_counter() - started, records
 
@@ -175,7 +175,7 @@ def _minimum(crm: str, report: Any, stats: dict[str, int]) -> dict[str, int]:
     else:
         reads = 2  # owners: the active and the archived list
         reads += sum(max(1, math.ceil(streams[name].records / 200)) for name in ("companies", "contacts", "deals"))
-        reads += 2 if streams["archived"].pages else 0  # archived contacts and companies, when due
+        reads += 3 if streams["archived"].pages else 0  # archived contacts, companies and deals, when due
         checks = math.ceil(stats["checked"] / 100)
         writes = math.ceil(stats["written"] / 100)
     return {"read_pages_min": reads, "check_reads_min": checks, "write_batches_min": writes}

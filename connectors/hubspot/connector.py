@@ -3,11 +3,12 @@
 Contacts, companies and deals are read through the search API in keyset windows (see
 :mod:`connectors.hubspot.records`), paced to ``search_per_second`` (HubSpot allows 5; the
 default leaves a margin). Owners are listed whole each run (there is no modified filter, and
-there are few). Deleted records are found by listing archived contacts and companies, at most
-every ``archived_every`` (the list cannot be filtered by date); merged ones by the winner's
-``hs_merged_object_ids``. Writes use batch update (≤ 100 inputs, ``207`` for per-record
-errors), current values batch read (≤ 100). Expired OAuth tokens are refreshed once when a
-refresh token is configured; private-app tokens do not expire.
+there are few). Deleted records are found by listing archived contacts, companies and deals
+(a deleted deal must stop counting as its contacts' outcome), at most every ``archived_every``
+(the list cannot be filtered by date); merged ones by the winner's ``hs_merged_object_ids``.
+Writes use batch update (≤ 100 inputs, ``207`` for per-record errors), current values batch
+read (≤ 100). Expired OAuth tokens are refreshed once when a refresh token is configured;
+private-app tokens do not expire.
 """
 
 from __future__ import annotations
@@ -168,6 +169,7 @@ class HubSpotConnector:
                 "companies.batch": lambda: crm.companies.batch_api,
                 "companies.basic": lambda: crm.companies.basic_api,
                 "deals.search": lambda: crm.deals.search_api,
+                "deals.basic": lambda: crm.deals.basic_api,
                 "owners": lambda: crm.owners.owners_api,
                 "associations": lambda: crm.associations.v4.batch_api,
                 "properties": lambda: crm.properties.core_api,
@@ -343,7 +345,8 @@ class HubSpotConnector:
         now = self.clock()
         if cursor is not None and cursor.ts is not None and now - cursor.ts < self.archived_every:
             return
-        for object_type, kind in (("contacts", "lead"), ("companies", "account")):
+        lists = (("contacts", "lead"), ("companies", "account"), ("deals", "deal"))
+        for object_type, kind in lists:
             basic = f"{object_type}.basic"
             after: str | None = None
             while True:
@@ -356,8 +359,8 @@ class HubSpotConnector:
                 )  # fmt: skip
                 tombstones = [Tombstone(kind, str(r.id)) for r in result.results or []]  # type: ignore[arg-type]
                 after = result.paging.next.after if result.paging and result.paging.next else None
-                # the scan's time is only stored once both lists are through
-                done = after is None and object_type == "companies"
+                # the scan's time is only stored once every list is through
+                done = after is None and object_type == lists[-1][0]
                 yield Page("archived", Cursor(now) if done else (cursor or Cursor()), tombstones=tombstones)
                 if after is None:
                     break

@@ -12,7 +12,7 @@ from connectors.sync import sync_crm
 from core.engine import DecisionEngine
 from core.policy import LoadedPolicy
 from core.store.db import Database
-from core.store.models import Account, Decision, Lead
+from core.store.models import Account, Deal, Decision, Lead
 from loopgate.sandbox.hubspot import FakeHubSpot
 from tests.connectors.builders import hs_contact, hubspot_connector, seed_hubspot_people
 from tests.connectors.conftest import Clock
@@ -143,6 +143,27 @@ def test_given_deals_won_and_lost_when_synced_then_contacts_carry_the_outcome(
     leads = _leads(db)
     assert leads[buyer].converted and leads[buyer].outcome == "won" and leads[buyer].outcome_amount == 1200.5
     assert leads[loser].outcome == "lost" and not leads[loser].converted
+
+
+def test_given_a_won_deal_deleted_in_hubspot_when_synced_then_it_no_longer_counts_as_the_contacts_outcome(
+    db: Database, hs: FakeHubSpot, clock: Clock, engine: DecisionEngine, example_policy: LoadedPolicy
+) -> None:
+    buyer = hs.create("contacts", hs_contact())
+    won = hs.create("deals", dealname="Won", hs_is_closed="true", hs_is_closed_won="true", amount="900",
+                    closedate="2026-11-18T10:00:00.000Z")  # fmt: skip
+    hs.associate(won, buyer)
+    port = hubspot_connector(hs, example_policy, clock=clock)
+    sync_crm(db, port, engine, clock=clock)
+    assert _leads(db)[buyer].outcome == "won"
+    clock.advance(hours=2)  # archived records are listed at most hourly
+    hs.archive("deals", won)
+
+    sync_crm(db, port, engine, clock=clock)
+
+    lead = _leads(db)[buyer]
+    assert (lead.outcome, lead.outcome_at, lead.outcome_amount) == (None, None, None)
+    with db.transaction() as s:
+        assert s.execute(select(Deal.is_deleted).where(Deal.crm_id == won)).scalar_one()
 
 
 def test_given_a_sync_killed_after_storing_a_page_when_run_again_then_nothing_is_lost_or_decided_twice(
