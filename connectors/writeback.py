@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from connectors.errors import (
@@ -139,6 +139,7 @@ class CrmWriteback:
                     if plan.item.pk not in outcomes:
                         outcomes[plan.item.pk] = _outcome_for(exc)
             self._record(port, written, conflicts, outcomes)
+            self._forget_refused_owners(port, group, outcomes)
         return outcomes
 
     # --- planning -----------------------------------------------------------------------------------
@@ -309,7 +310,8 @@ class CrmWriteback:
         """Store the owners about to be written *before* writing them, so that whatever reads
         the CRM next — a sync racing this batch, or one after a crash between the CRM call
         and :meth:`_record` — recognises loopgate's own change instead of deciding the lead
-        again (which re-opened reviewed escalations after a crash)."""
+        again (which re-opened reviewed escalations after a crash). A refusal takes it back
+        (:meth:`_forget_refused_owners`)."""
         owners = [p for p in todo if port.owner_field in p.writes]
         if not owners:
             return
@@ -322,6 +324,27 @@ class CrmWriteback:
                 [
                     {"lead_pk": p.lead_pk, "values": {}, "owner_written": str(p.writes[port.owner_field])}
                     for p in owners
+                ],
+            )
+
+    def _forget_refused_owners(self, port: CrmPort, plans: list[_Plan], outcomes: Mapping[int, Outcome]) -> None:
+        """Put back what loopgate last wrote where the CRM refused the owner for good: the
+        owner stored by :meth:`_intend_owners` was never written, and left there it would
+        pass a person who later chose that owner by hand for loopgate itself (sync would not
+        decide the lead again; a newer decision's write would overwrite the person's owner).
+        Retried rows keep it: their write may have landed."""
+        refused = [p for p in plans if port.owner_field in p.writes and isinstance(outcomes.get(p.item.pk), Dead)]
+        if not refused:
+            return
+        table: Table = WritebackState.__table__  # type: ignore[assignment]  # Core table: a plain executemany UPDATE
+        with self.db.transaction() as session:
+            session.execute(
+                update(table)
+                .where(table.c.lead_pk == bindparam("b_pk"), table.c.owner_written == bindparam("b_intended"))
+                .values(owner_written=bindparam("b_before")),
+                [
+                    {"b_pk": p.lead_pk, "b_intended": str(p.writes[port.owner_field]), "b_before": p.owner_written}
+                    for p in refused
                 ],
             )
 

@@ -308,3 +308,55 @@ def test_given_the_crm_took_the_owner_but_its_answer_was_lost_when_synced_again_
         report = _drain(db, engine, port, clock)  # the repeated row finds everything written
         assert (report.done, report.dead, report.retried) == (1, 0, 0)
         assert _decision(db, record).pk == first.pk
+
+
+def _refused_owner_write(
+    db: Database, hs: FakeHubSpot, clock: Clock, engine: DecisionEngine, example_policy: LoadedPolicy
+) -> tuple[str, CrmPort, Decision, dict[str, str]]:
+    """A contact decided "auto" whose write-back (owner included) HubSpot refused for good:
+    (id, port, decision, policy id → owner id). The rep was told; the CRM has no owner."""
+    people = seed_hubspot_people(hs, example_policy)
+    contact = hs.create("contacts", hs_contact())
+    port = hubspot_connector(hs, example_policy, clock=clock)
+    sync_crm(db, port, engine, clock=clock)
+    decided = _decision(db, contact)
+    assert decided.action == "auto" and decided.final_owner in people
+    hs.fail_record(contact, "VALIDATION_ERROR", "loopgate_band: value too long")
+    assert _drain(db, engine, port, clock).dead == 1
+    assert not hs.get("contacts", contact).get("hubspot_owner_id")
+    return contact, port, decided, people
+
+
+def test_given_an_owner_write_the_crm_refused_when_a_person_then_sets_that_owner_then_it_is_decided_as_their_change(
+    db: Database, hs: FakeHubSpot, clock: Clock, engine: DecisionEngine, example_policy: LoadedPolicy
+) -> None:
+    contact, port, first, people = _refused_owner_write(db, hs, clock, engine, example_policy)
+    clock.advance(minutes=5)
+    hs.update("contacts", contact, hubspot_owner_id=people[first.final_owner or ""])  # the rep takes it by hand
+
+    sync_crm(db, port, engine, clock=clock)
+
+    again = _decision(db, contact)
+    assert again.pk != first.pk and again.cause == "changed"  # not mistaken for loopgate's own write
+    assert again.crm_owner_before == people[first.final_owner or ""]
+
+
+def test_given_an_owner_write_the_crm_refused_when_a_person_sets_that_owner_before_a_newer_write_then_it_is_kept(
+    db: Database, hs: FakeHubSpot, clock: Clock, engine: DecisionEngine, example_policy: LoadedPolicy
+) -> None:
+    contact, port, first, people = _refused_owner_write(db, hs, clock, engine, example_policy)
+    clock.advance(minutes=5)
+    hs.update("contacts", contact, lastname="Smith-Jones")  # decided again, by the rotation
+    sync_crm(db, port, engine, clock=clock)
+    second = _decision(db, contact)
+    assert second.pk != first.pk and second.final_owner not in (None, first.final_owner)
+    mine = people[first.final_owner or ""]
+    hs.update("contacts", contact, hubspot_owner_id=mine)  # the first rep takes it by hand before write-back
+    clock.advance(minutes=1)
+
+    _drain(db, engine, port, clock)
+
+    assert hs.get("contacts", contact)["hubspot_owner_id"] == mine
+    with db.transaction() as s:
+        conflict = s.execute(select(CrmConflict)).scalar_one()
+    assert (conflict.decision_pk, conflict.owner_found) == (second.pk, mine)
