@@ -6,11 +6,13 @@ cursor. Writes go through sObject Collections: ``PATCH composite/sobjects`` (≤
 ``allOrNone=false``, one result per record in request order) and current values through the
 collections retrieve (``POST composite/sobjects/{type}``, ≤ 2,000 ids). Every call is retried
 by :func:`connectors.retry.call_with_retry`, re-logging in once when the session expired and
-credentials allow. ``Sforce-Limit-Info`` is watched: past ``stop_at_usage`` of the org's daily
-allowance, calls stop with :class:`~connectors.errors.RateLimited` instead of starving the
-org's other integrations — and every ``usage_recheck`` one call is let through to read the
-figure again: the allowance is a rolling 24 hours, and the header is the only way the figure
-ever changes, so a guard that never called again stopped the process's syncs for good.
+credentials allow, and waiting out short rate limits (``403 REQUEST_LIMIT_EXCEEDED``, or a
+gateway's ``429`` after its ``Retry-After``). ``Sforce-Limit-Info`` is watched: past
+``stop_at_usage`` of the org's daily allowance, calls stop with
+:class:`~connectors.errors.RateLimited` instead of starving the org's other integrations — and
+every ``usage_recheck`` one call is let through to read the figure again: the allowance is a
+rolling 24 hours, and the header is the only way the figure ever changes, so a guard that never
+called again stopped the process's syncs for good.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from simple_salesforce.api import Salesforce
 from connectors.errors import AuthExpired, BadRequest, RateLimited
 from connectors.retry import RetryPolicy, call_with_retry
 from connectors.salesforce.auth import SalesforceAuth
-from connectors.salesforce.errors import SYSTEM, translate
+from connectors.salesforce.errors import SYSTEM, raise_too_many_requests, translate
 from connectors.salesforce.records import LEAD_OBJECTS, STREAMS
 from core.ports import Cursor, Page, RecordUpdate, WriteResult
 
@@ -67,6 +69,8 @@ class SalesforceConnector:
     ) -> None:
         self.auth = auth
         self.session = session
+        if raise_too_many_requests not in session.hooks["response"]:
+            session.hooks["response"].append(raise_too_many_requests)  # keeps a 429's Retry-After
         self.field_map = dict(field_map)
         self.retry = retry or RetryPolicy()
         self.timeout = timeout

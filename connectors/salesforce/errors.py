@@ -5,6 +5,12 @@ simple-salesforce raises by status (400 Malformed, 401 ExpiredSession, 403 Refus
 says what really happened (``REQUEST_LIMIT_EXCEEDED`` is a 403, ``INVALID_FIELD`` a 400).
 Messages are built from status, code and Salesforce's message only: never the URL's
 credentials or the session id.
+
+Salesforce's REST API signals its limits with that 403, but an org behind an API gateway can
+get ``429 Too Many Requests`` (with ``Retry-After``, and a body that may not be Salesforce's).
+simple-salesforce raises it as a ``SalesforceGeneralError`` without the response's headers, so
+:func:`raise_too_many_requests`, a ``requests`` hook on the connector's session, raises it
+first with the response attached; either way it is :class:`~connectors.errors.RateLimited`.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from connectors.errors import (
     Unavailable,
 )
 
-__all__ = ["SYSTEM", "error_code", "translate"]
+__all__ = ["SYSTEM", "error_code", "raise_too_many_requests", "translate"]
 
 SYSTEM = "salesforce"
 
@@ -51,8 +57,41 @@ def error_code(content: Any) -> tuple[str | None, str]:
     return None, str(content or "")[:300]
 
 
+def raise_too_many_requests(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+    """A ``requests`` response hook: a 429 becomes :class:`requests.HTTPError` holding the
+    response (and so ``Retry-After``), which simple-salesforce would drop."""
+    if response.status_code == 429:
+        _ = response.content  # read whole: the connection goes back to the pool
+        response.raise_for_status()
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    """Seconds from ``Retry-After``; an HTTP date (or nothing) leaves the wait to backoff."""
+    try:
+        return max(float(response.headers["Retry-After"]), 0.0)
+    except (KeyError, ValueError):
+        return None
+
+
+def _rate_limited(
+    status: int, resource: str, code: str | None, message: str, retry_after: float | None = None
+) -> RateLimited:
+    # the org's rolling 24-hour allowance is spent ("TotalRequests"); concurrency limits pass soon
+    daily = "totalrequests" in message.lower()
+    return RateLimited(
+        SYSTEM, status, resource, message or "too many requests", code=code, retry_after=retry_after, daily=daily
+    )
+
+
 def translate(exc: Exception, resource: str) -> ConnectorError:
     """The loopgate error for an exception raised while calling Salesforce."""
+    if isinstance(exc, requests.exceptions.HTTPError) and exc.response is not None and exc.response.status_code == 429:
+        try:
+            content: Any = exc.response.json()
+        except ValueError:
+            content = exc.response.text
+        code, message = error_code(content)
+        return _rate_limited(429, resource, code, message, _retry_after(exc.response))
     if isinstance(exc, SalesforceAuthenticationFailed):
         return AuthExpired(SYSTEM, 401, resource, f"login failed: {exc.auth_message or exc.code}", code=str(exc.code))
     if isinstance(exc, SalesforceError):
@@ -76,11 +115,11 @@ def _api_error(exc: SalesforceError, resource: str) -> ConnectorError:
     status = exc.status
     if isinstance(exc, SalesforceExpiredSession):
         return AuthExpired(SYSTEM, status, resource, message or "session expired or invalid", code=code)
+    if status == 429:  # a session without the hook: no Retry-After, backoff decides
+        return _rate_limited(status, resource, code, message)
     if isinstance(exc, SalesforceRefusedRequest):
         if code == "REQUEST_LIMIT_EXCEEDED":
-            # the org's rolling 24-hour allowance is spent ("TotalRequests"); concurrency limits pass soon
-            daily = "totalrequests" in message.lower()
-            return RateLimited(SYSTEM, status, resource, message, code=code, daily=daily)
+            return _rate_limited(status, resource, code, message)
         return Forbidden(SYSTEM, status, resource, message, code=code)
     if isinstance(exc, SalesforceResourceNotFound):
         return NotFound(SYSTEM, status, resource, message, code=code)

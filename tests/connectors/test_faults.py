@@ -156,6 +156,36 @@ def test_given_the_daily_request_allowance_spent_when_reading_then_it_stops_with
     assert sleeps == [] and len(sf.calls("/queryAll/")) == 1
 
 
+def test_given_a_429_with_retry_after_from_salesforce_when_reading_then_the_wait_is_honoured_and_the_read_succeeds(
+    sf: FakeSalesforce, example_policy: LoadedPolicy
+) -> None:
+    """Salesforce's own limit is a 403, but orgs behind an API gateway (and some of
+    Salesforce's edges) answer 429 Too Many Requests, with or without a JSON body."""
+    sf.create("Lead", sf_lead())
+    sf.inject(r"/queryAll/", 429, times=2, body="Too Many Requests", headers={"Retry-After": "3"})
+    sleeps = Sleeps()
+
+    pages = list(salesforce_connector(sf, example_policy, retry=fast_retry(sleeps)).read("leads", None))
+
+    assert len(pages) == 1 and sleeps == [3.0, 3.0]
+
+
+def test_given_a_429_from_salesforce_on_write_back_when_drained_then_the_row_waits_the_time_asked(
+    db: Database, sf: FakeSalesforce, clock: Clock, engine: DecisionEngine, example_policy: LoadedPolicy
+) -> None:
+    sf.create("Lead", sf_lead())
+    port = salesforce_connector(sf, example_policy, retry=fast_retry(attempts=1))
+    sync_crm(db, port, engine, clock=clock)
+    sf.inject(r"/composite/sobjects$", 429, times=1, headers={"Retry-After": "42"})
+
+    report = outbox.drain(db, [CrmWriteback(db, engine, {"salesforce": port}, clock)], "w", clock)
+
+    assert report.retried == 1
+    with db.transaction() as s:
+        row = s.execute(select(OutboxRow).where(OutboxRow.kind == "crm.writeback")).scalar_one()
+    assert row.available_at == clock.now + timedelta(seconds=42) and "429" in (row.last_error or "")
+
+
 def test_given_the_org_near_its_daily_allowance_when_reading_then_loopgate_stops_itself(
     clock: Clock, example_policy: LoadedPolicy
 ) -> None:
@@ -315,6 +345,8 @@ def test_given_salesforce_error_bodies_when_translated_then_each_maps_to_its_mea
         (400, [{"errorCode": "INVALID_FIELD", "message": "No such column 'Loopgate_Score__c'"}], CrmSetupMissing),
         (400, [{"errorCode": "MALFORMED_QUERY", "message": "unexpected token"}], BadRequest),
         (403, [{"errorCode": "REQUEST_LIMIT_EXCEEDED", "message": "TotalRequests Limit exceeded."}], RateLimited),
+        (429, [{"errorCode": "REQUEST_LIMIT_EXCEEDED", "message": "ConcurrentRequests Limit exceeded."}], RateLimited),
+        (429, "Too Many Requests", RateLimited),  # a gateway's plain text
         (403, [{"errorCode": "INSUFFICIENT_ACCESS", "message": "no access"}], Forbidden),
         (500, [{"errorCode": "UNKNOWN_EXCEPTION", "message": "boom"}], Unavailable),
     ]
