@@ -5,19 +5,36 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from bot.cards import Card, load_cards
 from bot.sla import ReviewClock
 from core.policy.schema import Rep
 from core.review import ReviewRules
-from core.store.models import Decision, Lead, Review
+from core.store.models import Decision, Lead, Review, SlaClock
 from core.store.reviews import proposal_for
 
 __all__ = ["Stats", "find_lead_decisions", "pending_for", "team_stats"]
 
 QUEUE_SCAN_MAX = 5000
+
+# a decision's review clock: one at most (unique on decision_pk, kind)
+_REVIEW_CLOCK = and_(SlaClock.decision_pk == Decision.pk, SlaClock.kind == "review")
+
+
+def _due(
+    clock: ReviewClock,
+    decided_at: datetime,
+    band: str,
+    owner: str | None,
+    clock_pk: int | None,
+    due_at: datetime | None,
+) -> datetime | None:
+    """The deadline the scheduler breaches on: the stored clock's. A lead decided again for the
+    same reviewer carries its clock over (start and deadline), so the new decision's time plus
+    the window would be later than enforced. Computed, as the cards do, only without a clock."""
+    return due_at if clock_pk is not None else clock.due_at(decided_at, band, owner)
 
 
 def pending_for(
@@ -25,17 +42,22 @@ def pending_for(
 ) -> tuple[list[Card], int]:
     """Pending reviews ``rep`` may act on, most urgent first (due time, then score); and how
     many there are in all."""
-    query = select(Decision).where(Decision.state == "pending_review", Decision.shadow.is_(False))
+    query = (
+        select(Decision, SlaClock.pk, SlaClock.due_at)
+        .outerjoin(SlaClock, _REVIEW_CLOCK)
+        .where(Decision.state == "pending_review", Decision.shadow.is_(False))
+    )
     if "admin" not in rep.roles:
         managed = [t.id for t in rules.policy.teams if t.manager == rep.id]
         if not managed:
             query = query.where(Decision.owner == rep.id, Decision.owner_kind == "rep")
-    rows = session.execute(query.order_by(Decision.decided_at).limit(QUEUE_SCAN_MAX)).scalars().all()
-    mine = [d for d in rows if rules.authority(proposal_for(d), rep.id) is not None]
+    rows = session.execute(query.order_by(Decision.decided_at).limit(QUEUE_SCAN_MAX)).all()
+    due = {d.pk: _due(clock, d.decided_at, d.band, d.owner, clock_pk, due_at) for d, clock_pk, due_at in rows}
+    mine = [d for d, _, _ in rows if rules.authority(proposal_for(d), rep.id) is not None]
     far = now + timedelta(days=3650)
 
     def urgency(d: Decision) -> tuple[datetime, int, int]:
-        return (clock.due_at(d.decided_at, d.band, d.owner) or far, -d.score_total, d.pk)
+        return (due[d.pk] or far, -d.score_total, d.pk)
 
     mine.sort(key=urgency)
     chosen = [d.pk for d in mine[:limit]]
@@ -66,11 +88,11 @@ def team_stats(session: Session, clock: ReviewClock, *, now: datetime, days: int
         ).all()
     )
     pending_rows = session.execute(
-        select(Decision.decided_at, Decision.band, Decision.owner).where(
-            Decision.state == "pending_review", Decision.shadow.is_(False)
-        )
+        select(Decision.decided_at, Decision.band, Decision.owner, SlaClock.pk, SlaClock.due_at)
+        .outerjoin(SlaClock, _REVIEW_CLOCK)
+        .where(Decision.state == "pending_review", Decision.shadow.is_(False))
     ).all()
-    overdue = sum(1 for at, band, owner in pending_rows if (due := clock.due_at(at, band, owner)) and due <= now)
+    overdue = sum(1 for row in pending_rows if (due := _due(clock, *row)) and due <= now)
     review_rows = session.execute(
         select(Review.kind, Review.agree, Review.segment, Review.decided_at, Decision.decided_at)
         .join(Decision, Decision.pk == Review.decision_pk)

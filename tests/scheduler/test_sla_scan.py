@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select, update
 
 from bot.cards import load_card
+from bot.queries import pending_for, team_stats
 from core.policy import LoadedPolicy
 from core.review import ReviewChange, ReviewRules
 from core.sla import PolicySlaClock
@@ -240,6 +241,50 @@ def test_given_an_escalation_decided_again_for_the_same_reviewer_when_its_card_i
         card = load_card(s, ReviewRules(loaded.policy), PolicySlaClock(loaded.policy), pk)
 
     assert card is not None and card.due_at == c.due_at  # not 90 minutes later than the scan enforces
+
+
+def _banking_leads_one_decided_again(db: Database, clock: Clock) -> tuple[LoadedPolicy, datetime, dict[str, int]]:
+    """Two escalations for Ana: H0001 at the start, decided again 90 minutes later (its clock,
+    due at start + 2 h, carries over); H0002 decided at start + 30 min."""
+    loaded = sla_policy(routing=[{"name": "default", "to": {"rep": "ana"}}])
+    start = clock.at
+    first = LeadBuilder("00Q5e00000H0001").with_(industry="Banking", company="Initech")
+    second = LeadBuilder("00Q5e00000H0002").with_(industry="Banking", company="Globex")
+    decide(db, loaded, [first.raw(start)], start)
+    pks = decide(db, loaded, [second.raw(start + minutes(30))], start + minutes(30))
+    pks |= decide(db, loaded, [first.with_(title="VP Sales").raw(start + minutes(90))], start + minutes(90))
+    due = {c.decision_pk: c.due_at for c in clocks(db) if c.state == "open"}
+    assert due == {
+        pks["00Q5e00000H0001"]: start + timedelta(hours=2),
+        pks["00Q5e00000H0002"]: start + minutes(150),
+    }
+    return loaded, start, pks
+
+
+def test_given_an_escalation_decided_again_for_the_same_reviewer_when_the_queue_is_read_then_its_clocks_deadline_orders_it(
+    db: Database, clock: Clock
+) -> None:
+    loaded, start, pks = _banking_leads_one_decided_again(db, clock)
+    rules = ReviewRules(loaded.policy)
+
+    with db.sessions() as s:
+        cards, total = pending_for(
+            s, rules, PolicySlaClock(loaded.policy), rules.roster.reps["lee"], now=start + minutes(90), limit=10
+        )
+
+    # due at start + 2 h (enforced) before the other's start + 2 h 30, not at start + 3 h 30
+    assert (total, [c.decision_pk for c in cards]) == (2, [pks["00Q5e00000H0001"], pks["00Q5e00000H0002"]])
+
+
+def test_given_an_escalation_decided_again_for_the_same_reviewer_when_past_its_clocks_deadline_then_stats_count_it_overdue(
+    db: Database, clock: Clock
+) -> None:
+    loaded, start, _ = _banking_leads_one_decided_again(db, clock)
+
+    with db.sessions() as s:
+        stats = team_stats(s, PolicySlaClock(loaded.policy), now=start + minutes(121))
+
+    assert (stats.pending, stats.overdue) == (2, 1)  # breached by the scan's deadline, not 90 minutes later
 
 
 def test_given_a_manager_hands_an_escalation_to_a_rep_when_scanning_then_that_rep_owes_a_first_touch_from_then(
