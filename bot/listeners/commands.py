@@ -17,6 +17,7 @@ from bot.cards import load_cards
 from bot.context import BotContext
 from bot.listeners.errors import guarded
 from bot.queries import find_lead_decisions, pending_for, team_stats
+from bot.text import mrkdwn_value
 
 __all__ = ["register"]
 
@@ -55,7 +56,7 @@ def _answer(ctx: BotContext, command: dict[str, Any]) -> Message | None:
         return lead_message([found[pk] for pk in pks if pk in found], rest)
     if verb == "stats":
         return None
-    text = f"I don't know `{verb[:40]}`."
+    text = f"I don't know `{mrkdwn_value(verb, 40)}`."  # typed by anyone: it may hold <!channel> or a link
     return validate_message(text, [section(text), *help_message().blocks])
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from bot import ids
 from core.store.models import Decision, Review
 from loopgate.sandbox.slack import FakeView
+from loopgate.sandbox.slack_limits import Notifies, notifications
 from tests.bot.conftest import Harness
 from tests.builders import LeadBuilder, decide
 
@@ -171,6 +172,15 @@ def test_given_slash_commands_when_run_then_help_queue_and_unknown_answer_at_onc
     assert "I don't know `frobnicate`" in _reply(harness, slack_user, "frobnicate")
     assert "not in the loopgate policy" in _reply(harness, "U0STRANGER", "queue")
     assert all(e.via == "command_reply" for e in harness.slack.ephemerals)
+
+
+def test_given_an_unknown_command_with_slack_markup_when_run_then_it_is_echoed_escaped(harness: Harness) -> None:
+    for typed in ("<!channel>", "<http://evil.test|click-me>"):
+        _reply(harness, "U01LEE", typed)
+        answer = harness.slack.ephemerals_for("U01LEE")[-1]
+        assert notifications(answer.text, answer.blocks, parse=None, link_names=None) == Notifies()
+        shown = _text([answer.text, answer.blocks])
+        assert "I don't know `&lt;" in shown and "<!channel>" not in shown and "<http" not in shown
 
 
 def test_given_a_lead_lookup_when_run_then_the_latest_decision_shows_escaped_without_buttons(
