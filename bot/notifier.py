@@ -20,7 +20,8 @@ cannot fix (channel gone, invalid blocks) are ``Dead``.
 ``slack.message`` payload (for the scheduler, digests, trust announcements)::
 
     {"channel": "C0123" | "user": "<rep id> | U0123", "text": "fallback text",
-     "blocks": [...] (optional, validated with slack_sdk.models, ≤ 50)}
+     "blocks": [...] (optional, validated with slack_sdk.models, ≤ 50),
+     "sla_clock": 12 (optional: the SLA clock a reminder is about; not sent once it is answered)}
 
 Queue it with :func:`enqueue_message`, which validates the payload before it is stored.
 """
@@ -49,6 +50,7 @@ from core.store import outbox
 from core.store.db import Database, dialect_insert
 from core.store.models import SlackMessage
 from core.store.outbox import Dead, Done, OutboxItem, Outcome
+from core.store.sla_clocks import answered
 
 __all__ = ["KINDS", "SlackNotifier", "enqueue_message"]
 
@@ -70,11 +72,14 @@ def enqueue_message(
     channel: str | None = None,
     user: str | None = None,
     blocks: Sequence[Any] | None = None,
+    sla_clock: int | None = None,
 ) -> bool:
     """Queue a ``slack.message`` in the caller's transaction (validated now, not at send time).
 
     ``user`` is a policy rep id or a Slack user id (the message goes to their DM with the bot);
-    ``channel`` a channel id. Returns whether a row was added (the key is used once)."""
+    ``channel`` a channel id. A message about ``sla_clock`` (a nudge, a breach notice) is not
+    sent if the clock is answered before the outbox gets to it. Returns whether a row was added
+    (the key is used once)."""
     if (channel is None) == (user is None):
         raise PayloadInvalid("slack.message", "target", "give exactly one of channel or user")
     message = validate_message(text, blocks or [], where="slack.message")
@@ -82,6 +87,8 @@ def enqueue_message(
     if message.blocks:
         payload["blocks"] = message.blocks
     payload["channel" if channel else "user"] = channel or user
+    if sla_clock is not None:
+        payload["sla_clock"] = sla_clock
     return outbox.enqueue(session, "slack.message", dedupe_key, payload, now=now)
 
 
@@ -184,6 +191,9 @@ class SlackNotifier:
 
     def _message(self, item: OutboxItem) -> Outcome:
         payload = item.payload
+        if payload.get("sla_clock") is not None and self._answered(int(payload["sla_clock"])):
+            # reviewed, touched or given to someone else since the scan queued it: moot now
+            return Done({"skipped": "the SLA clock is answered"})
         message = validate_message(str(payload.get("text") or ""), payload.get("blocks") or [], where="slack.message")
         if payload.get("channel"):
             destination = str(payload["channel"])
@@ -240,6 +250,10 @@ class SlackNotifier:
             opened = slack_call("conversations.open", self.client.conversations_open, users=destination)
             self._ims[destination] = str(opened["channel"]["id"])
         return self._ims[destination]
+
+    def _answered(self, clock_pk: int) -> bool:
+        with self.db.sessions() as session:
+            return answered(session, clock_pk)
 
     def _shown(self, decision_pk: int) -> bool:
         with self.db.sessions() as session:

@@ -214,6 +214,7 @@ class _Scan:
             text=message.text,
             blocks=message.blocks,
             now=self.now,
+            sla_clock=clock.pk,
             **target,
         )
         return "sent", {"to": target}

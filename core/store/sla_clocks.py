@@ -46,6 +46,7 @@ __all__ = [
     "EXPIRE_AFTER",
     "NewDecision",
     "SettleReport",
+    "answered",
     "claim_step",
     "close",
     "due_clocks",
@@ -60,6 +61,13 @@ __all__ = [
 
 
 EXPIRE_AFTER = timedelta(days=30)
+
+# the response a clock waits for has come (or its decision is no longer pending), for a query
+# joined with the clock's decision and lead: tested in SQL, so only the clocks that change are read
+_ANSWERED = or_(
+    and_(SlaClock.kind == "review", Decision.state != "pending_review"),
+    and_(SlaClock.kind == "first_touch", Lead.first_touch_at.is_not(None)),
+)
 
 
 class _Planner:
@@ -265,17 +273,13 @@ def settle(session: Session, policy: Policy, *, now: datetime, clock_pks: Sequen
     """Close open clocks whose response has come (or whose decision is gone); start the
     first-touch clock of a rep a reviewer handed the lead to. Only open clocks are read."""
     report = SettleReport()
-    # only the clocks that change come back: the test is in SQL, so the cost of the minutely
-    # scan does not grow with the number of clocks still waiting
-    answered = or_(
-        and_(SlaClock.kind == "review", Decision.state != "pending_review"),
-        and_(SlaClock.kind == "first_touch", Lead.first_touch_at.is_not(None)),
-    )
+    # only the clocks that change come back, so the cost of the minutely scan does not grow
+    # with the number of clocks still waiting
     query = (
         select(SlaClock, Decision.state, Lead.first_touch_at)
         .join(Decision, Decision.pk == SlaClock.decision_pk)
         .join(Lead, Lead.pk == SlaClock.lead_pk)
-        .where(SlaClock.state == "open", answered)
+        .where(SlaClock.state == "open", _ANSWERED)
         .order_by(SlaClock.pk)
     )
     if clock_pks is not None:
@@ -355,6 +359,23 @@ def _handed_over(
     session.add(handed)
     session.flush()
     return handed.pk
+
+
+def answered(session: Session, clock_pk: int) -> bool:
+    """Whether reminders about the clock are moot: it is met or cancelled (the lead went to
+    someone else), or its response has come and the next scan has yet to settle it (a review,
+    a first touch the CRM reports). A re-routed clock is not answered: its breach was real, and
+    the manager hears of it even when the same scan re-routes the lead."""
+    query = (
+        select(SlaClock.pk)
+        .join(Decision, Decision.pk == SlaClock.decision_pk)
+        .join(Lead, Lead.pk == SlaClock.lead_pk)
+        .where(
+            SlaClock.pk == clock_pk,
+            or_(SlaClock.state.in_(("met", "cancelled")), and_(SlaClock.state == "open", _ANSWERED)),
+        )
+    )
+    return session.execute(query).first() is not None
 
 
 def due_clocks(session: Session, *, now: datetime, limit: int = 500) -> list[int]:

@@ -7,22 +7,24 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot import ids
 from bot.uploads import enqueue_file
 from core.engine import DecisionEngine
 from core.store import outbox
-from core.store.models import AuditVerdict, Decision, SlaClock
+from core.store.models import AuditVerdict, Decision, Lead, OutboxRow, SlaClock
 from core.store.outbox import DrainReport
 from loopgate.sandbox.slack import FakeMessage
 from scheduler.context import SchedulerContext
 from scheduler.digest import run_weekly_digest
 from scheduler.sla_scan import run_sla_scan
 from tests.bot.conftest import Harness
+from tests.builders import decide, example_leads
 
 MONDAY = datetime(2026, 11, 23, 13, 5, tzinfo=UTC)  # 08:05 in New York: W47 is complete
 PNG = b"\x89PNG\r\n\x1a\n" + b"0" * 64
+PENDING = "00Q5e00000A0003"  # escalated: waits for a person
 EVIL = "106"  # first name "<!channel>", last name "@here <@U01ANA>", company "<script>…": assigned to Ana
 
 
@@ -70,6 +72,94 @@ def test_given_a_hostile_lead_when_its_owner_is_nudged_then_only_the_owner_reads
     harness.slack.click("U01ANA", ids.FIRST_TOUCH, channel=nudge.channel, ts=nudge.ts, value=str(clock_pk))
     harness.settle()
     assert "not waiting for a first touch any more" in harness.slack.ephemerals_for("U01ANA")[-1].text
+
+
+def _nudges(harness: Harness) -> list[OutboxRow]:
+    return [r for r in harness.outbox_rows("slack.message") if r.dedupe_key.startswith("sla:")]
+
+
+def test_given_a_review_nudge_queued_when_the_review_is_approved_before_it_is_sent_then_it_is_not_sent(
+    harness: Harness,
+) -> None:
+    pk = harness.decide_examples(PENDING)[PENDING]
+    _drain(harness)  # the escalation is posted
+    harness.clock.at += timedelta(minutes=50)  # half of the review SLA (2 h) since the decision
+    run_sla_scan(_ctx(harness))
+    [nudge] = _nudges(harness)
+
+    harness.click("U01REV", ids.APPROVE, pk)  # handled before the outbox gets to the nudge
+    _drain(harness)
+
+    reader = harness.slack.im_for(nudge.payload["user"])
+    assert [m for m in reader.messages if "Reminder" in m.text] == []  # of a review already done
+    [nudge] = _nudges(harness)
+    assert nudge.status == "done" and nudge.result == {"skipped": "the SLA clock is answered"}
+
+
+def test_given_a_first_touch_nudge_queued_when_the_crm_shows_a_touch_before_it_is_sent_then_it_is_not_sent(
+    harness: Harness,
+) -> None:
+    harness.decide_examples(EVIL)
+    harness.clock.at += timedelta(minutes=110)  # half of the warm first-touch SLA (4 h)
+    run_sla_scan(_ctx(harness))
+    [nudge] = _nudges(harness)
+    with harness.db.transaction() as s:  # the CRM sync brings Ana's first call (the scan settles later)
+        s.execute(update(Lead).values(first_touch_at=harness.clock.at))
+
+    _drain(harness)
+
+    assert [m for m in harness.slack.im_for("U01ANA").messages if "Reminder" in m.text] == []
+    [nudge] = _nudges(harness)
+    assert nudge.status == "done" and nudge.result == {"skipped": "the SLA clock is answered"}
+
+
+def test_given_a_second_nudge_queued_when_the_owner_says_they_contacted_the_lead_before_it_is_sent_then_it_is_not_sent(
+    harness: Harness,
+) -> None:
+    pk = harness.decide_examples(EVIL)[EVIL]
+    start = harness.clock.at - timedelta(minutes=10)
+    harness.clock.at = start + timedelta(hours=2)  # the first nudge: half of the warm SLA (4 h)
+    run_sla_scan(_ctx(harness))
+    _drain(harness)
+    [first] = [m for m in harness.slack.im_for("U01ANA").messages if "Reminder" in m.text]
+    harness.clock.at = start + timedelta(hours=3.6)  # the second nudge is queued
+    run_sla_scan(_ctx(harness))
+    with harness.db.sessions() as s:
+        clock_pk = s.execute(select(SlaClock.pk).where(SlaClock.decision_pk == pk)).scalar_one()
+
+    harness.slack.click("U01ANA", ids.FIRST_TOUCH, channel=first.channel, ts=first.ts, value=str(clock_pk))
+    harness.settle()
+    _drain(harness)
+
+    assert [m for m in harness.slack.im_for("U01ANA").messages if "Reminder" in m.text] == [first]
+    assert [(r.status, r.result) for r in _nudges(harness)][1] == ("done", {"skipped": "the SLA clock is answered"})
+
+
+def test_given_a_first_touch_nudge_queued_when_the_lead_is_escalated_before_it_is_sent_then_it_is_not_sent(
+    harness: Harness,
+) -> None:
+    harness.decide_examples(EVIL)
+    harness.clock.at += timedelta(minutes=110)  # half of the warm first-touch SLA (4 h)
+    run_sla_scan(_ctx(harness))
+
+    # banking is regulated: decided again for a review, Ana owes no first touch any more
+    decide(harness.db, harness.policy, [{**example_leads()[EVIL], "industry": "Banking"}], harness.clock.at)
+    _drain(harness)
+
+    assert [m for m in harness.slack.im_for("U01ANA").messages if "Reminder" in m.text] == []
+    assert [(r.status, r.result) for r in _nudges(harness)] == [("done", {"skipped": "the SLA clock is answered"})]
+
+
+def test_given_the_scheduler_was_down_when_one_scan_breaches_and_re_routes_then_the_manager_still_hears_of_the_breach(
+    harness: Harness,
+) -> None:
+    harness.decide_examples(EVIL)
+    harness.clock.at += timedelta(hours=5)  # past the breach (4 h) and the re-route (30 min after)
+    run_sla_scan(_ctx(harness))
+
+    _drain(harness)
+
+    assert [m for m in harness.slack.im_for("U01LEE").messages if m.text.startswith("SLA breached")]
 
 
 def _digest_week(harness: Harness) -> list[int]:
