@@ -10,7 +10,7 @@ paths so every error names its line. ``Policy.model_json_schema()`` is what
 from __future__ import annotations
 
 import re
-from datetime import date, time
+from datetime import date, time, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -29,6 +29,7 @@ from core.policy.durations import parse_duration
 __all__ = [
     "BUILTIN_TRIGGERS",
     "DEFAULT_HARD_TRIGGERS",
+    "SLA_MAX",
     "WRITEBACK_KEYS",
     "CrmIds",
     "Digest",
@@ -95,6 +96,19 @@ def _duration(value: str) -> str:
 
 
 Duration = Annotated[str, AfterValidator(_duration)]
+
+SLA_MAX = timedelta(days=365)
+
+
+def _sla_duration(value: str) -> str:
+    # a clock's plan adds its length to the decision time (and a breach step's to the deadline):
+    # far beyond a year that leaves datetime's range and crashed the whole decide batch
+    if parse_duration(value) > SLA_MAX:
+        raise ValueError(f"SLA {value!r} is too long: at most {SLA_MAX.days} days (365d, 52w, 8760h)")
+    return value
+
+
+SlaDuration = Annotated[str, AfterValidator(_sla_duration)]
 
 
 def _local_time(value: time) -> time:
@@ -402,17 +416,22 @@ class NextBestActionRule(Strict):
 
 
 class BreachStep(Strict):
-    """One step after the deadline passes; ``after`` is measured from the breach (none = at once)."""
+    """One step after the deadline passes; ``after`` is measured from the breach (none = at once),
+    at most 365 days."""
 
-    after: Duration | None = None
+    after: SlaDuration | None = None
     do: Literal["nudge_owner", "notify_manager", "reroute"]
 
 
 class Sla(Strict):
-    """Clocks: first touch by band, review of escalations, and what happens when late."""
+    """Clocks: first touch by band, review of escalations, and what happens when late.
 
-    first_touch: dict[Slug, Duration] = Field(default_factory=dict)
-    review: Duration | None = None
+    Every SLA duration (``first_touch``, ``review``, ``on_breach[].after``) is at most 365 days
+    as written (``365d``, ``52w``, ``8760h``): no response is worth waiting longer for.
+    """
+
+    first_touch: dict[Slug, SlaDuration] = Field(default_factory=dict)
+    review: SlaDuration | None = None
     nudge_at: list[Fraction] = Field(default_factory=lambda: [0.5])
     on_breach: list[BreachStep] = Field(default_factory=list)
     business_hours: bool = False

@@ -156,6 +156,19 @@ def test_given_a_content_change_when_parsed_then_version_changes() -> None:
             "within: 99999999999d}",
             "escalation.customer_signal.within: invalid duration '99999999999d': too long",
         ),
+        ("review: 2h", "review: 999999990d", "review: 999999990d", "sla.review: SLA '999999990d' is too long"),
+        (
+            "first_touch: {hot: 15m",
+            "first_touch: {hot: 366d",
+            "first_touch: {hot: 366d",
+            "sla.first_touch.hot: SLA '366d' is too long: at most 365 days",
+        ),
+        (
+            "{after: 30m, do: reroute}",
+            "{after: 8761h, do: reroute}",
+            "after: 8761h",
+            "sla.on_breach[1].after: SLA '8761h' is too long",
+        ),
     ],
 )
 def test_given_a_broken_policy_when_parsed_then_the_error_names_file_line_and_path(

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, time, timedelta
 
 import pytest
 
+from core.policy.schema import SLA_MAX
 from core.sla import PolicySlaClock, WorkingWindow, add_working_time, clock_kind, plan, sla_length
 from tests.builders import make_policy
 
@@ -101,3 +102,15 @@ def test_given_business_hours_when_an_sla_is_written_in_days_then_it_counts_work
     due, steps = plan(policy, ny(20, 16), "2d", NY_9_TO_5)
     assert due == ny(24, 16)  # Friday 16:00 → Tuesday 16:00
     assert steps[0].at == ny(23, 16)  # half-way: one working day
+
+
+@pytest.mark.parametrize("longest", [f"{SLA_MAX.days}d", f"{SLA_MAX.days * 24}h"])
+@pytest.mark.parametrize("window", [None, NY_9_TO_5])
+def test_given_the_longest_slas_a_policy_may_set_when_planning_then_every_step_has_a_date(
+    longest: str, window: WorkingWindow | None
+) -> None:
+    sla = {"review": longest, "on_breach": [{"after": longest, "do": "reroute"}], "business_hours": True}
+    policy = make_policy(sla=sla).policy
+    due, steps = plan(policy, ny(20, 16), longest, window)
+    assert due > ny(20, 16) + timedelta(days=364)
+    assert steps[-1].key == "breach:0:reroute" and steps[-1].at > due + timedelta(days=364)
