@@ -15,7 +15,9 @@ Friday). A 2 h SLA started Friday 16:00 is due Monday 10:00. Durations written i
 weeks count *working* days: with 09:00–17:00 hours ``2d`` is 16 working hours, so a lead
 assigned Friday 16:00 is due Tuesday 16:00 (not 48 working hours later). Out-of-office days do not pause
 the clock on purpose: an absent owner should breach and be re-routed, not freeze the lead.
-Owners who are not reps (queues) run on the wall clock.
+Owners who are not reps (queues) run on the wall clock. An SLA long in hours on a rep with few
+working hours could fall due decades out: the loader rejects one that :func:`reach` puts beyond
+:data:`REACH_MAX` (see ``core.policy.semantics``), so planning never runs out of calendar.
 
 **The plan** (:func:`plan`): a nudge to the owner at each ``nudge_at`` fraction of the SLA,
 the breach at the deadline (recorded; it sends nothing itself), then the ``on_breach`` steps
@@ -35,6 +37,7 @@ from core.policy.durations import parse_duration
 from core.policy.schema import Policy, Rep, WorkingHours
 
 __all__ = [
+    "REACH_MAX",
     "ClockKind",
     "PolicySlaClock",
     "Step",
@@ -42,6 +45,7 @@ __all__ = [
     "add_working_time",
     "clock_kind",
     "plan",
+    "reach",
     "sla_length",
     "sla_window",
     "window_for",
@@ -53,6 +57,9 @@ _STEP_ACTIONS: tuple[StepAction, ...] = ("nudge_owner", "breach", "notify_manage
 
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _MAX_DAYS = 3660  # a window with no open day would loop forever; policies cannot express one, but be safe
+# how far a policy's SLA may reach in calendar time: half of what add_working_time searches, so
+# reach()'s estimate (whole open weeks, daylight-saving days aside) stays safely inside it
+REACH_MAX = timedelta(days=5 * 365)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +136,16 @@ def sla_length(text: str, window: WorkingWindow | None) -> timedelta:
     opens, closes = (datetime.combine(datetime.min.date(), t) for t in (window.start, window.end))
     days = amount / timedelta(days=1) if unit == "d" else amount / timedelta(weeks=1) * len(window.days)
     return (closes - opens) * days
+
+
+def reach(text: str, window: WorkingWindow) -> timedelta:
+    """About how much calendar time a clock of ``text`` takes in ``window``: the weeks its open
+    hours need, plus one for a start mid-week. A window with no open day never gets there."""
+    opens, closes = (datetime.combine(datetime.min.date(), t) for t in (window.start, window.end))
+    per_week = (closes - opens) * len(window.days)
+    if not per_week:
+        return timedelta.max
+    return timedelta(weeks=sla_length(text, window) / per_week + 1)
 
 
 @dataclass(frozen=True, slots=True)

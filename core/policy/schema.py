@@ -427,7 +427,9 @@ class Sla(Strict):
     """Clocks: first touch by band, review of escalations, and what happens when late.
 
     Every SLA duration (``first_touch``, ``review``, ``on_breach[].after``) is at most 365 days
-    as written (``365d``, ``52w``, ``8760h``): no response is worth waiting longer for.
+    as written (``365d``, ``52w``, ``8760h``): no response is worth waiting longer for. With
+    ``business_hours`` each must also fall due within five years of every rep's working hours,
+    and every rep needs a working day (checked in :mod:`core.policy.semantics`).
     """
 
     first_touch: dict[Slug, SlaDuration] = Field(default_factory=dict)

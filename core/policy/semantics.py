@@ -10,6 +10,7 @@ from collections.abc import Collection, Iterable, Iterator
 
 from core.policy.conditions import Issue, Stage, check_condition, check_predicate
 from core.policy.schema import BUILTIN_TRIGGERS, Policy
+from core.sla import REACH_MAX, WorkingWindow, reach, window_for
 
 Path = tuple[str | int, ...]
 
@@ -234,6 +235,36 @@ def _sla_and_trust(p: Policy) -> list[Issue]:
     return issues
 
 
+def _sla_reach(p: Policy) -> list[Issue]:
+    """With business hours a clock runs only in its owner's working hours: an SLA long in hours
+    on a rep with few of them (or none) would fall due beyond what planning looks ahead, and
+    deciding a lead for that rep would fail."""
+    if not p.sla.business_hours:
+        return []
+    issues: list[Issue] = []
+    windows: list[tuple[str, WorkingWindow]] = []
+    for i, rep in enumerate(p.reps):
+        window = window_for(rep)
+        if window is not None and window.days:
+            windows.append((rep.id, window))
+        elif window is not None:
+            message = "no working day: with sla.business_hours this rep's SLA clocks would never fall due"
+            issues.append(Issue(("reps", i, "working_hours", "days"), message))
+    texts: list[tuple[Path, str]] = [(("sla", "first_touch", band), text) for band, text in p.sla.first_touch.items()]
+    texts += [(("sla", "review"), p.sla.review)] if p.sla.review else []
+    texts += [(("sla", "on_breach", i, "after"), s.after) for i, s in enumerate(p.sla.on_breach) if s.after]
+    for path, text in texts:
+        far = max(((reach(text, w), rep) for rep, w in windows), default=None)
+        if far is not None and far[0] > REACH_MAX:
+            years = far[0].days // 365
+            message = (
+                f"'{text}' of {far[1]}'s working hours falls due about {years} years after it starts; "
+                f"with sla.business_hours an SLA must fall due within {REACH_MAX.days // 365} years"
+            )
+            issues.append(Issue(path, message))
+    return issues
+
+
 _PEOPLE = {"reps", "teams", "queues"}
 _SEGMENTS = {"segments", "default_segment"}
 _CHECKS = (
@@ -245,4 +276,5 @@ _CHECKS = (
     (_escalation, {"escalation", *_SEGMENTS}),
     (_suppress_and_actions, {"suppress", "next_best_action", "queues", *_SEGMENTS}),
     (_sla_and_trust, {"sla", "trust", "scoring", *_SEGMENTS}),
+    (_sla_reach, {"sla", "reps"}),
 )

@@ -181,6 +181,44 @@ def test_given_a_broken_policy_when_parsed_then_the_error_names_file_line_and_pa
     assert any(p.startswith(f"p.yaml:{line} {expected}") for p in problems), problems
 
 
+ANA_HOURS = 'working_hours: {start: "08:00", end: "18:00", days: [mon, tue, wed, thu, fri]}'
+
+
+@pytest.mark.parametrize(
+    ("hours", "sla", "needle", "expected"),
+    [
+        (
+            '{start: "09:00", end: "10:00", days: [mon]}',
+            "review: 8760h",
+            "review: 8760h",
+            "sla.review: '8760h' of ana's working hours falls due about 168 years after it starts; "
+            "with sla.business_hours an SLA must fall due within 5 years",
+        ),
+        (
+            '{start: "09:00", end: "17:00", days: []}',
+            "review: 2h",
+            "days: []",
+            "reps[0].working_hours.days: no working day: with sla.business_hours this rep's SLA clocks would "
+            "never fall due",
+        ),
+    ],
+)
+def test_given_business_hours_when_a_reps_hours_never_reach_an_sla_then_rejected_with_file_and_line(
+    hours: str, sla: str, needle: str, expected: str
+) -> None:
+    assert ANA_HOURS in EXAMPLE and "business_hours: false" in EXAMPLE, "fixture drifted"
+    text = EXAMPLE.replace(ANA_HOURS, f"working_hours: {hours}").replace(
+        "business_hours: false", "business_hours: true"
+    )
+    text = text.replace("review: 2h", sla, 1)
+    assert _problems(text) == [f"p.yaml:{_line_of(text, needle)} {expected}"]
+
+
+def test_given_business_hours_and_the_longest_slas_on_usual_hours_when_parsed_then_the_policy_loads() -> None:
+    text = EXAMPLE.replace("business_hours: false", "business_hours: true").replace("review: 2h", "review: 8760h")
+    assert parse_policy(text.replace("first_touch: {hot: 15m", "first_touch: {hot: 365d"), "p.yaml").policy.sla.review
+
+
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [

@@ -7,7 +7,16 @@ from datetime import UTC, datetime, time, timedelta
 import pytest
 
 from core.policy.schema import SLA_MAX
-from core.sla import PolicySlaClock, WorkingWindow, add_working_time, clock_kind, plan, sla_length
+from core.sla import (
+    REACH_MAX,
+    PolicySlaClock,
+    WorkingWindow,
+    add_working_time,
+    clock_kind,
+    plan,
+    reach,
+    sla_length,
+)
 from tests.builders import make_policy
 
 NY_9_TO_5 = WorkingWindow("America/New_York", time(9), time(17), frozenset(range(5)))
@@ -114,3 +123,12 @@ def test_given_the_longest_slas_a_policy_may_set_when_planning_then_every_step_h
     due, steps = plan(policy, ny(20, 16), longest, window)
     assert due > ny(20, 16) + timedelta(days=364)
     assert steps[-1].key == "breach:0:reroute" and steps[-1].at > due + timedelta(days=364)
+
+
+def test_given_an_hour_a_week_when_an_sla_reaches_as_far_as_a_policy_may_then_planning_finds_its_deadline() -> None:
+    monday_9_to_10 = WorkingWindow("America/New_York", time(9), time(10), frozenset({0}))
+    longest = f"{int(REACH_MAX / timedelta(weeks=1)) - 1}h"  # one working hour a week
+    assert reach(longest, monday_9_to_10) <= REACH_MAX < reach(f"{int(longest[:-1]) + 1}h", monday_9_to_10)
+    policy = make_policy(sla={"review": longest, "business_hours": True}).policy
+    due, _ = plan(policy, ny(20, 16), longest, monday_9_to_10)
+    assert due - ny(20, 16) <= REACH_MAX
