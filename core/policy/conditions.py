@@ -11,6 +11,11 @@ between matches exists``. Strings compare case-insensitively, because CRM data i
 people (``Banking`` and ``banking`` are the same industry). A missing value satisfies nothing
 except ``exists: false``.
 
+``matches`` searches a regular expression in a text value. Python's ``re`` has no timeout and
+CRM text is anyone's: a pattern that repeats a repeat (``(a+)+``, ``(\\w+\\s?)*``), which takes
+exponential time on a text that almost matches, is refused when the policy loads.
+(Alternatives that overlap under a repeat, ``(a|aa)+``, are not detected.)
+
 Some fields exist only after a stage of the decision (``band`` after scoring, ``trigger`` after
 escalation). :func:`check_condition` rejects a field used before it exists, so a policy cannot
 silently compare against a value that is always missing. Conditions are compiled once into
@@ -26,10 +31,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import IntEnum
 from operator import attrgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.model import Account, Lead, Score
 from core.policy.durations import parse_duration
+
+if TYPE_CHECKING:
+    import sre_parse as _re_parser
+else:  # the same parser; importing it as sre_parse warns that name is deprecated (3.11+)
+    from re import _parser as _re_parser
 
 __all__ = [
     "Facts",
@@ -246,7 +256,46 @@ def _check_matches(op: str, arg: Any) -> str | None:
         re.compile(arg)
     except re.error as exc:
         return f"invalid regular expression: {exc}"
+    if _repeats_a_repeat(_re_parser.parse(arg), repeated=False):
+        return (
+            f"'{arg}' repeats a group that itself repeats, like (a+)+, which can take exponential time "
+            "on a text that almost matches; drop one repeat, or make the inner one possessive (a++) "
+            "or atomic ((?>a+))"
+        )
     return None
+
+
+_REPEATS = (_re_parser.MAX_REPEAT, _re_parser.MIN_REPEAT)
+
+
+def _repeats_a_repeat(pattern: Any, repeated: bool) -> bool:  # a parsed SubPattern: loosely typed nodes
+    """Whether a repeat that can match in more than one way (``+``, ``*``, ``{1,3}``) sits
+    inside another repeat (``repeated``), looking through groups, alternatives and lookarounds."""
+    for op, av in pattern.data:
+        if op in _REPEATS and repeated and av[1] > max(av[0], 1):
+            return True
+        if any(_repeats_a_repeat(part, inside) for part, inside in _parts(op, av, repeated)):
+            return True
+    return False
+
+
+def _parts(op: object, av: Any, repeated: bool) -> list[tuple[Any, bool]]:
+    """The sub-patterns of one parsed node, each with whether it sits inside a repeat that
+    backtracks. Possessive repeats and atomic groups give nothing back: what is inside them
+    only counts on its own."""
+    if op in _REPEATS:
+        return [(av[2], repeated or av[1] > 1)]
+    if op is _re_parser.POSSESSIVE_REPEAT:
+        return [(av[2], False)]
+    if op is _re_parser.ATOMIC_GROUP:
+        return [(av, False)]
+    if op is _re_parser.SUBPATTERN or op in (_re_parser.ASSERT, _re_parser.ASSERT_NOT):
+        return [(av[-1], repeated)]
+    if op is _re_parser.BRANCH:
+        return [(branch, repeated) for branch in av[1]]
+    if op is _re_parser.GROUPREF_EXISTS:
+        return [(branch, repeated) for branch in av[1:] if branch is not None]
+    return []
 
 
 def _check_exists(op: str, arg: Any) -> str | None:

@@ -76,6 +76,7 @@ def test_given_an_event_condition_when_events_are_recent_enough_then_it_matches(
         ({"employees": {"gte": "ten"}}, "'gte' takes a number"),
         ({"country": ["US"]}, "a list needs an operator"),
         ({"title": {"matches": "("}}, "invalid regular expression"),
+        ({"fields.note": {"matches": r"(\w+\s?)*$"}}, "repeats a group that itself repeats, like (a+)+"),
         ({"any": []}, "'any' takes a non-empty list"),
         ({"event": {"type": "x", "within": "soon"}}, "invalid duration 'soon'"),
         ({}, "empty condition"),
@@ -90,6 +91,26 @@ def test_given_an_event_condition_when_events_are_recent_enough_then_it_matches(
 def test_given_a_bad_condition_when_checked_then_the_issue_says_why(condition: dict[str, Any], message: str) -> None:
     issues = check_condition(condition, ("when",), Stage.ESCALATED)
     assert any(message in i.message for i in issues), issues
+
+
+# on "aaaa…!" each of these tries every way to split the a's between the repeats: exponential
+@pytest.mark.parametrize(
+    "pattern", [r"(a+)+$", r"(a*)*$", r"(a{1,3})+$", r"(?:x|(a+)+)$", r"(?=(a+)+$)", r"(a)?(?(1)(a+)+|b)$"]
+)
+def test_given_a_repeat_inside_a_repeat_when_checked_then_the_pattern_is_refused(pattern: str) -> None:
+    issues = check_condition({"title": {"matches": pattern}}, ("when",), Stage.LEAD)
+    assert [i.path for i in issues] == [("when", "title", "matches")]
+    assert "repeats a group that itself repeats" in issues[0].message
+
+
+# possessive and atomic repeats give nothing back; a fixed or optional inner part is one way only
+@pytest.mark.parametrize(
+    "pattern", [r"(?i)\b(vp|c[eto]o)\b", r"(a++)+$", r"(?>a+)+$", r"(ab{2})+$", r"(ab?)+$", r"(a+)?$", r"\d+x"]
+)
+def test_given_a_pattern_with_no_backtracking_repeat_inside_a_repeat_when_checked_then_it_is_accepted(
+    pattern: str,
+) -> None:
+    assert check_condition({"title": {"matches": pattern}}, ("when",), Stage.LEAD) == []
 
 
 def test_given_a_field_from_a_later_stage_when_checked_early_then_it_is_rejected() -> None:

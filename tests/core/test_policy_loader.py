@@ -156,6 +156,12 @@ def test_given_a_content_change_when_parsed_then_version_changes() -> None:
             "within: 99999999999d}",
             "escalation.customer_signal.within: invalid duration '99999999999d': too long",
         ),
+        (
+            r'matches: "(?i)\\b(student|intern|job seeker)\\b"',
+            r'matches: "^(\\w+\\s?)*$"',
+            'signal: title, matches: "^(',
+            r"scoring.fit[4].matches: '^(\w+\s?)*$' repeats a group that itself repeats",
+        ),
         ("review: 2h", "review: 999999990d", "review: 999999990d", "sla.review: SLA '999999990d' is too long"),
         (
             "first_touch: {hot: 15m",
