@@ -26,6 +26,7 @@ from core.policy.conditions import (
     _ACCOUNT_FIELDS,
     _LEAD_FIELDS,
     _PLAIN_NUMBERS,
+    MATCHED_TEXT,
     Facts,
     _as_bool,
     _compile_event,
@@ -166,17 +167,18 @@ class SourceBuilder:
             low, high = arg
             return f"((type({read}) in _PLAIN or _numeric(v)) and {self.const(low)} <= v <= {self.const(high)})"
         if op == "matches":
-            return f"(type({read}) is str and {self.const(matcher(arg))}(v))"
+            return f"(type({read}) is str and {self.const(matcher(arg))}(v[:{MATCHED_TEXT}]))"
         if op == "exists":
             return f'({read} is not None and v != "")' if arg else f'({read} is None or v == "")'
         raise ValueError(f"unknown operator {op!r}")
 
 
-MATCH_CACHE = 4096  # texts per pattern whose verdict is kept (a few hundred kB at most)
+MATCH_CACHE = 4096  # texts per pattern whose verdict is kept (a few hundred kB for titles, 4 MB at most)
 
 
 def matcher(pattern: str) -> Callable[[str], bool]:
     """Whether a text matches ``pattern`` (``re.search``), remembered for the texts asked most.
+    Callers pass the text cut to ``MATCHED_TEXT`` characters, so no kept text is longer.
 
     A policy matches the same few fields of every lead (the title, in scoring, the VIP trigger
     and suppression), and titles repeat ("VP Sales", "CTO"), so most leads ask about a text

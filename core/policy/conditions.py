@@ -12,8 +12,10 @@ people (``Banking`` and ``banking`` are the same industry). A missing value sati
 except ``exists: false``.
 
 ``matches`` searches a regular expression in a text value. Python's ``re`` has no timeout and
-CRM text is anyone's: a pattern that repeats a repeat (``(a+)+``, ``(\\w+\\s?)*``), which takes
-exponential time on a text that almost matches, is refused when the policy loads.
+CRM text is anyone's: a pattern sees only the first :data:`MATCHED_TEXT` characters (what the
+lead's own text fields keep; custom ``fields.*`` are not capped), so its cost per lead does not
+grow with what a CRM stores, and a pattern that repeats a repeat (``(a+)+``, ``(\\w+\\s?)*``),
+which takes exponential time on a text that almost matches, is refused when the policy loads.
 (Alternatives that overlap under a repeat, ``(a|aa)+``, are not detected.)
 
 Some fields exist only after a stage of the decision (``band`` after scoring, ``trigger`` after
@@ -33,6 +35,7 @@ from enum import IntEnum
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
+from core.leads import MAX_TEXT
 from core.model import Account, Lead, Score
 from core.policy.durations import parse_duration
 
@@ -42,6 +45,7 @@ else:  # the same parser; importing it as sre_parse warns that name is deprecate
     from re import _parser as _re_parser
 
 __all__ = [
+    "MATCHED_TEXT",
     "Facts",
     "Issue",
     "Stage",
@@ -108,6 +112,7 @@ _STAGED_FIELDS: dict[str, Stage] = {
     "trigger": Stage.ESCALATED,
 }
 _OPS = ("eq", "ne", "in", "not_in", "lt", "lte", "gt", "gte", "between", "matches", "exists")
+MATCHED_TEXT = MAX_TEXT  # characters of a value a `matches` pattern looks at (see the module doc)
 _COMBINATORS = ("all", "any", "not")
 
 
@@ -455,7 +460,7 @@ def _fused_check(get: Getter, predicate: Any) -> Check | None:
             )
         if op == "matches":
             search = re.compile(arg).search
-            return lambda f: type(v := get(f)) is str and search(v) is not None
+            return lambda f: type(v := get(f)) is str and search(v[:MATCHED_TEXT]) is not None
         if op == "lt":
             return lambda f: (type(v := get(f)) in _PLAIN_NUMBERS or _numeric(v)) and v < arg
         if op == "lte":
@@ -555,7 +560,7 @@ def _compile_op(op: str, arg: Any) -> Callable[[Any], bool]:  # noqa: C901 - one
         return lambda v: (type(v) in _PLAIN_NUMBERS or _numeric(v)) and low <= v <= high
     if op == "matches":
         search = re.compile(arg).search
-        return lambda v: type(v) is str and search(v) is not None
+        return lambda v: type(v) is str and search(v[:MATCHED_TEXT]) is not None
     if op == "exists":
         if arg:
             return lambda v: v is not None and v != ""

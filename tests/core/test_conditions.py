@@ -11,7 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.model import Account, Event, Lead
+from core.policy.codegen import compile_check
 from core.policy.conditions import (
+    MATCHED_TEXT,
     Facts,
     Stage,
     check_condition,
@@ -111,6 +113,31 @@ def test_given_a_pattern_with_no_backtracking_repeat_inside_a_repeat_when_checke
     pattern: str,
 ) -> None:
     assert check_condition({"title": {"matches": pattern}}, ("when",), Stage.LEAD) == []
+
+
+def _predicate_on_note(condition: dict[str, Any]) -> Callable[[Facts], bool]:
+    test = compile_predicate(condition["fields.note"])
+    return lambda f: test(f.lead.fields["note"])
+
+
+_COMPILED_WAYS: list[Callable[[dict[str, Any]], Callable[[Facts], bool]]] = [
+    compile_condition,
+    lambda condition: compile_check(condition, "probe"),
+    _predicate_on_note,
+]
+
+
+@pytest.mark.parametrize("compiled", _COMPILED_WAYS)
+def test_given_a_custom_field_of_a_megabyte_when_matched_then_the_pattern_sees_only_its_first_characters(
+    compiled: Callable[[dict[str, Any]], Callable[[Facts], bool]],
+) -> None:
+    # custom fields are not capped when a lead is read; a slow pattern (\d+x on a million digits
+    # takes an hour) or a plain one on megabytes per lead must not make a decision that costly
+    f = facts(fields={"note": "1" * 1_000_000})
+    assert compiled({"fields.note": {"matches": f"^1{{{MATCHED_TEXT}}}$"}})(f)  # the text it sees ends there
+    near, far = "1" * (MATCHED_TEXT - 7) + "partner", "1" * (MATCHED_TEXT - 6) + "partner"  # its last r cut
+    assert compiled({"fields.note": {"matches": "partner"}})(facts(fields={"note": near}))
+    assert not compiled({"fields.note": {"matches": "partner"}})(facts(fields={"note": far}))
 
 
 def test_given_a_field_from_a_later_stage_when_checked_early_then_it_is_rejected() -> None:
