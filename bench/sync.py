@@ -3,7 +3,8 @@
 Per CRM, in a fresh process (so ``peak_rss_mb`` is that CRM's alone) with the fake serving from
 a process of its own (so the fake's work does not share loopgate's interpreter):
 
-1. the **floor**: a bare loop that pages through the same records with the same client
+1. the **floor**: a bare loop that pages through the same records with the same client, from
+   the cursors the run starts from (so the unchanged run's floor reads what that run re-reads)
    (simple-salesforce ``query``/``query_more``; hubspot-api-client search paging, re-windowed
    at the 10,000 cap) and does nothing else;
 2. **first run**: ``sync_crm`` (sync, decide, store) timed as ``wall_s``, then the write-back
@@ -109,8 +110,10 @@ def _stats(crm: str, fake: Any) -> dict[str, int]:
 # --- one CRM, in a child process --------------------------------------------------------------
 
 
-def _floor(crm: str, info: dict[str, Any], port: Any) -> tuple[float, int]:
-    """Page through what sync reads, with the same client, doing nothing with the records."""
+def _floor(crm: str, info: dict[str, Any], port: Any, cursors: dict[str, Any]) -> tuple[float, int]:
+    """Page through what sync reads, with the same client, doing nothing with the records:
+    from the cursors the run starts from (``cursors``, by stream), so a run that reads only
+    what changed is held against a floor that reads the same."""
     started = time.perf_counter()
     records = 0
     if crm == "salesforce":
@@ -119,7 +122,8 @@ def _floor(crm: str, info: dict[str, Any], port: Any) -> tuple[float, int]:
         client = port.client
         for name, stream in STREAMS.items():
             extra = list(port.field_map.values()) if name in LEAD_OBJECTS else []
-            result = client.query(stream.query(None, extra), include_deleted=stream.deleted)
+            soql = stream.query(cursors.get(name), extra, port.lookback)
+            result = client.query(soql, include_deleted=stream.deleted)
             records += len(result["records"])
             while not result["done"]:
                 result = client.query_more(result["nextRecordsUrl"], identifier_is_url=True)
@@ -136,7 +140,8 @@ def _floor(crm: str, info: dict[str, Any], port: Any) -> tuple[float, int]:
             ("deals", list(DEAL_PROPERTIES), "hs_lastmodifieddate"),
         ):
             search = port.api(f"{object_type}.search")
-            since: str | None = None
+            start = cursors.get(object_type)
+            since = str(int(start.ts.timestamp() * 1000)) if start is not None and start.ts is not None else None
             after: str | None = None
             in_window = 0
             while True:
@@ -160,8 +165,9 @@ def _floor(crm: str, info: dict[str, Any], port: Any) -> tuple[float, int]:
                 last = page.results[-1].properties[modified]
                 since = str(int(datetime.fromisoformat(last.replace("Z", "+00:00")).timestamp() * 1000))
                 in_window = 0
-        for object_type in ("contacts", "companies", "deals"):
-            records += len(port.api(f"{object_type}.basic").get_page(limit=100, archived=True).results)
+        if cursors.get("archived") is None:  # sync lists deleted records at most daily: not in a rerun
+            for object_type in ("contacts", "companies", "deals"):
+                records += len(port.api(f"{object_type}.basic").get_page(limit=100, archived=True).results)
     return time.perf_counter() - started, records
 
 
@@ -188,6 +194,7 @@ def run_one(crm: str, n: int, latency_ms: float, database_url: str | None) -> li
     from core.policy import parse_policy
     from core.store import outbox
     from core.store.db import Database
+    from core.store.ingest import load_cursor
     from core.store.migrate import upgrade
     from core.store.scratch import private_database
 
@@ -211,9 +218,11 @@ def run_one(crm: str, n: int, latency_ms: float, database_url: str | None) -> li
         db = Database(url)
         upgrade(db)
         port = _connector(crm, info, loaded)
-        floor_s, floor_records = _floor(crm, info, port)
         lines = []
         for run in ("first", "unchanged"):
+            with db.sessions() as session:
+                cursors = {stream: load_cursor(session, crm, stream) for stream in port.streams(full=False)}
+            floor_s, floor_records = _floor(crm, info, port, cursors)
             ask("reset")
             started = time.perf_counter()
             report = sync_crm(db, port, engine, clock=lambda: datetime.now(UTC))
