@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from bot.blocks.common import Message
@@ -43,11 +44,14 @@ from core.store.models import Lead, SlaClock
 from core.store.sla_clocks import claim_step, close, due_clocks, lock_open, remaining_steps, settle, steps_done
 from scheduler.context import SchedulerContext
 
-__all__ = ["LATE_AFTER", "ScanReport", "run_sla_scan"]
+__all__ = ["FAILED_RETRY_AFTER", "LATE_AFTER", "ScanReport", "run_sla_scan"]
 
 log = logging.getLogger(__name__)
 
 LATE_AFTER = timedelta(minutes=2)  # a step this late is logged as late (it is always recorded)
+# a clock whose steps failed is tried again this much later: due clocks are taken oldest first,
+# so left due it would come first (and fail first) in every scan
+FAILED_RETRY_AFTER = timedelta(minutes=5)
 
 
 @dataclass(slots=True)
@@ -279,4 +283,16 @@ def run_sla_scan(ctx: SchedulerContext, *, limit: int = 500) -> ScanReport:
                 scan.clock(session, clock_pk)
         except _Raced as exc:
             log.info("%s; left to the other run", exc)
+        except Exception:
+            # one clock whose steps cannot be carried out (its transaction rolled back) must
+            # not keep the nudges and breaches of every clock behind it from happening
+            log.exception("SLA clock %s failed; trying it again in %s", clock_pk, FAILED_RETRY_AFTER)
+            _retry_later(ctx, clock_pk, scan.now + FAILED_RETRY_AFTER)
     return scan.report
+
+
+def _retry_later(ctx: SchedulerContext, clock_pk: int, at: datetime) -> None:
+    """Move a failed clock's next step to ``at``; its due steps stay unclaimed, so they run then.
+    If even this fails, the store itself is failing: the scan stops, as it would anyway."""
+    with ctx.db.transaction() as session:
+        session.execute(update(SlaClock).where(SlaClock.pk == clock_pk, SlaClock.state == "open").values(next_at=at))

@@ -3,10 +3,12 @@ without the late owner, catching up after downtime, answered clocks stop."""
 
 from __future__ import annotations
 
+import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import select, update
 
 from bot.cards import load_card
@@ -20,7 +22,7 @@ from core.store.reviews import ReviewRequest, record_review
 from core.store.sla_clocks import mark_contacted
 from loopgate.wiring import build_engine
 from scheduler.context import SchedulerContext
-from scheduler.sla_scan import run_sla_scan
+from scheduler.sla_scan import FAILED_RETRY_AFTER, run_sla_scan
 from tests.builders import LeadBuilder, decide
 from tests.scheduler.conftest import (
     SLA,
@@ -404,3 +406,22 @@ def test_given_the_engine_reads_the_store_when_a_scan_reroutes_then_it_does_not_
     assert report.steps.get("rerouted") == 1
     assert time.monotonic() - began < 10
     assert [x.state for x in clocks(db) if x.pk == c.pk] == ["rerouted"]
+
+
+def test_given_one_clock_whose_steps_fail_when_scanning_then_the_clocks_behind_it_still_act_and_it_waits(
+    db: Database, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    loaded = sla_policy()
+    start = clock.at
+    decide(db, loaded, [hot_software_lead(f"00Q5e00000P{i:04d}").raw(start) for i in range(2)], start)
+    bad, good = (c.pk for c in clocks(db))  # same next_at: the bad one (lower pk) is taken first
+    with db.transaction() as s:  # a plan this version cannot read (say, written by a newer one)
+        s.execute(update(SlaClock).where(SlaClock.pk == bad).values(plan=[{"key": "x", "at": "", "do": "page_ceo"}]))
+
+    clock.at = start + minutes(8)
+    with caplog.at_level(logging.ERROR, logger="scheduler.sla_scan"):
+        run_sla_scan(context(db, loaded, clock))
+
+    assert [row.dedupe_key for row in outbox(db, "sla:")] == [f"sla:{good}:nudge:0.5"]
+    assert [r.getMessage() for r in caplog.records] == [f"SLA clock {bad} failed; trying it again in 0:05:00"]
+    assert {c.pk: c.next_at for c in clocks(db)}[bad] == clock.at + FAILED_RETRY_AFTER  # no longer first in line
