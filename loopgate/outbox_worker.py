@@ -79,7 +79,13 @@ class OutboxWorker:
             busy = False
             try:
                 round_ = drain(
-                    self.db, self.handlers, self.worker, self.clock, policy=self.policy, max_batches=self.batches
+                    self.db,
+                    self.handlers,
+                    self.worker,
+                    self.clock,
+                    policy=self.policy,
+                    max_batches=self.batches,
+                    stop=self._stop.is_set,
                 )
                 self.report.add(round_)
                 busy = round_.done + round_.retried + round_.dead + round_.lost_lease >= self.batches

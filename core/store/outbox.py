@@ -331,9 +331,12 @@ def drain(
     max_batches: int | None = None,
     rng: random.Random | None = None,
     key_prefix: str | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> DrainReport:
     """Perform due effects until none are due (or ``max_batches``); returns what happened.
-    With ``key_prefix``, only effects whose dedupe key starts with it (see :func:`claim`)."""
+    With ``key_prefix``, only effects whose dedupe key starts with it (see :func:`claim`).
+    ``stop`` is asked before each batch is claimed: a process shutting down finishes the batch
+    in hand and claims no more (a row claimed and not performed would wait out its lease)."""
     policy = policy or RetryPolicy()
     rng = rng or random.Random()  # noqa: S311 - jitter, not security
     report = DrainReport()
@@ -342,6 +345,8 @@ def drain(
     while progress and (max_batches is None or batches < max_batches):
         progress = False
         for handler in handlers:
+            if stop is not None and stop():
+                return report
             items = claim(
                 db,
                 handler.kinds,
