@@ -2,8 +2,9 @@
 balancer. Standard library only (``ThreadingHTTPServer``, HTTP/1.1 keep-alive): put it behind
 a TLS-terminating proxy or load balancer, as Slack only calls HTTPS request URLs.
 
-Bodies over 1 MB are refused with 413 before Bolt sees them (Slack's payloads are far
-smaller); every Slack request is then verified by Bolt (signature, 5-minute window → 401).
+Bodies over 1 MB are refused with 413 on every path before they are read (Slack's payloads
+are far smaller), a malformed ``Content-Length`` with 400; every Slack request is then verified
+by Bolt (signature, 5-minute window → 401).
 """
 
 from __future__ import annotations
@@ -114,14 +115,21 @@ class HttpFront:
 
     def _answer(self, handler: BaseHTTPRequestHandler) -> None:
         path, _, query = handler.path.partition("?")
-        length = int(handler.headers.get("Content-Length") or 0)
+        declared = (handler.headers.get("Content-Length") or "0").strip()
+        if not (declared.isascii() and declared.isdigit()):
+            # int() would raise on "x" (a traceback) and take "-1" (read until the client hangs
+            # up); the body's end is unknown, so the connection cannot carry another request
+            handler.close_connection = True
+            self._send(handler, 400, "", {})
+            return
+        length = int(declared)
+        if length > MAX_BODY:  # on every path: a 404 must not read gigabytes into memory either
+            handler.close_connection = True
+            self._send(handler, 413, "", {})
+            return
         if urlsplit(path).path != EVENTS_PATH or self.app is None:
             handler.rfile.read(length)
             self._send(handler, 404, "", {})
-            return
-        if length > MAX_BODY:
-            handler.close_connection = True
-            self._send(handler, 413, "", {})
             return
         body = handler.rfile.read(length).decode("utf-8", errors="replace")
         headers: dict[str, str | Sequence[str]] = {k.lower(): [v] for k, v in handler.headers.items()}

@@ -3,7 +3,9 @@ and on shutdown answers the requests it has taken."""
 
 from __future__ import annotations
 
+import http
 import http.client
+import socket
 import threading
 from urllib.parse import urlsplit
 
@@ -78,3 +80,28 @@ def test_given_a_request_in_flight_when_the_front_stops_then_it_is_answered_befo
     stopping.join(10)
     client.join(10)
     assert not stopping.is_alive() and statuses == [200]
+
+
+@pytest.mark.parametrize(
+    ("path", "length", "status"),
+    [
+        ("/anything", "2000000", 413),  # a 404 too: its body is not read into memory
+        ("/slack/events", "2000000", 413),
+        ("/anything", "abc", 400),
+        ("/slack/events", "-1", 400),
+        ("/slack/events", "1_0", 400),
+    ],
+)
+def test_given_a_body_too_large_or_a_malformed_length_when_posted_anywhere_then_refused_before_reading(
+    path: str, length: str, status: int
+) -> None:
+    front = HttpFront(_HeldApp(), host="127.0.0.1", port=0, health=lambda: (True, {}))  # type: ignore[arg-type]
+    front.start()
+    try:
+        with socket.create_connection(("127.0.0.1", front.port), timeout=10) as conn:
+            conn.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n".encode())
+            conn.shutdown(socket.SHUT_WR)  # no body follows: a front that reads it gets a short one
+            answer = conn.makefile("rb").read()
+    finally:
+        front.stop()
+    assert answer.split(b"\r\n")[0] == f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}".encode()
