@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 import typer
 
 from bot.app import web_client
 from bot.notifier import SlackNotifier
 from bot.uploads import SlackFileUploader
-from core.digest import last_complete_week, week_bounds
+from core.digest import last_complete_week, week_bounds, week_label
 from core.review import ReviewRules
 from core.sla import PolicySlaClock
 from core.store import outbox
@@ -57,9 +58,12 @@ def digest(
     at = as_of(now)
     label = week or last_complete_week(at, zone)
     try:
-        week_bounds(label, zone)
+        start, _ = week_bounds(label, zone)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--week") from None
+    # the label keys the week's record and its posts: 2026-w10 or 2026-W010 must be 2026-W10,
+    # or one week is posted once per spelling
+    label = week_label(start.astimezone(ZoneInfo(zone)).date())
     if post and config is None:
         raise ConfigError("the policy has no digest section (digest.channel): nowhere to post")
     with db.transaction() as session:

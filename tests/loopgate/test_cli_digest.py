@@ -74,3 +74,14 @@ def test_given_slack_is_configured_when_posting_twice_then_the_week_is_posted_on
         states = s.execute(select(OutboxRow.status).where(OutboxRow.dedupe_key.in_(waiting))).scalars().all()
     assert sorted(keys) == ["digest:2026-W47:chart", "digest:2026-W47:sample", "digest:2026-W47:summary"]
     assert states == ["pending"] * len(waiting)
+
+
+def test_given_a_week_spelled_otherwise_when_posted_then_it_is_the_same_week_and_posted_once(
+    cli: InProcessCli, db: Database
+) -> None:
+    said = [cli("digest", "--post", "--week", w, "--now", MONDAY).err for w in ("2026-W47", "2026-w47", "2026-W047")]
+    assert "digest 2026-W47 queued" in said[0]  # no Slack token: queued for serve
+    assert all("the digest for 2026-W47 was posted before" in e for e in said[1:]), said
+    with db.sessions() as s:
+        keys = s.execute(select(OutboxRow.dedupe_key).where(OutboxRow.dedupe_key.like("digest:%"))).scalars().all()
+    assert sorted(keys) == ["digest:2026-W47:chart", "digest:2026-W47:sample", "digest:2026-W47:summary"]
