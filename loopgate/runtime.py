@@ -245,7 +245,15 @@ def compose(
     click_worker = OutboxWorker(db, click_handlers, clock=clock, poll=poll, policy=retry, name="clicks")
     worker = OutboxWorker(db, effect_handlers, clock=clock, poll=poll, policy=retry)
     context.wake_outbox, context.wake_clicks = worker.wake, click_worker.wake
-    front = HttpFront(None if socket_mode else app, host=host, port=port, health=_health(db, [click_worker, worker]))
+    try:  # a port in use or a host that is not this machine's: one line naming the setting
+        front = HttpFront(
+            None if socket_mode else app, host=host, port=port, health=_health(db, [click_worker, worker])
+        )
+    except (OSError, OverflowError) as exc:
+        pool.shutdown()
+        raise ConfigError(
+            f"cannot listen on {host}:{port} ({exc}): choose another --port/LOOPGATE_PORT or --host/LOOPGATE_HOST"
+        ) from None
     ordered: list[Any] = [click_worker, worker, *services, pool]
     if follow_champion is not None:
 

@@ -27,7 +27,9 @@ STOP_REPORT_SECONDS = 15
 
 def serve(
     host: Annotated[str, typer.Option(envvar="LOOPGATE_HOST", help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(envvar="LOOPGATE_PORT", help="Port (0 picks a free one).")] = 3000,
+    port: Annotated[
+        int, typer.Option(envvar="LOOPGATE_PORT", help="Port (0 picks a free one).", min=0, max=65535)
+    ] = 3000,
     policy: Annotated[
         Path | None, typer.Option(help="Policy file (default: the published champion, else $LOOPGATE_POLICY).")
     ] = None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -191,6 +192,29 @@ def test_given_a_token_slack_rejects_or_no_slack_when_serving_then_one_line_and_
         assert result.returncode == 2
         assert result.stderr.strip().splitlines()[-1].startswith(expected) and "Traceback" not in result.stderr
         assert "xoxb-revoked" not in result.stderr
+
+
+def test_given_a_port_in_use_or_out_of_range_when_serving_then_one_line_and_exit_2(
+    fake: FakeSlack, db_url: str
+) -> None:
+    def serve_on(port: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "loopgate", "serve", "--no-scheduler"], env=_env(fake, db_url, LOOPGATE_PORT=port),
+            cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        in_use = serve_on(str(busy))  # (a host that is not this machine's goes the same way)
+    out_of_range = serve_on("70000")
+
+    assert in_use.returncode == 2 and "Traceback" not in in_use.stderr, in_use.stderr
+    last = in_use.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: cannot listen on 127.0.0.1:{busy} (") and "--port/LOOPGATE_PORT" in last
+    assert out_of_range.returncode == 2 and "Traceback" not in out_of_range.stderr
+    assert "Invalid value for '--port'" in out_of_range.stderr
 
 
 def test_given_an_empty_signing_secret_in_http_mode_when_serving_then_refused(fake: FakeSlack, db_url: str) -> None:
