@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from functools import partial
 from itertools import islice
 from pathlib import Path
-from typing import Annotated, Any, TextIO, TypeVar
+from typing import Annotated, Any, Literal, TextIO, TypeVar
 
 import typer
 from sqlalchemy import select
@@ -324,11 +324,21 @@ def _batches(lines: Iterator[T], size: int, arrived: Callable[[], bool] | None) 
         yield batch
 
 
+def _open(path: str | Path, mode: Literal["r", "w"], option: str) -> TextIO:
+    """The file, or the usage error naming ``option`` (a missing file, a folder that is not
+    there): one line, not a traceback."""
+    try:
+        return open(path, mode, encoding="utf-8")
+    except OSError as exc:
+        doing = "read" if mode == "r" else "write"
+        raise typer.BadParameter(f"cannot {doing} {path}: {exc.strerror or exc}", param_hint=option) from None
+
+
 def _accounts(path: Path | None) -> dict[str, list[Account]]:
     by_domain: dict[str, list[Account]] = {}
     if path is None:
         return by_domain
-    with path.open(encoding="utf-8") as stream:
+    with _open(path, "r", "--accounts") as stream:
         for number, line in enumerate(stream, 1):
             if not line.strip():
                 continue
@@ -361,15 +371,16 @@ def decide(
         engine = build_engine(db, deciding_policy(db, settings, policy))
     else:
         engine = DecisionEngine(read_policy(policy or settings.require_policy_path()))
+    directory = _accounts(accounts)  # every input checked before --out is opened (and emptied)
     with ExitStack() as stack:
-        source: TextIO = sys.stdin if leads == "-" else stack.enter_context(open(leads, encoding="utf-8"))
-        sink: TextIO = sys.stdout if out == "-" else stack.enter_context(open(out, "w", encoding="utf-8"))
+        source: TextIO = sys.stdin if leads == "-" else stack.enter_context(_open(leads, "r", "--leads"))
+        sink: TextIO = sys.stdout if out == "-" else stack.enter_context(_open(out, "w", "--out"))
         name = "stdin" if leads == "-" else leads
         lines, arrived = _lines(source, name), _arrival(source)
         if db is not None:
-            failed = _decide_stored(db, engine, lines, sink, at, _accounts(accounts), arrived=arrived)
+            failed = _decide_stored(db, engine, lines, sink, at, directory, arrived=arrived)
         else:
-            failed = _decide_pure(engine, lines, sink, at, _accounts(accounts), arrived=arrived)
+            failed = _decide_pure(engine, lines, sink, at, directory, arrived=arrived)
     if failed:
         err.print(f"{failed} line{'s' if failed != 1 else ''} skipped")
         raise typer.Exit(1)

@@ -26,6 +26,7 @@ from core.routing import InMemoryRotation
 from loopgate.cli.decide import _CHUNK, DecisionWriter, _decide_pure, _encode, _lines, _parse, decision_json
 from loopgate.wiring import read_policy
 from tests.loopgate.cli_runner import ROOT, run_cli
+from tests.loopgate.inprocess import InProcessCli
 
 POLICY = str(ROOT / "examples" / "policy.yaml")
 LEADS = ROOT / "examples" / "leads.jsonl"
@@ -247,6 +248,24 @@ def test_given_no_policy_when_deciding_then_the_missing_setting_is_named() -> No
     result = run_cli("decide", "--leads", str(LEADS))
     assert result.code == 2
     assert result.err.strip() == "error: LOOPGATE_POLICY is not set: point it at your policy.yaml (or pass --policy)"
+
+
+def test_given_a_missing_input_or_output_folder_when_deciding_then_a_usage_error_and_the_out_file_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cli = InProcessCli(monkeypatch, capsys, {"LOOPGATE_POLICY": POLICY})
+    out = tmp_path / "decisions.jsonl"
+    out.write_text("yesterday's decisions\n")
+    missing = str(tmp_path / "missing.jsonl")
+    for option, args in (
+        ("--leads", ["--leads", missing, "--out", str(out)]),
+        ("--accounts", ["--leads", str(LEADS), "--accounts", missing, "--out", str(out)]),
+        ("--out", ["--leads", str(LEADS), "--out", str(tmp_path / "no" / "such" / "dir.jsonl")]),
+    ):
+        result = cli("decide", *args, "--now", NOW)
+        assert result.code == 2, result.err
+        assert f"Invalid value for {option}: cannot " in result.err and "No such file or directory" in result.err
+    assert out.read_text() == "yesterday's decisions\n"  # a run refused is not a run that emptied it
 
 
 @cache
