@@ -72,7 +72,10 @@ def digest(
         if post and config is not None:
             queued = queue_digest(session, loaded, d, render_digest(d, loaded), channel=config.channel)
     if html is not None:
-        html.write_text(digest_html(d, render_digest(d, loaded).chart), encoding="utf-8")
+        try:
+            html.write_text(digest_html(d, render_digest(d, loaded).chart), encoding="utf-8")
+        except OSError as exc:  # a folder that is not there, no permission: one line, not a traceback
+            raise typer.BadParameter(f"cannot write {html}: {exc.strerror or exc}", param_hint="--html") from None
         err.print(f"wrote {html}")
         return
     if not post:

@@ -85,3 +85,11 @@ def test_given_a_week_spelled_otherwise_when_posted_then_it_is_the_same_week_and
     with db.sessions() as s:
         keys = s.execute(select(OutboxRow.dedupe_key).where(OutboxRow.dedupe_key.like("digest:%"))).scalars().all()
     assert sorted(keys) == ["digest:2026-W47:chart", "digest:2026-W47:sample", "digest:2026-W47:summary"]
+
+
+def test_given_an_html_path_in_a_missing_folder_when_written_then_a_usage_error_not_a_traceback(
+    cli: InProcessCli, tmp_path: Path
+) -> None:
+    written = cli("digest", "--week", "2026-W47", "--html", str(tmp_path / "no" / "digest.html"), "--now", MONDAY)
+    assert written.code == 2, written.err
+    assert "Invalid value for --html: cannot write " in written.err and "No such file or directory" in written.err
