@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import json
 import zlib
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import BigInteger, Float, Integer, case, cast, extract, func, literal, or_, select, union_all
+from sqlalchemy import BigInteger, Float, case, cast, extract, func, literal, or_, select, union_all
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
@@ -78,29 +78,24 @@ def _acting_between(start: datetime, end: datetime) -> list[ColumnElement[bool]]
 # --- decisions: volume, days, fairness, drift ---------------------------------------------
 
 
-def _whole_days(session: Session, seconds: ColumnElement[float]) -> ColumnElement[int]:
-    """Whole days in a non-negative number of seconds (PostgreSQL's CAST rounds; floor first)."""
-    days = seconds / 86400.0
-    if session.get_bind().dialect.name == "postgresql":
-        return cast(func.floor(days), Integer)
-    return cast(days, Integer)  # SQLite's CAST truncates, which is floor for non-negative values
-
-
 def _daily(session: Session, start: datetime, end: datetime, zone: str) -> tuple[dict[str, int], list[DailyCount]]:
-    day = _whole_days(session, _seconds(session, _at(start), Decision.decided_at)).label("day")
+    """Decisions per action, and per action on each of the week's seven local days. A decision
+    counts on the local date it was made: day i begins at local midnight, which is not
+    ``start + i × 24 h`` once the clocks change (a spring-forward week lasts 6 days 23 hours)."""
+    tz = ZoneInfo(zone)
+    local_days = [start.astimezone(tz).date() + timedelta(days=i) for i in range(7)]
+    midnights = [datetime.combine(d, time(0), tz).astimezone(UTC) for d in local_days[1:]]
+    day = case(*((Decision.decided_at < _at(m), i) for i, m in enumerate(midnights)), else_=len(midnights)).label("day")
     rows = session.execute(
         select(day, Decision.action, func.count()).where(*_acting_between(start, end)).group_by(day, Decision.action)
     ).all()
     actions: dict[str, int] = {}
-    days = {i: {"auto": 0, "review": 0, "suppress": 0} for i in range((end - start).days)}
+    days = {i: {"auto": 0, "review": 0, "suppress": 0} for i in range(len(local_days))}
     for index, action, n in rows:
         actions[action] = actions.get(action, 0) + n
         if index in days and action in days[index]:
             days[index][action] += n
-    local_start = start.astimezone(ZoneInfo(zone)).date()
-    daily = [
-        DailyCount(local_start + timedelta(days=i), c["auto"], c["review"], c["suppress"]) for i, c in days.items()
-    ]
+    daily = [DailyCount(local_days[i], c["auto"], c["review"], c["suppress"]) for i, c in days.items()]
     return dict(sorted(actions.items())), daily
 
 

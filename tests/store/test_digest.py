@@ -158,6 +158,26 @@ def test_given_a_week_of_decisions_when_the_digest_counts_it_then_every_figure_m
     assert d.as_dict()["shares"]["review"] == pytest.approx(3 / 9)
 
 
+@pytest.mark.parametrize(
+    ("week", "monday", "sunday_2330_utc"),
+    [
+        ("2026-W10", date(2026, 3, 2), datetime(2026, 3, 9, 3, 30, tzinfo=UTC)),  # springs forward Sunday: 6 d 23 h
+        ("2026-W44", date(2026, 10, 26), datetime(2026, 11, 2, 4, 30, tzinfo=UTC)),  # falls back Sunday: 7 d 1 h
+    ],
+)
+def test_given_a_week_the_clocks_change_when_counted_per_day_then_seven_days_and_sunday_night_is_on_sunday(
+    db: Database, week: str, monday: date, sunday_2330_utc: datetime
+) -> None:
+    w = DigestWorld(db)
+    start, _ = week_bounds(week, "America/New_York")
+    w.decision("monday_0030", start + 30 * M)
+    w.decision("sunday_2330", sunday_2330_utc)  # 23:30 in New York, after the change
+    with db.sessions() as s:
+        d = weekly_digest(s, POLICY, week=week, now=NOW)
+    assert d.decisions == 2
+    assert [(c.day, c.auto) for c in d.daily] == [(monday + timedelta(days=i), int(i in (0, 6))) for i in range(7)]
+
+
 def test_given_an_empty_week_when_counted_then_rates_are_none_not_errors(db: Database) -> None:
     with db.sessions() as s:
         d = weekly_digest(s, POLICY, week="2026-W47", now=NOW)
