@@ -30,13 +30,20 @@ scheduler_app = typer.Typer(help="The job scheduler: SLA timers, focus lists, di
 @scheduler_app.command("run")
 def run(
     lease_ttl: Annotated[
-        float, typer.Option(help="Seconds a leader's lease lasts; a standby takes over this long after it dies.", min=1)
-    ] = 30.0,
+        float | None,
+        typer.Option(
+            help="Seconds a leader's lease lasts; a standby takes over this long after it dies "
+            "(default: LOOPGATE_SCHEDULER_LEASE_SECONDS, else 30).",
+            min=1,
+        ),
+    ] = None,
 ) -> None:
     """Run the scheduler until SIGTERM or Ctrl-C (one replica at a time leads)."""
     settings = load_settings()
     db = open_database(settings)
     configure_logging(settings.loopgate_log_level, [])
+    if lease_ttl is None:  # the setting serve uses too, so both kinds of deployment agree
+        lease_ttl = settings.loopgate_scheduler_lease_seconds
     service = scheduler_service(settings, db, lease_ttl=timedelta(seconds=lease_ttl))
     signals = StopSignals()
     service.start()
