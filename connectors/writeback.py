@@ -19,7 +19,7 @@ CRM's values (nothing written) or the fresh owner read shows loopgate's own chan
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -44,7 +44,7 @@ from core.store.audit_log import AuditRecord
 from core.store.db import Database, dialect_insert
 from core.store.decide import DecideRequest, decide_leads
 from core.store.models import CrmConflict, Decision, Lead, Review, WritebackState
-from core.store.outbox import Dead, Done, OutboxItem, Outcome, Retry
+from core.store.outbox import Dead, Deferred, Done, OutboxItem, Outcome, Retry
 from core.store.records import lead_value
 from core.writeback import (
     DecisionFacts,
@@ -60,6 +60,11 @@ from core.writeback import (
 __all__ = ["KIND", "CrmWriteback"]
 
 log = logging.getLogger(__name__)
+
+# how long rows of a CRM this run does not write wait before they are due again: long enough
+# that one drain does not take them over and over, short enough that the run (or the worker)
+# that writes that CRM is hardly held up by them
+LEFT_FOR_ITS_RUN = timedelta(minutes=1)
 KIND = "crm.writeback"
 
 
@@ -90,7 +95,12 @@ class CrmWriteback:
 
     ``batch_size`` rows are claimed at a time. Owners are read in bulk per claimed batch
     (Salesforce up to 2,000 a call), and only some rows change an owner, so larger batches
-    pack those reads fuller; 4,000 rows are written in well under the outbox lease."""
+    pack those reads fuller; 4,000 rows are written in well under the outbox lease.
+
+    ``elsewhere`` names CRMs written by another run (``writeback --crm salesforce`` leaves
+    HubSpot's rows to a HubSpot run): their rows are handed back untried, the attempt their
+    claim counted given back. Rows of a CRM without a connector at all are retried, and die
+    after the outbox's attempts: a CRM nobody configured is an error to surface."""
 
     kinds: tuple[str, ...] = (KIND,)
 
@@ -103,6 +113,7 @@ class CrmWriteback:
         *,
         batch_size: int = 4000,
         actor: str = "loopgate:writeback",
+        elsewhere: Collection[str] = (),
     ) -> None:
         self.db = db
         self.engine = engine
@@ -110,6 +121,7 @@ class CrmWriteback:
         self.clock = clock
         self.batch_size = batch_size
         self.actor = actor
+        self.elsewhere = frozenset(elsewhere)
 
     # --- EffectHandler ----------------------------------------------------------------------------
 
@@ -124,6 +136,10 @@ class CrmWriteback:
             if port is None and source not in ("salesforce", "hubspot"):
                 for plan in group:  # e.g. leads from `loopgate decide --store`: no CRM record to write
                     outcomes[plan.item.pk] = Done({"skipped": f"{source} records have no CRM to write to"})
+                continue
+            if port is None and source in self.elsewhere:
+                for plan in group:  # another run's CRM (`writeback --crm salesforce`): not a failed attempt
+                    outcomes[plan.item.pk] = Deferred(LEFT_FOR_ITS_RUN)
                 continue
             if port is None:
                 for plan in group:

@@ -134,9 +134,17 @@ def sync(
 
 
 def writeback(
-    rt: Runtime, *, worker: str | None = None, max_batches: int | None = None, policy: RetryPolicy | None = None
+    rt: Runtime,
+    *,
+    crm: CrmChoice = "all",
+    worker: str | None = None,
+    max_batches: int | None = None,
+    policy: RetryPolicy | None = None,
 ) -> DrainReport:
-    """Drain due ``crm.writeback`` rows into the CRMs."""
-    handler = CrmWriteback(rt.db, rt.engine, rt.ports, rt.clock)
+    """Drain due ``crm.writeback`` rows into the CRMs. The rows do not say their CRM, so a
+    drain for one ``crm`` claims the other's too: it hands them back untried, rather than
+    counting a failed attempt against rows that are another run's to write."""
+    elsewhere = () if crm == "all" else {"salesforce", "hubspot"} - {crm}
+    handler = CrmWriteback(rt.db, rt.engine, rt.ports, rt.clock, elsewhere=elsewhere)
     name = worker or f"writeback@{socket.gethostname()}"
     return outbox.drain(rt.db, [handler], name, rt.clock, policy=policy, max_batches=max_batches)

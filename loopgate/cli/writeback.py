@@ -26,7 +26,7 @@ def writeback(
     settings = load_settings()
     with crm_errors():
         rt = crm_jobs.runtime(settings, crm, policy_path=str(policy) if policy else None)  # type: ignore[arg-type]
-        report = crm_jobs.writeback(rt, max_batches=max_batches)
+        report = crm_jobs.writeback(rt, crm=crm, max_batches=max_batches)  # type: ignore[arg-type]
     out.print(
         f"write-back: {report.done} done, {report.retried} to retry, {report.dead} failed for good"
         + (f", {report.lost_lease} taken over by another worker" if report.lost_lease else "")

@@ -18,6 +18,7 @@ from core.store.db import Database
 from core.store.models import AuditEvent, CrmConflict, Decision, Lead, OutboxRow
 from core.store.outbox import DrainReport
 from core.store.reviews import ReviewRequest, record_review
+from loopgate import crm as crm_jobs
 from loopgate.sandbox.hubspot import FakeHubSpot
 from loopgate.sandbox.salesforce import FakeSalesforce
 from tests.connectors.builders import (
@@ -360,3 +361,31 @@ def test_given_an_owner_write_the_crm_refused_when_a_person_sets_that_owner_befo
     with db.transaction() as s:
         conflict = s.execute(select(CrmConflict)).scalar_one()
     assert (conflict.decision_pk, conflict.owner_found) == (second.pk, mine)
+
+
+def test_given_rows_of_both_crms_when_one_crm_is_written_back_then_the_others_rows_wait_without_losing_an_attempt(
+    db: Database, hs: FakeHubSpot, clock: Clock, engine: DecisionEngine, example_policy: LoadedPolicy
+) -> None:
+    with FakeSalesforce(page_size=2000, clock=clock) as sf:
+        seed_salesforce_people(sf, example_policy)
+        seed_hubspot_people(hs, example_policy)
+        sf.create("Lead", sf_lead())
+        contact = hs.create("contacts", hs_contact())
+        ports: dict[str, CrmPort] = {
+            "salesforce": salesforce_connector(sf, example_policy),
+            "hubspot": hubspot_connector(hs, example_policy, clock=clock),
+        }
+        for port in ports.values():
+            sync_crm(db, port, engine, clock=clock)
+
+        for _ in range(12):  # `loopgate writeback --crm salesforce` by cron, more runs than a row's attempts
+            crm_jobs.writeback(
+                crm_jobs.Runtime(db, engine, {"salesforce": ports["salesforce"]}, clock), crm="salesforce"
+            )
+            clock.advance(minutes=15)
+        [waiting] = [r for r in _rows(db) if r.status != "done"]
+        assert (waiting.status, waiting.attempts, waiting.last_error) == ("pending", 0, None)
+
+        report = crm_jobs.writeback(crm_jobs.Runtime(db, engine, {"hubspot": ports["hubspot"]}, clock), crm="hubspot")
+        assert (report.done, report.dead) == (1, 0)
+        assert hs.get("contacts", contact)["loopgate_status"] == "auto_assigned"
