@@ -78,6 +78,13 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr | None = None
     slack_api_url: str = "https://slack.com/api/"
 
+    def secret_values(self) -> list[str]:
+        """Every secret that is set (each ``SecretStr`` setting: Slack's, the CRMs' tokens and
+        passwords), for the log filter (:mod:`loopgate.logs`); a secret added later is included
+        without anyone remembering to list it."""
+        values = (getattr(self, name) for name in type(self).model_fields)
+        return [v.get_secret_value() for v in values if isinstance(v, SecretStr) and v.get_secret_value()]
+
     def outbox_retry_policy(self) -> RetryPolicy:
         """The outbox workers' claim lease and first retry delay."""
         return RetryPolicy(

@@ -41,7 +41,7 @@ def run(
     """Run the scheduler until SIGTERM or Ctrl-C (one replica at a time leads)."""
     settings = load_settings()
     db = open_database(settings)
-    configure_logging(settings.loopgate_log_level, [])
+    configure_logging(settings.loopgate_log_level, settings.secret_values())
     if lease_ttl is None:  # the setting serve uses too, so both kinds of deployment agree
         lease_ttl = settings.loopgate_scheduler_lease_seconds
     service = scheduler_service(settings, db, lease_ttl=timedelta(seconds=lease_ttl))

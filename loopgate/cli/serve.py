@@ -69,17 +69,12 @@ def serve(
         return
     settings = load_settings()
     settings.require_slack()  # before anything else, so a missing token is the one line shown
-    secrets = [
-        s.get_secret_value()
-        for s in (settings.slack_bot_token, settings.slack_signing_secret, settings.slack_app_token)
-        if s is not None
-    ]
     db = open_database(settings)
     # the bot follows the published champion (people, teams, reason codes; a promote or rollback
     # reaches it within LOOPGATE_POLICY_FOLLOW_SECONDS); the scheduler and the write-back worker
     # re-read the active policy per run. An explicit --policy file is used as given.
     loaded = deciding_policy(db, settings, policy)
-    configure_logging(settings.loopgate_log_level, secrets)
+    configure_logging(settings.loopgate_log_level, settings.secret_values())
     connectors = ConnectorsByPolicy(settings)
     writeback = writeback_worker(settings, db, connectors, poll=poll) if outbox else None
     services: list[Service] = [writeback] if writeback is not None else []

@@ -7,15 +7,20 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import pytest
 from sqlalchemy import select
 
 from core.store.db import Database
 from core.store.models import JobState, SchedulerLease
+from loopgate.sandbox.hubspot import FakeHubSpot
 from tests.conftest import EXAMPLE_POLICY, ROOT
 from tests.loopgate.inprocess import InProcessCli
+
+T = TypeVar("T")
 
 
 def test_given_a_leader_and_job_runs_when_status_is_asked_then_both_are_shown(
@@ -42,27 +47,63 @@ def test_given_a_leader_and_job_runs_when_status_is_asked_then_both_are_shown(
     assert "sla_scan" in shown.out and "runs 7" in shown.out
 
 
+def _scheduler(db_url: str, **env: str) -> subprocess.Popen[str]:
+    """``loopgate scheduler run`` as a deployment starts it, with these settings."""
+    full = {k: v for k, v in os.environ.items() if not k.startswith(("LOOPGATE_", "SLACK_", "HUBSPOT_", "SALESFORCE_"))}
+    full.update(LOOPGATE_DATABASE_URL=db_url, LOOPGATE_POLICY=str(EXAMPLE_POLICY), **env)
+    return subprocess.Popen(
+        [sys.executable, "-m", "loopgate", "scheduler", "run"],
+        cwd=ROOT, env=full, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def _until(proc: subprocess.Popen[str], check: Callable[[], T | None], what: str) -> T:
+    deadline = time.monotonic() + 60
+    while (found := check()) is None and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    assert found is not None, f"the scheduler never got to {what}"
+    return found
+
+
+def _stopped(proc: subprocess.Popen[str]) -> str:
+    """SIGTERM, as a supervisor stops it; what it printed."""
+    proc.send_signal(signal.SIGTERM)
+    return proc.communicate(timeout=60)[1]
+
+
 def test_given_the_lease_setting_when_the_scheduler_runs_then_its_lease_lasts_that_long(
     db: Database, db_url: str
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOOPGATE_", "SLACK_", "HUBSPOT_", "SALESFORCE_"))}
-    env.update(
-        LOOPGATE_DATABASE_URL=db_url, LOOPGATE_POLICY=str(EXAMPLE_POLICY), LOOPGATE_SCHEDULER_LEASE_SECONDS="600"
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "loopgate", "scheduler", "run"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    proc = _scheduler(db_url, LOOPGATE_SCHEDULER_LEASE_SECONDS="600")
     try:
-        deadline = time.monotonic() + 60
-        while (lease := _lease_row(db)) is None and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.1)
-        assert lease is not None, "the scheduler never took the lease"
+        lease = _until(proc, lambda: _lease_row(db), "the lease")
         assert lease.expires_at - lease.acquired_at == timedelta(seconds=600)  # not the option's old 30 s
     finally:
-        proc.send_signal(signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=60)
+        stderr = _stopped(proc)
     assert proc.returncode == 0 and "(lease 600s)" in stderr, stderr
+
+
+def test_given_a_crm_error_quoting_its_token_when_the_scheduler_logs_it_then_the_token_is_redacted(
+    db: Database, db_url: str
+) -> None:
+    token = "pat-na1-7f3e1c9a-0b2d-4e8f-secret"
+    with FakeHubSpot(access_token=token) as hubspot:
+        # a CRM's error that quotes what it was sent: the text reaches the job's failure log
+        body = {"status": "error", "category": "VALIDATION_ERROR", "message": f"bad request from {token}"}
+        hubspot.inject(r"/crm/", 400, times=1000, body=body)
+        proc = _scheduler(db_url, HUBSPOT_ACCESS_TOKEN=token, HUBSPOT_BASE_URL=hubspot.url)
+        try:
+            _until(proc, lambda: _failed(db, "sync:hubspot"), "the HubSpot sync")
+        finally:
+            stderr = _stopped(proc)
+    assert "job sync:hubspot failed" in stderr and "bad request from [redacted]" in stderr, stderr
+    assert token not in stderr
+
+
+def _failed(db: Database, job: str) -> JobState | None:
+    with db.sessions() as s:
+        state = s.get(JobState, job)
+    return state if state is not None and state.status == "failed" else None
 
 
 def _lease_row(db: Database) -> SchedulerLease | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from loopgate.logs import RedactSecrets
 from loopgate.settings import ConfigError, Settings
 
 
@@ -69,3 +70,18 @@ def test_given_bad_hubspot_settings_when_required_then_one_line_names_the_variab
     with pytest.raises(ConfigError) as caught:
         _settings(**values).require_hubspot_token()
     assert str(caught.value).startswith(expected) and "pat-x" not in str(caught.value)
+
+
+def test_given_every_crm_secret_when_a_log_line_quotes_them_then_the_filter_removes_each() -> None:
+    secrets = {
+        "salesforce_access_token": "00D5e000000AbCd!AQ-access",
+        "salesforce_password": "hunter2-password",
+        "salesforce_security_token": "Sx9secu-token",
+        "salesforce_client_secret": "C1i3nt-secret-sf",
+        "hubspot_access_token": "pat-na1-access-token",
+        "hubspot_client_secret": "hs-client-secret",
+        "hubspot_refresh_token": "na1-refresh-token",
+        "slack_bot_token": "xoxb-1-bot-token",
+    }
+    redact = RedactSecrets(_settings(**secrets).secret_values())
+    assert redact.scrub(" ".join(secrets.values())) == " ".join(["[redacted]"] * len(secrets))
