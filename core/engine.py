@@ -86,7 +86,11 @@ class DecisionEngine:
         # what every decision reads from the policy, looked up once per engine (as the compiled
         # sections are): the policy of an engine never changes
         trust = policy.trust
-        self._levels, self._default_level = trust.segments, trust.default_level
+        # every level is capped at the policy's max_level: a stored or pinned level (or a
+        # starting level) from before the policy lowered it must not decide above it
+        self._max_level = trust.max_level
+        self._levels = {segment: min(level, trust.max_level) for segment, level in trust.segments.items()}
+        self._default_level = min(trust.default_level, trust.max_level)
         self._auto_confidence, self._seed, self._keep_owner = trust.auto_confidence, trust.seed, policy.keep_owner
         self._sample_rates = {level: trust.sample_rate(level) for level in range(1, 5)}
 
@@ -95,9 +99,10 @@ class DecisionEngine:
         return account_domain(lead, self.free_domains)
 
     def trust_level(self, segment: str, levels: Mapping[str, int] | None = None) -> int:
-        """The segment's current level: stored state first, then the policy's starting level."""
+        """The segment's current level: stored state first, then the policy's starting level;
+        never above the policy's ``max_level`` (the stored level may predate the policy)."""
         if levels is not None and segment in levels:
-            return levels[segment]
+            return min(levels[segment], self._max_level)
         return self._levels.get(segment, self._default_level)
 
     def decide(

@@ -1,9 +1,11 @@
 """The learning jobs (issue 7's functions, on the scheduler's clock):
 
 * **trust** (every 5 minutes): ``recompute_trust`` once new reviews or audit verdicts have
-  landed since the last run — the check is two ``max(pk)`` lookups against a watermark kept in
-  ``scheduler_periods`` (written with the recompute), so quiet periods cost nothing and a
-  demotion takes effect within minutes of the review that earned it;
+  landed since the last run, or the policy it runs under changed (a new ``trust.max_level``
+  caps levels at once, a new version starts counting afresh) — the check is two ``max(pk)``
+  lookups and the policy's version against a watermark kept in ``scheduler_periods`` (written
+  with the recompute), so quiet periods cost nothing and a demotion takes effect within
+  minutes of the review that earned it;
 * **calibration** (nightly): ``refit_calibration`` once per local night;
 * **tuning** (the 1st of each month): ``monthly_tuning`` for the month just ended, once per
   month (it stores, audits and announces the report itself).
@@ -37,13 +39,15 @@ def _zone(ctx: SchedulerContext) -> ZoneInfo:
 
 
 def run_trust_recompute(ctx: SchedulerContext) -> dict[str, Any]:
-    """Recompute trust levels if any review or audit verdict arrived since the last recompute."""
+    """Recompute trust levels if any review or audit verdict arrived, or the policy changed,
+    since the last recompute."""
     loaded = ctx.policy()
     now = ctx.clock()
     with ctx.db.transaction() as session:
         mark = [
             session.execute(select(func.max(Review.pk))).scalar() or 0,
             session.execute(select(func.max(AuditVerdict.pk))).scalar() or 0,
+            loaded.version,
         ]
         seen = (period_detail(session, "trust", "watermark") or {}).get("mark")
         if seen == mark:

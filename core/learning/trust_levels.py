@@ -28,8 +28,9 @@ Rules, per the policy's ``trust`` section:
   decisions exist and agreement over the last ``window`` of them is below ``demote.min_agreement``;
 * **promote** when at least ``promote.min_reviews`` verdicts on next-level decisions exist and
   agreement over all of them is at least ``promote.min_agreement``, up to ``max_level``;
-* **cap** when the policy's ``max_level`` is below the current level;
-* a **pinned** level never moves by itself; an admin pins and unpins.
+* **cap** when the policy's ``max_level`` is below the current level, pinned or not (a pinned
+  segment stays pinned, at the cap);
+* a **pinned** level never moves by itself otherwise; an admin pins and unpins.
 """
 
 from __future__ import annotations
@@ -133,11 +134,12 @@ def assess(state: LevelState, counted: Sequence[Verdict], trust: Trust) -> Asses
     window = agreement(_owned_at(counted, state.level, trust.auto_confidence)[-demote.window :])
     move: Move | None = None
     level = state.level
-    if state.pinned:
-        outlook = f"pinned at {level} by an admin: does not move until unpinned"
-    elif level > trust.max_level:
-        move = Move(state.segment, level, trust.max_level, "cap", f"the policy's max_level is {trust.max_level}")
+    if level > trust.max_level:  # before the pin: an admin's pin never outranks the policy's cap
+        pin = " (stays pinned)" if state.pinned else ""
+        move = Move(state.segment, level, trust.max_level, "cap", f"the policy's max_level is {trust.max_level}{pin}")
         outlook = move.reason
+    elif state.pinned:
+        outlook = f"pinned at {level} by an admin: does not move until unpinned"
     elif level > 1 and window.n >= demote.window and (window.rate or 0.0) < demote.min_agreement:
         move = Move(
             state.segment,

@@ -126,7 +126,8 @@ def recompute_trust(session: Session, loaded: LoadedPolicy, *, now: datetime, ac
         move = result.move
         if move is None:
             continue
-        if _set_level(session, state, move.to_level, pinned=False, reason=move.reason, now=now):
+        # only a cap moves a pinned segment, and it stays pinned (at the policy's max_level)
+        if _set_level(session, state, move.to_level, pinned=state.pinned, reason=move.reason, now=now):
             _record(session, loaded, move, now=now, actor=actor)
             moves.append(move)
     return moves

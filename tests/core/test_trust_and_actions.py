@@ -62,6 +62,14 @@ def test_given_segment_trust_levels_when_deciding_then_stored_levels_beat_the_po
     assert (promoted.action, promoted.trust_level) == ("auto", 3)
 
 
+def test_given_a_stored_level_above_the_policys_max_level_when_deciding_then_decided_at_the_max() -> None:
+    engine = _engine(trust={"default_level": 2, "max_level": 2, "auto_confidence": 0.0})
+    lead = make_lead(employees=5000, industry="software", email="a@b.co")
+    capped = engine.decide(lead, LeadContext(), rotation=InMemoryRotation(), now=NOW, trust_levels={"enterprise": 4})
+    assert capped.trust_level == 2
+    assert engine.trust_level("enterprise", {"enterprise": 4}) == 2
+
+
 def test_given_a_suppressed_lead_when_deciding_then_it_spends_no_rotation_slot() -> None:
     engine = _engine(suppress=[{"when": {"personal_email": True}, "reason": "personal_email"}])
     rotation = InMemoryRotation()

@@ -9,8 +9,10 @@ from sqlalchemy import func, select
 
 from core.review import ReviewChange, ReviewRules
 from core.store.db import Database
-from core.store.models import AuditEvent, TuningReport
+from core.store.decide import trust_levels
+from core.store.models import AuditEvent, TrustState, TuningReport
 from core.store.reviews import ReviewRequest, record_review
+from core.store.trust_state import pin, unpin
 from scheduler.learning_jobs import run_monthly_tuning, run_nightly_calibration, run_trust_recompute
 from tests.builders import LeadBuilder, decide
 from tests.scheduler.conftest import Clock, context, sla_policy
@@ -32,6 +34,31 @@ def test_given_no_new_verdicts_when_trust_runs_again_then_it_does_not_recompute_
         )
     assert run_trust_recompute(ctx)["recomputed"] is True
     assert run_trust_recompute(ctx)["recomputed"] is False
+
+
+def test_given_a_new_policy_lowers_max_level_when_trust_runs_without_new_verdicts_then_pinned_and_stored_levels_are_capped(
+    db: Database, clock: Clock
+) -> None:
+    ctx = context(db, POLICY, clock)
+    with db.transaction() as s:
+        pin(s, POLICY, "smb", 4, now=clock.at, by="admin")
+        pin(s, POLICY, "enterprise", 4, now=clock.at, by="admin")
+        unpin(s, POLICY, "enterprise", now=clock.at, by="admin")
+    assert run_trust_recompute(ctx)["moves"] == []
+    lowered = sla_policy(digest={"channel": "C0LEAD", "timezone": "America/New_York"}, trust={"max_level": 2})
+    ctx.policy = lambda: lowered
+    clock.advance(minutes=5)
+
+    result = run_trust_recompute(ctx)
+
+    assert result["recomputed"] is True
+    assert sorted((m["segment"], m["kind"], m["to"]) for m in result["moves"]) == [
+        ("enterprise", "cap", 2),
+        ("smb", "cap", 2),
+    ]
+    with db.sessions() as s:
+        assert trust_levels(s) == {"enterprise": 2, "smb": 2}
+        assert s.execute(select(TrustState.pinned).where(TrustState.segment == "smb")).scalar_one() is True
 
 
 def test_given_the_monthly_job_runs_twice_when_the_month_has_a_report_then_the_second_run_does_nothing(

@@ -64,6 +64,13 @@ def test_given_the_max_level_when_agreement_is_perfect_then_no_promotion_beyond_
     assert result.move is not None and (result.move.kind, result.move.to_level) == ("cap", 3)
 
 
+def test_given_a_segment_pinned_above_a_lowered_max_level_when_assessed_then_capped_and_still_pinned() -> None:
+    capped = TRUST.model_copy(update={"max_level": 2})
+    result = assess(LevelState("smb", 4, pinned=True), [], capped)
+    assert result.move is not None and (result.move.kind, result.move.to_level) == ("cap", 2)
+    assert result.level == 2 and result.pinned and "stays pinned" in result.outlook
+
+
 def test_given_a_pinned_segment_when_agreement_would_move_it_then_it_stays() -> None:
     result = assess(LevelState("smb", 2, pinned=True), verdicts("n" * 20), TRUST)
     assert result.move is None and "pinned" in result.outlook
