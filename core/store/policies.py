@@ -9,6 +9,12 @@ announcement, all in the caller's transaction — so it happens whole or not at 
 A version is always validated whole before it takes a role: a file is parsed by the caller,
 a stored version is parsed again from its text (the schema may have moved on since it was
 stored). A version that fails validation never replaces the active one.
+
+Lifecycle commands take turns: each reads the roles and then changes them, so two at once
+(two admins promoting the same challenger) would both act on what they read — the second
+promoting the champion over itself. On PostgreSQL each command first takes a transaction
+advisory lock (:func:`_take_turn`); on SQLite every ``transaction()`` already holds the
+database's one write lock.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
 from core.errors import CoreError, PolicyError
@@ -125,6 +131,17 @@ def load_stored(session: Session, version: str) -> LoadedPolicy:
     return loaded
 
 
+# any fixed number of our own: the key of the advisory lock lifecycle commands take turns on
+_LIFECYCLE_LOCK = 0x6C67_706F_6C69  # "lgpoli"
+
+
+def _take_turn(session: Session) -> None:
+    """Wait until no other lifecycle command is in flight (see the module doc); held until the
+    caller's transaction ends. Taken before the roles are read, so what is read stays true."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LIFECYCLE_LOCK})
+
+
 def _assign(session: Session, role: str, version: str, *, now: datetime, by: str) -> str | None:
     previous = _role(session, role)
     session.execute(delete(PolicyRole).where(PolicyRole.role == role))
@@ -199,6 +216,7 @@ def publish(
 
     Returns ``None`` when the version already holds that role (nothing to do).
     """
+    _take_turn(session)
     ensure_version(session, loaded, now=now, by=by)
     current_champion = champion(session)
     if shadow:
@@ -222,6 +240,7 @@ def publish(
 
 def promote(session: Session, *, now: datetime, by: str, note: str | None = None) -> RoleChange:
     """The challenger becomes the champion (validated whole again first)."""
+    _take_turn(session)
     version = challenger(session)
     if version is None:
         raise LifecycleError("no challenger to promote: publish one with `loopgate policy publish FILE --shadow`")
@@ -235,6 +254,7 @@ def rollback(
     session: Session, version: str | None = None, *, now: datetime, by: str, note: str | None = None
 ) -> RoleChange:
     """Make ``version`` — by default the champion before the current one — the champion."""
+    _take_turn(session)
     current = champion(session)
     if version is None:
         if current is None:
@@ -269,6 +289,7 @@ def withdraw(session: Session, *, now: datetime, by: str, note: str | None = Non
     Works even when the stored challenger no longer validates — that is when it is needed
     most; the announcement then goes to the champion's channels.
     """
+    _take_turn(session)
     version = challenger(session)
     if version is None:
         raise LifecycleError("no challenger is published")

@@ -3,11 +3,12 @@ labels (reviews, audit verdicts, outcomes) added the way the bot and the schedul
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from core.engine import DecisionEngine
@@ -119,3 +120,22 @@ def variant(loaded: LoadedPolicy, old: str, new: str) -> LoadedPolicy:
     """The policy with one piece of its text replaced (must stay valid)."""
     assert old in loaded.text, old
     return parse_policy(loaded.text.replace(old, new), "variant.yaml")
+
+
+def wait_for_a_lock_waiter(db: Database, *, give_up_after: float = 60.0) -> None:
+    """Return once another session of this PostgreSQL database waits for a lock: the transaction
+    a test started in another thread has reached the point where it must wait its turn. (Not a
+    timing: ``give_up_after`` only keeps a broken test from hanging.)"""
+    deadline = time.monotonic() + give_up_after
+    while time.monotonic() < deadline:
+        with db.sessions() as s:  # a new transaction per look: pg_stat_activity is a snapshot
+            waiting = s.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock'"
+                )
+            ).scalar_one()
+        if waiting:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"no session waited for a lock within {give_up_after} s")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timedelta
 
 import pytest
@@ -23,7 +24,7 @@ from core.store.policies import (
     rollback,
     withdraw,
 )
-from tests.store.learning_builders import variant
+from tests.store.learning_builders import variant, wait_for_a_lock_waiter
 
 
 def _v2(example: LoadedPolicy) -> LoadedPolicy:
@@ -101,6 +102,39 @@ def test_given_a_challenger_when_promoted_and_rolled_back_then_roles_follow_and_
         ("rollback", v2.version, v3.version),
         ("rollback", v1.version, v2.version),
     ]
+
+
+def test_given_two_promotes_at_once_on_postgresql_when_the_first_commits_then_the_second_finds_nothing_to_promote(
+    db: Database, example_policy: LoadedPolicy, now: datetime
+) -> None:
+    if not db.is_postgres:
+        pytest.skip("SQLite runs one write transaction at a time: two promotes cannot overlap")
+    v1, v2 = example_policy, _v2(example_policy)
+    with db.transaction() as s:
+        publish(s, v1, now=now, by="t")
+        publish(s, v2, now=now + timedelta(minutes=1), by="t", shadow=True)
+    second: list[object] = []
+
+    def promote_too() -> None:
+        try:
+            with db.transaction() as s:
+                second.append(promote(s, now=now + timedelta(minutes=2), by="b"))
+        except LifecycleError as exc:
+            second.append(exc)
+
+    with db.transaction() as s:
+        promote(s, now=now + timedelta(minutes=2), by="a")
+        other = threading.Thread(target=promote_too)
+        other.start()
+        wait_for_a_lock_waiter(db)  # the second promote has read what it could and waits
+    other.join()
+
+    assert len(second) == 1 and isinstance(second[0], LifecycleError), second
+    assert "no challenger to promote" in str(second[0])
+    with db.sessions() as s:
+        promotions = [(e.version, e.previous, e.by) for e in history(s) if e.action == "promote"]
+    assert promotions == [(v2.version, v1.version, "a")]
+    assert _roles(db) == (v2.version, None)
 
 
 def test_given_a_challenger_when_withdrawn_then_shadowing_stops(
