@@ -12,7 +12,7 @@ import json
 from collections.abc import Generator, Iterable
 from contextlib import closing
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Table, insert, select
@@ -37,7 +37,11 @@ class AuditRecord:
 
 
 def append(session: Session, records: Iterable[AuditRecord]) -> int:
-    """Append records in order inside the caller's transaction; returns the last seq."""
+    """Append records in order inside the caller's transaction; returns the last seq.
+
+    Each event's time is hashed in UTC, as the ``at`` column reads it back: an offset kept in
+    the body (``--now 2026-11-20T10:00:00-05:00``) made every later verify report the event
+    as altered. Times already in UTC hash exactly as before."""
     records = list(records)
     head = session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalar_one()
     if not records:
@@ -46,10 +50,13 @@ def append(session: Session, records: Iterable[AuditRecord]) -> int:
     rows = []
     for rec in records:
         seq += 1
-        body = canonical_body(seq, rec.at, rec.actor, rec.kind, rec.subject, rec.data)
+        at = rec.at
+        if at.tzinfo is not UTC and at.tzinfo is not None:  # a naive time is refused by the column
+            at = at.astimezone(UTC)
+        body = canonical_body(seq, at, rec.actor, rec.kind, rec.subject, rec.data)
         digest = chain_hash(prev, body)
         rows.append(
-            {"seq": seq, "at": rec.at, "actor": rec.actor, "kind": rec.kind,
+            {"seq": seq, "at": at, "actor": rec.actor, "kind": rec.kind,
              "subject": rec.subject, "body": body, "prev_hash": prev, "hash": digest}
         )  # fmt: skip
         prev = digest

@@ -31,13 +31,14 @@ def actor(by: str | None) -> str:
 
 
 def as_of(value: str | None) -> datetime:
+    """``--now`` as an aware time in UTC (the store's time zone; a time without an offset is UTC)."""
     if value is None:
         return datetime.now(UTC)
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise typer.BadParameter(f"'{value}' is not an ISO 8601 time", param_hint="--now") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def since(value: str, now: datetime) -> tuple[datetime, timedelta]:

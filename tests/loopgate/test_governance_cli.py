@@ -4,10 +4,12 @@ promote, roll back, history, diff; trust pin and status; tune. Exit codes and wh
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from loopgate.cli.governance_options import as_of
 from tests.loopgate.cli_runner import ROOT, Result, run_cli
 from tests.loopgate.inprocess import InProcessCli
 
@@ -95,3 +97,17 @@ def test_given_a_store_when_trust_and_tuning_commands_run_then_they_report_and_r
     tuned = _ok(cli, "tune", "--month", "2026-11", "--now", "2026-12-01T06:00:00Z", "--out", str(tmp_path / "c.yaml"))
     assert "no challenger proposed: not enough labels" in tuned.out
     assert not (tmp_path / "c.yaml").exists()
+
+
+def test_given_a_now_with_an_offset_when_a_policy_is_published_then_the_audit_chain_still_verifies(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cli = InProcessCli(monkeypatch, capsys, {"LOOPGATE_DATABASE_URL": db_url, "LOOPGATE_POLICY": str(EXAMPLE)})
+    _ok(cli, "policy", "publish", str(EXAMPLE), "--now", "2026-11-20T10:00:00-05:00")
+    assert "audit chain intact: 2 events verified" in _ok(cli, "audit", "verify").out
+
+
+def test_given_now_with_an_offset_when_read_then_the_same_instant_in_utc() -> None:
+    at = as_of("2026-11-20T10:00:00-05:00")
+    assert at.tzinfo is UTC and at == datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
+    assert as_of("2026-11-20T15:00:00").tzinfo is UTC

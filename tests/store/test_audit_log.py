@@ -5,15 +5,17 @@ from __future__ import annotations
 import io
 import json
 import threading
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 
+from core.audit import GENESIS, canonical_body, chain_hash
 from core.store import audit_log
 from core.store.audit_log import AuditRecord
 from core.store.db import Database
+from core.store.models import AuditEvent, AuditHead
 
 
 def _seed(db: Database, now: datetime, n: int = 5) -> None:
@@ -45,6 +47,35 @@ def test_given_appended_events_when_verified_then_the_chain_is_intact(db: Databa
     _seed(db, now)
     _seed(db, now + timedelta(minutes=1), n=3)
     assert audit_log.verify(db) == (8, None)
+
+
+def test_given_a_time_with_an_offset_when_appended_then_hashed_in_utc_and_the_chain_verifies(
+    db: Database, now: datetime
+) -> None:
+    new_york = now.astimezone(timezone(timedelta(hours=-5)))  # `--now 2026-11-20T15:00:00-05:00`
+    with db.transaction() as s:
+        audit_log.append(s, [AuditRecord(new_york, "cli:rev", "policy.published", "policy:x")])
+    assert audit_log.verify(db) == (1, None)
+    with db.sessions() as s:
+        body = s.execute(select(AuditEvent.body)).scalar_one()
+    assert json.loads(body)["at"] == "2026-11-20T20:00:00+00:00"
+
+
+def test_given_an_event_hashed_with_an_offset_before_times_were_utc_when_verified_then_intact(
+    db: Database, now: datetime
+) -> None:
+    at = now.astimezone(timezone(timedelta(hours=-5)))
+    body = canonical_body(1, at, "cli:rev", "policy.published", "policy:x", {})  # as append used to hash it
+    digest = chain_hash(GENESIS, body)
+    with db.transaction() as s:
+        s.execute(
+            insert(AuditEvent).values(
+                seq=1, at=at, actor="cli:rev", kind="policy.published", subject="policy:x", body=body,
+                prev_hash=GENESIS, hash=digest,
+            )
+        )  # fmt: skip
+        s.execute(update(AuditHead).values(seq=1, hash=digest))
+    assert audit_log.verify(db) == (1, None)
 
 
 def test_given_an_event_when_updated_through_sql_then_the_database_refuses(db: Database, now: datetime) -> None:
