@@ -27,7 +27,7 @@ from core.store.calibration import refit_calibration
 from core.store.models import AuditVerdict, Review
 from core.store.periods import claim_period, period_detail, set_period_detail
 from core.store.trust_state import recompute_trust
-from core.store.tuning import monthly_tuning, previous_month
+from core.store.tuning import monthly_tuning, previous_month, report_zone
 from scheduler.context import SchedulerContext
 
 __all__ = ["run_monthly_tuning", "run_nightly_calibration", "run_trust_recompute"]
@@ -77,7 +77,7 @@ def run_monthly_tuning(ctx: SchedulerContext) -> dict[str, Any]:
     """The tuning report for the month just ended, once (stored, audited and announced)."""
     loaded = ctx.policy()
     now = ctx.clock()
-    month = previous_month(now)
+    month = previous_month(now, report_zone(loaded))
     engine = ctx.engine(loaded)
     with ctx.db.transaction() as session:
         if not claim_period(session, "tuning", month, now=now):

@@ -19,8 +19,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
@@ -42,7 +43,15 @@ from core.store.models import TuningReport
 from core.store.records import lead_value, leads_by_pk
 from core.store.replay import replay_decisions
 
-__all__ = ["Target", "TuningError", "TuningResult", "month_bounds", "monthly_tuning", "previous_month"]
+__all__ = [
+    "Target",
+    "TuningError",
+    "TuningResult",
+    "month_bounds",
+    "monthly_tuning",
+    "previous_month",
+    "report_zone",
+]
 
 Target = Literal["auto", "reviews", "outcomes"]
 
@@ -58,19 +67,27 @@ class TuningResult:
     challenger: LoadedPolicy | None
 
 
-def month_bounds(month: str) -> tuple[datetime, datetime]:
-    """``2026-11`` → [Nov 1, Dec 1) in UTC."""
+def report_zone(loaded: LoadedPolicy) -> ZoneInfo:
+    """Where a report's months begin and end: the digest's time zone (UTC without a digest).
+    The job runs on the 1st, 06:00 there; in UTC that is still the last day of the month
+    east of UTC+6, which reported on the month before the one just ended."""
+    digest = loaded.policy.digest
+    return ZoneInfo(digest.timezone if digest else "UTC")
+
+
+def month_bounds(month: str, zone: tzinfo = UTC) -> tuple[datetime, datetime]:
+    """``2026-11`` → [Nov 1, Dec 1), midnight in ``zone``, as UTC times."""
     try:
-        start = datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC)
+        start = datetime.strptime(month, "%Y-%m")
     except ValueError:
         raise TuningError(f"'{month}' is not a month like 2026-11") from None
     end = (start + timedelta(days=32)).replace(day=1)
-    return start, end
+    return start.replace(tzinfo=zone).astimezone(UTC), end.replace(tzinfo=zone).astimezone(UTC)
 
 
-def previous_month(now: datetime) -> str:
-    """The calendar month before ``now``'s (the one the monthly job reports on)."""
-    first = now.astimezone(UTC).replace(day=1)
+def previous_month(now: datetime, zone: tzinfo = UTC) -> str:
+    """The calendar month in ``zone`` before ``now``'s (the one the monthly job reports on)."""
+    first = now.astimezone(zone).replace(day=1)
     return (first - timedelta(days=1)).strftime("%Y-%m")
 
 
@@ -145,8 +162,9 @@ def monthly_tuning(
     top_n: int = 50,
     persist: bool = True,
 ) -> TuningResult:
-    """Build (and, with ``persist``, store, audit and announce) the month's tuning report."""
-    since, until = month_bounds(month)
+    """Build (and, with ``persist``, store, audit and announce) the month's tuning report
+    (the calendar month in :func:`report_zone`)."""
+    since, until = month_bounds(month, report_zone(loaded))
     outcome_after = now - OUTCOME_WAIT
     items = labelled_decisions(session, since=since, until=until, outcome_after=outcome_after)
     found = verdicts(session, since=since, until=until)

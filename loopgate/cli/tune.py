@@ -24,7 +24,10 @@ class LearnFrom(StrEnum):
 
 
 def tune(
-    month: Annotated[str | None, typer.Option(help="Month to report on, e.g. 2026-11 (default: last month).")] = None,
+    month: Annotated[
+        str | None,
+        typer.Option(help="Month to report on, e.g. 2026-11, in the digest's time zone (default: last month)."),
+    ] = None,
     out_file: Annotated[
         Path | None, typer.Option("--out", help="Where to write the challenger (default: challenger-<month>.yaml).")
     ] = None,
@@ -41,13 +44,13 @@ def tune(
     """Monthly tuning: false positives/negatives by band, precision@N and lift, recurring
     override reasons, and a challenger policy with re-learned weights and thresholds."""
     # the learner needs numpy: imported here so other commands start without it
-    from core.store.tuning import monthly_tuning, previous_month
+    from core.store.tuning import monthly_tuning, previous_month, report_zone
 
     settings = load_settings()
     db = open_database(settings)
     at = as_of(now)
-    which = month or previous_month(at)
     loaded = active_policy(db, settings)
+    which = month or previous_month(at, report_zone(loaded))
     engine = build_engine(db, loaded)
     with db.transaction() as session:
         result = monthly_tuning(

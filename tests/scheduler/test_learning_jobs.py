@@ -78,6 +78,20 @@ def test_given_the_monthly_job_runs_twice_when_the_month_has_a_report_then_the_s
     assert reported == 1
 
 
+def test_given_a_digest_in_tokyo_when_the_monthly_job_fires_on_the_1st_then_it_reports_the_month_just_ended(
+    db: Database, clock: Clock
+) -> None:
+    tokyo = sla_policy(digest={"channel": "C0LEAD", "timezone": "Asia/Tokyo"})
+    clock.at = datetime(2026, 11, 30, 21, 0, tzinfo=UTC)  # Dec 1, 06:00 in Tokyo: the job's slot there
+
+    result = run_monthly_tuning(context(db, tokyo, clock))
+
+    assert result["month"] == "2026-11"
+    with db.sessions() as s:
+        report = s.execute(select(TuningReport.report)).scalar_one()
+    assert report["period"] == {"since": "2026-10-31T15:00:00+00:00", "until": "2026-11-30T15:00:00+00:00"}
+
+
 def test_given_the_nightly_refit_when_it_runs_twice_in_one_night_then_only_the_first_refits(
     db: Database, clock: Clock
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from slack_sdk.models.blocks import Block
@@ -101,6 +102,16 @@ def test_given_months_when_bounded_then_calendar_months_in_utc() -> None:
     assert previous_month(DEC_1) == "2026-11"
     with pytest.raises(TuningError, match="not a month"):
         month_bounds("November")
+
+
+def test_given_a_digest_east_of_utc_when_bounded_then_the_month_ends_at_midnight_there() -> None:
+    tokyo = ZoneInfo("Asia/Tokyo")
+    fired = datetime(2026, 12, 1, 6, 0, tzinfo=tokyo)  # the job's slot: still Nov 30 in UTC
+    assert previous_month(fired, tokyo) == "2026-11"
+    assert month_bounds("2026-11", tokyo) == (
+        datetime(2026, 10, 31, 15, 0, tzinfo=UTC),
+        datetime(2026, 11, 30, 15, 0, tzinfo=UTC),
+    )
 
 
 def test_given_the_proposal_was_published_when_tuned_again_on_the_same_labels_then_nothing_to_change(
