@@ -44,6 +44,7 @@ __all__ = [
     "publish",
     "resolve_version",
     "rollback",
+    "rollback_target",
     "withdraw",
 ]
 
@@ -253,13 +254,17 @@ def promote(session: Session, *, now: datetime, by: str, note: str | None = None
 def rollback(
     session: Session, version: str | None = None, *, now: datetime, by: str, note: str | None = None
 ) -> RoleChange:
-    """Make ``version`` — by default the champion before the current one — the champion."""
+    """Make ``version`` — by default the champion before the current one — the champion.
+
+    The default steps back along the champions like an undo: rolling back twice restores the
+    champion before the one restored first, never the version just rolled away from (see
+    :func:`rollback_target`)."""
     _take_turn(session)
     current = champion(session)
     if version is None:
         if current is None:
             raise LifecycleError("nothing to roll back: no champion is published")
-        version = _previous_champion(session, current)
+        version = rollback_target(session, current)
         if version is None:
             raise LifecycleError(f"{current} is the first champion: name a VERSION to roll back to")
     else:
@@ -273,14 +278,28 @@ def rollback(
     return _record(session, loaded, RoleChange("rollback", version, "champion", previous), now=now, by=by, note=note)
 
 
-def _previous_champion(session: Session, current: str) -> str | None:
-    """What the current champion replaced when it last became champion."""
-    return session.execute(
-        select(PolicyEvent.previous)
-        .where(PolicyEvent.version == current, PolicyEvent.role == "champion")
-        .order_by(PolicyEvent.pk.desc())
-        .limit(1)
-    ).scalar_one_or_none()
+def rollback_target(session: Session, current: str) -> str | None:
+    """What a plain rollback restores: the champion below the current one on the stack of
+    champions the history builds, or None when it is the only one.
+
+    A publish or promote puts its version on the stack; a rollback to a version on the stack
+    takes everything above it off again (an undo), a rollback to any other version puts it on.
+    Reading only "what the current champion replaced" sent a second rollback back to the
+    version the first one had just rolled away from: two rollbacks toggled between two
+    versions instead of stepping back twice."""
+    stack: list[str] = []
+    events = session.execute(
+        select(PolicyEvent.action, PolicyEvent.version).where(PolicyEvent.role == "champion").order_by(PolicyEvent.pk)
+    )
+    for action, version in events:
+        below = stack[:-1]
+        if action == "rollback" and version in below:
+            del stack[len(below) - below[::-1].index(version) :]  # keep up to its last place
+        elif not stack or stack[-1] != version:
+            stack.append(version)
+    if len(stack) < 2 or stack[-1] != current:
+        return None
+    return stack[-2]
 
 
 def withdraw(session: Session, *, now: datetime, by: str, note: str | None = None) -> RoleChange:

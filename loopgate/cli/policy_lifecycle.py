@@ -33,6 +33,7 @@ from core.store.policies import (
     publish,
     resolve_version,
     rollback,
+    rollback_target,
     withdraw,
 )
 from core.store.replay import replay, shadow_pairs
@@ -244,7 +245,10 @@ def promote_challenger(note: NoteOption = None, by: ByOption = None, now: NowOpt
 
 @policy_app.command("rollback")
 def rollback_champion(
-    version: Annotated[str | None, typer.Argument(help="Version to restore (default: the previous champion).")] = None,
+    version: Annotated[
+        str | None,
+        typer.Argument(help="Version to restore (default: the champion before this one; again, the one before that)."),
+    ] = None,
     note: NoteOption = None,
     by: ByOption = None,
     now: NowOption = None,
@@ -309,6 +313,7 @@ def show_history(as_json: Annotated[bool, typer.Option("--json", help="One JSON 
     with db.sessions() as session:
         events = history(session)
         roles = {"champion": champion(session), "challenger": challenger(session)}
+        target = rollback_target(session, roles["champion"]) if roles["champion"] else None
     if as_json:
         for e in events:
             typer.echo(
@@ -331,7 +336,8 @@ def show_history(as_json: Annotated[bool, typer.Option("--json", help="One JSON 
         was = f" (replaced {e.previous})" if e.previous and e.role else ""
         note = f" — {e.note}" if e.note else ""
         out.print(f"{e.at:%Y-%m-%d %H:%M} {e.action:<9} {e.version} → {e.role or 'no role'}{was} by {e.by}{note}")
-    out.print(f"champion: {roles['champion'] or 'none'}; challenger: {roles['challenger'] or 'none'}")
+    undo = f"; `policy rollback` restores {target}" if target else ""
+    out.print(f"champion: {roles['champion'] or 'none'}; challenger: {roles['challenger'] or 'none'}{undo}")
 
 
 def register(app: typer.Typer) -> None:

@@ -70,6 +70,25 @@ def test_given_a_champion_and_a_shadow_challenger_when_governed_from_the_cli_the
     assert _ok(cli, "policy", "history").out == history  # nothing changed
 
 
+def test_given_three_champions_when_rolled_back_twice_from_the_cli_then_history_names_each_next_step(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cli = InProcessCli(monkeypatch, capsys, {"LOOPGATE_DATABASE_URL": db_url, "LOOPGATE_POLICY": str(EXAMPLE)})
+    third = tmp_path / "third.yaml"
+    third.write_text(EXAMPLE.read_text().replace("auto_confidence: 0.55", "auto_confidence: 0.6"))
+    versions = []
+    for path in (EXAMPLE, _challenger(tmp_path), third):
+        _ok(cli, "policy", "publish", str(path), "--now", NOW)
+        versions.append(json.loads(_ok(cli, "policy", "history", "--json").out.splitlines()[-1])["version"])
+    a, b, _c = versions
+
+    assert f"restores {b}" in _ok(cli, "policy", "history").out.splitlines()[-1]
+    assert f"rollback: {b}" in _ok(cli, "policy", "rollback", "--now", NOW).out
+    assert f"restores {a}" in _ok(cli, "policy", "history").out.splitlines()[-1]
+    assert f"rollback: {a}" in _ok(cli, "policy", "rollback", "--now", NOW).out
+    assert "restores" not in _ok(cli, "policy", "history").out
+
+
 def test_given_a_store_when_trust_and_tuning_commands_run_then_they_report_and_refuse_clearly(
     db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -137,6 +137,28 @@ def test_given_two_promotes_at_once_on_postgresql_when_the_first_commits_then_th
     assert _roles(db) == (v2.version, None)
 
 
+def test_given_three_champions_when_rolled_back_twice_then_each_rollback_steps_further_back(
+    db: Database, example_policy: LoadedPolicy, now: datetime
+) -> None:
+    a, b, c = example_policy, _v2(example_policy), _v3(example_policy)
+    for i, loaded in enumerate((a, b, c)):
+        with db.transaction() as s:
+            publish(s, loaded, now=now + timedelta(minutes=i), by="t")
+
+    restored = []
+    for i in (1, 2):
+        with db.transaction() as s:
+            restored.append(rollback(s, now=now + timedelta(hours=i), by="t").version)
+
+    assert restored == [b.version, a.version]
+    with db.transaction() as s, pytest.raises(LifecycleError, match="first champion"):
+        rollback(s, now=now + timedelta(hours=3), by="t")
+    with db.transaction() as s:  # naming a version still restores it; a plain rollback then undoes that
+        rollback(s, c.version, now=now + timedelta(hours=4), by="t")
+    with db.transaction() as s:
+        assert rollback(s, now=now + timedelta(hours=5), by="t").version == a.version
+
+
 def test_given_a_challenger_when_withdrawn_then_shadowing_stops(
     db: Database, example_policy: LoadedPolicy, now: datetime
 ) -> None:
