@@ -10,6 +10,11 @@ idempotent per content, so nothing is decided twice.
 
 Reading runs one page ahead in a background thread: the next page is on the wire while this
 one is stored and decided. The port is only used from that thread while a sync runs.
+
+A sync given ``rebuild`` decides for the published champion: when a batch finds that a publish,
+promote or rollback replaced it since the engine was built (``ChampionChanged``, nothing of the
+batch stored), the engine is built again and the batch decided again — a rollback stops the
+rolled-back policy acting from the next batch, not the next sync.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from sqlalchemy import func, or_, select, text
 from core.engine import DecisionEngine
 from core.ports import CrmPort, Page
 from core.store.db import Database
-from core.store.decide import decide_pending
+from core.store.decide import ChampionChanged, decide_pending
 from core.store.ingest import apply_page, load_cursor, save_cursor
 from core.store.models import Lead, Owner
 from core.store.policies import ensure_version
@@ -142,20 +147,57 @@ def sync_crm(
     streams: Sequence[str] | None = None,
     progress: Progress | None = None,
     read_ahead: bool = True,
+    rebuild: Callable[[], DecisionEngine] | None = None,
 ) -> SyncReport:
     """Sync ``port``'s CRM into the store and decide new or changed leads.
 
     ``full`` reads every stream from the beginning (cursors are rewritten as it goes, so a
     full sync that is interrupted resumes incrementally). Owner ids no rep claims are counted.
+    ``rebuild`` builds the active policy's engine again: given, the sync follows the published
+    champion (see the module doc); without it, ``engine`` decides as given (an explicit file).
     """
     with _COLLECTOR.relaxed():
-        return _sync(db, port, engine, clock, full, decide, decide_batch, streams, progress, read_ahead)
+        deciding = _Deciding(engine, rebuild)
+        return _sync(db, port, deciding, clock, full, decide, decide_batch, streams, progress, read_ahead)
+
+
+class _Deciding:
+    """The engine a sync decides with, rebuilt when the champion changes under it."""
+
+    def __init__(self, engine: DecisionEngine, rebuild: Callable[[], DecisionEngine] | None) -> None:
+        self.engine, self.rebuild = engine, rebuild
+
+    def pending(
+        self, db: Database, clock: Callable[[], datetime], *, limit: int, lead_pks: list[int] | None = None
+    ) -> int:
+        """Decide a batch in a transaction of its own; again with a rebuilt engine if the
+        champion changed (the failed try stored nothing)."""
+        while True:
+            try:
+                with db.transaction() as session:
+                    decided = decide_pending(
+                        session,
+                        self.engine,
+                        now=clock(),
+                        lead_pks=lead_pks,
+                        limit=limit,
+                        follow_champion=self.rebuild is not None,
+                    )
+                return len(decided)
+            except ChampionChanged as exc:
+                engine = self.rebuild() if self.rebuild is not None else None
+                if engine is None or engine.version == self.engine.version:
+                    raise  # building again gives the same policy: retrying would change nothing
+                log.warning(
+                    "the published policy is now %s: deciding with it (was %s)", exc.champion, self.engine.version
+                )
+                self.engine = engine
 
 
 def _sync(
     db: Database,
     port: CrmPort,
-    engine: DecisionEngine,
+    deciding: _Deciding,
     clock: Callable[[], datetime],
     full: bool,
     decide: bool,
@@ -167,7 +209,7 @@ def _sync(
     started = time.monotonic()
     report = SyncReport(port.system)
     with db.transaction() as session:
-        ensure_version(session, engine.loaded, now=clock(), by=f"loopgate:sync:{port.system}")
+        ensure_version(session, deciding.engine.loaded, now=clock(), by=f"loopgate:sync:{port.system}")
     owner_counts: dict[str, int] = {}
     planner = _PlannerStats(db)
     for stream in streams or port.streams(full=full):
@@ -192,15 +234,15 @@ def _sync(
                 waiting += pks
                 ready = len(waiting) - len(waiting) % decide_batch
                 if ready:
-                    report.decided += _decide(db, engine, waiting[:ready], clock, decide_batch, report)
+                    report.decided += _decide(db, deciding, waiting[:ready], clock, decide_batch, report)
                     del waiting[:ready]
         if waiting:  # the stream's last leads: decided before the next stream is read
-            report.decided += _decide(db, engine, waiting, clock, decide_batch, report)
+            report.decided += _decide(db, deciding, waiting, clock, decide_batch, report)
     if decide:
         mark = time.monotonic()
-        report.decided += _sweep(db, engine, clock, decide_batch)
+        report.decided += _sweep(db, deciding, clock, decide_batch)
         report.decide_seconds += time.monotonic() - mark
-    report.unknown_owners = _unknown_owners(db, engine, port.system, owner_counts)
+    report.unknown_owners = _unknown_owners(db, deciding.engine, port.system, owner_counts)
     report.seconds = time.monotonic() - started
     return report
 
@@ -304,26 +346,24 @@ def _store(
 
 
 def _decide(
-    db: Database, engine: DecisionEngine, pks: list[int], clock: Callable[[], datetime], batch: int, report: SyncReport
+    db: Database, deciding: _Deciding, pks: list[int], clock: Callable[[], datetime], batch: int, report: SyncReport
 ) -> int:
     mark = time.monotonic()
     decided = 0
     for start in range(0, len(pks), batch):
         chunk = pks[start : start + batch]
-        with db.transaction() as session:
-            decided += len(decide_pending(session, engine, now=clock(), lead_pks=chunk, limit=len(chunk)))
+        decided += deciding.pending(db, clock, lead_pks=chunk, limit=len(chunk))
     report.decide_seconds += time.monotonic() - mark
     return decided
 
 
-def _sweep(db: Database, engine: DecisionEngine, clock: Callable[[], datetime], batch: int) -> int:
+def _sweep(db: Database, deciding: _Deciding, clock: Callable[[], datetime], batch: int) -> int:
     """Decide anything an interrupted run left undecided (any source), until nothing is left
     or a round makes no progress (rows another decider holds are skipped, not waited for)."""
     decided = 0
     left = _undecided(db)
     while left:
-        with db.transaction() as session:
-            decided += len(decide_pending(session, engine, now=clock(), limit=batch))
+        decided += deciding.pending(db, clock, limit=batch)
         now_left = _undecided(db)
         if now_left >= left:
             break

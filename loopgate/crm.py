@@ -12,6 +12,7 @@ import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -26,7 +27,7 @@ from core.store import outbox
 from core.store.db import Database
 from core.store.outbox import DrainReport, RetryPolicy
 from loopgate.settings import ConfigError, Settings
-from loopgate.wiring import build_engine, deciding_policy, open_database
+from loopgate.wiring import active_engine, build_engine, deciding_policy, open_database
 
 __all__ = [
     "CrmChoice",
@@ -102,12 +103,15 @@ def open_ports(
 
 @dataclass
 class Runtime:
-    """What the CRM jobs share: the store, the engine, the connectors and a clock."""
+    """What the CRM jobs share: the store, the engine, the connectors and a clock; ``rebuild``
+    (when the engine is the active policy's) builds it again, so a sync follows a publish,
+    promote or rollback made while it runs."""
 
     db: Database
     engine: DecisionEngine
     ports: dict[str, CrmPort]
     clock: Clock
+    rebuild: Callable[[], DecisionEngine] | None = None
 
 
 def runtime(settings: Settings, crm: CrmChoice = "all", *, policy_path: str | None = None) -> Runtime:
@@ -116,7 +120,8 @@ def runtime(settings: Settings, crm: CrmChoice = "all", *, policy_path: str | No
     db = open_database(settings)
     loaded = deciding_policy(db, settings, Path(policy_path) if policy_path else None)
     ports = open_ports(settings, loaded, crm)
-    return Runtime(db, build_engine(db, loaded), ports, _utcnow)
+    rebuild = None if policy_path else partial(active_engine, db, settings)
+    return Runtime(db, build_engine(db, loaded), ports, _utcnow, rebuild)
 
 
 def sync(
@@ -128,7 +133,7 @@ def sync(
 ) -> list[SyncReport]:
     """Sync every connector of ``rt`` (or ``only`` these) and decide what changed."""
     return [
-        sync_crm(rt.db, port, rt.engine, clock=rt.clock, full=full, progress=progress)
+        sync_crm(rt.db, port, rt.engine, clock=rt.clock, full=full, progress=progress, rebuild=rt.rebuild)
         for port in (only or rt.ports).values()
     ]
 

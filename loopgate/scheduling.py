@@ -25,6 +25,7 @@ import dataclasses
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from connectors.writeback import CrmWriteback
@@ -35,7 +36,7 @@ from core.store.outbox import OutboxItem, Outcome
 from loopgate import crm
 from loopgate.outbox_worker import OutboxWorker
 from loopgate.settings import Settings
-from loopgate.wiring import active_policy, build_engine
+from loopgate.wiring import active_engine, active_policy, build_engine
 from scheduler.context import Clock, SchedulerContext, utcnow
 from scheduler.service import SchedulerService
 
@@ -83,7 +84,8 @@ def crm_sync_jobs(
     def job(source: crm.CrmChoice) -> Callable[[], Any]:
         def run() -> list[Any]:
             loaded = active_policy(db, settings)
-            runtime = crm.Runtime(db, build_engine(db, loaded), connectors.get(loaded, source), clock)
+            rebuild = partial(active_engine, db, settings)  # the sync follows the champion
+            runtime = crm.Runtime(db, build_engine(db, loaded), connectors.get(loaded, source), clock, rebuild)
             return [_report(r) for r in crm.sync(runtime)]
 
         return run

@@ -10,6 +10,8 @@ What the runtime decides with (for the bot, the connectors, the scheduler):
   calibration from the store. Build it once per batch/job (it is cheap) so that a publish,
   promote, rollback or calibration refit takes effect on the next batch without a restart.
   A published challenger needs nothing from callers: ``decide_pending`` shadows it itself.
+* :func:`active_engine` — both at once; a CRM sync is given it to build its engine again when
+  the champion changes while it runs (``connectors.sync``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from core.store.policies import champion, load_stored
 from loopgate.settings import ConfigError, Settings
 
 __all__ = [
+    "active_engine",
     "active_policy",
     "build_engine",
     "deciding_policy",
@@ -105,3 +108,8 @@ def build_engine(db: Database, loaded: LoadedPolicy) -> DecisionEngine:
     with db.sessions() as session:
         calibration = load_calibration(session)
     return DecisionEngine(loaded, calibration=calibration)
+
+
+def active_engine(db: Database, settings: Settings) -> DecisionEngine:
+    """The engine of the active policy (:func:`active_policy`, :func:`build_engine`)."""
+    return build_engine(db, active_policy(db, settings))

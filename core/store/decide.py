@@ -21,6 +21,14 @@ their own dedupe key (``shadow:<version>:<key>``); they are never acted on: no o
 no audit sample, no supersession, and their round-robin runs on an in-memory copy of the
 rotation, so the real rotation state is never touched. A challenger that cannot be loaded
 is skipped with a warning: shadowing must never stop real decisions.
+
+**Following the champion**: a job that decides for the published champion (a CRM sync) builds
+its engine once and decides batch after batch for minutes; a ``policy rollback`` meanwhile must
+stop it acting on the rolled-back policy. With ``follow_champion`` each batch reads the
+champion in its own transaction — on PostgreSQL ``FOR SHARE``, so a lifecycle command waits for
+the batches in flight (and they for it: see :func:`core.store.policies._take_turn`) — and
+raises :class:`ChampionChanged` if it is not the engine's version. Nothing of the batch is
+stored; its leads stay undecided for the caller to decide again with a rebuilt engine.
 """
 
 from __future__ import annotations
@@ -38,7 +46,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from core.engine import DecisionEngine, LeadContext
-from core.errors import PolicyError
+from core.errors import ConcurrentUpdate, PolicyError
 from core.model import Account as AccountValue
 from core.model import Decision as DecisionValue
 from core.model import DuplicateRecord, PriorScore
@@ -53,6 +61,7 @@ from core.store.records import StoredLead, account_value, lead_value
 from core.store.rotation import StoreRotation
 
 __all__ = [
+    "ChampionChanged",
     "DecideRequest",
     "Decided",
     "ShadowChoice",
@@ -69,6 +78,15 @@ log = logging.getLogger(__name__)
 ShadowChoice = bool | DecisionEngine
 
 _CONTENT_CAUSES = ("new", "changed")  # causes that decide a lead's content (and so mark it decided)
+
+
+class ChampionChanged(ConcurrentUpdate):
+    """The published champion is no longer the engine's policy (a publish, promote or rollback
+    committed since the engine was built): nothing was decided; build the engine again."""
+
+    def __init__(self, engine_version: str, champion: str) -> None:
+        self.engine_version, self.champion = engine_version, champion
+        super().__init__(f"the champion is now {champion}, not {engine_version}: decide with a rebuilt engine")
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,11 +121,13 @@ def decide_pending(
     limit: int = 1000,
     actor: str = "loopgate",
     shadow: ShadowChoice = True,
+    follow_champion: bool = False,
 ) -> list[Decided]:
     """Decide leads never decided or changed since their last decision (up to ``limit``).
 
     On PostgreSQL the chosen leads are locked (``SKIP LOCKED``), so parallel deciders split
-    the work instead of deciding the same lead twice.
+    the work instead of deciding the same lead twice. ``follow_champion``: see
+    :func:`decide_leads`.
     """
     table: Table = Lead.__table__  # type: ignore[assignment]  # plain rows: see StoredLead
     query = select(*(table.c[name] for name in StoredLead.COLUMNS)).where(
@@ -125,7 +145,7 @@ def decide_pending(
         DecideRequest(row, "new" if row.decided_hash is None else "changed", f"content:{row.content_hash}")
         for row in rows
     ]
-    return decide_leads(session, engine, requests, now=now, actor=actor, shadow=shadow)
+    return decide_leads(session, engine, requests, now=now, actor=actor, shadow=shadow, follow_champion=follow_champion)
 
 
 def decide_leads(
@@ -136,9 +156,14 @@ def decide_leads(
     now: datetime,
     actor: str = "loopgate",
     shadow: ShadowChoice = True,
+    follow_champion: bool = False,
 ) -> list[Decided]:
     """Decide each request (skipping keys already decided) and persist everything; with a
-    challenger published for shadowing, also record its decisions (see the module doc)."""
+    challenger published for shadowing, also record its decisions (see the module doc).
+
+    ``follow_champion``: the engine decides for the published champion; raise
+    :class:`ChampionChanged` (deciding nothing) if another version is champion now. Without it
+    the engine is used as given (an explicit ``--policy`` file)."""
     if not requests:
         return []
     pks = [r.lead.pk for r in requests]
@@ -146,6 +171,8 @@ def decide_leads(
     _mark_decided(session, replayed)  # decided already (a replay): only the mark moves
     if not todo:
         return []
+    if follow_champion:
+        _require_champion(session, engine)
 
     leads = {r.lead.pk: lead_value(r.lead) for r in todo}
     accounts = _accounts(session, engine, todo, leads)
@@ -171,6 +198,17 @@ def decide_leads(
     if challenger is not None and challenger.version != engine.version:
         _shadow(session, challenger, todo, leads, previous, seqs, levels, now=now)
     return decided
+
+
+def _require_champion(session: Session, engine: DecisionEngine) -> None:
+    """One query per batch: the champion, held (``FOR SHARE``) until the batch commits, so a
+    lifecycle command cannot change it under the batch. No champion published: the engine's
+    policy is the ``LOOPGATE_POLICY`` file, and it decides."""
+    current = session.execute(
+        select(PolicyRole.version).where(PolicyRole.role == "champion").with_for_update(read=True)
+    ).scalar_one_or_none()
+    if current is not None and current != engine.version:
+        raise ChampionChanged(engine.version, current)
 
 
 def _to_decide(

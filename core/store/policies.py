@@ -14,7 +14,9 @@ Lifecycle commands take turns: each reads the roles and then changes them, so tw
 (two admins promoting the same challenger) would both act on what they read — the second
 promoting the champion over itself. On PostgreSQL each command first takes a transaction
 advisory lock (:func:`_take_turn`); on SQLite every ``transaction()`` already holds the
-database's one write lock.
+database's one write lock. They take turns with deciding too: batches that follow the
+champion hold its row ``FOR SHARE`` (see :mod:`core.store.decide`), so a rollback waits for the
+batches in flight, and the batches after it see the new champion.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session
 
 from core.errors import CoreError, PolicyError
@@ -138,15 +140,25 @@ _LIFECYCLE_LOCK = 0x6C67_706F_6C69  # "lgpoli"
 
 def _take_turn(session: Session) -> None:
     """Wait until no other lifecycle command is in flight (see the module doc); held until the
-    caller's transaction ends. Taken before the roles are read, so what is read stays true."""
+    caller's transaction ends. Taken before the roles are read, so what is read stays true.
+
+    Then the champion's row, before anything else is locked (a new version's audit event locks
+    the audit head, which a deciding batch also takes after the champion): waits for the
+    batches that hold it, and the next ones wait for this command."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LIFECYCLE_LOCK})
+        session.execute(select(PolicyRole.role).where(PolicyRole.role == "champion").with_for_update())
 
 
 def _assign(session: Session, role: str, version: str, *, now: datetime, by: str) -> str | None:
+    """Give ``role`` to ``version``; returns who had it. The row is updated in place: a batch
+    waiting on it then reads the new version (had it been deleted and inserted again, the
+    waiting batch would find no champion at all, and decide with its stale engine)."""
     previous = _role(session, role)
-    session.execute(delete(PolicyRole).where(PolicyRole.role == role))
-    session.add(PolicyRole(role=role, version=version, since=now, by=by))
+    if previous is None:
+        session.add(PolicyRole(role=role, version=version, since=now, by=by))
+    else:
+        session.execute(update(PolicyRole).where(PolicyRole.role == role).values(version=version, since=now, by=by))
     session.flush()
     return previous
 

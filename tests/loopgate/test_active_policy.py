@@ -80,6 +80,8 @@ def test_given_a_published_champion_when_commands_decide_then_they_use_it_unless
         rt = runtime(settings, "hubspot", policy_path=policy_path)
         try:
             assert rt.engine.version == expected
+            # the sync follows the champion while it runs; a file given explicitly decides as given
+            assert rt.rebuild is None if policy_path else rt.rebuild is not None and rt.rebuild().version == expected
         finally:
             rt.db.dispose()
 

@@ -10,6 +10,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from core.engine import DecisionEngine
@@ -17,10 +18,12 @@ from core.leads import normalize_account, normalize_lead
 from core.policy import LoadedPolicy
 from core.store import audit_log
 from core.store.db import Database
-from core.store.decide import DecideRequest, decide_leads, decide_pending
+from core.store.decide import ChampionChanged, DecideRequest, decide_leads, decide_pending
 from core.store.models import AuditEvent, Decision, Lead, OutboxRow, RotationAssignment, TrustState
+from core.store.policies import publish, rollback
 from core.store.records import LeadRow, upsert_accounts, upsert_leads
 from tests.builders import LeadBuilder, decide, make_policy
+from tests.store.learning_builders import wait_for_a_lock_waiter
 
 
 def _put(db: Database, now: datetime, *raws: dict[str, Any]) -> dict[tuple[str, str], int]:
@@ -273,3 +276,69 @@ def test_given_nul_characters_in_crm_text_when_stored_then_dropped_and_decided_n
         lead = s.execute(select(Lead).where(Lead.crm_id == "00Q5e00000NUL01")).scalar_one()
         assert s.get(Decision, pk) is not None
     assert lead.first_name is None and lead.title == "VP Sales"
+
+
+def _decisions(db: Database) -> int:
+    with db.sessions() as s:
+        return s.execute(select(func.count()).select_from(Decision)).scalar_one()
+
+
+def _rolled_back(db: Database, now: datetime) -> tuple[DecisionEngine, LoadedPolicy]:
+    """A sync's engine built for the champion ``bad``, then a rollback to ``good``, committed."""
+    good = make_policy()
+    bad = make_policy(trust={"default_level": 4})
+    with db.transaction() as s:
+        publish(s, good, now=now, by="t")
+        publish(s, bad, now=now, by="t")
+    engine = DecisionEngine(bad)
+    with db.transaction() as s:
+        rollback(s, now=now, by="admin")
+    return engine, good
+
+
+def test_given_a_rollback_since_the_engine_was_built_when_a_batch_follows_the_champion_then_nothing_is_decided(
+    db: Database, now: datetime
+) -> None:
+    stale, good = _rolled_back(db, now)
+    _put(db, now, {"id": "A", "email": "a@x.co"})
+
+    with pytest.raises(ChampionChanged) as refused, db.transaction() as s:
+        decide_pending(s, stale, now=now, follow_champion=True)
+
+    assert (refused.value.engine_version, refused.value.champion) == (stale.version, good.version)
+    assert _decisions(db) == 0
+    with db.transaction() as s:  # the lead waited: the rebuilt engine decides it
+        [decided] = decide_pending(s, DecisionEngine(good), now=now, follow_champion=True)
+    assert decided.decision.policy_version == good.version
+    with db.transaction() as s:  # an engine used as given (an explicit --policy file) is not checked
+        assert decide_pending(s, stale, now=now) == []
+
+
+def test_given_a_rollback_in_flight_on_postgresql_when_a_batch_starts_then_it_waits_and_sees_the_new_champion(
+    db: Database, now: datetime
+) -> None:
+    if not db.is_postgres:
+        pytest.skip("SQLite runs one write transaction at a time: a batch cannot start beside a rollback")
+    good, bad = make_policy(), make_policy(trust={"default_level": 4})
+    with db.transaction() as s:
+        publish(s, good, now=now, by="t")
+        publish(s, bad, now=now, by="t")
+    _put(db, now, {"id": "A", "email": "a@x.co"})
+    batch: list[object] = []
+
+    def decide_a_batch() -> None:
+        try:
+            with db.transaction() as s:
+                batch.append(decide_pending(s, DecisionEngine(bad), now=now, follow_champion=True))
+        except ChampionChanged as exc:
+            batch.append(exc)
+
+    with db.transaction() as s:
+        rollback(s, now=now, by="admin")
+        other = threading.Thread(target=decide_a_batch)
+        other.start()
+        wait_for_a_lock_waiter(db)  # the batch waits for the rollback to commit
+    other.join()
+
+    assert len(batch) == 1 and isinstance(batch[0], ChampionChanged), batch
+    assert _decisions(db) == 0

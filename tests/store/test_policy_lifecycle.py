@@ -11,10 +11,13 @@ from sqlalchemy import select
 
 from core.errors import PolicyError
 from core.policy import LoadedPolicy
+from core.store import audit_log
+from core.store.audit_log import AuditRecord
 from core.store.db import Database
 from core.store.models import AuditEvent, OutboxRow, PolicyRole, PolicyVersion
 from core.store.policies import (
     LifecycleError,
+    RoleChange,
     challenger,
     champion,
     history,
@@ -135,6 +138,34 @@ def test_given_two_promotes_at_once_on_postgresql_when_the_first_commits_then_th
         promotions = [(e.version, e.previous, e.by) for e in history(s) if e.action == "promote"]
     assert promotions == [(v2.version, v1.version, "a")]
     assert _roles(db) == (v2.version, None)
+
+
+def test_given_a_batch_holding_the_champion_on_postgresql_when_a_new_version_is_published_then_it_waits_its_turn(
+    db: Database, example_policy: LoadedPolicy, now: datetime
+) -> None:
+    if not db.is_postgres:
+        pytest.skip("SQLite runs one write transaction at a time: a publish cannot start beside a batch")
+    with db.transaction() as s:
+        publish(s, example_policy, now=now, by="t")
+    published: list[object] = []
+
+    def publish_new() -> None:
+        try:
+            with db.transaction() as s:
+                published.append(publish(s, _v2(example_policy), now=now, by="b"))
+        except Exception as exc:  # a deadlock would surface here or in the batch
+            published.append(exc)
+
+    with db.transaction() as s:  # a batch deciding for the champion has read it; its audit events come next
+        s.execute(select(PolicyRole.version).where(PolicyRole.role == "champion").with_for_update(read=True))
+        other = threading.Thread(target=publish_new)
+        other.start()
+        wait_for_a_lock_waiter(db)
+        audit_log.append(s, [AuditRecord(now, "loopgate", "decision.made", "lead:salesforce:1")])
+    other.join()
+
+    assert len(published) == 1 and isinstance(published[0], RoleChange), published
+    assert _roles(db) == (_v2(example_policy).version, None)
 
 
 def test_given_three_champions_when_rolled_back_twice_then_each_rollback_steps_further_back(
