@@ -69,7 +69,8 @@ class DecisionEngine:
         self.scorer = Scorer(policy.scoring)
         self.router = Router(policy, self.roster)
         self.escalator = Escalator(policy.escalation, self.roster, self.scorer.bands)
-        self.planner = ActionPlanner(policy.next_best_action)
+        signal = policy.escalation.customer_signal
+        self.planner = ActionPlanner(policy.next_best_action, signal.events if signal else ())
         # first match wins in both lists: one generated function per list (core.policy.codegen)
         # each list ends with what "no match" (-1) means, so that the index -1 picks it: the
         # default segment, no suppression

@@ -2,13 +2,16 @@
 
 "Call within 15 min: requested a demo 4 min ago" beats "hot lead": the label names what to do
 and the fact that makes it urgent. Placeholders are filled from the lead and its decision; the
-event placeholders use the events the matching rule asked about, when it asked about any.
+event placeholders use the events the matching rule asked about, when it asked about any. A
+rule on ``trigger: customer_signal`` asks about the policy's customer-signal events: its
+"Pause sequences: {latest_event}" must name the "not now" that fired the trigger, not a click
+that came after it.
 """
 
 from __future__ import annotations
 
 import string
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,11 +39,19 @@ def describe_evidence(item: Evidence) -> str:
     return f"{signal} {item.value}"
 
 
-def _event_types(when: Mapping[str, Any] | None) -> frozenset[str]:
-    if not when or not isinstance(when.get("event"), Mapping):
+def _event_types(when: Mapping[str, Any] | None, signal_events: frozenset[str]) -> frozenset[str]:
+    """The event types a rule's event placeholders describe (empty: any event). An ``event``
+    condition names them; a rule that holds only when ``customer_signal`` fired is about the
+    events that fire it (``escalation.customer_signal.events``)."""
+    if not when:
         return frozenset()
-    event = when["event"]
-    return frozenset([event["type"]] if "type" in event else event.get("in", []))
+    event = when.get("event")
+    if isinstance(event, Mapping):
+        return frozenset([event["type"]] if "type" in event else event.get("in", []))
+    trigger = when.get("trigger")
+    if trigger == "customer_signal" or (isinstance(trigger, Mapping) and trigger.get("in") == ["customer_signal"]):
+        return signal_events
+    return frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,9 +68,11 @@ class _Rule:
 
 
 class ActionPlanner:
-    """The next_best_action section of a policy, compiled once."""
+    """The next_best_action section of a policy, compiled once. ``signal_events``: the
+    customer-signal trigger's event types (none when the policy has no such trigger)."""
 
-    def __init__(self, rules: list[NextBestActionRule]) -> None:
+    def __init__(self, rules: list[NextBestActionRule], signal_events: Collection[str] = ()) -> None:
+        signals = frozenset(signal_events)
         self.rules = []
         for r in rules:
             placeholders = frozenset(f for _, f, _, _ in string.Formatter().parse(r.label) if f)
@@ -68,7 +81,7 @@ class ActionPlanner:
                     compile_condition(r.when) if r.when else None,
                     r.code,
                     r.label,
-                    _event_types(r.when),
+                    _event_types(r.when, signals),
                     placeholders,
                     tuple((name, _PLACEHOLDERS[name]) for name in sorted(placeholders)),
                     _pieces(r.label),

@@ -109,6 +109,28 @@ def test_given_a_fresh_demo_request_when_planning_then_the_label_names_the_urgen
     assert d.next_best_action.label == "Call within 15 min: requested a demo 4 min ago"
 
 
+@pytest.mark.parametrize("trigger", ["customer_signal", {"in": ["customer_signal"]}])
+def test_given_a_not_now_then_a_click_when_planning_a_pause_then_the_label_names_the_not_now(
+    trigger: object,
+) -> None:
+    engine = _engine(
+        escalation={"customer_signal": {"events": ["not_now", "out_of_office"], "within": "14d"}},
+        next_best_action=[
+            {
+                "when": {"trigger": trigger},
+                "code": "pause",
+                "label": "Pause sequences: {latest_event} {latest_event_ago}",
+            },
+            {"code": "nurture", "label": "Nurture"},
+        ],
+    )
+    lead = make_lead(NOW, events=[("not_now", timedelta(days=1)), ("webinar", timedelta(hours=1))])
+    d = engine.decide(lead, LeadContext(), rotation=InMemoryRotation(), now=NOW)
+    # the rule holds because of the "not now": the later webinar is not why sequences pause
+    assert [t.detail for t in d.triggers if t.code == "customer_signal"] == ["not now 1 day ago: pause automation"]
+    assert d.next_best_action.label == "Pause sequences: not now 1 day ago"
+
+
 def test_given_placeholders_when_planning_then_they_fill_from_the_decision() -> None:
     engine = _engine(next_best_action=NBA)
     hot = make_lead(
