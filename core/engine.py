@@ -18,7 +18,7 @@ from typing import Literal
 
 from core.confidence import Calibration
 from core.escalation import EscalationContext, Escalator
-from core.leads import account_domain
+from core.leads import account_domain, account_domains
 from core.model import (
     Account,
     Decision,
@@ -98,6 +98,10 @@ class DecisionEngine:
     def account_domain(self, lead: Lead) -> str | None:
         """The domain to look the lead's account up by (never a personal mail domain)."""
         return account_domain(lead, self.free_domains)
+
+    def account_domains(self, lead: Lead) -> tuple[str, ...]:
+        """The domains to look the lead's account up by, best first (core.leads.account_domains)."""
+        return account_domains(lead, self.free_domains)
 
     def trust_level(self, segment: str, levels: Mapping[str, int] | None = None) -> int:
         """The segment's current level: stored state first, then the policy's starting level;

@@ -24,6 +24,7 @@ __all__ = [
     "MAX_TEXT",
     "LeadInputError",
     "account_domain",
+    "account_domains",
     "content_hash",
     "lead_record",
     "normalize_account",
@@ -159,6 +160,45 @@ def account_domain(lead: Lead, free_email_domains: frozenset[str]) -> str | None
     if lead.domain and lead.domain not in free_email_domains:
         return lead.domain
     return None
+
+
+def account_domains(lead: Lead, free_email_domains: frozenset[str]) -> tuple[str, ...]:
+    """The domains to look the lead's account up by, best first: the work email's domain and
+    its parents, then the website's. The first one some account has is the match.
+
+    People write from company subdomains (``eu.globex.com``) while the account holds
+    ``globex.com``, and a work address at a domain no account has may still come with the
+    company's website. These are only candidates: a caller matches them against the domains
+    accounts really have, never by shape. Parents stop at two labels, and skip a country's
+    registry suffix (``co.uk``, ``com.au``) and anything longer than
+    :data:`_MAX_PARENT_LABELS` (so a hostile address gives a handful, not hundreds). A domain
+    that is, or sits under, a personal mail domain gives nothing: gmail.com is no company."""
+    out: list[str] = []
+    for domain in (lead.email_domain, lead.domain):
+        if not domain:
+            continue
+        chain = _domain_and_parents(domain)
+        if any(d in free_email_domains for d in chain):
+            continue
+        out += (d for d in chain if d not in out)
+    return tuple(out)
+
+
+_MAX_PARENT_LABELS = 4  # eu.globex.co.uk: deeper parents are not where accounts live
+# second-level labels registries put under a country code: "co.uk" is nobody's company
+_REGISTRY_LABELS = frozenset({"ac", "co", "com", "edu", "gob", "gov", "govt", "ltd", "net", "or", "org", "plc"})
+
+
+def _domain_and_parents(domain: str) -> list[str]:
+    """``a.eu.globex.com`` → ``[a.eu.globex.com, eu.globex.com, globex.com]``."""
+    labels = domain.split(".")
+    chain = [domain]
+    for start in range(max(1, len(labels) - _MAX_PARENT_LABELS), len(labels) - 1):
+        parent = labels[start:]
+        if len(parent) == 2 and len(parent[1]) == 2 and parent[0] in _REGISTRY_LABELS:
+            continue
+        chain.append(".".join(parent))
+    return chain
 
 
 def content_hash(lead: Lead) -> str:

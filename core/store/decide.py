@@ -406,23 +406,24 @@ def lead_contexts(
 def _accounts(
     session: Session, engine: DecisionEngine, todo: Sequence[DecideRequest], leads: Mapping[int, LeadValue]
 ) -> dict[int, AccountValue]:
-    """Each lead's account: the CRM's explicit link first, else a match by company domain."""
+    """Each lead's account: the CRM's explicit link first, else a match by company domain (the
+    first of ``engine.account_domains`` an account has: a subdomain finds its parent's account).
+    Every candidate of the batch is looked up in one query."""
     linked = {r.lead.pk: r.lead.account_pk for r in todo if r.lead.account_pk is not None}
-    domains = {}
+    domains: dict[int, tuple[str, ...]] = {}
     for r in todo:
         if r.lead.pk not in linked:
-            domain = engine.account_domain(leads[r.lead.pk])
-            if domain:
-                domains[r.lead.pk] = domain
+            candidates = engine.account_domains(leads[r.lead.pk])
+            if candidates:
+                domains[r.lead.pk] = candidates
     rows: list[Account] = []
     if linked:
         rows += session.execute(select(Account).where(Account.pk.in_(set(linked.values())))).scalars().all()
     if domains:
+        wanted = {d for candidates in domains.values() for d in candidates}
         rows += (
             session.execute(
-                select(Account)
-                .where(Account.domain.in_(set(domains.values())), Account.is_deleted.is_(False))
-                .order_by(Account.pk)
+                select(Account).where(Account.domain.in_(wanted), Account.is_deleted.is_(False)).order_by(Account.pk)
             )
             .scalars()
             .all()
@@ -437,10 +438,12 @@ def _accounts(
         pk = r.lead.pk
         if pk in linked and linked[pk] in by_pk:
             out[pk] = account_value(by_pk[linked[pk]])
-        elif pk in domains and domains[pk] in by_domain:
-            # an account in the lead's own CRM wins over the other CRM's
-            matches = sorted(by_domain[domains[pk]], key=lambda a: (a.source != r.lead.source, a.pk))
-            out[pk] = account_value(matches[0])
+        elif pk in domains:
+            domain = next((d for d in domains[pk] if d in by_domain), None)
+            if domain is not None:
+                # an account in the lead's own CRM wins over the other CRM's
+                matches = sorted(by_domain[domain], key=lambda a: (a.source != r.lead.source, a.pk))
+                out[pk] = account_value(matches[0])
     return out
 
 

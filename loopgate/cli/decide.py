@@ -387,10 +387,10 @@ def decide(
 
 
 def _account_for(engine: DecisionEngine, lead: Lead, directory: dict[str, list[Account]]) -> Account | None:
-    domain = engine.account_domain(lead)
-    if domain is None or domain not in directory:
-        return None
-    return sorted(directory[domain], key=lambda a: a.source != lead.source)[0]
+    for domain in engine.account_domains(lead):  # a subdomain, then its parents, then the website
+        if domain in directory:
+            return sorted(directory[domain], key=lambda a: a.source != lead.source)[0]
+    return None
 
 
 @contextmanager

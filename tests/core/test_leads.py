@@ -20,6 +20,7 @@ from core.leads import (
     _country_field,
     _number,
     _text,
+    account_domains,
     content_hash,
     lead_record,
     normalize_lead,
@@ -213,3 +214,38 @@ def test_given_any_country_value_when_normalised_then_the_iso_fast_path_is_the_g
     expected = _country(_text(value, "country", expected_problems))
     problems: dict[str, str] = {}
     assert _country_field(value, problems) == expected and problems == expected_problems
+
+
+FREE = frozenset({"gmail.com", "yahoo.co.uk"})
+
+
+@pytest.mark.parametrize(
+    ("email", "website", "expected"),
+    [
+        ("p@globex.com", None, ("globex.com",)),
+        # a company subdomain looks for its own account first, then its parents'
+        ("p@mail.eu.globex.com", None, ("mail.eu.globex.com", "eu.globex.com", "globex.com")),
+        # parents stop at two labels and skip a country's registry suffix: co.uk is nobody's company
+        ("p@eu.globex.co.uk", None, ("eu.globex.co.uk", "globex.co.uk")),
+        ("t@uni.ac.nz", None, ("uni.ac.nz",)),
+        # a work address no account has may still come with the company's website
+        ("p@globex-mail.com", "https://www.globex.com/about", ("globex-mail.com", "globex.com")),
+        ("p@eu.globex.com", "globex.com", ("eu.globex.com", "globex.com")),
+        # personal mail, and anything under it, never names a company; the website still may
+        ("kim@gmail.com", "acme.com", ("acme.com",)),
+        ("kim@eu.gmail.com", None, ()),
+        ("kim@yahoo.co.uk", None, ()),
+        (None, "gmail.com", ()),
+        # a hostile address gives a handful of candidates, not one per label
+        (
+            "p@" + "a." * 200 + "globex.com",
+            None,
+            ("a." * 200 + "globex.com", "a.a.globex.com", "a.globex.com", "globex.com"),
+        ),
+    ],
+)
+def test_given_a_lead_when_its_account_domains_are_listed_then_subdomains_lead_to_their_parents(
+    email: str | None, website: str | None, expected: tuple[str, ...]
+) -> None:
+    lead = normalize_lead({"id": "L1", "email": email, "domain": website})
+    assert account_domains(lead, FREE) == expected

@@ -44,6 +44,21 @@ def test_given_the_example_leads_when_decided_then_one_decision_per_line_in_orde
     assert all(d["policy_version"] == decisions[0]["policy_version"] for d in decisions)
 
 
+def test_given_a_lead_from_a_company_subdomain_when_decided_with_accounts_then_it_finds_the_account(
+    tmp_path: Path,
+) -> None:
+    leads = tmp_path / "sub.jsonl"
+    rows = [
+        {"id": "S1", "email": "p.novak@eu.globex.com", "company": "Globex", "country": "US"},
+        {"id": "S2", "email": "k@mail.initech.com", "company": "Initech", "country": "US"},
+    ]
+    leads.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    result = run_cli("decide", "--policy", POLICY, "--leads", str(leads), "--accounts", ACCOUNTS, "--now", NOW)
+    assert result.code == 0, result.err
+    routes = [(d["owner"], d["route"]["rule"]) for d in map(json.loads, result.out.splitlines())]
+    assert routes == [("dana", "named_accounts"), ("ben", "existing_customers")]
+
+
 def test_given_malformed_lines_when_decided_then_each_is_reported_with_its_line_and_the_rest_decided(
     tmp_path: Path,
 ) -> None:

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from core.engine import DecisionEngine
 from core.leads import normalize_account, normalize_lead
@@ -176,6 +176,44 @@ def test_given_an_account_in_the_store_when_a_lead_matches_its_domain_then_the_a
     d = _decide(db, DecisionEngine(example_policy), now)[0].decision
     assert (d.owner, d.route.rule) == ("dana", "named_accounts")
     assert [t.code for t in d.triggers] == ["strategic_account"]
+
+
+def test_given_leads_from_a_company_subdomain_or_website_when_decided_then_they_find_the_account_in_one_query(
+    db: Database, now: datetime, example_policy: LoadedPolicy
+) -> None:
+    accounts = [
+        {"id": "001G", "name": "Globex", "domain": "globex.com", "owner_id": "0055e000001DDDD", "strategic": True},
+        {"id": "001I", "name": "Initech", "domain": "initech.com", "owner_id": "0055e000001BBBB", "is_customer": True},
+        # junk a CRM may hold: a registry suffix and a mail provider are nobody's company
+        {"id": "001U", "name": "UK", "domain": "co.uk", "owner_id": "0055e000001DDDD", "strategic": True},
+        {"id": "001M", "name": "Mail", "domain": "gmail.com", "owner_id": "0055e000001DDDD", "strategic": True},
+    ]
+    with db.transaction() as s:
+        upsert_accounts(s, [normalize_account({"source": "salesforce", **a}) for a in accounts], now=now)
+    base = {"company": "Globex", "country": "US"}
+    _put(
+        db,
+        now,
+        {"id": "SUB", "email": "p.novak@eu.globex.com", **base},
+        {"id": "WEB", "email": "k@initech-labs.com", "domain": "https://www.initech.com", **base},
+        {"id": "UK", "email": "a@smallshop.co.uk", **base},
+        {"id": "FREE", "email": "bob@eu.gmail.com", **base},
+    )
+    selects: list[str] = []
+
+    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "FROM accounts" in statement:
+            selects.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        by_id = {d.decision.lead_id: d.decision for d in _decide(db, DecisionEngine(example_policy), now)}
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    assert (by_id["SUB"].owner, by_id["SUB"].route.rule) == ("dana", "named_accounts")
+    assert (by_id["WEB"].owner, by_id["WEB"].route.rule) == ("ben", "existing_customers")
+    assert by_id["UK"].route.rule == by_id["FREE"].route.rule == "default"
+    assert len(selects) == 1  # every candidate domain of the batch in one query
 
 
 def test_given_stored_trust_levels_when_deciding_then_they_apply(db: Database, now: datetime) -> None:
