@@ -17,12 +17,14 @@ from operator import attrgetter
 from typing import Literal
 
 from core.confidence import Calibration
-from core.escalation import EscalationContext, Escalator
-from core.leads import account_domain, account_domains
+from core.escalation import EscalationContext, Escalator, format_span
+from core.leads import CLOCK_SKEW, account_domain, account_domains, lead_as_of
 from core.model import (
     Account,
     Decision,
     DuplicateRecord,
+    Event,
+    Evidence,
     Lead,
     PriorScore,
     Route,
@@ -44,6 +46,7 @@ _build_decision = positional_builder(Decision)
 _new = tuple.__new__  # a NamedTuple without its Python-level __new__ (see core.model)
 _code, _hard = attrgetter("code"), attrgetter("hard")  # of a Trigger
 _UNROUTED = Route("pending", "none", None, "none", "")
+_NOT_YET = f"dated more than {format_span(CLOCK_SKEW)} after the decision, not counted"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +57,18 @@ class LeadContext:
     previous: PriorScore | None = None
     duplicates: tuple[DuplicateRecord, ...] = ()
     exclude_owners: frozenset[str] = field(default_factory=frozenset)
+
+
+def _not_yet(later: tuple[Event, ...]) -> Evidence:
+    """Evidence (no points) that events dated after the decision were left out, so a person
+    sees the lead's data is off rather than a score that silently ignores what it sent."""
+    kind, at = later[-1]
+    return Evidence(
+        "events.future",
+        len(later),
+        0,
+        f"{_NOT_YET} (latest: {kind.replace('_', ' ')} at {at:%Y-%m-%d %H:%M} UTC)",
+    )
 
 
 class DecisionEngine:
@@ -119,9 +134,17 @@ class DecisionEngine:
         now: datetime,
         trust_levels: Mapping[str, int] | None = None,
     ) -> Decision:
+        events = lead.events
+        later: tuple[Event, ...] = ()
+        if events and events[-1].at > now:  # sorted by time: most leads have nothing after now
+            # events dated after now have not happened: no score, trigger, condition or label
+            # may see them, and the evidence says they were left out
+            lead, later = lead_as_of(lead, now)
         facts = Facts(lead, ctx.account, now, lead.email_domain in self.free_domains)
         facts.segment = segment = self._segment(facts)
         parts = self.scorer.score(facts)
+        if later:
+            parts = parts._replace(evidence=(*parts.evidence, _not_yet(later)))
         raw_confidence = parts.raw_confidence
         confidence = self.calibration.apply(segment, raw_confidence) if self._calibrated else raw_confidence
         # learning (issue 7): the raw value is recorded so calibration can be refitted from labels;

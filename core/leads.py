@@ -13,19 +13,22 @@ import hashlib
 import json
 import math
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from operator import itemgetter
 from typing import Any
 
 from core.model import Account, Event, Lead, positional_builder
 
 __all__ = [
+    "CLOCK_SKEW",
     "MAX_EVENTS",
     "MAX_TEXT",
     "LeadInputError",
     "account_domain",
     "account_domains",
     "content_hash",
+    "lead_as_of",
     "lead_record",
     "normalize_account",
     "normalize_domain",
@@ -35,6 +38,9 @@ __all__ = [
 
 MAX_TEXT = 1000
 MAX_EVENTS = 500
+# how far after "now" an event may be dated and still count: clocks of CRMs, web trackers and
+# this machine disagree by seconds to minutes; an event later than this has not happened yet
+CLOCK_SKEW = timedelta(minutes=5)
 _MAX_DEPTH = 64  # of a custom field's lists and objects rebuilt to drop a NaN
 
 _TEXT_FIELDS = (
@@ -199,6 +205,24 @@ def _domain_and_parents(domain: str) -> list[str]:
             continue
         chain.append(".".join(parent))
     return chain
+
+
+def lead_as_of(lead: Lead, now: datetime) -> tuple[Lead, tuple[Event, ...]]:
+    """The lead as it can be known at ``now``, and the events it leaves out: those dated more
+    than :data:`CLOCK_SKEW` after ``now``.
+
+    A typo'd year or a tracker's wrong clock dates an event in the future. Counted, it is the
+    freshest event there is: full intent points (no decay), "requested a demo just now", a
+    customer signal that never expires. It has not happened yet, so nothing that decides may
+    see it; the caller says what was left out. ``lead.events`` is sorted by time (normalize
+    and the store's merge sort it), so the common case, nothing in the future, is one
+    comparison."""
+    events = lead.events
+    if not events or events[-1].at - now <= CLOCK_SKEW:
+        return lead, ()
+    kept = tuple(e for e in events if e.at - now <= CLOCK_SKEW)
+    later = tuple(e for e in events if e.at - now > CLOCK_SKEW)
+    return replace(lead, events=kept), later
 
 
 def content_hash(lead: Lead) -> str:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.engine import DecisionEngine, LeadContext
-from core.leads import LeadInputError, normalize_account, normalize_lead
-from core.model import Account, Decision
+from core.leads import CLOCK_SKEW, LeadInputError, normalize_account, normalize_lead
+from core.model import Account, Decision, Event, Evidence
 from core.policy import LoadedPolicy
 from core.policy.schema import FitRule, NextBestActionRule
 from core.routing import InMemoryRotation
@@ -151,3 +152,69 @@ def test_property_same_input_and_state_give_the_same_decision(
         normalize_lead(raw), LeadContext(), rotation=InMemoryRotation(), now=NOW
     )
     assert first.to_dict() == second.to_dict()
+
+
+def _at(delta: timedelta) -> str:
+    return (NOW + delta).isoformat()
+
+
+def test_given_events_dated_after_now_when_decided_then_they_count_for_nothing_and_the_evidence_says_so(
+    example_policy: LoadedPolicy,
+) -> None:
+    engine = DecisionEngine(example_policy)
+    base = {"id": "F1", "email": "a@brightloop.io", "company": "X", "country": "US", "title": "Engineer"}
+    base |= {"employees": 300, "industry": "software"}
+    # a typo'd year on a demo request, and a "not now" the tracker dated tomorrow
+    future = [{"type": "demo_request", "at": "2027-06-01T00:00:00Z"}, {"type": "not_now", "at": _at(timedelta(days=1))}]
+    d = engine.decide(normalize_lead({**base, "events": future}), LeadContext(), rotation=InMemoryRotation(), now=NOW)
+    without = engine.decide(normalize_lead(base), LeadContext(), rotation=InMemoryRotation(), now=NOW)
+    assert (d.score, d.triggers, d.next_best_action, d.action) == (
+        without.score,
+        without.triggers,
+        without.next_best_action,
+        without.action,
+    )
+    assert d.score.intent == 0 and "just now" not in d.next_best_action.label
+    assert d.evidence == (
+        *without.evidence,
+        Evidence(
+            "events.future",
+            2,
+            0,
+            "dated more than 5 min after the decision, not counted (latest: demo request at 2027-06-01 00:00 UTC)",
+        ),
+    )
+
+
+def test_given_an_event_a_clock_skew_ahead_when_decided_then_it_still_counts(example_policy: LoadedPolicy) -> None:
+    engine = DecisionEngine(example_policy)
+    events = [{"type": "demo_request", "at": _at(CLOCK_SKEW)}]
+    d = engine.decide(
+        normalize_lead({"id": "F2", "events": events}), LeadContext(), rotation=InMemoryRotation(), now=NOW
+    )
+    assert [e.signal for e in d.evidence if e.signal.startswith(("intent.", "events."))] == ["intent.demo_request"]
+    assert d.next_best_action.label == "Call within 15 min: requested a demo just now"
+
+
+event_types = st.sampled_from(["demo_request", "pricing_page", "not_now", "out_of_office", "webinar", "email_click"])
+event_offsets = st.integers(min_value=-40 * 86400, max_value=400 * 86400).map(lambda s: timedelta(seconds=s))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    raw=st.dictionaries(lead_keys.filter(lambda k: k != "events"), json_value, max_size=6),
+    events=st.lists(st.tuples(event_types, event_offsets), max_size=6),
+)
+def test_property_a_lead_with_future_events_is_decided_as_without_them(
+    example_policy: LoadedPolicy, raw: dict[str, Any], events: list[tuple[str, timedelta]]
+) -> None:
+    raw["id"] = "L1"
+    lead = normalize_lead({**raw, "events": [{"type": kind, "at": _at(offset)} for kind, offset in events]})
+    engine = DecisionEngine(example_policy)
+    d = engine.decide(lead, LeadContext(), rotation=InMemoryRotation(), now=NOW)
+    past = tuple(e for e in lead.events if e.at - NOW <= CLOCK_SKEW)
+    expected = engine.decide(replace(lead, events=past), LeadContext(), rotation=InMemoryRotation(), now=NOW)
+    later = [Event(*e) for e in lead.events if e not in past]
+    noted = [e for e in d.evidence if e.signal == "events.future"]
+    assert [e.value for e in noted] == ([len(later)] if later else [])
+    assert replace(d, evidence=tuple(e for e in d.evidence if e not in noted)) == expected
