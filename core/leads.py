@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -347,7 +348,9 @@ def _country_field(value: Any, problems: dict[str, str]) -> str | None:
 
 
 def _number(value: Any) -> float | None:
-    """Numbers as CRMs send them: 1200, "1,200", "$1.2M", "120k", "1200.0"."""
+    """Numbers as CRMs send them: 1200, "1,200", "$1.2M", "120k", "1200.0", and as Europe
+    writes them: "€100.000", "100.000,00 EUR", "1,5M". None when the separators could mean
+    either (``"1200,500"``): a problem a person can fix beats a number off by a thousand."""
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int | float):
@@ -358,16 +361,67 @@ def _number(value: Any) -> float | None:
         return number if math.isfinite(number) else None
     if not isinstance(value, str):
         return None
-    text = value.strip().lower().replace(",", "").replace("_", "").lstrip("$€£").strip()
+    text = value.strip()
+    # a currency code before or after ("USD 100000", "100.000 EUR"), then a symbol
+    if text[:3] in _CURRENCY_CODES:
+        text = text[3:]
+    elif text[-3:] in _CURRENCY_CODES:
+        text = text[:-3]
+    text = text.strip().strip(_CURRENCY_SYMBOLS).strip().lower().replace("_", "")
     scale = 1.0
     if text[-1:] in ("k", "m", "b"):
         scale = {"k": 1e3, "m": 1e6, "b": 1e9}[text[-1]]
         text = text[:-1].strip()
+    decimal = _decimal(text, scaled=scale != 1.0)
+    if decimal is None:
+        return None
     try:
-        number = float(text) * scale
+        number = float(decimal) * scale
     except ValueError:
         return None
     return number if math.isfinite(number) else None
+
+
+def _decimal(text: str, *, scaled: bool) -> str | None:
+    """The number ``text`` writes, as text ``float`` reads; None when its separators are
+    ambiguous or malformed. Groups of three after a dot are thousands ("100.000" is a hundred
+    thousand, not a hundred) unless a magnitude follows ("1.200M" is 1.2 million); commas are
+    thousands in groups of three (or Indian lakhs: "12,34,567") and decimals otherwise ("1,5")."""
+    if "," not in text:
+        if not scaled and "." in text and _DOT_THOUSANDS.fullmatch(text):
+            return text.replace(".", "")
+        return text
+    if "." in text:
+        if _DOT_THOUSANDS.fullmatch(text):  # 1.234,56
+            return text.replace(".", "").replace(",", ".")
+        if _COMMA_THOUSANDS.fullmatch(text):  # 1,234.56
+            return text.replace(",", "")
+        return None
+    if _COMMA_THOUSANDS.fullmatch(text):  # 1,200 or 12,34,567
+        return text.replace(",", "")
+    if _DECIMAL_COMMA.fullmatch(text):  # 100,00 or 1,5
+        return text.replace(",", ".")
+    return None
+
+
+# "100.000", "1.234.567,89": a first group without a leading zero ("0.500" is a half)
+_DOT_THOUSANDS = re.compile(r"[1-9]\d{0,2}(?:\.\d{3})+(?:,\d+)?")
+_COMMA_THOUSANDS = re.compile(r"\d{1,3}(?:,\d{2,3})*,\d{3}(?:\.\d+)?")
+_DECIMAL_COMMA = re.compile(r"\d+,\d{1,2}")
+_CURRENCY_SYMBOLS = "$€£¥₹"
+# ISO 4217: only real codes are stripped, so "5 MIO" (million) is a problem, not 5
+_CURRENCY_CODES = frozenset({
+    "AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT", "BGN", "BHD", "BIF",
+    "BMD", "BND", "BOB", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD", "CAD", "CDF", "CHF", "CLP", "CNY", "COP", "CRC",
+    "CUP", "CVE", "CZK", "DJF", "DKK", "DOP", "DZD", "EGP", "ERN", "ETB", "EUR", "FJD", "FKP", "GBP", "GEL", "GHS",
+    "GIP", "GMD", "GNF", "GTQ", "GYD", "HKD", "HNL", "HTG", "HUF", "IDR", "ILS", "INR", "IQD", "IRR", "ISK", "JMD",
+    "JOD", "JPY", "KES", "KGS", "KHR", "KMF", "KPW", "KRW", "KWD", "KYD", "KZT", "LAK", "LBP", "LKR", "LRD", "LSL",
+    "LYD", "MAD", "MDL", "MGA", "MKD", "MMK", "MNT", "MOP", "MRU", "MUR", "MVR", "MWK", "MXN", "MYR", "MZN", "NAD",
+    "NGN", "NIO", "NOK", "NPR", "NZD", "OMR", "PAB", "PEN", "PGK", "PHP", "PKR", "PLN", "PYG", "QAR", "RON", "RSD",
+    "RUB", "RWF", "SAR", "SBD", "SCR", "SDG", "SEK", "SGD", "SHP", "SLE", "SLL", "SOS", "SRD", "SSP", "STN", "SVC",
+    "SYP", "SZL", "THB", "TJS", "TMT", "TND", "TOP", "TRY", "TTD", "TWD", "TZS", "UAH", "UGX", "USD", "UYU", "UZS",
+    "VES", "VND", "VUV", "WST", "XAF", "XCD", "XOF", "XPF", "YER", "ZAR", "ZMW", "ZWL",
+})  # fmt: skip
 
 
 def _count(value: Any, name: str, problems: dict[str, str]) -> int | None:

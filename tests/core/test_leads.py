@@ -16,6 +16,7 @@ from core.leads import (
     MAX_TEXT,
     LeadInputError,
     _amount,
+    _count,
     _country,
     _country_field,
     _number,
@@ -36,6 +37,20 @@ from core.leads import (
         ("employees", "2k", 2000),
         ("estimated_deal_size", "$120,000", 120000.0),
         ("estimated_deal_size", "1.5M", 1_500_000.0),
+        # as Europe writes amounts: dots group thousands, a comma starts the decimals
+        ("estimated_deal_size", "€100.000", 100_000.0),
+        ("annual_revenue", "100.000,00", 100_000.0),
+        ("annual_revenue", "1.234.567,89 €", 1_234_567.89),
+        ("estimated_deal_size", "1,5M", 1_500_000.0),
+        ("estimated_deal_size", "1.200M", 1_200_000.0),  # a magnitude after: the dot is a decimal point
+        ("estimated_deal_size", "0.500", 0.5),
+        ("annual_revenue", "12,34,567", 1_234_567.0),  # Indian lakhs
+        ("annual_revenue", "$1,234,567.89", 1_234_567.89),
+        # ISO currency codes before or after
+        ("estimated_deal_size", "USD 100000", 100_000.0),
+        ("estimated_deal_size", "100000 USD", 100_000.0),
+        ("estimated_deal_size", "EUR100.000,50", 100_000.5),
+        ("employees", "1.200", 1200),
         ("country", "United States", "US"),
         ("country", "de", "DE"),
         ("country", "Atlantis", "Atlantis"),
@@ -59,6 +74,11 @@ def test_given_crm_style_values_when_normalised_then_they_become_clean_values(
         ("employees", -5, "is not a number of employees"),
         ("email", "jo at example", "'jo at example' is not an email address"),
         ("estimated_deal_size", "call me", "is not an amount"),
+        # separators that could mean either, and magnitudes that are no currency: not a guess
+        ("estimated_deal_size", "1200,500", "'1200,500' is not an amount"),
+        ("annual_revenue", "1.234,567.89", "is not an amount"),
+        ("estimated_deal_size", "5 MIO", "'5 MIO' is not an amount"),
+        ("employees", "1,2,3", "is not a number of employees"),
         ("title", {"nested": True}, "expected text, got an object"),
         ("created_at", "yesterday", "'yesterday' is not a time"),
         ("events", "lots", "not a list"),
@@ -206,6 +226,37 @@ def test_given_a_plain_number_when_read_as_an_amount_then_the_fast_path_is_the_g
     assert amount == expected or (amount is None and expected is None)
     assert type(amount) is type(expected)
     assert ("estimated_deal_size" in problems) == (expected is None)
+
+
+@given(
+    cents=st.integers(min_value=0, max_value=10**13),
+    style=st.sampled_from(["us", "eu", "plain"]),
+    code=st.sampled_from(["", "USD ", "EUR", " GBP", "CHF"]),
+    symbol=st.sampled_from(["", "$", "€", "£"]),
+    before=st.booleans(),
+)
+def test_given_an_amount_written_in_any_style_when_read_then_it_is_the_amount(
+    cents: int, style: str, code: str, symbol: str, before: bool
+) -> None:
+    whole, fraction = divmod(cents, 100)
+    grouped = f"{whole:,}"
+    if style == "us":
+        text = f"{grouped}.{fraction:02d}"
+    elif style == "eu":
+        text = f"{grouped.replace(',', '.')},{fraction:02d}"
+    else:
+        text = f"{whole}.{fraction:02d}"
+    text = f"{code}{symbol}{text}" if before else f"{text}{symbol}{code}"
+    assert _number(text) == pytest.approx(cents / 100, rel=1e-12)
+    problems: dict[str, str] = {}
+    assert _amount(text, "annual_revenue", problems) == pytest.approx(cents / 100, rel=1e-12) and not problems
+
+
+@given(n=st.integers(min_value=0, max_value=10_000_000), separator=st.sampled_from([",", ".", ""]))
+def test_given_a_head_count_with_thousands_separators_when_read_then_it_is_the_count(n: int, separator: str) -> None:
+    text = f"{n:,}".replace(",", separator)
+    problems: dict[str, str] = {}
+    assert _count(text, "employees", problems) == n and not problems
 
 
 @given(value=st.one_of(st.text(max_size=3), st.integers(), st.none()))
