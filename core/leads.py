@@ -429,13 +429,17 @@ def _count(value: Any, name: str, problems: dict[str, str]) -> int | None:
         return value
     if value is None or value == "":
         return None
-    if isinstance(value, str) and "-" in value.strip()[1:]:
+    text = value
+    if isinstance(value, str) and value.rstrip().endswith("+"):
+        # "1000+", "10,000+": the top of a size picklist (HubSpot's ends at "1000+") is at least that
+        text = value.rstrip()[:-1]
+    if isinstance(text, str) and "-" in text.strip()[1:]:
         # ranges like "201-500" (HubSpot's company size picklist): take the middle
-        low, _, high = value.partition("-")
+        low, _, high = text.partition("-")
         a, b = _number(low), _number(high)
         if a is not None and b is not None and 0 <= a <= b:
             return int((a + b) // 2)
-    number = _number(value)
+    number = _number(text)
     if number is None or number < 0 or number > 10_000_000:
         problems[name] = f"{_short(value)!r} is not a number of employees"
         return None

@@ -51,6 +51,8 @@ from core.leads import (
         ("estimated_deal_size", "100000 USD", 100_000.0),
         ("estimated_deal_size", "EUR100.000,50", 100_000.5),
         ("employees", "1.200", 1200),
+        ("employees", "10,000+", 10_000),  # at least: the top of a size picklist (HubSpot's is "1000+")
+        ("employees", "1000+", 1000),
         ("country", "United States", "US"),
         ("country", "de", "DE"),
         ("country", "Atlantis", "Atlantis"),
@@ -79,6 +81,7 @@ def test_given_crm_style_values_when_normalised_then_they_become_clean_values(
         ("annual_revenue", "1.234,567.89", "is not an amount"),
         ("estimated_deal_size", "5 MIO", "'5 MIO' is not an amount"),
         ("employees", "1,2,3", "is not a number of employees"),
+        ("employees", " + ", "' + ' is not a number of employees"),
         ("title", {"nested": True}, "expected text, got an object"),
         ("created_at", "yesterday", "'yesterday' is not a time"),
         ("events", "lots", "not a list"),
@@ -252,9 +255,11 @@ def test_given_an_amount_written_in_any_style_when_read_then_it_is_the_amount(
     assert _amount(text, "annual_revenue", problems) == pytest.approx(cents / 100, rel=1e-12) and not problems
 
 
-@given(n=st.integers(min_value=0, max_value=10_000_000), separator=st.sampled_from([",", ".", ""]))
-def test_given_a_head_count_with_thousands_separators_when_read_then_it_is_the_count(n: int, separator: str) -> None:
-    text = f"{n:,}".replace(",", separator)
+@given(n=st.integers(min_value=0, max_value=10_000_000), separator=st.sampled_from([",", ".", ""]), plus=st.booleans())
+def test_given_a_head_count_with_thousands_separators_when_read_then_it_is_the_count(
+    n: int, separator: str, plus: bool
+) -> None:
+    text = f"{n:,}".replace(",", separator) + ("+" if plus else "")
     problems: dict[str, str] = {}
     assert _count(text, "employees", problems) == n and not problems
 
