@@ -146,30 +146,45 @@ def test_given_more_leads_than_a_chunk_with_bad_lines_between_when_decided_then_
     assert result.out.splitlines() == [decision_json(d) for d in one_by_one]
 
 
-def test_given_leads_accounts_and_bad_lines_when_decided_then_no_reference_cycle_is_left_behind(
-    tmp_path: Path,
-) -> None:
+# run in a process of its own: gc.collect() counts every thread's garbage, and a thread another
+# test left in this worker (a fake server, a scheduler) can make cycles while this one decides
+_NO_CYCLES = """
+import gc, io, json, sys
+from datetime import UTC, datetime
+from pathlib import Path
+from core.engine import DecisionEngine
+from core.leads import normalize_account
+from loopgate.cli.decide import _CHUNK, _decide_pure, _lines
+from loopgate.wiring import read_policy
+root = Path(sys.argv[1])
+examples = (root / "examples" / "leads.jsonl").read_text().splitlines()
+lines = [examples[i % len(examples)].replace('"id": "', f'"id": "{i}-', 1) for i in range(2 * _CHUNK + 5)]
+lines[3], lines[_CHUNK + 1] = "not json", "[1, 2]"
+directory = {}
+for line in (root / "examples" / "accounts.jsonl").read_text().splitlines():
+    account = normalize_account(json.loads(line))
+    directory.setdefault(account.domain or "", []).append(account)
+engine = DecisionEngine(read_policy(root / "examples" / "policy.yaml"))
+sink = io.StringIO()
+gc.collect()
+gc.disable()
+failed = _decide_pure(engine, _lines(io.StringIO("\\n".join(lines) + "\\n"), "leads"), sink, datetime(2026, 11, 20, 15, tzinfo=UTC), directory)
+still_disabled = not gc.isenabled()
+unreachable = gc.collect()
+print(json.dumps([failed, len(lines), len(sink.getvalue().splitlines()), still_disabled, unreachable]))
+"""
+
+
+def test_given_leads_accounts_and_bad_lines_when_decided_then_no_reference_cycle_is_left_behind() -> None:
     # the pure run pauses the cyclic collector (reference counting frees every lead): that is
     # only safe while deciding makes no cycles, so memory stays flat however long the run
-    examples = LEADS.read_text().splitlines()
-    lines = [examples[i % len(examples)].replace('"id": "', f'"id": "{i}-', 1) for i in range(2 * _CHUNK + 5)]
-    lines[3], lines[_CHUNK + 1] = "not json", "[1, 2]"
-    directory: dict[str, list[Account]] = {}
-    for line in Path(ACCOUNTS).read_text().splitlines():
-        account = normalize_account(json.loads(line))
-        directory.setdefault(account.domain or "", []).append(account)
-    engine = DecisionEngine(read_policy(Path(POLICY)))
-    at = datetime(2026, 11, 20, 15, tzinfo=UTC)
-    sink = io.StringIO()
-    gc.collect()
-    gc.disable()
-    try:
-        failed = _decide_pure(engine, _lines(io.StringIO("\n".join(lines) + "\n"), "leads"), sink, at, directory)
-        assert not gc.isenabled()  # left as it was found
-        unreachable = gc.collect()
-    finally:
-        gc.enable()
-    assert failed == 2 and len(sink.getvalue().splitlines()) == len(lines) - 2
+    run = subprocess.run(
+        [sys.executable, "-c", _NO_CYCLES, str(ROOT)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    failed, lines, written, still_disabled, unreachable = json.loads(run.stdout)
+    assert failed == 2 and written == lines - 2
+    assert still_disabled  # left as it was found
     assert unreachable == 0
 
 
