@@ -125,8 +125,9 @@ def serving(
     try:
         yield Harness(runtime, slack, db, policy, clock)
     finally:
-        runtime.front.stop()
-        runtime.pool.shutdown(wait=True)
+        # every service serve would stop, the policy follower too: left polling, its thread
+        # outlived the test and made garbage in whatever test ran next in this worker
+        runtime.stop()
 
 
 @pytest.fixture
