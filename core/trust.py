@@ -2,8 +2,12 @@
 
 Levels (DESIGN §5): 1 verify everything; 2 verify exceptions (auto only with no trigger and
 enough confidence); 3 periodic audit (auto unless a hard trigger); 4 strategic oversight (as
-3, with a smaller audit sample). Suppression is explicit policy and needs no review — unless a
-hard trigger fires: a strategic or regulated lead is never silently suppressed.
+3, with a smaller audit sample). Suppression is explicit policy and needs no review from level 2
+on — unless a hard trigger fires: a strategic or regulated lead is never silently suppressed. At
+level 1 a suppression is a decision like any other and goes to a person: a segment whose
+automation has not earned trust yet must not silence leads on its own. Such a review keeps the
+suppression's route ("suppressed (reason): …") and ``suppressed_by``, so the reviewer sees what
+automation would have done and why.
 
 Audit sampling is a hash of (seed, lead, content), not a random draw: the same decision is
 always sampled or not, across replicas and replays, yet the sample is uniform at the rate.
@@ -40,10 +44,12 @@ def choose_action(
         if len(hard) == 1:
             return "review", f"{what}hard trigger {hard[0]} always needs a person"
         return "review", f"{what}hard triggers {', '.join(hard)} always need a person"
+    if level <= 1:
+        if suppressed:
+            return "review", "trust level 1: every decision is verified, a suppression too"
+        return "review", "trust level 1: every decision is verified"
     if suppressed:
         return "suppress", "matches a suppression rule"
-    if level <= 1:
-        return "review", "trust level 1: every decision is verified"
     if level == 2:
         if triggers:
             return "review", f"trust level 2 verifies exceptions: {', '.join(map(_code, triggers))}"

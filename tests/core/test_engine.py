@@ -54,7 +54,8 @@ def decisions(example_policy: LoadedPolicy) -> dict[str, Decision]:
         ("00Q5e00000A0004", "review", None, {"high_deal_size", "vip"}, "Call within 15 min: pricing page twice"),
         ("00Q5e00000A0007", "review", None, {"missing_data"}, "Add to the nurture sequence"),
         ("101", "suppress", None, set(), "Add to the nurture sequence"),
-        ("102", "suppress", "nurture", set(), "Add to the nurture sequence"),
+        # a student: suppressed into nurture, but enterprise is at trust level 1, so a person confirms it
+        ("102", "review", "nurture", set(), "Add to the nurture sequence"),
         ("00Q5e00000A0010", "review", None, {"customer_signal"}, "Pause sequences: not now 20 h ago"),
         ("00Q5e00000A0012", "review", None, {"competitor_domain"}, "Call within 15 min"),
         ("104", "review", None, {"duplicate_ownership"}, "Talk to the account owner"),

@@ -29,7 +29,9 @@ HARD = Trigger("strategic_account", "big", hard=True)
         (3, [HARD], 0.99, False, "review"),
         (4, [SOFT], 0.99, False, "auto"),
         (4, [HARD], 0.99, False, "review"),
-        (1, [SOFT], 0.99, True, "suppress"),
+        (1, [SOFT], 0.99, True, "review"),
+        (1, [], 0.99, True, "review"),
+        (2, [SOFT], 0.99, True, "suppress"),
         (4, [HARD], 0.99, True, "review"),
     ],
 )
@@ -76,6 +78,20 @@ def test_given_a_suppressed_lead_when_deciding_then_it_spends_no_rotation_slot()
     d = engine.decide(make_lead(email="kim@gmail.com"), LeadContext(), rotation=rotation, now=NOW)
     assert (d.action, d.owner, d.suppressed_by) == ("suppress", None, "personal_email")
     assert rotation.seq == {}
+
+
+def test_given_trust_level_1_when_a_lead_matches_a_suppression_then_a_person_reviews_it_with_the_reason() -> None:
+    engine = _engine(
+        suppress=[{"when": {"personal_email": True}, "reason": "personal_email"}],
+        trust={"default_level": 1},
+    )
+    rotation = InMemoryRotation()
+    d = engine.decide(make_lead(email="kim@gmail.com"), LeadContext(), rotation=rotation, now=NOW)
+    assert (d.action, d.trust_level, d.owner) == ("review", 1, None)
+    # what automation would have done, and why, is on the card the reviewer sees
+    assert (d.suppressed_by, d.route.detail) == ("personal_email", "suppressed (personal_email): not routed")
+    assert "trust level 1" in d.explanation
+    assert rotation.seq == {}  # still parked, not routed: the reviewer decides who, if anyone
 
 
 def test_given_a_hard_trigger_on_a_suppressed_lead_when_deciding_then_a_person_reviews_it() -> None:
