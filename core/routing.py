@@ -36,6 +36,7 @@ __all__ = [
     "Router",
     "availability",
     "fair_pick",
+    "out_of_office",
 ]
 
 _new = tuple.__new__
@@ -121,13 +122,24 @@ class InMemoryRotation:
         return chosen
 
 
-def availability(rep: Rep, now: datetime) -> str | None:
-    """Why the rep cannot take a new lead now (``None`` if they can), in their time zone."""
-    local = now.astimezone(ZoneInfo(rep.timezone))
-    today = local.date()
+def out_of_office(rep: Rep, now: datetime) -> str | None:
+    """Why the rep is away today (``None`` if they are not), in their time zone.
+
+    Unlike :func:`availability`, working hours do not count: a rep off for the evening still
+    owns their accounts, and a customer's lead waits for them rather than going to a stranger."""
+    today = now.astimezone(ZoneInfo(rep.timezone)).date()
     for away in rep.out_of_office:
         if away.start <= today <= away.end:
             return f"out of office until {away.end.isoformat()}"
+    return None
+
+
+def availability(rep: Rep, now: datetime) -> str | None:
+    """Why the rep cannot take a new lead now (``None`` if they can), in their time zone."""
+    local = now.astimezone(ZoneInfo(rep.timezone))
+    absent = out_of_office(rep, now)
+    if absent:
+        return absent
     hours = rep.working_hours
     if hours is not None:
         if _WEEKDAYS[local.weekday()] not in hours.days:
@@ -198,6 +210,7 @@ class Router:
         # asks the same question thousands of times
         self._cached_at: datetime | None = None
         self._away: dict[str, str | None] = {}
+        self._absent: dict[str, str | None] = {}  # out of office only: for account owners
         self._days: dict[str, str] = {}
         self._teams_now: dict[tuple[str, str], tuple[list[Candidate], str, str]] = {}
         self.rules: list[_Rule] = []
@@ -285,13 +298,23 @@ class Router:
             candidates.append(Candidate(rep.id, weight, rep.daily_capacity, self._days[rep.id]))
         return candidates, away
 
-    def _availability(self, rep: Rep, now: datetime) -> str | None:
+    def _at(self, now: datetime) -> None:
+        """Forget what was cached for another ``now``."""
         if now != self._cached_at:
-            self._cached_at, self._away, self._days, self._teams_now = now, {}, {}, {}
+            self._cached_at, self._away, self._days, self._teams_now, self._absent = now, {}, {}, {}, {}
+
+    def _availability(self, rep: Rep, now: datetime) -> str | None:
+        self._at(now)
         if rep.id not in self._away:
             self._away[rep.id] = availability(rep, now)
             self._days[rep.id] = _local_day(rep, now).isoformat()
         return self._away[rep.id]
+
+    def _out_of_office(self, rep: Rep, now: datetime) -> str | None:
+        self._at(now)
+        if rep.id not in self._absent:
+            self._absent[rep.id] = out_of_office(rep, now)
+        return self._absent[rep.id]
 
     def _direct(
         self,
@@ -304,7 +327,10 @@ class Router:
         account: Account | None = None,
     ) -> Route | None:
         rep = self.roster.reps[rep_id]
-        away = "excluded (re-route)" if rep_id in exclude else self._availability(rep, now)
+        # working hours decide who gets new rotation leads; they do not take a customer's lead
+        # from its account owner at 18:01 (the lead waits for the morning). Out of office does.
+        present = self._out_of_office if method == "account_owner" else self._availability
+        away = "excluded (re-route)" if rep_id in exclude else present(rep, now)
         if away:
             skipped.append(f"{rule}: {rep.name} {away}")
             return None

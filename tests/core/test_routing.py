@@ -130,6 +130,27 @@ def test_given_an_account_owner_rule_when_the_owner_is_a_rep_then_they_get_it_el
     assert "account owner 005999999999ZZZ is not a rep in the policy" in route.detail
 
 
+def test_given_an_account_owner_outside_working_hours_when_routing_then_they_keep_it_unless_out_of_office() -> None:
+    data = policy_dict()
+    data["reps"][1]["working_hours"] = {"start": "08:00", "end": "12:00"}  # Ben, UTC: NOW is 15:00
+    routing = [
+        {"name": "customers", "when": {"account.is_customer": True}, "to": "account_owner"},
+        {"name": "default", "to": {"team": "mm"}},
+    ]
+    router = _router(reps=data["reps"], routing=routing)
+    customer = Account(id="A1", source="salesforce", name="Globex", owner_id="005000000000BBB", is_customer=True)
+    evening = _route(router, account=customer)
+    assert (evening.owner, evening.rule) == ("ben", "customers")
+    assert _route(router, account=customer, now=NOW + timedelta(days=1)).owner == "ben"  # a Saturday too
+    # new rotation leads still skip him after hours
+    assert _route(router, id="L2").owner == "ana"
+
+    data["reps"][1]["out_of_office"] = [{"start": "2026-11-19", "end": "2026-11-23"}]
+    away = _route(_router(reps=data["reps"], routing=routing), account=customer)
+    assert (away.owner, away.rule) == ("ana", "default")
+    assert "customers: Ben out of office until 2026-11-23" in away.detail
+
+
 def test_given_a_15_char_salesforce_id_when_the_policy_has_the_18_char_one_then_it_still_maps() -> None:
     data = policy_dict()
     data["reps"][1]["crm"]["salesforce"] = "005000000000BBBAAA"
