@@ -266,12 +266,13 @@ class Escalator:
                     f"account {account.name or account.id} is owned by {self.roster.name(owner)}, "
                     f"routing chose {self.roster.name(routed)}"
                 )
-        mine = routed or self.roster.person_for_crm(facts.lead.source, facts.lead.owner_id) or facts.lead.owner_id
+        mine = routed or self.roster.person_for_crm(facts.lead.source, facts.lead.owner_id)
         for dup in ctx.duplicates:
-            other = dup.owner_rep or dup.owner_id
-            if other and other != mine:
-                who = self.roster.name(dup.owner_rep) if dup.owner_rep else other
-                notes.append(f"also in {dup.source} ({dup.id}) owned by {who}")
+            # only a rep owns a twin, as only a rep owns an account above: a twin parked in a
+            # queue (nurture, unassigned) or held by a CRM user the policy does not know as a rep
+            # is nobody's yet, and must not force a review at every trust level (a hard trigger)
+            if self.roster.is_rep(dup.owner_rep) and dup.owner_rep != mine:
+                notes.append(f"also in {dup.source} ({dup.id}) owned by {self.roster.name(dup.owner_rep)}")
         return "; ".join(notes) if notes else None
 
     def _gray_zone(self, facts: Facts, ctx: EscalationContext) -> str | None:

@@ -136,6 +136,17 @@ def test_given_the_same_owner_in_both_crms_when_decided_then_no_duplicate_owners
     assert d.owner == "ana" and d.triggers == ()
 
 
+def test_given_a_twin_parked_in_a_queue_when_decided_then_no_duplicate_ownership() -> None:
+    # an earlier web-form record of the same person, in the unassigned queue: nobody owns it yet
+    queued = DuplicateRecord("salesforce", "00Q_OLD", "00G000000000UNA", "unassigned")
+    unknown = DuplicateRecord("salesforce", "00Q_OLD2", "005999999999ZZZ", None)  # not a rep in the policy
+    d = _decide(LeadContext(duplicates=(queued, unknown)), escalation={"duplicate_ownership": True})
+    assert d.owner == "ana" and d.triggers == ()
+    owned = DuplicateRecord("hubspot", "77", "2", "ben")
+    d = _decide(LeadContext(duplicates=(queued, owned)), escalation={"duplicate_ownership": True})
+    assert _trigger(d, "duplicate_ownership") == "also in hubspot (77) owned by Ben"
+
+
 def test_given_the_hard_list_when_triggers_fire_then_hardness_follows_the_policy() -> None:
     escalation = {**ESCALATION, "hard": ["regulated_industry", "partner"]}
     d = _decide(escalation=escalation, industry="banking", lead_source="partner", title="CEO")
