@@ -36,6 +36,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -181,16 +182,24 @@ def decide_leads(
     levels = trust_levels(session)
     rotation = StoreRotation(session)
 
+    # a twin decided earlier in this batch is owned by whom that decision chose: deciding both
+    # records of one person in a batch must not hand them to two reps unseen (see _duplicates)
+    twin_pks = {tpk for found in twins.values() for tpk, _ in found}
+    chosen: dict[int, str | None] = {}
     results: list[tuple[DecideRequest, DecisionValue]] = []
     for req in todo:
         pk = req.lead.pk
+        found = twins.get(pk)
         ctx = LeadContext(
             account=accounts.get(pk),
             previous=previous.get(pk),
-            duplicates=twins.get(pk, ()),
+            duplicates=_as_chosen(found, chosen) if found else (),
             exclude_owners=req.exclude,
         )
-        results.append((req, engine.decide(leads[pk], ctx, rotation=rotation, now=now, trust_levels=levels)))
+        d = engine.decide(leads[pk], ctx, rotation=rotation, now=now, trust_levels=levels)
+        if pk in twin_pks:
+            chosen[pk] = d.owner  # None: it gave the lead nobody, and its CRM owner is nobody we know
+        results.append((req, d))
     rotation.flush(now)
     decided = _persist(session, results, seqs, now=now, actor=actor)
     _start_sla_clocks(session, engine, todo, decided, now=now)
@@ -396,7 +405,7 @@ def lead_contexts(
         r.lead.pk: LeadContext(
             account=accounts.get(r.lead.pk),
             previous=(previous or {}).get(r.lead.pk),
-            duplicates=twins.get(r.lead.pk, ()),
+            duplicates=tuple(twin for _, twin in twins.get(r.lead.pk, ())),
             exclude_owners=r.exclude,
         )
         for r in requests
@@ -474,8 +483,19 @@ def _previous(session: Session, pks: Sequence[int]) -> tuple[dict[int, PriorScor
 
 def _duplicates(
     session: Session, engine: DecisionEngine, todo: Sequence[DecideRequest]
-) -> dict[int, tuple[DuplicateRecord, ...]]:
-    """Other records with the same email (the other CRM, or a twin in the same one)."""
+) -> dict[int, tuple[tuple[int, DuplicateRecord], ...]]:
+    """Other records with the same email (the other CRM, or a twin in the same one), with
+    their lead keys.
+
+    A twin's owner is the one loopgate last gave it — its latest acting decision's owner (the
+    reviewer's, once reviewed; the proposed one while the review waits) — not the CRM's owner
+    field, which changes only once write-back lands and the twin is synced again: until then a
+    twin just routed to a rep looked unowned, and the other record went to another rep with no
+    ``duplicate_ownership``. The CRM's owner counts when the twin was never decided, when its
+    decision gave it no owner (suppressed and routed nowhere, or suppressed by a reviewer), and
+    when the CRM changed owner since that decision (a person's later edit, or the write-back
+    itself, is newer).
+    :func:`decide_leads` then overlays the owners its batch chooses (:func:`_as_chosen`)."""
     emails = {r.lead.email for r in todo if r.lead.email}
     if not emails:
         return {}
@@ -484,17 +504,48 @@ def _duplicates(
             Lead.email.in_(emails), Lead.is_deleted.is_(False)
         )
     ).all()
+    per_email = Counter(row.email for row in rows)
+    decided = _decided_owners(session, [row.pk for row in rows if per_email[row.email] > 1])
     by_email: dict[str, list[tuple[int, DuplicateRecord]]] = {}
     for row in rows:
-        twin = DuplicateRecord(
-            row.source, row.crm_id, row.owner_id, engine.roster.person_for_crm(row.source, row.owner_id)
-        )
+        owner = engine.roster.person_for_crm(row.source, row.owner_id)
+        if row.pk in decided:
+            decided_owner, crm_owner_before = decided[row.pk]
+            if decided_owner is not None and row.owner_id == crm_owner_before:
+                owner = decided_owner
+        twin = DuplicateRecord(row.source, row.crm_id, row.owner_id, owner)
         by_email.setdefault(row.email, []).append((row.pk, twin))
     return {
-        r.lead.pk: tuple(t for pk, t in by_email.get(r.lead.email or "", []) if pk != r.lead.pk)
+        r.lead.pk: tuple((pk, t) for pk, t in by_email.get(r.lead.email or "", []) if pk != r.lead.pk)
         for r in todo
         if r.lead.email
     }
+
+
+def _decided_owners(session: Session, lead_pks: Sequence[int]) -> dict[int, tuple[str | None, str | None]]:
+    """Per lead, its latest acting decision's owner (the final one once reviewed) and the CRM
+    owner id it was decided against; one query for the batch (none without twins)."""
+    if not lead_pks:
+        return {}
+    latest = (
+        select(Decision.lead_pk, func.max(Decision.seq).label("seq"))
+        .where(Decision.lead_pk.in_(lead_pks), Decision.shadow.is_(False))
+        .group_by(Decision.lead_pk)
+        .subquery()
+    )
+    rows = session.execute(
+        select(Decision.lead_pk, Decision.state, Decision.owner, Decision.final_owner, Decision.crm_owner_before).join(
+            latest, (Decision.lead_pk == latest.c.lead_pk) & (Decision.seq == latest.c.seq)
+        )
+    )
+    return {r.lead_pk: (r.final_owner if r.state == "reviewed" else r.owner, r.crm_owner_before) for r in rows}
+
+
+def _as_chosen(
+    twins: tuple[tuple[int, DuplicateRecord], ...], chosen: Mapping[int, str | None]
+) -> tuple[DuplicateRecord, ...]:
+    """The twins, each owned by whom this batch's decision of it chose (if it was decided)."""
+    return tuple(dataclasses.replace(twin, owner_rep=chosen[pk]) if pk in chosen else twin for pk, twin in twins)
 
 
 def _contract_json(contract: object) -> EncodedJson:

@@ -119,12 +119,19 @@ def test_given_store_when_run_twice_then_the_second_run_decides_nothing_new_and_
     assert first.code == 0 and second.code == 0, (first.err, second.err)
     assert first.out == second.out
     decisions = {d["lead_id"]: d for d in map(json.loads, first.out.splitlines())}
-    # with the store, lead 1's HubSpot twin (owned by Ben) is seen: one escalation for the pair
+    # with the store, lead 1 and its HubSpot twin 108 (Maya) see each other: lead 1 went to Ana
+    # by rotation while 108 stays Ben's, so each record waits for a person to settle who owns her
     twin = [t for t in decisions["00Q5e00000A0001"]["triggers"] if t["code"] == "duplicate_ownership"]
     assert twin == [
         {"code": "duplicate_ownership", "detail": "also in hubspot (108) owned by Ben Okafor", "hard": True}
     ]
-    assert decisions["108"]["triggers"] == []
+    assert decisions["108"]["triggers"] == [
+        {
+            "code": "duplicate_ownership",
+            "detail": "also in salesforce (00Q5e00000A0001) owned by Ana Ruiz",
+            "hard": True,
+        }
+    ]
     verify = run_cli("audit", "verify", env=env)
     assert verify.code == 0 and "intact: 25 events" in verify.out  # the policy version + 24 decisions
 

@@ -16,12 +16,14 @@ from sqlalchemy import event, func, select
 from core.engine import DecisionEngine
 from core.leads import normalize_account, normalize_lead
 from core.policy import LoadedPolicy
+from core.review import ReviewChange, ReviewRules
 from core.store import audit_log
 from core.store.db import Database
 from core.store.decide import ChampionChanged, DecideRequest, decide_leads, decide_pending
 from core.store.models import AuditEvent, Decision, Lead, OutboxRow, RotationAssignment, TrustState
 from core.store.policies import publish, rollback
 from core.store.records import LeadRow, upsert_accounts, upsert_leads
+from core.store.reviews import ReviewRequest, record_review
 from tests.builders import LeadBuilder, decide, make_policy
 from tests.store.learning_builders import wait_for_a_lock_waiter
 
@@ -150,6 +152,84 @@ def test_given_the_same_person_in_both_crms_when_decided_then_duplicate_ownershi
     detail = next(t.detail for t in by_id["108"].triggers if t.code == "duplicate_ownership")
     assert detail == "also in salesforce (00Q1) owned by Ana Ruiz"  # …but a person must settle it
     assert by_id["108"].action == "review"
+
+
+def _twin(lead_id: str, source: str, **values: Any) -> dict[str, Any]:
+    """Sam at BrightLoop, a mid-market lead nobody owns yet in the CRM (example policy)."""
+    return {"id": lead_id, "source": source, "email": "sam@brightloop.io", "company": "BrightLoop",
+            "title": "Engineer", "employees": 300, "country": "US", "industry": "Software", **values}  # fmt: skip
+
+
+def _owners_and_twin_notes(decided: list[Any]) -> dict[str, tuple[str | None, str | None]]:
+    return {
+        d.decision.lead_id: (
+            d.decision.owner,
+            next((t.detail for t in d.decision.triggers if t.code == "duplicate_ownership"), None),
+        )
+        for d in decided
+    }
+
+
+def test_given_both_crm_records_of_one_person_in_one_batch_when_decided_then_the_second_sees_the_first_owner(
+    db: Database, now: datetime, example_policy: LoadedPolicy
+) -> None:
+    engine = DecisionEngine(example_policy)
+    with db.transaction() as s:
+        pks = upsert_leads(
+            s,
+            [LeadRow(normalize_lead(_twin("00Q1", "salesforce"))), LeadRow(normalize_lead(_twin("77", "hubspot")))],
+            now=now,
+        )
+    decided = _decide(db, engine, now)
+    assert [d.lead_pk for d in decided] == [pks[("salesforce", "00Q1")], pks[("hubspot", "77")]]
+    # the rotation gives them to two reps; the second is decided knowing the first's new owner
+    assert _owners_and_twin_notes(decided) == {
+        "00Q1": ("ana", None),
+        "77": ("ben", "also in salesforce (00Q1) owned by Ana Ruiz"),
+    }
+    assert decided[1].decision.action == "review"
+
+
+def test_given_a_twin_decided_before_its_write_back_landed_when_the_other_record_arrives_then_duplicate_ownership(
+    db: Database, now: datetime, example_policy: LoadedPolicy
+) -> None:
+    engine = DecisionEngine(example_policy)
+    _put(db, now, _twin("00Q1", "salesforce"))
+    assert _owners_and_twin_notes(_decide(db, engine, now)) == {"00Q1": ("ana", None)}
+    _put(db, now, _twin("77", "hubspot"))  # the Salesforce record's owner field is still empty
+    assert _owners_and_twin_notes(_decide(db, engine, now + timedelta(minutes=1))) == {
+        "77": ("ben", "also in salesforce (00Q1) owned by Ana Ruiz")
+    }
+
+
+def test_given_a_reviewer_gave_the_twin_to_someone_else_when_the_other_record_arrives_then_that_owner_counts(
+    db: Database, now: datetime, example_policy: LoadedPolicy
+) -> None:
+    engine = DecisionEngine(example_policy)
+    _put(db, now, _twin("00Q1", "salesforce", estimated_deal_size=250000))  # a hard trigger: reviewed
+    (first,) = _decide(db, engine, now)
+    assert (first.decision.action, first.decision.owner) == ("review", "ana")
+    rules = ReviewRules(example_policy.policy)
+    with db.transaction() as s:
+        change = ReviewChange("reassign", reason_code="territory_exception", owner="cy")
+        record_review(s, rules, ReviewRequest(first.decision_pk, "U01ANA", "ana", change), now=now)
+    _put(db, now, _twin("77", "hubspot"))
+    assert _owners_and_twin_notes(_decide(db, engine, now + timedelta(minutes=1))) == {
+        "77": ("ben", "also in salesforce (00Q1) owned by Cy Park")
+    }
+
+
+def test_given_a_person_changed_the_twins_crm_owner_after_its_decision_when_the_other_arrives_then_the_crm_counts(
+    db: Database, now: datetime, example_policy: LoadedPolicy
+) -> None:
+    engine = DecisionEngine(example_policy)
+    _put(db, now, _twin("00Q1", "salesforce"))
+    assert _owners_and_twin_notes(_decide(db, engine, now)) == {"00Q1": ("ana", None)}
+    pks = _put(db, now, _twin("00Q1", "salesforce", owner_id="0055e000001BBBB"), _twin("77", "hubspot"))  # Ben's now
+    with db.transaction() as s:
+        decided = decide_pending(s, engine, now=now + timedelta(minutes=1), lead_pks=[pks[("hubspot", "77")]])
+    # Ben took the Salesforce record after loopgate gave it to Ana: he owns both, nothing to settle
+    assert _owners_and_twin_notes(decided) == {"77": ("ben", None)}
 
 
 def test_given_an_account_in_the_store_when_a_lead_matches_its_domain_then_the_account_decides_routing(
