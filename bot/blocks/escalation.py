@@ -52,6 +52,7 @@ TRIGGER_LABELS = {
     "vip": "VIP",
     "customer_signal": "Customer asked to pause",
     "low_confidence": "Low confidence",
+    "no_available_owner": "Nobody available",
 }
 EVIDENCE_SHOWN = 12
 
