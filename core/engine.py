@@ -169,14 +169,8 @@ class DecisionEngine:
         if self._ownership and (ctx.account is not None or ctx.duplicates):
             routed = EscalationContext(parts, confidence, route, ctx.previous, ctx.duplicates)
             ownership = self.escalator.ownership(facts, routed)
-        # nobody could take it: a person places it (its route says why), never auto or silent
-        unplaced = self.escalator.unplaced(route) if route.method == "fallback_queue" else None
-        if ownership is None and unplaced is None:
-            triggers = tuple(before_routing)
-        else:
-            triggers = self._ordered(before_routing, ownership)
-            if unplaced is not None:  # not in the policy's order: always last, no sort needed
-                triggers += (unplaced,)
+        triggers = tuple(before_routing) if ownership is None else self._ordered(before_routing, ownership)
+        if ownership is not None:
             facts.trigger_codes = frozenset(map(_code, triggers))
 
         level = (

@@ -2,9 +2,7 @@
 can read in a Slack message and know why the lead is theirs to judge.
 
 Every trigger is parameterised by the policy and off unless configured. Which triggers are
-*hard* (reviewed at every trust level) is the policy's ``escalation.hard`` list. One is not the
-policy's to turn off: ``no_available_owner``, when routing wanted a rep and none could take the
-lead (all away or at capacity), is always on and always hard.
+*hard* (reviewed at every trust level) is the policy's ``escalation.hard`` list.
 """
 
 from __future__ import annotations
@@ -20,14 +18,10 @@ from core.policy.codegen import PROLOGUE, SourceBuilder, compile_check
 from core.policy.conditions import Check, Facts
 from core.policy.durations import parse_duration
 from core.policy.schema import BUILTIN_TRIGGERS, Escalation
-from core.routing import Roster, nobody_available
+from core.routing import Roster
 from core.scoring import ScoreParts
 
-__all__ = ["NO_AVAILABLE_OWNER", "EscalationContext", "Escalator", "format_age", "format_span"]
-
-# not a policy setting: a lead no rep could take is always a person's to place, at every trust
-# level — parked silently, a hot lead's "call within 15 min" reaches nobody and starts no clock
-NO_AVAILABLE_OWNER = "no_available_owner"
+__all__ = ["EscalationContext", "Escalator", "format_age", "format_span"]
 
 
 class EscalationContext(NamedTuple):
@@ -75,7 +69,6 @@ class Escalator:
         self.roster = roster
         self.bands = bands
         self.hard = frozenset(escalation.hard)
-        self._unplaced: dict[tuple[str | None, str], Trigger] = {}  # see unplaced()
         self._strategic_when: Check | None = None
         if escalation.strategic_account is not None and not isinstance(escalation.strategic_account, bool):
             self._strategic_when = compile_check(escalation.strategic_account.when, "strategic_account")
@@ -191,21 +184,6 @@ class Escalator:
         """``duplicate_ownership``, once routing has chosen an owner."""
         detail = self._duplicate(facts, ctx)
         return Trigger("duplicate_ownership", detail, "duplicate_ownership" in self.hard) if detail else None
-
-    def unplaced(self, route: Route) -> Trigger | None:
-        """``no_available_owner`` (always on, always hard), once routing has fallen back to the
-        fallback queue because no rep it chose could take the lead."""
-        if not nobody_available(route):
-            return None
-        # when a team is full, every later lead of the batch falls back with the same route
-        # detail: one Trigger per distinct detail (bounded), not one per lead (bench/decide.py)
-        key = (route.owner, route.detail)
-        trigger = self._unplaced.get(key)
-        if trigger is None:
-            trigger = Trigger(NO_AVAILABLE_OWNER, f"parked in {self.roster.name(route.owner)}: {route.detail}", True)
-            if len(self._unplaced) < 256:
-                self._unplaced[key] = trigger
-        return trigger
 
     # each check returns the detail when the trigger fires, else None
 

@@ -36,12 +36,10 @@ __all__ = [
     "Router",
     "availability",
     "fair_pick",
-    "nobody_available",
     "out_of_office",
 ]
 
 _new = tuple.__new__
-_NO_RULE_MATCHED = "no routing rule matched"
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _EPSILON = 1e-9
 
@@ -151,14 +149,6 @@ def availability(rep: Rep, now: datetime) -> str | None:
     return None
 
 
-def nobody_available(route: Route) -> bool:
-    """Whether the lead is in the fallback queue because the reps its rules chose could not take
-    it (away, at capacity, excluded by a re-route) — not a lead no rule asked a rep for, and not
-    one a rule sent to a queue on purpose. Such a lead waits for nobody in particular, so a
-    person must place it (``no_available_owner``)."""
-    return route.method == "fallback_queue" and route.detail != _NO_RULE_MATCHED
-
-
 def _local_day(rep: Rep, now: datetime) -> date:
     return now.astimezone(ZoneInfo(rep.timezone)).date()
 
@@ -261,7 +251,7 @@ class Router:
                 # say why earlier matching rules did not decide: "why not the account owner?"
                 return routed._replace(detail=f"{routed.detail}; {'; '.join(skipped)}") if skipped else routed
             i = first(facts, i + 1)
-        detail = _NO_RULE_MATCHED if not skipped else "; ".join(skipped)
+        detail = "no routing rule matched" if not skipped else "; ".join(skipped)
         return Route("fallback", "fallback_queue", self.fallback_queue, "queue", detail)
 
     def _apply(

@@ -52,7 +52,6 @@ TRIGGER_LABELS = {
     "vip": "VIP",
     "customer_signal": "Customer asked to pause",
     "low_confidence": "Low confidence",
-    "no_available_owner": "Nobody available",
 }
 EVIDENCE_SHOWN = 12
 

@@ -147,50 +147,6 @@ def test_given_a_twin_parked_in_a_queue_when_decided_then_no_duplicate_ownership
     assert _trigger(d, "duplicate_ownership") == "also in hubspot (77) owned by Ben"
 
 
-def test_given_every_rep_at_capacity_when_a_hot_lead_falls_back_then_a_person_places_it_at_any_trust_level() -> None:
-    data = policy_dict()
-    for rep in data["reps"][:2]:
-        rep["daily_capacity"] = 0
-    engine = DecisionEngine(make_policy(reps=data["reps"], escalation={}, trust={"default_level": 4}))
-    hot = make_lead(
-        NOW, **COMPLETE, employees=500, industry="software", events=[("demo_request", timedelta(minutes=2))]
-    )
-    d = engine.decide(hot, LeadContext(), rotation=InMemoryRotation(), now=NOW)
-    assert (d.action, d.owner, d.route.method, d.score.band) == ("review", "unassigned", "fallback_queue", "hot")
-    assert d.triggers == (
-        Trigger(
-            "no_available_owner",
-            "parked in unassigned: nobody in mm can take it: Ana at capacity (0/day); Ben at capacity (0/day)",
-            True,
-        ),
-    )
-
-
-def test_given_the_only_rule_names_a_rep_out_of_office_when_decided_then_no_available_owner() -> None:
-    data = policy_dict()
-    data["reps"][1]["out_of_office"] = [{"start": "2026-11-19", "end": "2026-11-23"}]
-    routing = [{"name": "partners", "to": {"rep": "ben"}}]
-    engine = DecisionEngine(make_policy(reps=data["reps"], routing=routing, escalation={}, trust={"default_level": 4}))
-    d = engine.decide(make_lead(NOW, **COMPLETE), LeadContext(), rotation=InMemoryRotation(), now=NOW)
-    assert (d.action, d.owner) == ("review", "unassigned")
-    assert _trigger(d, "no_available_owner") == "parked in unassigned: partners: Ben out of office until 2026-11-23"
-
-
-@pytest.mark.parametrize(
-    "routing",
-    [
-        [{"name": "nurture", "when": {"employees": {"lt": 50}}, "to": {"queue": "unassigned"}}],  # on purpose
-        [{"name": "big_only", "when": {"employees": {"gte": 5000}}, "to": {"team": "mm"}}],  # no rule matched
-    ],
-)
-def test_given_a_lead_sent_to_a_queue_by_the_policy_when_decided_then_no_available_owner_stays_quiet(
-    routing: list[dict[str, Any]],
-) -> None:
-    engine = DecisionEngine(make_policy(routing=routing, escalation={}, trust={"default_level": 4}))
-    d = engine.decide(make_lead(NOW, **COMPLETE, employees=10), LeadContext(), rotation=InMemoryRotation(), now=NOW)
-    assert (d.action, d.owner, d.triggers) == ("auto", "unassigned", ())
-
-
 def test_given_the_hard_list_when_triggers_fire_then_hardness_follows_the_policy() -> None:
     escalation = {**ESCALATION, "hard": ["regulated_industry", "partner"]}
     d = _decide(escalation=escalation, industry="banking", lead_source="partner", title="CEO")

@@ -20,11 +20,11 @@ from core.review import ReviewChange, ReviewRules
 from core.store import audit_log
 from core.store.db import Database
 from core.store.decide import ChampionChanged, DecideRequest, decide_leads, decide_pending
-from core.store.models import AuditEvent, Decision, Lead, OutboxRow, RotationAssignment, SlaClock, TrustState
+from core.store.models import AuditEvent, Decision, Lead, OutboxRow, RotationAssignment, TrustState
 from core.store.policies import publish, rollback
 from core.store.records import LeadRow, upsert_accounts, upsert_leads
 from core.store.reviews import ReviewRequest, record_review
-from tests.builders import LeadBuilder, decide, make_policy, policy_dict
+from tests.builders import LeadBuilder, decide, make_policy
 from tests.store.learning_builders import wait_for_a_lock_waiter
 
 
@@ -230,27 +230,6 @@ def test_given_a_person_changed_the_twins_crm_owner_after_its_decision_when_the_
         decided = decide_pending(s, engine, now=now + timedelta(minutes=1), lead_pks=[pks[("hubspot", "77")]])
     # Ben took the Salesforce record after loopgate gave it to Ana: he owns both, nothing to settle
     assert _owners_and_twin_notes(decided) == {"77": ("ben", None)}
-
-
-def test_given_nobody_can_take_a_lead_when_decided_then_it_is_posted_for_review_with_its_clock(
-    db: Database, now: datetime
-) -> None:
-    reps = policy_dict()["reps"]
-    for rep in reps[:2]:
-        rep["daily_capacity"] = 0
-    engine = DecisionEngine(make_policy(reps=reps, trust={"default_level": 4}))
-    _put(db, now, {"id": "A", "email": "a@x.co"})
-    (d,) = _decide(db, engine, now)
-    assert (d.decision.action, d.decision.owner, [t.code for t in d.decision.triggers]) == (
-        "review",
-        "unassigned",
-        ["no_available_owner"],
-    )
-    assert _effects(db) == {"crm.writeback": 1, "slack.escalation": 1}
-    with db.sessions() as s:
-        assert s.execute(select(SlaClock.kind).where(SlaClock.decision_pk == d.decision_pk)).scalars().all() == [
-            "review"
-        ]
 
 
 def test_given_an_account_in_the_store_when_a_lead_matches_its_domain_then_the_account_decides_routing(
