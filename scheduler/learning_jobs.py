@@ -19,7 +19,6 @@ month) and says so in the audit log.
 from __future__ import annotations
 
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
@@ -31,11 +30,6 @@ from core.store.tuning import monthly_tuning, previous_month, report_zone
 from scheduler.context import SchedulerContext
 
 __all__ = ["run_monthly_tuning", "run_nightly_calibration", "run_trust_recompute"]
-
-
-def _zone(ctx: SchedulerContext) -> ZoneInfo:
-    digest = ctx.policy().policy.digest
-    return ZoneInfo(digest.timezone if digest else "UTC")
 
 
 def run_trust_recompute(ctx: SchedulerContext) -> dict[str, Any]:
@@ -65,7 +59,7 @@ def run_nightly_calibration(ctx: SchedulerContext) -> dict[str, Any]:
     """Refit calibration curves once per night (the digest's time zone)."""
     loaded = ctx.policy()
     now = ctx.clock()
-    night = now.astimezone(_zone(ctx)).date().isoformat()
+    night = now.astimezone(report_zone(ctx.policy())).date().isoformat()
     with ctx.db.transaction() as session:
         if not claim_period(session, "calibration", night, now=now):
             return {"skipped": f"already refitted for {night}"}

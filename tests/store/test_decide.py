@@ -190,16 +190,22 @@ def test_given_both_crm_records_of_one_person_in_one_batch_when_decided_then_the
     assert decided[1].decision.action == "review"
 
 
+def _the_hubspot_twin_arrives(
+    db: Database, engine: DecisionEngine, now: datetime
+) -> dict[str, tuple[str | None, str | None]]:
+    """Store the HubSpot twin "77" a minute later and decide it: its owner and twin notes."""
+    _put(db, now, _twin("77", "hubspot"))
+    return _owners_and_twin_notes(_decide(db, engine, now + timedelta(minutes=1)))
+
+
 def test_given_a_twin_decided_before_its_write_back_landed_when_the_other_record_arrives_then_duplicate_ownership(
     db: Database, now: datetime, example_policy: LoadedPolicy
 ) -> None:
     engine = DecisionEngine(example_policy)
     _put(db, now, _twin("00Q1", "salesforce"))
     assert _owners_and_twin_notes(_decide(db, engine, now)) == {"00Q1": ("ana", None)}
-    _put(db, now, _twin("77", "hubspot"))  # the Salesforce record's owner field is still empty
-    assert _owners_and_twin_notes(_decide(db, engine, now + timedelta(minutes=1))) == {
-        "77": ("ben", "also in salesforce (00Q1) owned by Ana Ruiz")
-    }
+    # the Salesforce record's owner field is still empty
+    assert _the_hubspot_twin_arrives(db, engine, now) == {"77": ("ben", "also in salesforce (00Q1) owned by Ana Ruiz")}
 
 
 def test_given_a_reviewer_gave_the_twin_to_someone_else_when_the_other_record_arrives_then_that_owner_counts(
@@ -213,10 +219,7 @@ def test_given_a_reviewer_gave_the_twin_to_someone_else_when_the_other_record_ar
     with db.transaction() as s:
         change = ReviewChange("reassign", reason_code="territory_exception", owner="cy")
         record_review(s, rules, ReviewRequest(first.decision_pk, "U01ANA", "ana", change), now=now)
-    _put(db, now, _twin("77", "hubspot"))
-    assert _owners_and_twin_notes(_decide(db, engine, now + timedelta(minutes=1))) == {
-        "77": ("ben", "also in salesforce (00Q1) owned by Cy Park")
-    }
+    assert _the_hubspot_twin_arrives(db, engine, now) == {"77": ("ben", "also in salesforce (00Q1) owned by Cy Park")}
 
 
 def test_given_a_person_changed_the_twins_crm_owner_after_its_decision_when_the_other_arrives_then_the_crm_counts(
