@@ -17,6 +17,8 @@ job id             what                                                        w
 ``sync:<crm>``     sync a CRM and decide what changed                          ``sync.<crm>`` or
                                                                                ``sync.interval``
 ``policy_watch``   re-read the active policy; re-plan jobs when it changed     every minute
+``unpark``         decide again leads parked in the fallback queue while their  every minute
+                   team was off duty or full (:mod:`scheduler.unpark`)
 =================  ==========================================================  ===================
 
 Monthly and nightly times are in the digest's time zone (UTC without a digest). Outbox effects
@@ -47,6 +49,7 @@ from scheduler.digest import run_weekly_digest
 from scheduler.focus import focus_people, run_focus_list, working_days
 from scheduler.learning_jobs import run_monthly_tuning, run_nightly_calibration, run_trust_recompute
 from scheduler.sla_scan import run_sla_scan
+from scheduler.unpark import run_unpark
 
 __all__ = ["JobSpec", "Runner", "activate", "deactivate", "handler_for", "job_specs", "run"]
 
@@ -55,6 +58,7 @@ log = logging.getLogger(__name__)
 SLA_SCAN_EVERY = timedelta(minutes=1)
 TRUST_EVERY = timedelta(minutes=5)
 POLICY_WATCH_EVERY = timedelta(minutes=1)
+UNPARK_EVERY = timedelta(minutes=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +89,7 @@ def job_specs(policy: Policy, crm: Iterable[str] = ()) -> list[JobSpec]:
         _interval("sla_scan", SLA_SCAN_EVERY),
         _interval("trust", TRUST_EVERY),
         _interval("policy_watch", POLICY_WATCH_EVERY),
+        _interval("unpark", UNPARK_EVERY),
         _cron("calibration", zone, hour=2, minute=30),
         _cron("tuning", zone, day=1, hour=6, minute=0),
     ]
@@ -114,6 +119,7 @@ def _sync(ctx: SchedulerContext, source: str) -> Any:
 
 _HANDLERS: dict[str, Callable[[SchedulerContext, str], Any]] = {
     "sla_scan": lambda ctx, _: run_sla_scan(ctx).as_dict(),
+    "unpark": lambda ctx, _: run_unpark(ctx),
     "focus": run_focus_list,
     "digest": lambda ctx, _: run_weekly_digest(ctx),
     "tuning": lambda ctx, _: run_monthly_tuning(ctx),

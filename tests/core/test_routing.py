@@ -168,3 +168,20 @@ def test_given_rules_in_order_when_several_match_then_the_first_wins() -> None:
     router = _router(routing=routing)
     assert _route(router, employees=5000).owner == "ben"
     assert _route(router, employees=10).owner == "unassigned"
+
+
+def test_given_a_team_off_duty_or_full_when_asking_its_room_then_only_available_reps_under_capacity_count() -> None:
+    data = policy_dict()
+    for rep in data["reps"][:2]:
+        rep["working_hours"] = {"start": "09:00", "end": "17:00"}
+        rep["daily_capacity"] = 2
+    router, rotation = _router(reps=data["reps"]), InMemoryRotation()
+    night = NOW.replace(hour=3)
+    assert router.open_slots("mm", rotation, night) == 0  # both off duty
+    assert router.open_slots("mm", rotation, NOW) == 4
+    _route(router, rotation, id="L1")
+    _route(router, rotation, id="L2")
+    assert router.open_slots("mm", rotation, NOW) == 2
+    data["reps"][1].pop("daily_capacity")
+    assert _router(reps=data["reps"]).open_slots("mm", rotation, NOW) is None  # Ben has no cap
+    assert router.open_slots("nobody", rotation, NOW) == 0

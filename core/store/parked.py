@@ -1,0 +1,92 @@
+"""Leads parked in the fallback queue because nobody in their team could take them.
+
+A rotation lead that arrives when every rep of its team is off duty, out of office or at
+their daily capacity goes to the policy's fallback queue (``core.routing``). That is right at
+the moment — yet a hot lead that came in at 02:00 should not wait there once the team starts
+its day, and nobody owes it a first touch while it sits in a queue. :func:`unpark` decides
+such leads again when their team has room, hottest first, at most as many as the team can
+take, so a team still off duty or full is not re-decided into the same queue over and over.
+
+A lead counts as parked when its latest acting decision sent it to the fallback queue by
+``fallback_queue`` for a team (not a routing rule that names the queue: that is where the
+policy wants it), automatically, within :data:`UNPARK_WITHIN`, and nobody has touched it in the
+CRM since. Older parked leads are the queue's to work. A lead whose CRM record changed is
+left to the sync, which decides it anyway.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, exists, select
+from sqlalchemy.orm import Session, aliased
+
+from core.engine import DecisionEngine
+from core.store.decide import Decided, DecideRequest, decide_leads
+from core.store.models import Decision, Lead
+from core.store.rotation import StoreRotation
+
+__all__ = ["UNPARK_WITHIN", "Parked", "parked_leads", "unpark"]
+
+UNPARK_WITHIN = timedelta(days=7)
+_HEAT = {"hot": 0, "warm": 1, "cold": 2}
+
+
+@dataclass(frozen=True, slots=True)
+class Parked:
+    decision_pk: int
+    lead_pk: int
+    team: str
+    band: str
+    decided_at: datetime
+
+
+def parked_leads(session: Session, fallback_queue: str, *, now: datetime) -> list[Parked]:
+    """The leads waiting in the fallback queue for their team (see the module docstring),
+    hottest and then longest-waiting first."""
+    newer = aliased(Decision)
+    rows = session.execute(
+        select(Decision.pk, Decision.lead_pk, Decision.team, Decision.band, Decision.decided_at, Decision.contract)
+        .join(Lead, Lead.pk == Decision.lead_pk)
+        .where(
+            Decision.owner == fallback_queue,
+            Decision.owner_kind == "queue",
+            Decision.action == "auto",
+            Decision.shadow.is_(False),
+            Decision.team.is_not(None),
+            Decision.decided_at >= now - UNPARK_WITHIN,
+            Lead.is_deleted.is_(False),
+            Lead.first_touch_at.is_(None),
+            Lead.decided_hash == Lead.content_hash,
+            ~exists().where(and_(newer.lead_pk == Decision.lead_pk, newer.seq > Decision.seq, newer.shadow.is_(False))),
+        )
+    ).all()
+    parked = [
+        Parked(pk, lead_pk, team, band, decided_at)
+        for pk, lead_pk, team, band, decided_at, contract in rows
+        if (contract.get("route") or {}).get("method") == "fallback_queue"
+    ]
+    parked.sort(key=lambda p: (_HEAT.get(p.band, len(_HEAT)), p.decided_at, p.decision_pk))
+    return parked
+
+
+def unpark(session: Session, engine: DecisionEngine, *, now: datetime, actor: str = "scheduler") -> list[Decided]:
+    """Decide parked leads again where their team has room now; returns the new decisions."""
+    parked = parked_leads(session, engine.policy.fallback_queue, now=now)
+    if not parked:
+        return []
+    by_team: dict[str, list[Parked]] = defaultdict(list)
+    for p in parked:
+        by_team[p.team].append(p)
+    rotation = StoreRotation(session)  # reads loads only; decide_leads keeps its own
+    chosen: list[Parked] = []
+    for team, waiting in by_team.items():
+        room = engine.router.open_slots(team, rotation, now)
+        chosen.extend(waiting if room is None else waiting[:room])
+    if not chosen:
+        return []
+    leads = {lead.pk: lead for lead in session.scalars(select(Lead).where(Lead.pk.in_([p.lead_pk for p in chosen])))}
+    requests = [DecideRequest(leads[p.lead_pk], "unpark", f"unpark:{p.decision_pk}") for p in chosen]
+    return decide_leads(session, engine, requests, now=now, actor=actor)
