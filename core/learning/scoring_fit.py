@@ -41,6 +41,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from core.leads import lead_as_of
 from core.learning.ordinal import Array, OrdinalModel, fit_ordinal, log_loss
 from core.model import Account, Lead
 from core.policy.conditions import Facts, compile_predicate, field_getter
@@ -96,7 +97,13 @@ class _Feature:
 
 
 def lead_facts(lead: Lead, account: Account | None, now: datetime, free_domains: frozenset[str]) -> Facts:
-    """The facts a fit rule sees for this lead (as the engine builds them)."""
+    """The facts a fit rule sees for this lead (as the engine builds them).
+
+    A stored lead carries every event synced since, also those after ``now`` (its decision):
+    the demo booked after a reviewer's call or before the deal was won. Counted, they would
+    teach weights from what nobody could know when deciding, so they are left out as the
+    engine leaves them out (:func:`core.leads.lead_as_of`)."""
+    lead = lead_as_of(lead, now)[0]
     return Facts(lead=lead, account=account, now=now, personal_email=lead.email_domain in free_domains)
 
 

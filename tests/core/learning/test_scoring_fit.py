@@ -6,6 +6,7 @@ import os
 import random
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -220,3 +221,20 @@ def test_given_labels_that_reward_missing_fields_when_learned_then_completeness_
     names = ["cold", "warm", "hot"]
     agreement = sum(_band_of(challenger, x) == names[band(x)] for x in test) / len(test)
     assert agreement > 0.95  # clamping the negative weight to 0 after the fit shifted every score instead
+
+
+def test_given_events_synced_after_the_decision_when_learned_then_they_teach_nothing(
+    example_policy: LoadedPolicy,
+) -> None:
+    """Leads that converted went on to attend a webinar: known at training time, not when decided."""
+    examples = _examples(1200, 4)
+    later = [
+        Example(
+            replace(e.lead, events=(*e.lead.events, Event("webinar", e.now + timedelta(days=3)))), None, e.now, e.label
+        )
+        if e.label == 2
+        else e
+        for e in examples
+    ]
+    learn = lambda xs: learn_scoring(example_policy.policy, xs, classes=["cold", "warm", "hot"], anchor="bands")  # noqa: E731
+    assert learn(later).scoring == learn(examples).scoring
