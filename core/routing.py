@@ -283,7 +283,9 @@ class Router:
         assert rule.target is not None and rule.method is not None
         return self._rotate(rule.name, rule.target, rule.method, facts, rotation, exclude, now)
 
-    def open_slots(self, team_id: str, rotation: RotationPort, now: datetime) -> int | None:
+    def open_slots(
+        self, team_id: str, rotation: RotationPort, now: datetime, *, exclude: frozenset[str] = frozenset()
+    ) -> int | None:
         """How many more rotation leads the team can take now: the room under capacity of its
         available reps (``None``: no limit, someone available has no cap; 0: nobody can).
 
@@ -292,7 +294,7 @@ class Router:
         if team_id not in self.roster.team_members:
             return 0
         room = 0
-        for candidate in self._candidates(team_id, "round_robin", frozenset(), now)[0]:
+        for candidate in self._candidates(team_id, "round_robin", exclude, now)[0]:
             if candidate.daily_capacity is None:
                 return None
             room += max(candidate.daily_capacity - rotation.load(candidate.rep, candidate.local_day), 0)

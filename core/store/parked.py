@@ -11,7 +11,8 @@ A lead counts as parked when its latest acting decision sent it to the fallback 
 ``fallback_queue`` for a team (not a routing rule that names the queue: that is where the
 policy wants it), automatically, within :data:`UNPARK_WITHIN`, and nobody has touched it in the
 CRM since. Older parked leads are the queue's to work. A lead whose CRM record changed is
-left to the sync, which decides it anyway.
+left to the sync, which decides it anyway. A lead parked by an SLA re-route keeps away from
+the owner who let it breach: unparked, it would go straight back to them.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from sqlalchemy.orm import Session, aliased
 
 from core.engine import DecisionEngine
 from core.store.decide import Decided, DecideRequest, decide_leads
-from core.store.models import Decision, Lead
+from core.store.models import Decision, Lead, SlaClock
 from core.store.rotation import StoreRotation
 
 __all__ = ["UNPARK_WITHIN", "Parked", "parked_leads", "unpark"]
@@ -41,6 +42,7 @@ class Parked:
     team: str
     band: str
     decided_at: datetime
+    exclude: frozenset[str] = frozenset()
 
 
 def parked_leads(session: Session, fallback_queue: str, *, now: datetime) -> list[Parked]:
@@ -48,7 +50,15 @@ def parked_leads(session: Session, fallback_queue: str, *, now: datetime) -> lis
     hottest and then longest-waiting first."""
     newer = aliased(Decision)
     rows = session.execute(
-        select(Decision.pk, Decision.lead_pk, Decision.team, Decision.band, Decision.decided_at, Decision.contract)
+        select(
+            Decision.pk,
+            Decision.lead_pk,
+            Decision.team,
+            Decision.band,
+            Decision.decided_at,
+            Decision.contract,
+            Decision.dedupe_key,
+        )
         .join(Lead, Lead.pk == Decision.lead_pk)
         .where(
             Decision.owner == fallback_queue,
@@ -63,13 +73,24 @@ def parked_leads(session: Session, fallback_queue: str, *, now: datetime) -> lis
             ~exists().where(and_(newer.lead_pk == Decision.lead_pk, newer.seq > Decision.seq, newer.shadow.is_(False))),
         )
     ).all()
+    rows = [row for row in rows if (row.contract.get("route") or {}).get("method") == "fallback_queue"]
+    late = _late_owners(session, [row.dedupe_key for row in rows])
     parked = [
-        Parked(pk, lead_pk, team, band, decided_at)
-        for pk, lead_pk, team, band, decided_at, contract in rows
-        if (contract.get("route") or {}).get("method") == "fallback_queue"
+        Parked(pk, lead_pk, team, band, decided_at, late.get(key, frozenset()))
+        for pk, lead_pk, team, band, decided_at, _, key in rows
     ]
     parked.sort(key=lambda p: (_HEAT.get(p.band, len(_HEAT)), p.decided_at, p.decision_pk))
     return parked
+
+
+def _late_owners(session: Session, keys: list[str]) -> dict[str, frozenset[str]]:
+    """The owner each re-route took the lead from, by the re-route's dedupe key
+    (``reroute:<clock>``, see ``scheduler.sla_scan``)."""
+    clocks = {int(key[len("reroute:") :]): key for key in keys if key.startswith("reroute:")}
+    if not clocks:
+        return {}
+    owners = session.execute(select(SlaClock.pk, SlaClock.owner).where(SlaClock.pk.in_(list(clocks))))
+    return {clocks[pk]: frozenset({owner}) for pk, owner in owners if owner}
 
 
 def unpark(session: Session, engine: DecisionEngine, *, now: datetime, actor: str = "scheduler") -> list[Decided]:
@@ -77,16 +98,16 @@ def unpark(session: Session, engine: DecisionEngine, *, now: datetime, actor: st
     parked = parked_leads(session, engine.policy.fallback_queue, now=now)
     if not parked:
         return []
-    by_team: dict[str, list[Parked]] = defaultdict(list)
+    by_team: dict[tuple[str, frozenset[str]], list[Parked]] = defaultdict(list)
     for p in parked:
-        by_team[p.team].append(p)
+        by_team[p.team, p.exclude].append(p)
     rotation = StoreRotation(session)  # reads loads only; decide_leads keeps its own
     chosen: list[Parked] = []
-    for team, waiting in by_team.items():
-        room = engine.router.open_slots(team, rotation, now)
+    for (team, exclude), waiting in by_team.items():
+        room = engine.router.open_slots(team, rotation, now, exclude=exclude)
         chosen.extend(waiting if room is None else waiting[:room])
     if not chosen:
         return []
     leads = {lead.pk: lead for lead in session.scalars(select(Lead).where(Lead.pk.in_([p.lead_pk for p in chosen])))}
-    requests = [DecideRequest(leads[p.lead_pk], "unpark", f"unpark:{p.decision_pk}") for p in chosen]
+    requests = [DecideRequest(leads[p.lead_pk], "unpark", f"unpark:{p.decision_pk}", p.exclude) for p in chosen]
     return decide_leads(session, engine, requests, now=now, actor=actor)

@@ -12,6 +12,7 @@ from core.policy import LoadedPolicy
 from core.store.db import Database
 from core.store.models import Decision, Lead
 from scheduler.jobs import handler_for
+from scheduler.sla_scan import run_sla_scan
 from tests.builders import decide, policy_dict
 from tests.scheduler.conftest import Clock, clocks, context, hot_software_lead, outbox, sla_policy
 
@@ -116,3 +117,25 @@ def test_given_a_lead_parked_more_than_a_week_ago_when_unparking_then_it_is_the_
     decide(db, loaded, [hot_software_lead().raw(TUESDAY_NIGHT)], TUESDAY_NIGHT)
 
     assert _unpark(db, loaded, MORNING + timedelta(days=8)) == {"decided": 0, "to_a_rep": 0}
+
+
+def test_given_a_lead_rerouted_away_from_its_late_owner_into_the_queue_when_unparking_then_it_does_not_go_back_to_them(
+    db: Database,
+) -> None:
+    reps = policy_dict()["reps"]
+    reps[1]["out_of_office"] = [{"start": "2026-11-23", "end": "2026-11-27"}]  # Ben is away all week
+    loaded = sla_policy(reps=reps)
+    decide(db, loaded, [hot_software_lead().raw(MORNING)], MORNING)
+    [first] = _latest(db).values()
+    assert first.owner == "ana"
+    scan = context(db, loaded, Clock(MORNING + timedelta(minutes=46)))
+    run_sla_scan(scan)  # Ana never touched it: re-routed without her, to nobody
+    rerouted = _latest(db)[first.lead_id]
+    assert (rerouted.cause, rerouted.owner, rerouted.contract["route"]["method"]) == (
+        "reroute",
+        "unassigned",
+        "fallback_queue",
+    )
+
+    assert _unpark(db, loaded, MORNING + timedelta(minutes=47)) == {"decided": 0, "to_a_rep": 0}
+    assert _latest(db)[first.lead_id].pk == rerouted.pk
