@@ -18,6 +18,7 @@ the owner who let it breach: unparked, it would go straight back to them.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -45,9 +46,11 @@ class Parked:
     exclude: frozenset[str] = frozenset()
 
 
-def parked_leads(session: Session, fallback_queue: str, *, now: datetime) -> list[Parked]:
-    """The leads waiting in the fallback queue for their team (see the module docstring),
-    hottest and then longest-waiting first."""
+def parked_leads(
+    session: Session, fallback_queue: str, *, now: datetime, teams: Sequence[str] | None = None
+) -> list[Parked]:
+    """The leads waiting in the fallback queue for their team (or these teams; see the module
+    docstring), hottest and then longest-waiting first."""
     newer = aliased(Decision)
     rows = session.execute(
         select(
@@ -65,7 +68,7 @@ def parked_leads(session: Session, fallback_queue: str, *, now: datetime) -> lis
             Decision.owner_kind == "queue",
             Decision.action == "auto",
             Decision.shadow.is_(False),
-            Decision.team.is_not(None),
+            Decision.team.is_not(None) if teams is None else Decision.team.in_(list(teams)),
             Decision.decided_at >= now - UNPARK_WITHIN,
             Lead.is_deleted.is_(False),
             Lead.first_touch_at.is_(None),
@@ -95,13 +98,15 @@ def _late_owners(session: Session, keys: list[str]) -> dict[str, frozenset[str]]
 
 def unpark(session: Session, engine: DecisionEngine, *, now: datetime, actor: str = "scheduler") -> list[Decided]:
     """Decide parked leads again where their team has room now; returns the new decisions."""
-    parked = parked_leads(session, engine.policy.fallback_queue, now=now)
+    rotation = StoreRotation(session)  # reads loads only; decide_leads keeps its own
+    # which teams have room at all, before reading any parked lead: at night, none
+    teams = [t for t in engine.router.roster.teams if engine.router.open_slots(t, rotation, now) != 0]
+    parked = parked_leads(session, engine.policy.fallback_queue, now=now, teams=teams) if teams else []
     if not parked:
         return []
     by_team: dict[tuple[str, frozenset[str]], list[Parked]] = defaultdict(list)
     for p in parked:
         by_team[p.team, p.exclude].append(p)
-    rotation = StoreRotation(session)  # reads loads only; decide_leads keeps its own
     chosen: list[Parked] = []
     for (team, exclude), waiting in by_team.items():
         room = engine.router.open_slots(team, rotation, now, exclude=exclude)
