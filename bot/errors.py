@@ -8,13 +8,15 @@
         ├── SlackRateLimited     429: try again after ``retry_after`` seconds
         ├── SlackUnavailable     network error or 5xx: transient
         └── SlackRefused         ``ok: false`` with an ``error`` code; ``permanent`` when a retry
-                                 cannot help (channel gone, invalid blocks, not in channel…)
+                                 cannot help (invalid blocks, user gone…); ``not_a_member`` when
+                                 the bot is not in the channel (fixed by a person inviting it)
 
 Tokens never appear in these messages: only the method, status and Slack's error code.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
@@ -38,8 +40,6 @@ __all__ = [
 # error codes for which retrying the same call cannot succeed
 PERMANENT = frozenset(
     {
-        "channel_not_found",
-        "not_in_channel",
         "is_archived",
         "invalid_blocks",
         "invalid_blocks_format",
@@ -58,6 +58,18 @@ PERMANENT = frozenset(
         "invalid_arguments",
     }
 )
+
+# the bot is not in the channel (never invited, removed, or a private channel it cannot see:
+# Slack says channel_not_found then). A person fixes that with /invite, so these are retried
+# slowly, not given up on: a review channel nobody invited the bot to is a setup slip, and the
+# escalations waiting for it must still arrive once it is fixed
+NOT_A_MEMBER = frozenset({"channel_not_found", "not_in_channel"})
+# the first wait after such a refusal, doubled each attempt up to the cap: with the outbox's
+# ten attempts that is about a day and a half for someone to invite the bot
+MEMBER_WAIT = timedelta(minutes=15)
+MEMBER_WAIT_CAP = timedelta(hours=6)
+
+log = logging.getLogger(__name__)
 
 
 class BotError(Exception):
@@ -87,9 +99,12 @@ class SlackUnavailable(SlackCallFailed):
 
 
 class SlackRefused(SlackCallFailed):
-    def __init__(self, method: str, error: str, status: int | None, details: str = "") -> None:
+    def __init__(
+        self, method: str, error: str, status: int | None, details: str = "", *, channel: str | None = None
+    ) -> None:
         self.permanent = error in PERMANENT
-        self.details = details
+        self.not_a_member = error in NOT_A_MEMBER
+        self.details, self.channel = details, channel
         super().__init__(method, error + (f" — {details}" if details else ""), status)
 
 
@@ -119,15 +134,36 @@ def slack_call(method: str, call: Callable[..., SlackResponse], **kwargs: Any) -
         details = "; ".join(
             str(m) for m in (data.get("errors") or data.get("response_metadata", {}).get("messages") or [])
         )
-        raise SlackRefused(method, error, status, details[:500]) from exc
+        channel = kwargs.get("channel")
+        raise SlackRefused(method, error, status, details[:500], channel=str(channel) if channel else None) from exc
     except (SlackClientError, OSError) as exc:
         raise SlackUnavailable(method, f"{type(exc).__name__}: {exc}") from exc
+
+
+def _member_wait(attempts: int) -> timedelta:
+    """How long to wait before posting again to a channel the bot is not in."""
+    return min(MEMBER_WAIT * (1 << min(max(attempts - 1, 0), 8)), MEMBER_WAIT_CAP)
+
+
+def _warn_not_a_member(exc: SlackRefused, item: OutboxItem) -> None:
+    """Say what a person must do: the outbox's own log only says the effect is retried."""
+    log.warning(
+        "the loopgate bot is not in Slack channel %s (%s from %s): invite it there with /invite; "
+        "%s %s will be retried in %s",
+        exc.channel or "?",
+        exc.error,
+        exc.method,
+        item.kind,
+        item.dedupe_key,
+        _member_wait(item.attempts),
+    )
 
 
 def effect_outcomes(items: Sequence[OutboxItem], perform: Callable[[OutboxItem], Outcome]) -> dict[int, Outcome]:
     """Each outbox row's outcome from ``perform``, with Slack's errors mapped the same way for
     every Slack handler: a rate limit defers the rest of the batch as told (rows not tried keep
-    their attempts), a permanent refusal or an invalid payload is dead, anything else is retried."""
+    their attempts), a permanent refusal or an invalid payload is dead, the bot missing from the
+    channel is retried slowly (with a warning saying to invite it), anything else is retried."""
     outcomes: dict[int, Outcome] = {}
     for index, item in enumerate(items):
         try:
@@ -142,7 +178,11 @@ def effect_outcomes(items: Sequence[OutboxItem], perform: Callable[[OutboxItem],
                 outcomes[rest.pk] = Deferred(wait)
             break
         except SlackRefused as exc:
-            outcomes[item.pk] = Dead(str(exc)) if exc.permanent else Retry(str(exc))
+            if exc.not_a_member:
+                outcomes[item.pk] = Retry(str(exc), after=_member_wait(item.attempts))
+                _warn_not_a_member(exc, item)
+            else:
+                outcomes[item.pk] = Dead(str(exc)) if exc.permanent else Retry(str(exc))
         except SlackCallFailed as exc:
             outcomes[item.pk] = Retry(str(exc))
         except PayloadInvalid as exc:

@@ -15,7 +15,10 @@ The outbox delivers at least once, so posting is made idempotent here:
 The WebClient used here has no automatic retries: an SDK-level retry after a lost response
 would post twice behind the outbox's back. Rate limits become ``Retry(after=Retry-After)``
 for the item and ``Deferred`` (no attempt used) for the rest of the batch; errors a retry
-cannot fix (channel gone, invalid blocks) are ``Dead``.
+cannot fix (invalid blocks, user gone) are ``Dead``; a channel the bot is not in is retried
+slowly until someone invites it. An escalation's copies (channel, owner's DM) are posted
+independently: one refused copy does not hold back the other, and the retry posts only
+what is missing.
 
 ``slack.message`` payload (for the scheduler, digests, trust announcements)::
 
@@ -43,7 +46,7 @@ from bot.blocks.assignment import assignment_message
 from bot.blocks.common import Message, validate_message
 from bot.blocks.escalation import escalation_message
 from bot.cards import Card, load_card
-from bot.errors import PayloadInvalid, SlackRefused, effect_outcomes, slack_call
+from bot.errors import PayloadInvalid, SlackCallFailed, SlackRateLimited, SlackRefused, effect_outcomes, slack_call
 from bot.sla import ReviewClock
 from core.review import ReviewRules
 from core.store import outbox
@@ -166,18 +169,30 @@ class SlackNotifier:
         targets = [("channel", card.channel, "channel")]
         if self.dm_owner and card.owner_slack:
             targets.append(("dm", card.owner_slack, "owner"))
+        failed: SlackCallFailed | None = None
         for name, destination, audience in targets:
             key = f"escalation:{card.decision_pk}:{name}"
             message = escalation_message(card, audience=audience)
-            target = self._post_once(item, key, card, destination, message, post=post)
+            try:
+                target = self._post_once(item, key, card, destination, message, post=post)
+            except SlackRateLimited:
+                raise  # the next post would hit the same limit: the whole row waits
+            except SlackCallFailed as exc:
+                # each copy on its own: a review channel the bot was never invited to must not
+                # keep the owner's DM from going out. The row fails below, and its retry skips
+                # the copies already recorded under their keys
+                failed = failed or exc
+                continue
             if target is not None:
                 posted[name] = {"channel": target.channel, "ts": target.ts, "new": target.new}
-        if not posted:
+        if not posted and failed is None:
             return Done({"skipped": card.state})
         # a review or a newer decision may have landed while we posted: show it now
         latest, shown = self._card(card.decision_pk, with_messages=True)
         if latest is not None and latest.rendered != rendered:
             posted["update"] = self._update(latest, shown)
+        if failed is not None:
+            raise failed
         return Done(posted)
 
     def _assignment(self, item: OutboxItem, card: Card) -> Outcome:

@@ -160,6 +160,28 @@ def test_given_slack_rate_limits_when_draining_then_the_batch_waits_for_retry_af
     assert len(harness.slack.messages("C0MMREVIEW")) == 2
 
 
+def test_given_the_bot_is_not_in_the_review_channel_when_escalated_then_the_owner_hears_and_the_channel_waits(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    harness.slack.channels["C0MMREVIEW"].members.discard(harness.slack.bot_user_id)  # never invited
+    pks = harness.decide_examples("00Q5e00000A0003")
+    owner = _owner(harness, pks["00Q5e00000A0003"]).slack_user or ""
+    with caplog.at_level("WARNING", logger="bot.errors"):
+        report = harness.drain()
+    assert report.retried == 1 and report.dead == 0
+    assert [m.text.split(":")[0] for m in harness.slack.messages(owner)] == ["Review needed"]  # not held back
+    [row] = harness.outbox_rows("slack.escalation")
+    assert row.status == "pending" and row.available_at == harness.clock.at + timedelta(minutes=15)
+    assert any("C0MMREVIEW" in r.getMessage() and "/invite" in r.getMessage() for r in caplog.records)
+
+    harness.slack.channels["C0MMREVIEW"].members.add(harness.slack.bot_user_id)  # someone invites it
+    harness.clock.advance(minutes=15)
+    assert harness.drain().done == 1
+    assert len(harness.slack.messages("C0MMREVIEW")) == 1
+    assert len(harness.slack.messages(owner)) == 1  # the retry posted only the missing copy
+    _assert_valid(harness.posted(pks["00Q5e00000A0003"]))
+
+
 def test_given_a_burst_of_posts_to_one_channel_when_slack_paces_them_then_every_one_is_posted(
     harness: Harness,
 ) -> None:
