@@ -53,6 +53,7 @@ Authority = Literal["owner", "manager", "admin"]
 # suppress it (fields written, nobody pinged, owner left as it is)
 OVERRIDE_ACTIONS: dict[str, str] = {"auto": "Assign to the owner", "suppress": "Suppress (nobody pinged)"}
 NOTE_MAX = 2000
+CRM_NAMES = {"salesforce": "Salesforce", "hubspot": "HubSpot"}
 
 
 class ReviewError(CoreError):
@@ -115,6 +116,7 @@ class Proposal:
     score: int
     segment: str
     next_best_action: str | None = None
+    source: str | None = None  # the CRM the lead lives in: whose user id a new owner needs
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +169,21 @@ class ReviewRules:
     def assignable_reps(self) -> list[Rep]:
         """People a lead may be given to: reps who take leads, in policy order."""
         return [r for r in self.policy.reps if "rep" in r.roles]
+
+    def unfit_owner(self, rep: Rep, proposal: Proposal) -> str | None:
+        """Why ``rep`` cannot become this lead's owner (``None`` if they can), as a short phrase
+        for a picker label.
+
+        A rep without a user id in the lead's CRM cannot be written back as its owner: the
+        review would say "Reassigned" while the CRM kept the old owner, and nobody would notice."""
+        crm = self._crm_without(rep, proposal)
+        return f"no {crm} user" if crm else None
+
+    def _crm_without(self, rep: Rep, proposal: Proposal) -> str | None:
+        """The lead's CRM, by name, when loopgate writes owners there and ``rep`` has no id in it."""
+        if self.policy.writeback.owner and proposal.source and not getattr(rep.crm, proposal.source, None):
+            return CRM_NAMES.get(proposal.source, proposal.source)
+        return None
 
     def reasons_for(self, use: str) -> list[ReasonCode]:
         """Reason codes a person may give for ``use`` (override, reassign, flag)."""
@@ -258,7 +275,7 @@ class ReviewRules:
     ) -> ReviewOutcome:
         pk = proposal.decision_pk
         reason = self._reason(pk, "reassign", change.reason_code)
-        owner_rep = self._owner(pk, change.owner)
+        owner_rep = self._owner(proposal, change.owner)
         if proposal.owner_kind == "rep" and owner_rep.id == proposal.owner:
             raise InvalidReview(pk, "owner", f"{owner_rep.name} is already the proposed owner; use Approve")
         after = {**before, "owner": owner_rep.id, "owner_kind": "rep", "next_best_action": None}
@@ -278,7 +295,7 @@ class ReviewRules:
             raise InvalidReview(pk, "band", f"unknown band '{band}'; the policy has {', '.join(self.bands)}")
         owner_id, owner_kind = proposal.owner, proposal.owner_kind
         if change.owner and change.owner != proposal.owner:
-            owner_id, owner_kind = self._owner(pk, change.owner).id, "rep"
+            owner_id, owner_kind = self._owner(proposal, change.owner).id, "rep"
         changes = []
         if owner_id != proposal.owner:
             changes.append(f"owner {self.roster.name(proposal.owner)} → {self.roster.name(owner_id)}")
@@ -310,7 +327,8 @@ class ReviewRules:
             raise InvalidReview(pk, "reason", f"'{reason.label}' is not a reason for a {use}")
         return code
 
-    def _owner(self, pk: int, owner: str | None) -> Rep:
+    def _owner(self, proposal: Proposal, owner: str | None) -> Rep:
+        pk = proposal.decision_pk
         if not owner:
             raise InvalidReview(pk, "owner", "pick the new owner")
         rep = self.roster.reps.get(owner) or self.by_slack.get(owner)
@@ -318,4 +336,12 @@ class ReviewRules:
             raise InvalidReview(pk, "owner", "that person is not in the loopgate policy, so cannot own leads")
         if "rep" not in rep.roles:
             raise InvalidReview(pk, "owner", f"{rep.name} does not take leads (no 'rep' role in the policy)")
+        crm = self._crm_without(rep, proposal)
+        if crm is not None:
+            raise InvalidReview(
+                pk,
+                "owner",
+                f"{rep.name} has no {crm} user in the policy (reps[].crm), so {crm} cannot make them "
+                "the owner; pick someone else, or ask RevOps to add their id",
+            )
         return rep

@@ -27,7 +27,8 @@ from bot.blocks.common import metadata_json, option, option_group, plain, sectio
 from bot.blocks.escalation import band_line
 from bot.cards import Card
 from bot.text import esc
-from core.review import NOTE_MAX, OVERRIDE_ACTIONS, ReviewRules
+from core.policy.schema import Rep
+from core.review import NOTE_MAX, OVERRIDE_ACTIONS, Proposal, ReviewRules
 
 __all__ = ["Origin", "Submission", "override_modal", "read_origin", "read_submission", "reassign_modal"]
 
@@ -91,8 +92,11 @@ def _select(options: list[Option], *, initial: str | None = None, placeholder: s
     )
 
 
-def _owner_element(rules: ReviewRules, *, exclude: str | None, initial: str | None) -> Any:
-    """The policy's reps grouped by team; a user picker when there are too many to list."""
+def _owner_element(rules: ReviewRules, proposal: Proposal, *, exclude: str | None, initial: str | None) -> Any:
+    """The policy's reps grouped by team; a user picker when there are too many to list.
+
+    Reps who cannot own this lead stay listed, marked with why, so the person looking for them
+    learns the reason here rather than wondering where they went (picking one is refused)."""
     reps = [r for r in rules.assignable_reps() if r.id != exclude]
     if len(reps) > STATIC_OPTIONS_MAX:
         initial_user = rules.roster.reps[initial].slack_user if initial in rules.roster.reps else None
@@ -101,9 +105,10 @@ def _owner_element(rules: ReviewRules, *, exclude: str | None, initial: str | No
         )
     teams = {t.id: t.name or t.id for t in rules.policy.teams}
     grouped: dict[str, list[Option]] = {}
+    labels = {r.id: _rep_label(rules, proposal, r) for r in reps}
     for rep in reps:
-        grouped.setdefault(teams.get(rep.team or "", "No team"), []).append(option(rep.name, rep.id))
-    chosen = next((option(r.name, r.id) for r in reps if r.id == initial), None)
+        grouped.setdefault(teams.get(rep.team or "", "No team"), []).append(option(labels[rep.id], rep.id))
+    chosen = next((option(labels[r.id], r.id) for r in reps if r.id == initial), None)
     if len(grouped) == 1:
         return StaticSelectElement(
             action_id=ids.INPUT_ELEMENT,
@@ -117,6 +122,11 @@ def _owner_element(rules: ReviewRules, *, exclude: str | None, initial: str | No
         initial_option=chosen,
         placeholder=plain("Pick a rep", 150),
     )
+
+
+def _rep_label(rules: ReviewRules, proposal: Proposal, rep: Rep) -> str:
+    unfit = rules.unfit_owner(rep, proposal)
+    return f"{rep.name} ({unfit})" if unfit else rep.name
 
 
 def _reason_block(rules: ReviewRules, use: str) -> InputBlock:
@@ -147,7 +157,7 @@ def reassign_modal(card: Card, rules: ReviewRules, origin: Origin) -> dict[str, 
         InputBlock(
             block_id=ids.BLOCK_OWNER,
             label=plain("New owner", 2000),
-            element=_owner_element(rules, exclude=exclude, initial=None),
+            element=_owner_element(rules, card.proposal, exclude=exclude, initial=None),
         ),
         _reason_block(rules, "reassign"),
         _note_block(),
@@ -178,7 +188,7 @@ def override_modal(card: Card, rules: ReviewRules, origin: Origin) -> dict[str, 
             block_id=ids.BLOCK_OWNER,
             label=plain("Owner", 2000),
             optional=True,
-            element=_owner_element(rules, exclude=None, initial=owner),
+            element=_owner_element(rules, card.proposal, exclude=None, initial=owner),
             hint=plain("Leave as it is to keep the recommended owner.", 2000),
         ),
         _reason_block(rules, "override"),

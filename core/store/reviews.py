@@ -84,6 +84,7 @@ def proposal_for(row: Decision) -> Proposal:
         score=row.score_total,
         segment=row.segment,
         next_best_action=nba.get("code"),
+        source=row.source,
     )
 
 

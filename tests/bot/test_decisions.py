@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -20,7 +21,7 @@ from core.store.models import Decision, OutboxRow, Review
 from loopgate.runtime import compose
 from loopgate.sandbox.slack import FakeSlack
 from loopgate.sandbox.slack_payloads import form_body
-from tests.bot.conftest import Clock, Harness, settings_for
+from tests.bot.conftest import Clock, Harness, serving, settings_for
 from tests.builders import LeadBuilder
 
 LEAD = LeadBuilder("00Q5e00000D0001")  # a banking lead: reviewed, routed to the mid-market team
@@ -174,6 +175,34 @@ def test_given_reassign_when_submitted_then_modal_validates_records_and_the_mess
     assert "↪️ *Reassigned* by" in shown and "→ Dana Weiss" in shown
     assert "*Reason:* Existing relationship with the account" in shown
     assert "> Dana knows &lt;them&gt; &amp; co" in shown
+
+
+def _offered(view: dict[str, Any]) -> dict[str, str]:
+    """The owner picker's options: value → label."""
+    element = next(b for b in view["blocks"] if b.get("block_id") == ids.BLOCK_OWNER)["element"]
+    options = [o for g in element.get("option_groups") or [{"options": element["options"]}] for o in g["options"]]
+    return {o["value"]: o["text"]["text"] for o in options}
+
+
+@pytest.mark.parametrize("kind", ["reassign", "override"])
+def test_given_a_rep_without_a_user_in_the_leads_crm_when_made_owner_then_the_modal_refuses_on_the_owner(
+    db: Database, example_policy: LoadedPolicy, slack: FakeSlack, now: datetime, kind: str
+) -> None:
+    """Ben was hired last week: HubSpot knows him, Salesforce does not yet. A Salesforce lead
+    given to him would say "Reassigned" in Slack while Salesforce kept the old owner."""
+    text = example_policy.text.replace('crm: {salesforce: 0055e000001BBBB, hubspot: "102"}', 'crm: {hubspot: "102"}')
+    with serving(db, parse_policy(text, "new-hire.yaml"), slack, now) as harness:
+        pk, owner = _escalate(harness)
+        harness.click(owner, ids.REASSIGN if kind == "reassign" else ids.OVERRIDE, pk)
+        [modal] = harness.slack.open_views(owner)
+        offered = _offered(modal.view)
+        assert offered["ben"] == "Ben Okafor (no Salesforce user)" and offered["dana"] == "Dana Weiss"
+
+        answer = harness.slack.submit(modal.id, owner, {ids.BLOCK_OWNER: "ben", ids.BLOCK_REASON: "capacity"})
+        assert answer.json()["response_action"] == "errors"
+        [(block, message)] = answer.json()["errors"].items()
+        assert block == ids.BLOCK_OWNER and message.startswith("Ben Okafor has no Salesforce user in the policy")
+        assert modal.open and _reviews(harness.db) == []
 
 
 def test_given_override_when_nothing_changes_then_error_on_the_action_and_when_changed_then_recorded(

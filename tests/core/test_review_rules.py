@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from core.policy import LoadedPolicy
-from core.review import Proposal, ReviewRules
+from core.policy.schema import CrmIds
+from core.review import InvalidReview, Proposal, ReviewChange, ReviewRules
 
 
 def _proposal(owner: str | None, kind: str, team: str | None = None) -> Proposal:
@@ -51,3 +54,24 @@ def test_given_the_owner_when_checked_then_owner_authority_and_a_peer_has_none(e
     assert [c.code for c in rules.reasons_for("reassign")] == [
         "territory_exception", "existing_relationship", "wrong_segment", "not_a_fit", "capacity", "timing",
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize(("writes_owner", "refused"), [(True, True), (False, False)])
+def test_given_a_rep_without_an_id_in_the_leads_crm_when_made_owner_then_refused_only_if_owners_are_written(
+    example_policy: LoadedPolicy, writes_owner: bool, refused: bool
+) -> None:
+    policy = example_policy.policy
+    reps = [r.model_copy(update={"crm": CrmIds(hubspot="102")}) if r.id == "ben" else r for r in policy.reps]
+    writeback = policy.writeback.model_copy(update={"owner": writes_owner})
+    rules = ReviewRules(policy.model_copy(update={"reps": reps, "writeback": writeback}))
+    from_salesforce = replace(_proposal("ana", "rep", "mm"), source="salesforce")
+    change = ReviewChange("reassign", reason_code="capacity", owner="ben")
+    if refused:
+        with pytest.raises(InvalidReview) as caught:
+            rules.validate(from_salesforce, change)
+        assert caught.value.field == "owner" and "no Salesforce user" in caught.value.message
+        assert rules.unfit_owner(rules.roster.reps["ben"], from_salesforce) == "no Salesforce user"
+    else:
+        assert rules.validate(from_salesforce, change).final_owner == "ben"
+    # a HubSpot lead: HubSpot knows him
+    assert rules.validate(replace(from_salesforce, source="hubspot"), change).final_owner == "ben"
