@@ -4,7 +4,7 @@ generic messages — each message exactly once, even across crashes and retries.
 The outbox delivers at least once, so posting is made idempotent here:
 
 1. every message has a stable key (``escalation:{pk}:channel``, ``escalation:{pk}:dm``,
-   ``assignment:{pk}``, ``message:{outbox dedupe key}``) and is recorded in
+   ``assignment:{pk}``, ``assignment:{pk}:review``, ``message:{outbox dedupe key}``) and is recorded in
    ``slack_messages`` (channel + ts) right after Slack accepts it;
 2. a key already recorded is never posted again;
 3. every post carries message metadata ``{event_type: loopgate_post, event_payload: {key}}``,
@@ -196,11 +196,18 @@ class SlackNotifier:
         return Done(posted)
 
     def _assignment(self, item: OutboxItem, card: Card) -> Outcome:
-        if not card.owner_slack:
+        # automation's assignment goes to the decision's owner; a review's to the rep it names,
+        # the final owner (the card's owner is still who automation proposed)
+        owner = item.payload.get("owner")
+        if owner is None:
+            key, slack_user = f"assignment:{card.decision_pk}", card.owner_slack
+        else:
+            rep = self.rules.roster.reps.get(str(owner))
+            key, slack_user = f"assignment:{card.decision_pk}:review", rep.slack_user if rep else None
+        if not slack_user:
             return Done({"skipped": "the owner has no Slack user in the policy"})
-        target = self._post_once(
-            item, f"assignment:{card.decision_pk}", card, card.owner_slack, assignment_message(card)
-        )
+        message = assignment_message(card, reviewed=owner is not None)
+        target = self._post_once(item, key, card, slack_user, message)
         assert target is not None  # post=True always yields a message
         return Done({"channel": target.channel, "ts": target.ts, "new": target.new})
 

@@ -5,9 +5,12 @@ exclude each other) and its state re-read, so when two replicas record a click a
 second finds the decision reviewed and raises :class:`AlreadyDecided` naming who was first;
 ``reviews.decision_pk`` is unique as the last line of defence. With the review the same
 transaction sets the decision's final owner and action, appends an audit event and queues the
-effects: ``slack.decision_update`` (update every message shown for the decision) and
-``crm.writeback`` keyed ``crm.writeback:{pk}:review``. Reviews are the labels automation
-learns from (``agree`` = the person approved the recommendation).
+effects: ``slack.decision_update`` (update every message shown for the decision),
+``crm.writeback`` keyed ``crm.writeback:{pk}:review`` and, when the lead now belongs to a rep
+who was neither proposed nor the reviewer, ``slack.assignment`` keyed
+``slack.assignment:{pk}:review`` with that rep as ``owner`` (nobody else would tell them).
+Reviews are the labels automation learns from (``agree`` = the person approved the
+recommendation).
 
 This module knows nothing of Slack: reviewers are opaque ids (a Slack user id, or
 ``cli:<name>``) with the policy rep they map to.
@@ -164,4 +167,16 @@ def record_review(session: Session, rules: ReviewRules, request: ReviewRequest, 
     )
     outbox.enqueue(session, "slack.decision_update", f"slack.decision_update:{pk}:review", {"decision_pk": pk}, now=now)
     outbox.enqueue(session, "crm.writeback", f"crm.writeback:{pk}:review", {"decision_pk": pk}, now=now)
+    if _told_nothing(proposal, outcome.final_owner, outcome.after.get("owner_kind"), request.reviewer_rep):
+        payload = {"decision_pk": pk, "owner": outcome.final_owner}
+        outbox.enqueue(session, "slack.assignment", f"slack.assignment:{pk}:review", payload, now=now)
     return RecordedReview.of(review)
+
+
+def _told_nothing(proposal: Proposal, final_owner: str | None, owner_kind: Any, reviewer_rep: str | None) -> bool:
+    """Whether the lead's new owner has heard nothing of it: the proposed owner saw the
+    escalation and the reviewer made the choice, but a third rep given the lead would otherwise
+    learn of it only from the CRM."""
+    if final_owner is None or owner_kind != "rep" or final_owner == reviewer_rep:
+        return False
+    return not (proposal.owner_kind == "rep" and proposal.owner == final_owner)

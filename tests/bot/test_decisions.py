@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from slack_sdk.models.blocks import Block
 from sqlalchemy import func, select
 
 from bot import click_inbox, ids
@@ -175,6 +176,30 @@ def test_given_reassign_when_submitted_then_modal_validates_records_and_the_mess
     assert "↪️ *Reassigned* by" in shown and "→ Dana Weiss" in shown
     assert "*Reason:* Existing relationship with the account" in shown
     assert "> Dana knows &lt;them&gt; &amp; co" in shown
+
+
+def test_given_a_lead_reassigned_to_a_third_rep_when_drained_then_they_get_one_dm_saying_who_and_why(
+    harness: Harness,
+) -> None:
+    pk, owner = _escalate(harness)
+    owner_dm = len(harness.slack.messages(owner))
+    harness.click(owner, ids.REASSIGN, pk)
+    [modal] = harness.slack.open_views(owner)
+    harness.slack.submit(
+        modal.id, owner, {ids.BLOCK_OWNER: "dana", ids.BLOCK_REASON: "existing_relationship", ids.BLOCK_NOTE: "<!here>"}
+    )
+    harness.drain()
+    harness.drain()
+    [told] = harness.slack.messages("U01DANA")
+    assert told.text == "New lead for you: Lena Moreau · First Coast Bank"
+    shown = _text(told.blocks)
+    assert "*Why you:* Ana Ruiz chose you" in shown and "*Reason:* Existing relationship with the account" in shown
+    assert "&lt;!here&gt;" in shown and "Given to you by Ana Ruiz" in shown
+    for block in told.blocks:
+        Block.parse(block).validate_json()  # type: ignore[union-attr]
+    assert told.notifies.broadcasts == set() and told.notifies.users == set()
+    assert told.metadata["event_payload"]["key"] == f"assignment:{pk}:review"  # type: ignore[index]
+    assert len(harness.slack.messages(owner)) == owner_dm  # the reviewer chose: nothing new for them
 
 
 def _offered(view: dict[str, Any]) -> dict[str, str]:

@@ -94,6 +94,36 @@ def test_given_an_override_to_suppress_when_recorded_then_nobody_owns_it_and_the
 
 
 @pytest.mark.parametrize(
+    ("reviewer", "change", "told"),
+    [
+        ("lee", ReviewChange("reassign", reason_code="capacity", owner="cy"), "cy"),  # a third rep: told
+        ("rev", ReviewChange("override", reason_code="data_quality", owner="cy"), "cy"),
+        ("rev", ReviewChange("reassign", reason_code="capacity", owner="rev"), None),  # took it: knows
+        ("lee", ReviewChange("approve"), None),  # the proposed owner saw the escalation
+        ("rev", ReviewChange("override", reason_code="data_quality", band="cold"), None),  # same owner
+        ("rev", ReviewChange("override", reason_code="not_a_fit", owner="cy", action="suppress"), None),
+    ],
+)
+def test_given_a_review_when_recorded_then_only_a_new_owner_who_was_not_involved_is_told(
+    db: Database, example_policy: LoadedPolicy, now: datetime, reviewer: str, change: ReviewChange, told: str | None
+) -> None:
+    policy = example_policy.policy
+    cy = next(r for r in policy.reps if r.id == "cy")
+    reps = [
+        r.model_copy(update={"roles": ["admin", "rep"], "crm": cy.crm}) if r.id == "rev" else r for r in policy.reps
+    ]
+    rules = ReviewRules(policy.model_copy(update={"reps": reps}))
+    d = _pending(db, example_policy, now)
+    assert d.owner not in ("cy", "rev")
+    _record(db, rules, d.pk, reviewer, change, now)
+    with db.sessions() as s:
+        rows = s.execute(select(OutboxRow).where(OutboxRow.kind == "slack.assignment")).scalars().all()
+        assigned = [(r.dedupe_key, r.payload) for r in rows]
+    expected = [(f"slack.assignment:{d.pk}:review", {"decision_pk": d.pk, "owner": told})] if told else []
+    assert assigned == expected
+
+
+@pytest.mark.parametrize(
     ("change", "field"),
     [
         (ReviewChange("reassign", owner="ben"), "reason"),
