@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from core.errors import CoreError
 from core.policy.schema import Policy, ReasonCode, Rep, Team
-from core.routing import Roster
+from core.routing import Roster, out_of_office
 
 __all__ = [
     "OVERRIDE_ACTIONS",
@@ -170,14 +170,15 @@ class ReviewRules:
         """People a lead may be given to: reps who take leads, in policy order."""
         return [r for r in self.policy.reps if "rep" in r.roles]
 
-    def unfit_owner(self, rep: Rep, proposal: Proposal) -> str | None:
+    def unfit_owner(self, rep: Rep, proposal: Proposal, now: datetime) -> str | None:
         """Why ``rep`` cannot become this lead's owner (``None`` if they can), as a short phrase
         for a picker label.
 
         A rep without a user id in the lead's CRM cannot be written back as its owner: the
-        review would say "Reassigned" while the CRM kept the old owner, and nobody would notice."""
+        review would say "Reassigned" while the CRM kept the old owner, and nobody would notice.
+        A rep out of office would get a lead nobody works until they are back."""
         crm = self._crm_without(rep, proposal)
-        return f"no {crm} user" if crm else None
+        return f"no {crm} user" if crm else out_of_office(rep, now)
 
     def _crm_without(self, rep: Rep, proposal: Proposal) -> str | None:
         """The lead's CRM, by name, when loopgate writes owners there and ``rep`` has no id in it."""
@@ -247,8 +248,9 @@ class ReviewRules:
 
     # --- validation ---------------------------------------------------------------------------
 
-    def validate(self, proposal: Proposal, change: ReviewChange) -> ReviewOutcome:
-        """Check a change against the policy and compute before/after. Raises InvalidReview."""
+    def validate(self, proposal: Proposal, change: ReviewChange, *, now: datetime) -> ReviewOutcome:
+        """Check a change against the policy and compute before/after. Raises InvalidReview.
+        ``now`` decides who is out of office."""
         pk = proposal.decision_pk
         if change.kind not in REVIEW_KINDS:
             raise InvalidReview(pk, "kind", f"unknown review kind '{change.kind}'")
@@ -267,15 +269,15 @@ class ReviewRules:
             owner = proposal.owner if proposal.owner_kind != "none" else None
             return ReviewOutcome("approve", None, note, True, before, after, owner, "auto")
         if change.kind == "reassign":
-            return self._reassign(proposal, change, note, before)
-        return self._override(proposal, change, note, before)
+            return self._reassign(proposal, change, note, before, now)
+        return self._override(proposal, change, note, before, now)
 
     def _reassign(
-        self, proposal: Proposal, change: ReviewChange, note: str | None, before: dict[str, Any]
+        self, proposal: Proposal, change: ReviewChange, note: str | None, before: dict[str, Any], now: datetime
     ) -> ReviewOutcome:
         pk = proposal.decision_pk
         reason = self._reason(pk, "reassign", change.reason_code)
-        owner_rep = self._owner(proposal, change.owner)
+        owner_rep = self._owner(proposal, change.owner, now)
         if proposal.owner_kind == "rep" and owner_rep.id == proposal.owner:
             raise InvalidReview(pk, "owner", f"{owner_rep.name} is already the proposed owner; use Approve")
         after = {**before, "owner": owner_rep.id, "owner_kind": "rep", "next_best_action": None}
@@ -283,7 +285,7 @@ class ReviewRules:
         return ReviewOutcome("reassign", reason, note, False, before, after, owner_rep.id, "auto", changes)
 
     def _override(
-        self, proposal: Proposal, change: ReviewChange, note: str | None, before: dict[str, Any]
+        self, proposal: Proposal, change: ReviewChange, note: str | None, before: dict[str, Any], now: datetime
     ) -> ReviewOutcome:
         pk = proposal.decision_pk
         reason = self._reason(pk, "override", change.reason_code)
@@ -295,7 +297,7 @@ class ReviewRules:
             raise InvalidReview(pk, "band", f"unknown band '{band}'; the policy has {', '.join(self.bands)}")
         owner_id, owner_kind = proposal.owner, proposal.owner_kind
         if change.owner and change.owner != proposal.owner:
-            owner_id, owner_kind = self._owner(proposal, change.owner).id, "rep"
+            owner_id, owner_kind = self._owner(proposal, change.owner, now).id, "rep"
         changes = []
         if owner_id != proposal.owner:
             changes.append(f"owner {self.roster.name(proposal.owner)} → {self.roster.name(owner_id)}")
@@ -327,7 +329,7 @@ class ReviewRules:
             raise InvalidReview(pk, "reason", f"'{reason.label}' is not a reason for a {use}")
         return code
 
-    def _owner(self, proposal: Proposal, owner: str | None) -> Rep:
+    def _owner(self, proposal: Proposal, owner: str | None, now: datetime) -> Rep:
         pk = proposal.decision_pk
         if not owner:
             raise InvalidReview(pk, "owner", "pick the new owner")
@@ -344,4 +346,7 @@ class ReviewRules:
                 f"{rep.name} has no {crm} user in the policy (reps[].crm), so {crm} cannot make them "
                 "the owner; pick someone else, or ask RevOps to add their id",
             )
+        away = out_of_office(rep, now)
+        if away is not None:
+            raise InvalidReview(pk, "owner", f"{rep.name} is {away}; pick someone who can work the lead now")
         return rep

@@ -1,5 +1,6 @@
 """The Reassign and Override modals. Choices come from the policy (reps, bands, reason codes
 whose ``applies_to`` includes the use), and the decision travels in ``private_metadata``.
+``now`` marks the reps who are out of office today in the owner picker.
 
 Each input block has a stable block id (:mod:`bot.ids`) with one element whose action id is
 ``value``; :func:`read_submission` reads a ``view_submission`` back into plain values, and
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from slack_sdk.models.blocks import (
@@ -92,7 +94,9 @@ def _select(options: list[Option], *, initial: str | None = None, placeholder: s
     )
 
 
-def _owner_element(rules: ReviewRules, proposal: Proposal, *, exclude: str | None, initial: str | None) -> Any:
+def _owner_element(
+    rules: ReviewRules, proposal: Proposal, now: datetime, *, exclude: str | None, initial: str | None
+) -> Any:
     """The policy's reps grouped by team; a user picker when there are too many to list.
 
     Reps who cannot own this lead stay listed, marked with why, so the person looking for them
@@ -105,7 +109,7 @@ def _owner_element(rules: ReviewRules, proposal: Proposal, *, exclude: str | Non
         )
     teams = {t.id: t.name or t.id for t in rules.policy.teams}
     grouped: dict[str, list[Option]] = {}
-    labels = {r.id: _rep_label(rules, proposal, r) for r in reps}
+    labels = {r.id: _rep_label(rules, proposal, r, now) for r in reps}
     for rep in reps:
         grouped.setdefault(teams.get(rep.team or "", "No team"), []).append(option(labels[rep.id], rep.id))
     chosen = next((option(labels[r.id], r.id) for r in reps if r.id == initial), None)
@@ -124,8 +128,8 @@ def _owner_element(rules: ReviewRules, proposal: Proposal, *, exclude: str | Non
     )
 
 
-def _rep_label(rules: ReviewRules, proposal: Proposal, rep: Rep) -> str:
-    unfit = rules.unfit_owner(rep, proposal)
+def _rep_label(rules: ReviewRules, proposal: Proposal, rep: Rep, now: datetime) -> str:
+    unfit = rules.unfit_owner(rep, proposal, now)
     return f"{rep.name} ({unfit})" if unfit else rep.name
 
 
@@ -150,14 +154,14 @@ def _summary(card: Card) -> Block:
     return section(f"*{title}*\n{band_line(card)}\n*Recommended owner:* {esc(card.owner_name)}")
 
 
-def reassign_modal(card: Card, rules: ReviewRules, origin: Origin) -> dict[str, Any]:
+def reassign_modal(card: Card, rules: ReviewRules, origin: Origin, now: datetime) -> dict[str, Any]:
     exclude = card.proposal.owner if card.proposal.owner_kind == "rep" else None
     blocks: list[Block] = [
         _summary(card),
         InputBlock(
             block_id=ids.BLOCK_OWNER,
             label=plain("New owner", 2000),
-            element=_owner_element(rules, card.proposal, exclude=exclude, initial=None),
+            element=_owner_element(rules, card.proposal, now, exclude=exclude, initial=None),
         ),
         _reason_block(rules, "reassign"),
         _note_block(),
@@ -174,7 +178,7 @@ def reassign_modal(card: Card, rules: ReviewRules, origin: Origin) -> dict[str, 
     return validate_view(view, where=f"reassign modal {card.decision_pk}")
 
 
-def override_modal(card: Card, rules: ReviewRules, origin: Origin) -> dict[str, Any]:
+def override_modal(card: Card, rules: ReviewRules, origin: Origin, now: datetime) -> dict[str, Any]:
     actions = [option(label, code) for code, label in OVERRIDE_ACTIONS.items()]
     bands = [option(b.capitalize(), b) for b in rules.bands]
     owner = card.proposal.owner if card.proposal.owner_kind == "rep" else None
@@ -188,7 +192,7 @@ def override_modal(card: Card, rules: ReviewRules, origin: Origin) -> dict[str, 
             block_id=ids.BLOCK_OWNER,
             label=plain("Owner", 2000),
             optional=True,
-            element=_owner_element(rules, card.proposal, exclude=None, initial=owner),
+            element=_owner_element(rules, card.proposal, now, exclude=None, initial=owner),
             hint=plain("Leave as it is to keep the recommended owner.", 2000),
         ),
         _reason_block(rules, "override"),

@@ -10,6 +10,7 @@ form for nothing).
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from slack_bolt import Ack, App
@@ -45,7 +46,7 @@ def _open(
     ctx: BotContext,
     client: WebClient,
     click: Click,
-    build: Callable[[Card, ReviewRules, Origin], dict[str, Any]],
+    build: Callable[[Card, ReviewRules, Origin, datetime], dict[str, Any]],
 ) -> None:
     card, reply = check_may_act(ctx, click.decision_pk, click.user)
     if reply is not None or card is None:
@@ -53,7 +54,9 @@ def _open(
             tell(ctx, client, click.user, reply, channel=click.channel, home=click.home)
         return
     origin = Origin(click.decision_pk, click.channel, click.message_ts, click.home)
-    slack_call("views.open", client.views_open, trigger_id=click.trigger_id, view=build(card, ctx.rules, origin))
+    slack_call(
+        "views.open", client.views_open, trigger_id=click.trigger_id, view=build(card, ctx.rules, origin, ctx.clock())
+    )
 
 
 def register(app: App, ctx: BotContext) -> None:

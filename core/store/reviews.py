@@ -117,7 +117,7 @@ def record_review(session: Session, rules: ReviewRules, request: ReviewRequest, 
     proposal = proposal_for(row)
     if rules.authority(proposal, request.reviewer_rep) is None:
         raise NotAllowed(pk, request.reviewer_rep or request.reviewer, rules.who_may(proposal))
-    outcome = rules.validate(proposal, request.change)
+    outcome = rules.validate(proposal, request.change, now=now)
 
     review = Review(
         decision_pk=pk,

@@ -91,9 +91,9 @@ def test_given_more_reps_than_a_select_holds_when_reassigning_then_a_user_picker
     big = _big_policy(example_policy)
     card = _card(db, big, now, "00Q5e00000B0002")
     rules = ReviewRules(big.policy)
-    view = reassign_modal(card, rules, Origin(1))  # type: ignore[arg-type]
+    view = reassign_modal(card, rules, Origin(1), now)  # type: ignore[arg-type]
     owner_block = next(b for b in view["blocks"] if b.get("block_id") == ids.BLOCK_OWNER)
     assert owner_block["element"]["type"] == "users_select"
     proposal = Proposal(1, "ana", "rep", "mm", "hot", 80, "mid_market")
-    outcome = rules.validate(proposal, ReviewChange("reassign", reason_code="capacity", owner="U9042"))
+    outcome = rules.validate(proposal, ReviewChange("reassign", reason_code="capacity", owner="U9042"), now=now)
     assert outcome.final_owner == "r042"

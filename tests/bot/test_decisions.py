@@ -230,6 +230,23 @@ def test_given_a_rep_without_a_user_in_the_leads_crm_when_made_owner_then_the_mo
         assert modal.open and _reviews(harness.db) == []
 
 
+def test_given_a_rep_out_of_office_when_made_owner_then_the_modal_refuses_saying_until_when(
+    db: Database, example_policy: LoadedPolicy, slack: FakeSlack, now: datetime
+) -> None:
+    text = example_policy.text.replace("{start: 2026-12-22, end: 2027-01-02", "{start: 2026-11-16, end: 2026-11-27")
+    with serving(db, parse_policy(text, "holidays.yaml"), slack, now) as harness:
+        pk, owner = _escalate(harness)
+        harness.click(owner, ids.REASSIGN, pk)
+        [modal] = harness.slack.open_views(owner)
+        assert _offered(modal.view)["cy"] == "Cy Park (out of office until 2026-11-27)"
+
+        answer = harness.slack.submit(modal.id, owner, {ids.BLOCK_OWNER: "cy", ids.BLOCK_REASON: "capacity"})
+        assert answer.json()["errors"] == {
+            ids.BLOCK_OWNER: "Cy Park is out of office until 2026-11-27; pick someone who can work the lead now"
+        }
+        assert modal.open and _reviews(harness.db) == []
+
+
 def test_given_override_when_nothing_changes_then_error_on_the_action_and_when_changed_then_recorded(
     harness: Harness,
 ) -> None:

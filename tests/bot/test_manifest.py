@@ -64,8 +64,8 @@ def _everything_loopgate_shows(harness: Harness) -> list[dict[str, Any]]:
         {"blocks": escalation_message(card).blocks},
         {"blocks": escalation_message(card, audience="owner").blocks},
         home_view([card], now=now),
-        reassign_modal(card, ctx.rules, origin),
-        override_modal(card, ctx.rules, origin),
+        reassign_modal(card, ctx.rules, origin, now),
+        override_modal(card, ctx.rules, origin, now),
         # the scheduler's messages (issue 6)
         {"blocks": nudge_message(card, touch, now=now).blocks},
         {"blocks": nudge_message(card, review, now=now).blocks},

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import date, datetime
 
 import pytest
 
 from core.policy import LoadedPolicy
-from core.policy.schema import CrmIds
+from core.policy.schema import CrmIds, OutOfOffice
 from core.review import InvalidReview, Proposal, ReviewChange, ReviewRules
 
 
@@ -58,7 +59,7 @@ def test_given_the_owner_when_checked_then_owner_authority_and_a_peer_has_none(e
 
 @pytest.mark.parametrize(("writes_owner", "refused"), [(True, True), (False, False)])
 def test_given_a_rep_without_an_id_in_the_leads_crm_when_made_owner_then_refused_only_if_owners_are_written(
-    example_policy: LoadedPolicy, writes_owner: bool, refused: bool
+    example_policy: LoadedPolicy, now: datetime, writes_owner: bool, refused: bool
 ) -> None:
     policy = example_policy.policy
     reps = [r.model_copy(update={"crm": CrmIds(hubspot="102")}) if r.id == "ben" else r for r in policy.reps]
@@ -68,10 +69,33 @@ def test_given_a_rep_without_an_id_in_the_leads_crm_when_made_owner_then_refused
     change = ReviewChange("reassign", reason_code="capacity", owner="ben")
     if refused:
         with pytest.raises(InvalidReview) as caught:
-            rules.validate(from_salesforce, change)
+            rules.validate(from_salesforce, change, now=now)
         assert caught.value.field == "owner" and "no Salesforce user" in caught.value.message
-        assert rules.unfit_owner(rules.roster.reps["ben"], from_salesforce) == "no Salesforce user"
+        assert rules.unfit_owner(rules.roster.reps["ben"], from_salesforce, now) == "no Salesforce user"
     else:
-        assert rules.validate(from_salesforce, change).final_owner == "ben"
+        assert rules.validate(from_salesforce, change, now=now).final_owner == "ben"
     # a HubSpot lead: HubSpot knows him
-    assert rules.validate(replace(from_salesforce, source="hubspot"), change).final_owner == "ben"
+    assert rules.validate(replace(from_salesforce, source="hubspot"), change, now=now).final_owner == "ben"
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "refused"),
+    [(date(2026, 11, 16), date(2026, 11, 27), True), (date(2026, 11, 9), date(2026, 11, 19), False)],
+)
+def test_given_a_rep_out_of_office_when_made_owner_then_refused_until_they_are_back(
+    example_policy: LoadedPolicy, now: datetime, start: date, end: date, refused: bool
+) -> None:
+    policy = example_policy.policy
+    away = [OutOfOffice(start=start, end=end)]
+    reps = [r.model_copy(update={"out_of_office": away}) if r.id == "cy" else r for r in policy.reps]
+    rules = ReviewRules(policy.model_copy(update={"reps": reps}))
+    proposal = _proposal("ben", "rep", "mm")
+    change = ReviewChange("override", reason_code="data_quality", owner="cy")
+    if refused:
+        with pytest.raises(InvalidReview) as caught:
+            rules.validate(proposal, change, now=now)
+        assert caught.value.field == "owner" and caught.value.message.startswith(
+            "Cy Park is out of office until 2026-11-27"
+        )
+    else:
+        assert rules.validate(proposal, change, now=now).final_owner == "cy"
