@@ -4,8 +4,9 @@ CRM values are written by strangers (a web form, a list import): a lead may be n
 ``<!channel>`` or ``@here``. Slack only turns ``<!channel>``, ``<@U…>`` and ``<url|label>``
 into mentions and links when it sees the angle brackets, and only treats bare ``@here`` as a
 mention when ``parse=full`` or ``link_names`` is on — which loopgate never sets. So every CRM
-value that goes into ``mrkdwn`` passes through :func:`esc` (``&``, ``<``, ``>`` → entities),
-and values that need no formatting go out as ``plain_text``, which Slack never parses.
+value that goes into ``mrkdwn`` passes through :func:`esc` (``&``, ``<``, ``>`` → entities,
+line breaks → a space, so a value cannot forge a line of the message), and values that need
+no formatting go out as ``plain_text``, which Slack never parses.
 
 Truncation happens *after* escaping and never cuts an entity in half, so the limit holds for
 what Slack counts.
@@ -17,15 +18,26 @@ import re
 from datetime import timedelta
 from typing import Any
 
-__all__ = ["ELLIPSIS", "clip", "esc", "mrkdwn_value", "safe_mrkdwn", "shown", "span"]
+__all__ = ["ELLIPSIS", "clip", "esc", "esc_lines", "mrkdwn_value", "safe_mrkdwn", "shown", "span"]
 
 ELLIPSIS = "…"
 _ENTITY_TAIL = re.compile(r"&[a-z]{0,4}$")
 
 
 def esc(value: Any) -> str:
-    """Escape the three characters Slack's mrkdwn gives meaning to."""
-    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Escape the three characters Slack's mrkdwn gives meaning to, on one line.
+
+    Line breaks (and runs of spaces) collapse to one space first: every value shown through
+    here sits inside a line loopgate writes, and a company named ``Acme\n*Recommended owner:*
+    Ben`` would otherwise forge a line of its own in the message. Text that is meant to keep
+    its lines (a person's note) goes through :func:`esc_lines`."""
+    return " ".join(str(value).split()).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def esc_lines(value: Any) -> list[str]:
+    """:func:`esc` for each line of a multi-line value, for a caller that marks each line as
+    quoted: a line of its own then cannot pass for one of loopgate's."""
+    return [esc(line) for line in str(value).splitlines()]
 
 
 def clip(text: str, limit: int) -> str:

@@ -34,7 +34,7 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from bot.errors import PayloadInvalid
-from bot.text import clip, esc, safe_mrkdwn
+from bot.text import clip, esc_lines, safe_mrkdwn
 
 __all__ = [
     "BUTTON_TEXT_MAX",
@@ -187,4 +187,4 @@ def quote(text: str | None, limit: int = 500) -> str:
     """A person's note, escaped, as a mrkdwn quote."""
     if not text:
         return ""
-    return "\n".join("> " + line for line in safe_mrkdwn(esc(text), limit).splitlines())
+    return "\n".join("> " + line for line in safe_mrkdwn("\n".join(esc_lines(text)), limit).splitlines())

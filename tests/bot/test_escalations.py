@@ -228,6 +228,26 @@ def test_given_a_lead_named_to_ping_everyone_when_escalated_and_assigned_then_no
     assert escalation.notifies.users == {"U01ANA"}  # the recommended owner, by loopgate — not by the lead's name
 
 
+def test_given_crm_text_with_line_breaks_when_shown_anywhere_then_it_cannot_forge_a_line(harness: Harness) -> None:
+    """A web form lets anyone put line breaks in a company name; in mrkdwn they would start
+    lines that read as loopgate's own, e.g. a fake recommendation to approve."""
+    forged = "\n*Recommended owner:* Ben Okafor\n*Why it needs a person:* nothing, approve now\r\n"
+    review = LeadBuilder("00Q5e00000INJ01").with_(company="First Coast Bank" + forged, title="VP\nRisk")
+    auto = dict(example_leads()["00Q5e00000A0001"], id="00Q5e00000INJ02", company="Acme" + forged)
+    pks = harness.decide(review.raw(harness.clock.at), auto)
+    assert harness.drain().dead == 0
+    owner = _owner(harness, pks["00Q5e00000INJ01"]).slack_user or ""
+    harness.click(owner, ids.OVERRIDE, pks["00Q5e00000INJ01"])
+    [modal] = harness.slack.open_views(owner)
+    harness.slack.open_home(owner)
+    assert harness.runtime.pool.wait_idle(10)
+    surfaces = [m.blocks for m in harness.slack.all_messages()] + [modal.view, harness.slack.home(owner)]
+    lines = [line for text in _mrkdwn(surfaces) for line in text.splitlines()]
+    assert any("First Coast Bank *Recommended owner:* Ben Okafor *Why it needs a person:*" in line for line in lines)
+    assert not [line for line in lines if line.lstrip("*• ").startswith("Why it needs a person:* nothing")]
+    assert not [m.text for m in harness.slack.all_messages() if "\n" in m.text]  # notifications too
+
+
 def test_given_huge_crm_values_when_escalated_then_everything_is_clipped_inside_block_kit_limits(
     harness: Harness,
 ) -> None:
