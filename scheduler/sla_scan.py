@@ -121,7 +121,15 @@ class _Scan:
         return {"user": manager} if manager else {"channel": team.channel}
 
     def facts(self, clock: SlaClock) -> ClockFacts:
-        return ClockFacts(clock.pk, clock.kind, self.rules.roster.name(clock.owner), clock.started_at, clock.due_at)
+        rep = self.rules.roster.reps.get(clock.owner or "") if clock.owner_kind == "rep" else None
+        return ClockFacts(
+            clock.pk,
+            clock.kind,
+            self.rules.roster.name(clock.owner),
+            clock.started_at,
+            clock.due_at,
+            owner_timezone=rep.timezone if rep is not None else None,
+        )
 
     # --- one clock ------------------------------------------------------------------------------
 

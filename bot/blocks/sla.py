@@ -17,6 +17,7 @@ from bot import ids
 from bot.blocks.common import Message, button, context, mrkdwn, section, slack_date, validate_message
 from bot.blocks.escalation import band_line, decision_buttons, next_action_label
 from bot.cards import Card
+from bot.sla import local_time
 from bot.text import esc, mrkdwn_value, span
 
 __all__ = ["ClockFacts", "breach_message", "contacted_section", "lead_title", "nudge_message", "rerouted_message"]
@@ -33,6 +34,7 @@ class ClockFacts:
     owner_name: str
     started_at: datetime
     due_at: datetime | None
+    owner_timezone: str | None = None  # the clock owner's (else the card's owner's) zone
 
 
 def lead_title(card: Card) -> str:
@@ -83,7 +85,10 @@ def nudge_message(card: Card, clock: ClockFacts, *, now: datetime) -> Message:
     blocks.append(
         context(f"SLA clock #{clock.clock_pk} · decision #{card.decision_pk} · started {slack_date(clock.started_at)}")
     )
-    due = f" by {clock.due_at:%H:%M} UTC" if clock.due_at and clock.due_at > now else " — overdue"
+    # the notification's fallback text cannot hold a <!date> token (read in the reader's own
+    # zone), so it says the time where the owner it goes to is: "21:10 UTC" made them convert
+    zone = clock.owner_timezone or card.owner_timezone
+    due = f" by {local_time(clock.due_at, zone)}" if clock.due_at and clock.due_at > now else " — overdue"
     text = f"Reminder: {what} for {esc(card.lead.name)}{due}"
     return validate_message(text, blocks, where=f"nudge {clock.clock_pk}")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 
@@ -42,6 +43,22 @@ def _drain(harness: Harness) -> DrainReport:
 def _safe(message: FakeMessage) -> None:
     assert message.notifies.broadcasts == set()
     assert message.notifies.users == set()
+
+
+def test_given_an_owner_in_new_york_when_nudged_then_the_notification_says_the_deadline_in_their_time(
+    harness: Harness,
+) -> None:
+    """The notification's text (lock screen, email) cannot show a <!date> in the reader's zone."""
+    pk = harness.decide_examples(EVIL)[EVIL]
+    harness.clock.at += timedelta(hours=2)  # half of the warm first-touch SLA (4 h)
+    run_sla_scan(_ctx(harness))
+    _drain(harness)
+    [nudge] = [m for m in harness.slack.im_for("U01ANA").messages if "Reminder" in m.text]
+    with harness.db.sessions() as s:
+        due = s.execute(select(SlaClock.due_at).where(SlaClock.decision_pk == pk)).scalar_one()
+    local = due.astimezone(ZoneInfo("America/New_York"))
+    assert nudge.text.endswith(f" by {local:%-I:%M %p} EST, Fri 20 Nov")
+    assert "UTC" not in nudge.text
 
 
 def test_given_a_hostile_lead_when_its_owner_is_nudged_then_only_the_owner_reads_it_and_nobody_is_pinged(
