@@ -378,6 +378,7 @@ def _undecided(db: Database) -> int:
                 select(func.count()).where(
                     Lead.is_deleted.is_(False),
                     Lead.content_hash.is_not(None),
+                    Lead.converted.is_(False),  # never decided: see core.store.decide
                     or_(Lead.decided_hash.is_(None), Lead.decided_hash != Lead.content_hash),
                 )
             ).scalar_one()

@@ -235,6 +235,9 @@ class _Scan:
         self, session: Session, clock: SlaClock, card: Card, lead: Lead, step: Step
     ) -> tuple[str, dict[str, Any]]:
         late_owner = clock.owner
+        if lead.converted:  # an outcome now, never decided again (core.store.decide): nobody owes it a touch
+            close(clock, "cancelled", "lead converted", self.now)
+            return "cancelled", {"why": "lead converted"}
         close(clock, "rerouted", f"{step.key} at {step.at.isoformat()}", self.now)
         session.flush()  # the re-decision looks for open clocks of this lead
         request = DecideRequest(

@@ -8,6 +8,14 @@ campaign response deleted again, a title restored) is decided again — its late
 about other content — under ``content:<hash>:after:<seq>``. Re-routing and conflict
 re-decisions carry their own keys.
 
+**Converted leads are never decided.** A converted lead (a Salesforce Lead with ``IsConverted``,
+a HubSpot contact at opportunity, customer or evangelist) is an outcome, not work: it is
+stored, for learning, but neither routed nor announced — a first sync of a real org would
+otherwise hand its reps years of historical conversions, spending their capacity and their
+DMs. :func:`decide_pending` does not select them, and :func:`decide_leads` drops any other
+request for one (an SLA re-route, a write-back conflict, an unpark), so no path decides them.
+Their past decisions stay, and ``policy simulate`` still replays those.
+
 Effects go to the outbox, keyed by decision: ``crm.writeback`` for every decision,
 ``slack.escalation`` for reviews, ``slack.assignment`` (tell the new owner) for automatic
 assignments to a rep, ``slack.decision_update`` when a pending review is superseded. In the
@@ -124,7 +132,8 @@ def decide_pending(
     shadow: ShadowChoice = True,
     follow_champion: bool = False,
 ) -> list[Decided]:
-    """Decide leads never decided or changed since their last decision (up to ``limit``).
+    """Decide leads never decided or changed since their last decision (up to ``limit``),
+    converted ones excepted (see the module doc).
 
     On PostgreSQL the chosen leads are locked (``SKIP LOCKED``), so parallel deciders split
     the work instead of deciding the same lead twice. ``follow_champion``: see
@@ -134,6 +143,7 @@ def decide_pending(
     query = select(*(table.c[name] for name in StoredLead.COLUMNS)).where(
         table.c.is_deleted.is_(False),
         table.c.content_hash.is_not(None),
+        table.c.converted.is_(False),
         or_(table.c.decided_hash.is_(None), table.c.decided_hash != table.c.content_hash),
     )
     if lead_pks is not None:
@@ -159,12 +169,14 @@ def decide_leads(
     shadow: ShadowChoice = True,
     follow_champion: bool = False,
 ) -> list[Decided]:
-    """Decide each request (skipping keys already decided) and persist everything; with a
-    challenger published for shadowing, also record its decisions (see the module doc).
+    """Decide each request (skipping keys already decided, and converted leads) and persist
+    everything; with a challenger published for shadowing, also record its decisions (see the
+    module doc).
 
     ``follow_champion``: the engine decides for the published champion; raise
     :class:`ChampionChanged` (deciding nothing) if another version is champion now. Without it
     the engine is used as given (an explicit ``--policy`` file)."""
+    requests = [r for r in requests if not r.lead.converted]
     if not requests:
         return []
     pks = [r.lead.pk for r in requests]

@@ -71,6 +71,7 @@ def parked_leads(
             Decision.team.is_not(None) if teams is None else Decision.team.in_(list(teams)),
             Decision.decided_at >= now - UNPARK_WITHIN,
             Lead.is_deleted.is_(False),
+            Lead.converted.is_(False),  # worked already: nobody's to pick up
             Lead.first_touch_at.is_(None),
             Lead.decided_hash == Lead.content_hash,
             ~exists().where(and_(newer.lead_pk == Decision.lead_pk, newer.seq > Decision.seq, newer.shadow.is_(False))),

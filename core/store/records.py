@@ -77,9 +77,11 @@ class StoredLead:
     decided_hash: str | None
     first_touch_at: datetime | None
     data: dict[str, Any]
+    converted: bool
 
     COLUMNS: ClassVar[tuple[str, ...]] = (
         "pk", "source", "email", "owner_id", "account_pk", "content_hash", "decided_hash", "first_touch_at", "data",
+        "converted",
     )  # fmt: skip
 
 

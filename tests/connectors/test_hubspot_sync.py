@@ -281,3 +281,18 @@ def test_given_contacts_with_hubspot_activity_dates_when_synced_then_they_are_in
         contracts = dict(s.execute(select(Decision.lead_id, Decision.contract)).all())
     intent = {lead: contract["score"]["intent"] for lead, contract in contracts.items()}
     assert intent[active] == 23 and intent[quiet] == 0  # 20 + 3, each an hour old; opens score nothing here
+
+
+@pytest.mark.parametrize("stage", ["opportunity", "customer", "evangelist"])
+def test_given_a_contact_past_the_lead_stages_when_synced_then_it_is_stored_converted_and_not_decided(
+    db: Database, hs: FakeHubSpot, engine: DecisionEngine, example_policy: LoadedPolicy, clock: Clock, stage: str
+) -> None:
+    seed_hubspot_people(hs, example_policy)
+    customer = hs.create("contacts", hs_contact(lifecyclestage=stage))
+    fresh = hs.create("contacts", hs_contact())
+    port = hubspot_connector(hs, example_policy, clock=clock)
+
+    report = sync_crm(db, port, engine, clock=clock)
+
+    assert _leads(db)[customer].converted
+    assert _decisions_per_lead(db) == {fresh: 1} and report.decided == 1

@@ -11,7 +11,7 @@ from connectors.sync import sync_crm
 from core.engine import DecisionEngine
 from core.policy import LoadedPolicy
 from core.store.db import Database
-from core.store.models import Account, Decision, Lead, Owner, SyncCursor
+from core.store.models import Account, Decision, Lead, OutboxRow, Owner, SyncCursor
 from loopgate.sandbox.salesforce import FakeSalesforce
 from tests.connectors.builders import salesforce_connector, seed_salesforce_people, sf_lead
 from tests.connectors.conftest import Clock
@@ -132,6 +132,30 @@ def test_given_a_converted_lead_and_a_won_opportunity_when_synced_then_the_outco
     assert leads[contact].outcome == "won" and leads[contact].outcome_at is not None
     assert leads[contact].outcome_at.date().isoformat() == "2026-11-18"
     assert leads[lost_contact].outcome == "lost"
+
+
+def test_given_an_org_with_historical_converted_leads_when_first_synced_then_they_are_stored_but_handed_to_nobody(
+    db: Database, sf: FakeSalesforce, engine: DecisionEngine, example_policy: LoadedPolicy, clock: Clock
+) -> None:
+    seed_salesforce_people(sf, example_policy)
+    converted = [sf.create("Lead", sf_lead(IsConverted=True, Status="Closed - Converted")) for _ in range(6)]
+    fresh = sf.create("Lead", sf_lead())
+    port = salesforce_connector(sf, example_policy)
+
+    report = sync_crm(db, port, engine, clock=clock)
+
+    leads = _leads(db)
+    assert all(leads[c].converted for c in converted)  # kept: they are outcomes to learn from
+    assert _decisions_per_lead(db) == {fresh: 1}  # routed, counted against capacity, DMed: only the new one
+    assert report.decided == 1
+    with db.sessions() as s:
+        effects = s.execute(select(OutboxRow.dedupe_key)).scalars().all()
+    assert effects and all(key.endswith(f":{_decision_pk(db, fresh)}") for key in effects)
+
+
+def _decision_pk(db: Database, crm_id: str) -> int:
+    with db.sessions() as s:
+        return s.execute(select(Decision.pk).where(Decision.lead_id == crm_id)).scalar_one()
 
 
 def test_given_owners_outside_the_policy_when_synced_then_they_are_reported_by_name_not_guessed(

@@ -326,6 +326,25 @@ def test_given_a_reroute_key_when_requested_twice_then_decided_once_without_the_
     assert again[0].decision.owner not in (None, first.decision.owner)
 
 
+def test_given_a_lead_converted_since_its_decision_when_changed_or_rerouted_then_it_is_not_decided_again(
+    db: Database, now: datetime
+) -> None:
+    engine = DecisionEngine(make_policy())
+    _put(db, now, {"id": "A"})
+    first = _decide(db, engine, now)[0]
+    with db.transaction() as s:  # the sync stores the conversion along with a new title
+        upsert_leads(s, [LeadRow(normalize_lead({"source": "salesforce", "id": "A", "title": "CTO"}),
+                                 {"converted": True})], now=now)  # fmt: skip
+
+    assert _decide(db, engine, now) == []
+    with db.transaction() as s:
+        lead = s.get(Lead, first.lead_pk)
+        assert lead is not None
+        request = DecideRequest(lead, "reroute", f"reroute:{first.decision_pk}:breach", frozenset())
+        assert decide_leads(s, engine, [request], now=now) == []
+    assert _effects(db) == {"crm.writeback": 1, "slack.assignment": 1}  # the first decision's, no more
+
+
 def test_given_restarts_between_batches_when_routing_then_the_rotation_continues_where_it_stopped(
     db: Database, now: datetime
 ) -> None:
