@@ -57,6 +57,8 @@ class LeadContext:
     previous: PriorScore | None = None
     duplicates: tuple[DuplicateRecord, ...] = ()
     exclude_owners: frozenset[str] = field(default_factory=frozenset)
+    # why some of ``exclude_owners`` get nothing ("inactive in salesforce"); the rest: a re-route
+    exclude_why: Mapping[str, str] = field(default_factory=dict)
 
 
 def _not_yet(later: tuple[Event, ...]) -> Evidence:
@@ -163,7 +165,9 @@ class DecisionEngine:
         if suppression is not None and not any(map(_hard, before_routing)):
             route = self._parked(lead, suppression)
         else:
-            route = self.router.route(facts, rotation, keep_owner=self._keep_owner, exclude=ctx.exclude_owners)
+            route = self.router.route(
+                facts, rotation, keep_owner=self._keep_owner, exclude=ctx.exclude_owners, why=ctx.exclude_why
+            )
         ownership = None
         # duplicate ownership needs an account or a twin to disagree with: most leads have neither
         if self._ownership and (ctx.account is not None or ctx.duplicates):

@@ -17,7 +17,7 @@ the store (so two deciders on PostgreSQL never hand out the same slot).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import NamedTuple, Protocol
@@ -149,6 +149,11 @@ def availability(rep: Rep, now: datetime) -> str | None:
     return None
 
 
+def _excluded(rep_id: str, why: Mapping[str, str]) -> str:
+    """Why an excluded rep gets nothing: the reason given, else a re-route away from them."""
+    return why.get(rep_id, "excluded (re-route)")
+
+
 def _local_day(rep: Rep, now: datetime) -> date:
     return now.astimezone(ZoneInfo(rep.timezone)).date()
 
@@ -234,19 +239,23 @@ class Router:
         *,
         keep_owner: bool,
         exclude: frozenset[str],
+        why: Mapping[str, str] | None = None,
     ) -> Route:
-        """Apply the rules in order; the first that yields an owner wins."""
+        """Apply the rules in order; the first that yields an owner wins. Reps in ``exclude``
+        get nothing, not even a lead they own; ``why`` says why for some of them (``inactive
+        in salesforce``), the others are being re-routed away from."""
+        why = why or {}
         lead, now = facts.lead, facts.now
         skipped: list[str] = []
         current = self.roster.person_for_crm(lead.source, lead.owner_id) if lead.owner_id else None
         if keep_owner and current is not None and self.roster.is_rep(current) and current not in exclude:
             return Route("current_owner", "keep", current, "rep", f"already owned by {self.roster.name(current)}")
-        if current in exclude:
-            skipped.append(f"{self.roster.name(current)} excluded (re-route)")
+        if current is not None and current in exclude:
+            skipped.append(f"{self.roster.name(current)} {_excluded(current, why)}")
         first, rules = self._first_rule, self.rules
         i = first(facts, 0)
         while i >= 0:
-            routed = self._apply(rules[i], facts.account, facts, rotation, exclude, skipped, now)
+            routed = self._apply(rules[i], facts.account, facts, rotation, exclude, why, skipped, now)
             if routed is not None:
                 # say why earlier matching rules did not decide: "why not the account owner?"
                 return routed._replace(detail=f"{routed.detail}; {'; '.join(skipped)}") if skipped else routed
@@ -261,6 +270,7 @@ class Router:
         facts: Facts,
         rotation: RotationPort,
         exclude: frozenset[str],
+        why: Mapping[str, str],
         skipped: list[str],
         now: datetime,
     ) -> Route | None:
@@ -269,7 +279,7 @@ class Router:
             return Route(rule.name, "queue", rule.target, "queue", f"sent to queue {self.roster.name(rule.target)}")
         if rule.kind == "rep":
             assert rule.target is not None
-            return self._direct(rule.name, "named_rep", rule.target, exclude, skipped, now)
+            return self._direct(rule.name, "named_rep", rule.target, exclude, why, skipped, now)
         if rule.kind == "account_owner":
             if account is None:
                 skipped.append(f"{rule.name}: no matching account")
@@ -279,9 +289,9 @@ class Router:
                 skipped.append(f"{rule.name}: account owner {account.owner_id or 'none'} is not a rep in the policy")
                 return None
             assert owner is not None
-            return self._direct(rule.name, "account_owner", owner, exclude, skipped, now, account)
+            return self._direct(rule.name, "account_owner", owner, exclude, why, skipped, now, account)
         assert rule.target is not None and rule.method is not None
-        return self._rotate(rule.name, rule.target, rule.method, facts, rotation, exclude, now)
+        return self._rotate(rule.name, rule.target, rule.method, facts, rotation, exclude, why, now)
 
     def open_slots(
         self, team_id: str, rotation: RotationPort, now: datetime, *, exclude: frozenset[str] = frozenset()
@@ -294,20 +304,20 @@ class Router:
         if team_id not in self.roster.team_members:
             return 0
         room = 0
-        for candidate in self._candidates(team_id, "round_robin", exclude, now)[0]:
+        for candidate in self._candidates(team_id, "round_robin", exclude, {}, now)[0]:
             if candidate.daily_capacity is None:
                 return None
             room += max(candidate.daily_capacity - rotation.load(candidate.rep, candidate.local_day), 0)
         return room
 
     def _candidates(
-        self, team_id: str, method: str, exclude: frozenset[str], now: datetime
+        self, team_id: str, method: str, exclude: frozenset[str], why: Mapping[str, str], now: datetime
     ) -> tuple[list[Candidate], list[str]]:
         """Who in the team may take a lead now, and why the others may not."""
         candidates: list[Candidate] = []
         away: list[str] = []
         for rep in self.roster.team_members[team_id]:
-            reason = "excluded (re-route)" if rep.id in exclude else self._availability(rep, now)
+            reason = _excluded(rep.id, why) if rep.id in exclude else self._availability(rep, now)
             if reason:
                 away.append(f"{rep.name} {reason}")
                 continue
@@ -339,6 +349,7 @@ class Router:
         method: str,
         rep_id: str,
         exclude: frozenset[str],
+        why: Mapping[str, str],
         skipped: list[str],
         now: datetime,
         account: Account | None = None,
@@ -347,12 +358,12 @@ class Router:
         # working hours decide who gets new rotation leads; they do not take a customer's lead
         # from its account owner at 18:01 (the lead waits for the morning). Out of office does.
         present = self._out_of_office if method == "account_owner" else self._availability
-        away = "excluded (re-route)" if rep_id in exclude else present(rep, now)
+        away = _excluded(rep_id, why) if rep_id in exclude else present(rep, now)
         if away:
             skipped.append(f"{rule}: {rep.name} {away}")
             return None
-        why = f"owner of account {account.name or account.id}" if account is not None else "named rep"
-        return Route(rule, method, rep_id, "rep", f"{rep.name}: {why}")
+        owns = f"owner of account {account.name or account.id}" if account is not None else "named rep"
+        return Route(rule, method, rep_id, "rep", f"{rep.name}: {owns}")
 
     def _rotate(
         self,
@@ -362,13 +373,14 @@ class Router:
         facts: Facts,
         rotation: RotationPort,
         exclude: frozenset[str],
+        why: Mapping[str, str],
         now: datetime,
     ) -> Route:
         key = (team_id, method)
         if exclude or now != self._cached_at or key not in self._teams_now:
             team = self.roster.teams[team_id]
             team_name = team.name or team.id
-            candidates, away = self._candidates(team_id, method, exclude, now)
+            candidates, away = self._candidates(team_id, method, exclude, why, now)
             # what the detail says besides the chosen rep depends only on the team, the method
             # and who is away: written once per (team, method, now), as is the detail for when
             # the rotation has no open slot (then every candidate is at capacity)

@@ -65,7 +65,17 @@ from core.routing import InMemoryRotation
 from core.store import audit_log, outbox, sla_clocks
 from core.store.audit_log import AuditRecord
 from core.store.db import EncodedJson, json_text
-from core.store.models import Account, Decision, Lead, PolicyRole, PolicyVersion, RepLoad, RotationState, TrustState
+from core.store.models import (
+    Account,
+    Decision,
+    Lead,
+    Owner,
+    PolicyRole,
+    PolicyVersion,
+    RepLoad,
+    RotationState,
+    TrustState,
+)
 from core.store.records import StoredLead, account_value, lead_value
 from core.store.rotation import StoreRotation
 
@@ -191,6 +201,7 @@ def decide_leads(
     accounts = _accounts(session, engine, todo, leads)
     previous, seqs = _previous(session, pks)
     twins = _duplicates(session, engine, todo)
+    inactive = _inactive_reps(session, engine, todo)
     levels = trust_levels(session)
     rotation = StoreRotation(session)
 
@@ -202,11 +213,13 @@ def decide_leads(
     for req in todo:
         pk = req.lead.pk
         found = twins.get(pk)
+        off = inactive.get(req.lead.source)
         ctx = LeadContext(
             account=accounts.get(pk),
             previous=previous.get(pk),
             duplicates=_as_chosen(found, chosen) if found else (),
-            exclude_owners=req.exclude,
+            exclude_owners=req.exclude.union(off) if off else req.exclude,
+            exclude_why=off or {},
         )
         d = engine.decide(leads[pk], ctx, rotation=rotation, now=now, trust_levels=levels)
         if pk in twin_pks:
@@ -413,15 +426,42 @@ def lead_contexts(
     that replay stored leads without deciding them (``policy simulate``, tuning)."""
     accounts = _accounts(session, engine, requests, leads)
     twins = _duplicates(session, engine, requests)
+    inactive = _inactive_reps(session, engine, requests)
     return {
         r.lead.pk: LeadContext(
             account=accounts.get(r.lead.pk),
             previous=(previous or {}).get(r.lead.pk),
             duplicates=tuple(twin for _, twin in twins.get(r.lead.pk, ())),
-            exclude_owners=r.exclude,
+            exclude_owners=r.exclude.union(inactive.get(r.lead.source, {})),
+            exclude_why=inactive.get(r.lead.source, {}),
         )
         for r in requests
     }
+
+
+def _inactive_reps(
+    session: Session, engine: DecisionEngine, requests: Sequence[DecideRequest]
+) -> dict[str, dict[str, str]]:
+    """Per CRM, the policy's reps whose user there is deactivated (a Salesforce user with
+    ``IsActive`` false, an archived HubSpot owner), each with why, for the leads of that CRM.
+
+    The policy names who may take leads; the CRM says who still can. A rep who left keeps their
+    place in the policy until someone edits it, and meanwhile was handed rotation leads (and
+    kept the ones they own) that the CRM then refused to assign to them — the whole record's
+    write-back died with the owner. One query per batch; few users are ever inactive."""
+    sources = {r.lead.source for r in requests}
+    if not sources:
+        return {}
+    out: dict[str, dict[str, str]] = {}
+    for source, crm_id in session.execute(
+        select(Owner.source, Owner.crm_id).where(
+            Owner.source.in_(sources), Owner.active.is_(False), Owner.kind == "user"
+        )
+    ):
+        rep = engine.roster.person_for_crm(source, crm_id)
+        if rep is not None and rep in engine.roster.reps:  # a queue is never inactive
+            out.setdefault(source, {})[rep] = f"inactive in {source}"
+    return out
 
 
 def _accounts(

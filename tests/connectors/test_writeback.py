@@ -389,3 +389,39 @@ def test_given_rows_of_both_crms_when_one_crm_is_written_back_then_the_others_ro
         report = crm_jobs.writeback(crm_jobs.Runtime(db, engine, {"hubspot": ports["hubspot"]}, clock), crm="hubspot")
         assert (report.done, report.dead) == (1, 0)
         assert hs.get("contacts", contact)["loopgate_status"] == "auto_assigned"
+
+
+def test_given_a_rep_deactivated_in_salesforce_when_leads_are_synced_then_nobody_routes_to_them_and_all_are_written(
+    db: Database, sf: FakeSalesforce, clock: Clock, engine: DecisionEngine, example_policy: LoadedPolicy
+) -> None:
+    people = seed_salesforce_people(sf, example_policy)
+    sf.update("User", people["ana"], IsActive=False)  # Ana left; the policy still names her
+    owned = sf.create("Lead", sf_lead(OwnerId=people["ana"]))  # hers: kept with her unless she is gone
+    fresh = [sf.create("Lead", sf_lead()) for _ in range(5)]
+    port = salesforce_connector(sf, example_policy)
+    sync_crm(db, port, engine, clock=clock)
+
+    decisions = {crm_id: _decision(db, crm_id) for crm_id in [owned, *fresh]}
+    assert "ana" not in {d.final_owner for d in decisions.values()}
+    assert "Ana Ruiz inactive in salesforce" in decisions[owned].contract["route"]["detail"]
+    clock.advance(minutes=1)
+    report = _drain(db, engine, port, clock)
+
+    assert (report.done, report.dead) == (6, 0)
+    assert all(sf.get("Lead", crm_id)["Loopgate_Score__c"] is not None for crm_id in decisions)
+
+
+def test_given_an_archived_hubspot_owner_when_contacts_are_synced_then_the_rotation_skips_them(
+    db: Database, hs: FakeHubSpot, clock: Clock, engine: DecisionEngine, example_policy: LoadedPolicy
+) -> None:
+    people = seed_hubspot_people(hs, example_policy)
+    hs.owners[people["ana"]]["archived"] = True  # her HubSpot user was deactivated
+    contacts = [hs.create("contacts", hs_contact()) for _ in range(4)]
+    port = hubspot_connector(hs, example_policy, clock=clock)
+    sync_crm(db, port, engine, clock=clock)
+    clock.advance(minutes=1)
+
+    report = _drain(db, engine, port, clock)
+
+    assert (report.done, report.dead) == (4, 0)
+    assert people["ana"] not in {hs.get("contacts", c).get("hubspot_owner_id") for c in contacts}
