@@ -190,7 +190,20 @@ class HubSpotConnector:
                 refresh_token=self.auth.refresh_token,
             )
         except Exception as exc:
-            raise translate(exc, "oauth token refresh") from exc
+            error = translate(exc, "oauth token refresh")
+            if error.status in (400, 401):
+                # HubSpot answers a revoked or unknown refresh token (the app uninstalled, the
+                # grant withdrawn) with 400 BAD_REFRESH_TOKEN: the credentials, not the batch,
+                # are what is wrong — as BadRequest it killed every write-back row it carried
+                raise AuthExpired(
+                    SYSTEM,
+                    error.status,
+                    "oauth token refresh",
+                    f"HUBSPOT_REFRESH_TOKEN was rejected ({error.message or error.code}); reinstall the app and set "
+                    "a new HUBSPOT_REFRESH_TOKEN (and HUBSPOT_CLIENT_ID / HUBSPOT_CLIENT_SECRET if they changed)",
+                    code=error.code,
+                ) from exc
+            raise error from exc
         self.auth.access_token = str(token.access_token)
         self._client = None
         return True

@@ -324,6 +324,62 @@ def test_given_an_expired_hubspot_token_and_a_refresh_token_when_reading_then_it
     assert port.auth.access_token != "oauth-old" and len(hs.calls("/oauth/v1/token")) == 1
 
 
+def test_given_a_revoked_hubspot_refresh_token_when_reading_then_the_error_names_the_variable(
+    hs: FakeHubSpot, example_policy: LoadedPolicy
+) -> None:
+    hs.oauth_clients["client-1"] = "shh"
+    hs.tokens.add("oauth-old")
+    hs.expire_token("oauth-old")  # and "refresh-1" is unknown: the app was uninstalled
+    port = hubspot_connector(
+        hs, example_policy, token="oauth-old", client_id="client-1", client_secret="shh", refresh_token="refresh-1"
+    )
+
+    with pytest.raises(AuthExpired) as caught:
+        list(port.read("contacts", None))
+
+    message = str(caught.value)
+    assert "HUBSPOT_REFRESH_TOKEN" in message and "BAD_REFRESH_TOKEN" in message and "\n" not in message
+
+
+def test_given_hubspot_refreshes_failing_when_write_back_runs_then_its_rows_wait_for_credentials_not_die(
+    db: Database, hs: FakeHubSpot, engine: DecisionEngine, example_policy: LoadedPolicy, clock: Clock
+) -> None:
+    seed_hubspot_people(hs, example_policy)
+    hs.oauth_clients["client-1"] = "shh"
+    hs.refresh_tokens.add("refresh-1")
+    for _ in range(3):
+        hs.create("contacts", hs_contact())
+    port = hubspot_connector(hs, example_policy, clock=clock, client_id="client-1", client_secret="shh",
+                             refresh_token="refresh-1")  # fmt: skip
+    sync_crm(db, port, engine, clock=clock)
+    hs.refresh_tokens.clear()  # the grant is revoked, then the access token expires
+    hs.expire_token("pat-sandbox-token")
+    clock.advance(minutes=1)
+
+    report = outbox.drain(db, [CrmWriteback(db, engine, {"hubspot": port}, clock)], "w", clock)
+
+    assert (report.retried, report.dead) == (3, 0)
+    with db.transaction() as s:
+        errors = s.execute(select(OutboxRow.last_error).where(OutboxRow.kind == "crm.writeback")).scalars().all()
+    assert all("HUBSPOT_REFRESH_TOKEN" in (e or "") for e in errors)
+
+
+def test_given_hubspot_token_service_down_when_refreshing_then_it_is_unavailable_not_an_auth_failure(
+    hs: FakeHubSpot, example_policy: LoadedPolicy
+) -> None:
+    hs.oauth_clients["client-1"] = "shh"
+    hs.refresh_tokens.add("refresh-1")
+    hs.tokens.add("oauth-old")
+    hs.expire_token("oauth-old")
+    hs.inject(r"^/oauth/v1/token$", 503, body={"status": "error", "message": "try later"})
+    port = hubspot_connector(
+        hs, example_policy, token="oauth-old", client_id="client-1", client_secret="shh", refresh_token="refresh-1"
+    )
+
+    with pytest.raises(Unavailable):
+        list(port.read("contacts", None))
+
+
 def test_given_a_revoked_private_app_token_when_reading_then_the_error_names_the_variable(
     hs: FakeHubSpot, example_policy: LoadedPolicy
 ) -> None:
