@@ -260,17 +260,18 @@ class CrmWriteback:
             return None
         field_map = getattr(self.engine.policy.writeback, facts.source, None) or {}
         fields = desired_fields(facts, field_map)
+        object_type = lead.object_type or ("Lead" if facts.source == "salesforce" else "contact")
         return _Plan(
             item=item,
             facts=facts,
             lead_pk=lead.pk,
             crm_id=lead.crm_id,
-            object_type=lead.object_type or ("Lead" if facts.source == "salesforce" else "contact"),
+            object_type=object_type,
             snapshot_owner=lead.owner_id,
             snapshot=dict(state.values) if state is not None else {},
             owner_written=state.owner_written if state is not None else None,
             fields=fields,
-            owner=owner_plan(facts, self.engine.policy, facts.source),
+            owner=owner_plan(facts, self.engine.policy, facts.source, object_type),
         )
 
     # --- writing ------------------------------------------------------------------------------------

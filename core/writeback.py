@@ -139,8 +139,13 @@ def desired_fields(facts: DecisionFacts, field_map: Mapping[str, str]) -> dict[s
     return {field: values[key] for key, field in field_map.items() if key in values}
 
 
-def owner_plan(facts: DecisionFacts, policy: Policy, system: str) -> OwnerPlan:
-    """Whether (and to which CRM id) the owner is written for this decision."""
+# Salesforce objects a queue may own (and custom objects): a Contact or Account must be owned by a user
+SALESFORCE_QUEUE_OWNED = frozenset({"Lead", "Case"})
+
+
+def owner_plan(facts: DecisionFacts, policy: Policy, system: str, object_type: str | None = None) -> OwnerPlan:
+    """Whether (and to which CRM id) the owner is written for this decision, to a record of
+    ``object_type`` (``None``: the CRM's lead object)."""
     if not policy.writeback.owner:
         return OwnerPlan(None, "the policy does not write owners")
     if facts.state not in ("applied", "reviewed") or not facts.final_owner:
@@ -149,20 +154,33 @@ def owner_plan(facts: DecisionFacts, policy: Policy, system: str) -> OwnerPlan:
         # an automatic re-decision after a conflict never overrides the person's owner; a
         # reviewed one may (a person chose)
         return OwnerPlan(None, "automatic re-decision after a conflict keeps the person's owner")
-    return _mapped(policy, system, facts.final_owner)
+    return _mapped(policy, system, facts.final_owner, object_type)
 
 
-def _mapped(policy: Policy, system: str, person: str) -> OwnerPlan:
+def _mapped(policy: Policy, system: str, person: str, object_type: str | None) -> OwnerPlan:
     entries: list[Rep | Queue] = [*policy.reps, *policy.queues]
     for entry in entries:
         if entry.id == person:
             crm_id = getattr(entry.crm, system, None)
+            if crm_id and _queue_refused(entry, system, object_type):
+                # Salesforce refuses a queue owner on a Contact (FIELD_INTEGRITY_EXCEPTION), and the
+                # record's other fields died with it: they are written, the owner left as it is
+                return OwnerPlan(None, f"{person} is a queue; a Salesforce {object_type} cannot be queue-owned")
             if crm_id:
                 # the form the CRM returns, so what loopgate stores matches what sync reads back
                 crm_id = salesforce_id18(crm_id) if system == "salesforce" else crm_id
                 return OwnerPlan(crm_id, f"{person} is {crm_id} in {system}")
             return OwnerPlan(None, f"{person} has no {system} id in the policy (reps[].crm / queues[].crm)")
     return OwnerPlan(None, f"{person} is not a rep or queue of the policy")
+
+
+def _queue_refused(entry: Rep | Queue, system: str, object_type: str | None) -> bool:
+    return (
+        isinstance(entry, Queue)
+        and system == "salesforce"
+        and object_type is not None
+        and object_type not in SALESFORCE_QUEUE_OWNED
+    )
 
 
 _CHECKSUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"

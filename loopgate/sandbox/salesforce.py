@@ -83,6 +83,8 @@ RELATIONSHIPS = {
     "CampaignMember": {"Campaign": ("CampaignId", "Campaign")},
 }
 DELETABLE = frozenset({"Lead", "Contact", "Account", "Opportunity", "Campaign", "CampaignMember"})
+# the objects a queue may own (besides custom objects, which the fake has none of)
+QUEUE_OWNED = frozenset({"Lead", "Case"})
 _WHERE_FIELDS = frozenset({"SystemModstamp", "Id", "Type"})
 
 
@@ -634,6 +636,9 @@ class FakeSalesforce(FakeService):
         owner = rec.get("OwnerId")
         if owner is not None and not self._owner_exists(str(owner)):
             return _fail("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", ("OwnerId",))
+        if owner is not None and sobject not in QUEUE_OWNED and self._find("Group", str(owner)) is not None:
+            # queues may own Leads and Cases (and custom objects), never a Contact or an Account
+            return _fail("FIELD_INTEGRITY_EXCEPTION", f"Owner ID: id value of incorrect type: {owner}", ("OwnerId",))
         return {"id": record["Id"], "success": True, "errors": []}
 
     def _find(self, sobject: str, record_id: str) -> dict[str, Any] | None:

@@ -425,3 +425,22 @@ def test_given_an_archived_hubspot_owner_when_contacts_are_synced_then_the_rotat
 
     assert (report.done, report.dead) == (4, 0)
     assert people["ana"] not in {hs.get("contacts", c).get("hubspot_owner_id") for c in contacts}
+
+
+def test_given_a_salesforce_contact_routed_to_a_queue_when_written_back_then_its_fields_land_and_its_owner_stays(
+    db: Database, sf: FakeSalesforce, clock: Clock, engine: DecisionEngine, example_policy: LoadedPolicy
+) -> None:
+    seed_salesforce_people(sf, example_policy)
+    account = sf.create("Account", Name="Some Co", Website="someco.com", NumberOfEmployees=800, Industry="software")
+    contact = sf.create("Contact", FirstName="Jo", LastName="Student", Email="jo@someco.com", Title="Intern",
+                        AccountId=account, MailingCountry="US", LeadSource="marketplace")  # fmt: skip
+    port = salesforce_connector(sf, example_policy)
+    sync_crm(db, port, engine, clock=clock)
+    assert _decision(db, contact).final_owner == "nurture"  # the policy's queue for marketplace leads
+    clock.advance(minutes=1)
+
+    report = _drain(db, engine, port, clock)
+
+    assert (report.done, report.dead) == (1, 0)
+    record = sf.get("Contact", contact)
+    assert record["OwnerId"] is None and record["Loopgate_Status__c"] == "suppressed"

@@ -74,6 +74,16 @@ def test_given_owner_rules_when_planning_then_only_final_mapped_owners_are_writt
     assert owner_plan(facts(cause="conflict", state="reviewed"), policy, "salesforce").crm_id is not None
 
 
+def test_given_a_queue_owner_when_planning_for_a_salesforce_contact_then_the_owner_is_left_alone(
+    example_policy: LoadedPolicy,
+) -> None:
+    policy = example_policy.policy
+    assert owner_plan(facts(final_owner="nurture"), policy, "salesforce", "Lead").crm_id is not None
+    on_contact = owner_plan(facts(final_owner="nurture"), policy, "salesforce", "Contact")
+    assert on_contact.crm_id is None and "Contact cannot be queue-owned" in on_contact.why
+    assert owner_plan(facts(), policy, "salesforce", "Contact").crm_id is not None  # a rep may own it
+
+
 def test_given_owners_when_judging_conflicts_then_only_a_persons_change_is_one() -> None:
     a, b, c = "0055e000001AAAAAA4", "0055e000001BBBB", "0055e000001CCCC"
     assert not is_conflict("salesforce", before=None, current=None, wanted=a, last_written=None)

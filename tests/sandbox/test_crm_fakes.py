@@ -97,6 +97,23 @@ def test_given_all_or_none_with_one_bad_record_when_updating_then_nothing_is_app
     assert fake.get("Lead", good)["Title"] is None
 
 
+def test_given_a_queue_when_made_owner_of_a_contact_then_the_fake_refuses_it_as_salesforce_does(
+    org: tuple[FakeSalesforce, Salesforce],
+) -> None:
+    fake, client = org
+    queue = fake.add_queue("Nurture")
+    lead, contact = fake.create("Lead", LastName="l"), fake.create("Contact", LastName="c")
+    records = [
+        {"attributes": {"type": t}, "id": i, "OwnerId": queue} for t, i in (("Lead", lead), ("Contact", contact))
+    ]
+
+    results = client.restful("composite/sobjects", method="PATCH", json={"allOrNone": False, "records": records})
+
+    assert [r["success"] for r in results] == [True, False]  # queues own Leads and Cases only
+    assert results[1]["errors"][0]["statusCode"] == "FIELD_INTEGRITY_EXCEPTION"
+    assert results[1]["errors"][0]["fields"] == ["OwnerId"]
+
+
 @pytest.fixture
 def portal() -> Iterator[tuple[FakeHubSpot, HubSpot]]:
     with FakeHubSpot(search_total_cap=10) as fake:
