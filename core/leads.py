@@ -513,9 +513,16 @@ def _flag(value: Any) -> bool:
     return value is True or value == 1
 
 
+def _epoch_text(value: str) -> bool:
+    """Digits only, and not a compact ``YYYYMMDD`` date: epoch milliseconds as HubSpot sends
+    them. ``datetime.fromisoformat`` reads 11 and 13 digits as compact dates and times — the
+    epoch-ms "1788050942014" (2026-08-30) as 1788-05-09 20:14 — about one 2025–2026 value in 200."""
+    return len(value) != 8 and value.isascii() and value.isdigit()
+
+
 def parse_time(value: Any) -> datetime | None:
     """ISO 8601 (``Z``, ``+0000`` or ``+00:00``; naive means UTC) or epoch milliseconds (HubSpot)."""
-    if type(value) is str:
+    if type(value) is str and not _epoch_text(value):
         try:
             parsed = datetime.fromisoformat(value)  # 3.11 reads Z, +0000 and dates: the common case
         except ValueError:
@@ -546,7 +553,7 @@ def _in_utc(parsed: datetime) -> datetime | None:
 
 
 def _time(value: Any, name: str, problems: dict[str, str]) -> datetime | None:
-    if type(value) is str:  # parse_time's common case inline: an ISO text
+    if type(value) is str and not _epoch_text(value):  # parse_time's common case inline: an ISO text
         try:
             iso = _fromisoformat(value)
         except ValueError:
@@ -578,7 +585,7 @@ def _events(value: Any, problems: dict[str, str]) -> tuple[Event, ...]:
             at = item.get("at")
             # parse_time inlined for the common case, an ISO text (events are most of a lead's
             # timestamps); anything else goes through parse_time itself
-            if type(at) is str:
+            if type(at) is str and not _epoch_text(at):
                 try:
                     at = _fromisoformat(at)
                 except ValueError:

@@ -296,3 +296,16 @@ def test_given_a_contact_past_the_lead_stages_when_synced_then_it_is_stored_conv
 
     assert _leads(db)[customer].converted
     assert _decisions_per_lead(db) == {fresh: 1} and report.decided == 1
+
+
+def test_given_hubspot_dates_as_epoch_milliseconds_when_synced_then_they_are_read_as_such_not_as_compact_iso(
+    db: Database, hs: FakeHubSpot, engine: DecisionEngine, example_policy: LoadedPolicy, clock: Clock
+) -> None:
+    millis = "1788050942014"  # 2026-08-30T00:49:02.014Z; datetime.fromisoformat reads 1788-05-09 20:14
+    contact = hs.create("contacts", hs_contact(hs_sa_first_engagement_date=millis, recent_conversion_date=millis))
+
+    sync_crm(db, hubspot_connector(hs, example_policy, clock=clock), engine, clock=clock)
+
+    lead = _leads(db)[contact]
+    assert lead.first_touch_at is not None and lead.first_touch_at.isoformat() == "2026-08-30T00:49:02.014000+00:00"
+    assert [e["at"] for e in lead.data["events"]] == ["2026-08-30T00:49:02.014000+00:00"]

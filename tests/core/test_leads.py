@@ -25,6 +25,7 @@ from core.leads import (
     content_hash,
     lead_record,
     normalize_lead,
+    parse_time,
 )
 
 
@@ -132,6 +133,23 @@ def test_given_times_in_crm_formats_when_normalised_then_aware_utc() -> None:
     assert lead.updated_at is not None and lead.updated_at.tzinfo is not None
     assert [e.type for e in lead.events] == ["demo_request"]
     assert lead.problems["events"] == "2 of 3 events unusable (need type and at)"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1788050942014", datetime(2026, 8, 30, 0, 49, 2, 14000, tzinfo=UTC)),  # not 1788-05-09 20:14
+        ("17880509420", None),  # 11 digits: not epoch milliseconds of our era, and not a date either
+        ("20261120", datetime(2026, 11, 20, tzinfo=UTC)),  # a compact ISO date stays one
+    ],
+)
+def test_given_digit_only_times_when_parsed_then_epoch_milliseconds_are_never_read_as_compact_iso(
+    text: str, expected: datetime | None
+) -> None:
+    assert parse_time(text) == expected
+    lead = normalize_lead({"id": "1", "updated_at": text, "events": [{"type": "webinar", "at": text}]})
+    assert lead.updated_at == expected
+    assert [e.at for e in lead.events] == ([expected] if expected else [])
 
 
 def test_given_hostile_sizes_when_normalised_then_text_and_events_are_capped() -> None:
