@@ -147,15 +147,17 @@ class CrmWriteback:
                 continue
             written: list[_Plan] = []
             conflicts: list[_Conflict] = []
+            converted: list[_Plan] = []
             try:
-                self._write(port, group, outcomes, written, conflicts)
+                self._write(port, group, outcomes, written, conflicts, converted)
             except ConnectorError as exc:
                 log.warning("write-back to %s failed: %s", source, exc)
                 for plan in group:
                     if plan.item.pk not in outcomes:
                         outcomes[plan.item.pk] = _outcome_for(exc)
             self._record(port, written, conflicts, outcomes)
-            self._forget_refused_owners(port, group, outcomes)
+            self._mark_converted(converted)
+            self._forget_refused_owners(port, group, outcomes, converted)
         return outcomes
 
     # --- planning -----------------------------------------------------------------------------------
@@ -283,6 +285,7 @@ class CrmWriteback:
         outcomes: dict[int, Outcome],
         written: list[_Plan],
         conflicts: list[_Conflict],
+        converted: list[_Plan],
     ) -> None:
         system = port.system
         # owners to change are checked against the CRM now; everything else against the snapshot
@@ -321,7 +324,7 @@ class CrmWriteback:
             todo.append(plan)
         self._intend_owners(port, todo)
         for start in range(0, len(todo), port.write_batch):
-            self._update(port, todo[start : start + port.write_batch], outcomes, written)
+            self._update(port, todo[start : start + port.write_batch], outcomes, written, converted)
 
     def _intend_owners(self, port: CrmPort, todo: list[_Plan]) -> None:
         """Store the owners about to be written *before* writing them, so that whatever reads
@@ -344,13 +347,28 @@ class CrmWriteback:
                 ],
             )
 
-    def _forget_refused_owners(self, port: CrmPort, plans: list[_Plan], outcomes: Mapping[int, Outcome]) -> None:
+    def _mark_converted(self, plans: list[_Plan]) -> None:
+        """The store learns at once what the CRM's refusal told: the lead was converted (sync
+        reads the date later). So it counts as an outcome, and is not decided again."""
+        if not plans:
+            return
+        with self.db.transaction() as session:
+            session.execute(update(Lead).where(Lead.pk.in_([p.lead_pk for p in plans])).values(converted=True))
+
+    def _forget_refused_owners(
+        self, port: CrmPort, plans: list[_Plan], outcomes: Mapping[int, Outcome], converted: list[_Plan]
+    ) -> None:
         """Put back what loopgate last wrote where the CRM refused the owner for good: the
         owner stored by :meth:`_intend_owners` was never written, and left there it would
         pass a person who later chose that owner by hand for loopgate itself (sync would not
         decide the lead again; a newer decision's write would overwrite the person's owner).
-        Retried rows keep it: their write may have landed."""
-        refused = [p for p in plans if port.owner_field in p.writes and isinstance(outcomes.get(p.item.pk), Dead)]
+        Retried rows keep it: their write may have landed. A converted lead refused it too."""
+        gone = {p.item.pk for p in converted}
+        refused = [
+            p
+            for p in plans
+            if port.owner_field in p.writes and (isinstance(outcomes.get(p.item.pk), Dead) or p.item.pk in gone)
+        ]
         if not refused:
             return
         table: Table = WritebackState.__table__  # type: ignore[assignment]  # Core table: a plain executemany UPDATE
@@ -378,7 +396,14 @@ class CrmWriteback:
                     out[(object_type, record_id)] = current
         return out
 
-    def _update(self, port: CrmPort, chunk: list[_Plan], outcomes: dict[int, Outcome], written: list[_Plan]) -> None:
+    def _update(
+        self,
+        port: CrmPort,
+        chunk: list[_Plan],
+        outcomes: dict[int, Outcome],
+        written: list[_Plan],
+        converted: list[_Plan],
+    ) -> None:
         updates = [RecordUpdate(p.object_type, p.crm_id, p.writes) for p in chunk]
         try:
             results = port.update(updates)
@@ -390,13 +415,15 @@ class CrmWriteback:
                 return
             # the CRM refused the whole call: halve it until the records it refuses are found
             half = len(chunk) // 2
-            self._update(port, chunk[:half], outcomes, written)
-            self._update(port, chunk[half:], outcomes, written)
+            self._update(port, chunk[:half], outcomes, written, converted)
+            self._update(port, chunk[half:], outcomes, written, converted)
             return
         for plan, result in zip(chunk, results, strict=True):
             outcomes[plan.item.pk] = self._result_outcome(plan, result)
             if result.ok:
                 written.append(plan)
+            elif result.converted:
+                converted.append(plan)
 
     @staticmethod
     def _result_outcome(plan: _Plan, result: WriteResult) -> Outcome:
@@ -405,6 +432,8 @@ class CrmWriteback:
         text = f"{result.code}: {result.message}" if result.message else str(result.code)
         if result.gone:
             return Done({"skipped": f"the record no longer exists in the CRM ({text})"})
+        if result.converted:  # converted since the sync read it: an outcome, and read-only from now on
+            return Done({"skipped": f"converted ({text})"})
         if result.retryable:
             return Retry(text)
         return Dead(text)

@@ -159,7 +159,8 @@ class RecordUpdate:
 @dataclass(frozen=True, slots=True)
 class WriteResult:
     """How one record's update went. ``gone`` means the record was deleted or merged away;
-    ``retryable`` failures may succeed later (row lock, rate limit), others never will."""
+    ``converted``, that it is a lead converted since it was read (read-only now); ``retryable``
+    failures may succeed later (row lock, rate limit), others never will."""
 
     id: str
     ok: bool
@@ -167,6 +168,7 @@ class WriteResult:
     message: str | None = None
     retryable: bool = False
     gone: bool = False
+    converted: bool = False
 
 
 class CrmPort(Protocol):

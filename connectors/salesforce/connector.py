@@ -40,6 +40,8 @@ T = TypeVar("T")
 
 _RETRYABLE = frozenset({"UNABLE_TO_LOCK_ROW", "REQUEST_LIMIT_EXCEEDED", "SERVER_UNAVAILABLE", "UNKNOWN_EXCEPTION"})
 _GONE = frozenset({"ENTITY_IS_DELETED"})
+# a lead converted since it was synced: read-only for good, and an outcome rather than a failure
+_CONVERTED = "CANNOT_UPDATE_CONVERTED_LEAD"
 # what a query answers (400) when the user cannot see the object (no permission, feature off)
 # or one of its fields (field-level security)
 _NOT_VISIBLE = frozenset({"INVALID_TYPE", "INVALID_FIELD"})
@@ -238,5 +240,15 @@ class SalesforceConnector:
                 continue
             first = (result.get("errors") or [{}])[0]
             code, message = first.get("statusCode"), str(first.get("message") or "")
-            out.append(WriteResult(u.id, False, code, message, retryable=code in _RETRYABLE, gone=code in _GONE))
+            out.append(
+                WriteResult(
+                    u.id,
+                    False,
+                    code,
+                    message,
+                    retryable=code in _RETRYABLE,
+                    gone=code in _GONE,
+                    converted=code == _CONVERTED,
+                )
+            )
         return out

@@ -444,3 +444,22 @@ def test_given_a_salesforce_contact_routed_to_a_queue_when_written_back_then_its
     assert (report.done, report.dead) == (1, 0)
     record = sf.get("Contact", contact)
     assert record["OwnerId"] is None and record["Loopgate_Status__c"] == "suppressed"
+
+
+def test_given_a_lead_converted_since_the_sync_when_written_back_then_the_row_is_done_and_the_lead_known_converted(
+    db: Database, sf: FakeSalesforce, clock: Clock, engine: DecisionEngine, example_policy: LoadedPolicy
+) -> None:
+    seed_salesforce_people(sf, example_policy)
+    lead = sf.create("Lead", sf_lead())
+    port = salesforce_connector(sf, example_policy)
+    sync_crm(db, port, engine, clock=clock)
+    sf.update("Lead", lead, IsConverted=True, Status="Closed - Converted")  # a rep converts it meanwhile
+    clock.advance(minutes=1)
+
+    report = _drain(db, engine, port, clock)
+
+    assert (report.done, report.dead) == (1, 0)
+    (row,) = _rows(db)
+    assert "converted" in row.result["skipped"] and "CANNOT_UPDATE_CONVERTED_LEAD" in row.result["skipped"]
+    with db.transaction() as s:
+        assert s.execute(select(Lead.converted).where(Lead.crm_id == lead)).scalar_one()
