@@ -87,6 +87,7 @@ __all__ = [
     "challenger_engine",
     "decide_leads",
     "decide_pending",
+    "inactive_reps",
     "lead_contexts",
     "trust_levels",
 ]
@@ -449,7 +450,13 @@ def _inactive_reps(
     place in the policy until someone edits it, and meanwhile was handed rotation leads (and
     kept the ones they own) that the CRM then refused to assign to them — the whole record's
     write-back died with the owner. One query per batch; few users are ever inactive."""
-    sources = {r.lead.source for r in requests}
+    return inactive_reps(session, engine, {r.lead.source for r in requests})
+
+
+def inactive_reps(session: Session, engine: DecisionEngine, sources: Iterable[str]) -> dict[str, dict[str, str]]:
+    """Per CRM of ``sources``, the policy's reps whose user there is deactivated, each with why
+    (see :func:`_inactive_reps`)."""
+    sources = set(sources)
     if not sources:
         return {}
     out: dict[str, dict[str, str]] = {}

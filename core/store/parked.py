@@ -26,7 +26,7 @@ from sqlalchemy import and_, exists, select
 from sqlalchemy.orm import Session, aliased
 
 from core.engine import DecisionEngine
-from core.store.decide import Decided, DecideRequest, decide_leads
+from core.store.decide import Decided, DecideRequest, decide_leads, inactive_reps
 from core.store.models import Decision, Lead, SlaClock
 from core.store.rotation import StoreRotation
 
@@ -40,6 +40,7 @@ _HEAT = {"hot": 0, "warm": 1, "cold": 2}
 class Parked:
     decision_pk: int
     lead_pk: int
+    source: str
     team: str
     band: str
     decided_at: datetime
@@ -56,6 +57,7 @@ def parked_leads(
         select(
             Decision.pk,
             Decision.lead_pk,
+            Decision.source,
             Decision.team,
             Decision.band,
             Decision.decided_at,
@@ -80,8 +82,8 @@ def parked_leads(
     rows = [row for row in rows if (row.contract.get("route") or {}).get("method") == "fallback_queue"]
     late = _late_owners(session, [row.dedupe_key for row in rows])
     parked = [
-        Parked(pk, lead_pk, team, band, decided_at, late.get(key, frozenset()))
-        for pk, lead_pk, team, band, decided_at, _, key in rows
+        Parked(pk, lead_pk, source, team, band, decided_at, late.get(key, frozenset()))
+        for pk, lead_pk, source, team, band, decided_at, _, key in rows
     ]
     parked.sort(key=lambda p: (_HEAT.get(p.band, len(_HEAT)), p.decided_at, p.decision_pk))
     return parked
@@ -105,9 +107,12 @@ def unpark(session: Session, engine: DecisionEngine, *, now: datetime, actor: st
     parked = parked_leads(session, engine.policy.fallback_queue, now=now, teams=teams) if teams else []
     if not parked:
         return []
+    # a rep whose CRM user is deactivated takes nothing (decide_leads excludes them): counted as
+    # room, the leads would be decided back into the queue every minute
+    inactive = inactive_reps(session, engine, {p.source for p in parked})
     by_team: dict[tuple[str, frozenset[str]], list[Parked]] = defaultdict(list)
     for p in parked:
-        by_team[p.team, p.exclude].append(p)
+        by_team[p.team, p.exclude | frozenset(inactive.get(p.source, {}))].append(p)
     chosen: list[Parked] = []
     for (team, exclude), waiting in by_team.items():
         room = engine.router.open_slots(team, rotation, now, exclude=exclude)

@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 
 from core.policy import LoadedPolicy
 from core.store.db import Database
-from core.store.models import Decision, Lead
+from core.store.models import Decision, Lead, Owner
 from scheduler.jobs import handler_for
 from scheduler.sla_scan import run_sla_scan
 from tests.builders import decide, policy_dict
@@ -20,12 +20,14 @@ TUESDAY_NIGHT = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
 MORNING = datetime(2026, 11, 24, 9, 1, tzinfo=UTC)
 
 
-def _day_shift_policy(capacity: int | None = None, **overrides: Any) -> LoadedPolicy:
+def _day_shift_policy(capacity: int | None = None, away: tuple[str, ...] = (), **overrides: Any) -> LoadedPolicy:
     reps = policy_dict()["reps"]
     for rep in reps[:2]:  # ana and ben, team mm; UTC
         rep["working_hours"] = {"start": "09:00", "end": "17:00"}
         if capacity is not None:
             rep["daily_capacity"] = capacity
+        if rep["id"] in away:  # the whole week
+            rep["out_of_office"] = [{"start": "2026-11-23", "end": "2026-11-27"}]
     return sla_policy(reps=reps, **overrides)
 
 
@@ -139,3 +141,18 @@ def test_given_a_lead_rerouted_away_from_its_late_owner_into_the_queue_when_unpa
 
     assert _unpark(db, loaded, MORNING + timedelta(minutes=47)) == {"decided": 0, "to_a_rep": 0}
     assert _latest(db)[first.lead_id].pk == rerouted.pk
+
+
+def test_given_the_only_rep_with_room_is_deactivated_in_the_crm_when_unparking_then_nothing_is_decided_again(
+    db: Database,
+) -> None:
+    loaded = _day_shift_policy()
+    reps = policy_dict()["reps"]
+    decide(db, loaded, [hot_software_lead().raw(TUESDAY_NIGHT)], TUESDAY_NIGHT)
+    with db.transaction() as s:  # Ana left (her Salesforce user is deactivated); Ben is off all week
+        s.add(Owner(source="salesforce", crm_id=reps[0]["crm"]["salesforce"], kind="user", active=False))
+    away = _day_shift_policy(away=("ben",))
+
+    assert _unpark(db, away, MORNING) == {"decided": 0, "to_a_rep": 0}
+    assert _unpark(db, loaded, MORNING) == {"decided": 1, "to_a_rep": 1}
+    assert _latest(db)["00Q5e00000H0001"].owner == "ben"
