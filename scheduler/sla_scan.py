@@ -41,7 +41,16 @@ from core.store import audit_log
 from core.store.audit_log import AuditRecord
 from core.store.decide import DecideRequest, decide_leads
 from core.store.models import Lead, SlaClock
-from core.store.sla_clocks import claim_step, close, due_clocks, lock_open, remaining_steps, settle, steps_done
+from core.store.sla_clocks import (
+    claim_step,
+    close,
+    due_clocks,
+    lock_open,
+    remaining_steps,
+    reroute_key,
+    settle,
+    steps_done,
+)
 from scheduler.context import SchedulerContext
 
 __all__ = ["FAILED_RETRY_AFTER", "LATE_AFTER", "ScanReport", "run_sla_scan"]
@@ -241,7 +250,7 @@ class _Scan:
         close(clock, "rerouted", f"{step.key} at {step.at.isoformat()}", self.now)
         session.flush()  # the re-decision looks for open clocks of this lead
         request = DecideRequest(
-            lead, "reroute", f"reroute:{clock.pk}", exclude=frozenset({late_owner}) if late_owner else frozenset()
+            lead, "reroute", reroute_key(clock.pk), exclude=frozenset({late_owner}) if late_owner else frozenset()
         )
         decided = decide_leads(session, self.engine, [request], now=self.now, actor=self.ctx.actor)
         if not decided:

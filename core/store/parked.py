@@ -29,6 +29,7 @@ from core.engine import DecisionEngine
 from core.store.decide import Decided, DecideRequest, decide_leads, inactive_reps
 from core.store.models import Decision, Lead, SlaClock
 from core.store.rotation import StoreRotation
+from core.store.sla_clocks import REROUTE_PREFIX
 
 __all__ = ["UNPARK_WITHIN", "Parked", "parked_leads", "unpark"]
 
@@ -91,8 +92,8 @@ def parked_leads(
 
 def _late_owners(session: Session, keys: list[str]) -> dict[str, frozenset[str]]:
     """The owner each re-route took the lead from, by the re-route's dedupe key
-    (``reroute:<clock>``, see ``scheduler.sla_scan``)."""
-    clocks = {int(key[len("reroute:") :]): key for key in keys if key.startswith("reroute:")}
+    (:func:`core.store.sla_clocks.reroute_key`)."""
+    clocks = {int(key[len(REROUTE_PREFIX) :]): key for key in keys if key.startswith(REROUTE_PREFIX)}
     if not clocks:
         return {}
     owners = session.execute(select(SlaClock.pk, SlaClock.owner).where(SlaClock.pk.in_(list(clocks))))

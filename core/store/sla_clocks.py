@@ -44,6 +44,7 @@ from core.store.records import StoredLead
 
 __all__ = [
     "EXPIRE_AFTER",
+    "REROUTE_PREFIX",
     "NewDecision",
     "SettleReport",
     "answered",
@@ -54,6 +55,7 @@ __all__ = [
     "mark_contacted",
     "new_clock",
     "remaining_steps",
+    "reroute_key",
     "settle",
     "start_clocks",
     "steps_done",
@@ -243,6 +245,15 @@ def _open_clocks(session: Session, lead_pks: Sequence[int]) -> Sequence[SlaClock
         .scalars()
         .all()
     )
+
+
+REROUTE_PREFIX = "reroute:"
+
+
+def reroute_key(clock_pk: int) -> str:
+    """The dedupe key of the decision a breached clock's re-route makes: it names the clock, so
+    whoever reads the decision later (``core.store.parked``) can tell whom it was taken from."""
+    return f"{REROUTE_PREFIX}{clock_pk}"
 
 
 def close(clock: SlaClock, state: str, reason: str, now: datetime) -> None:

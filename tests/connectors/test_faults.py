@@ -22,6 +22,7 @@ from connectors.errors import (
     RateLimited,
     Unavailable,
 )
+from connectors.hubspot.connector import HubSpotConnector
 from connectors.salesforce.errors import translate
 from connectors.sync import sync_crm
 from connectors.writeback import CrmWriteback
@@ -306,17 +307,24 @@ def test_given_an_expired_static_token_when_reading_then_one_clear_error_names_t
     assert token not in caplog.text and token.split("!")[1] not in message
 
 
+def _expired_oauth_connector(hs: FakeHubSpot, policy: LoadedPolicy, *, refresh_known: bool = True) -> HubSpotConnector:
+    """A HubSpot app connection whose access token has expired (the refresh token is known to
+    HubSpot unless told otherwise: then the app was uninstalled)."""
+    hs.oauth_clients["client-1"] = "shh"
+    if refresh_known:
+        hs.refresh_tokens.add("refresh-1")
+    hs.tokens.add("oauth-old")
+    hs.expire_token("oauth-old")
+    return hubspot_connector(
+        hs, policy, token="oauth-old", client_id="client-1", client_secret="shh", refresh_token="refresh-1"
+    )
+
+
 def test_given_an_expired_hubspot_token_and_a_refresh_token_when_reading_then_it_is_refreshed(
     hs: FakeHubSpot, example_policy: LoadedPolicy
 ) -> None:
-    hs.oauth_clients["client-1"] = "shh"
-    hs.refresh_tokens.add("refresh-1")
-    hs.tokens.add("oauth-old")
-    hs.expire_token("oauth-old")
     hs.create("contacts", hs_contact())
-    port = hubspot_connector(
-        hs, example_policy, token="oauth-old", client_id="client-1", client_secret="shh", refresh_token="refresh-1"
-    )
+    port = _expired_oauth_connector(hs, example_policy)
 
     pages = list(port.read("contacts", None))
 
@@ -327,12 +335,7 @@ def test_given_an_expired_hubspot_token_and_a_refresh_token_when_reading_then_it
 def test_given_a_revoked_hubspot_refresh_token_when_reading_then_the_error_names_the_variable(
     hs: FakeHubSpot, example_policy: LoadedPolicy
 ) -> None:
-    hs.oauth_clients["client-1"] = "shh"
-    hs.tokens.add("oauth-old")
-    hs.expire_token("oauth-old")  # and "refresh-1" is unknown: the app was uninstalled
-    port = hubspot_connector(
-        hs, example_policy, token="oauth-old", client_id="client-1", client_secret="shh", refresh_token="refresh-1"
-    )
+    port = _expired_oauth_connector(hs, example_policy, refresh_known=False)  # the app was uninstalled
 
     with pytest.raises(AuthExpired) as caught:
         list(port.read("contacts", None))
@@ -367,14 +370,8 @@ def test_given_hubspot_refreshes_failing_when_write_back_runs_then_its_rows_wait
 def test_given_hubspot_token_service_down_when_refreshing_then_it_is_unavailable_not_an_auth_failure(
     hs: FakeHubSpot, example_policy: LoadedPolicy
 ) -> None:
-    hs.oauth_clients["client-1"] = "shh"
-    hs.refresh_tokens.add("refresh-1")
-    hs.tokens.add("oauth-old")
-    hs.expire_token("oauth-old")
+    port = _expired_oauth_connector(hs, example_policy)
     hs.inject(r"^/oauth/v1/token$", 503, body={"status": "error", "message": "try later"})
-    port = hubspot_connector(
-        hs, example_policy, token="oauth-old", client_id="client-1", client_secret="shh", refresh_token="refresh-1"
-    )
 
     with pytest.raises(Unavailable):
         list(port.read("contacts", None))
