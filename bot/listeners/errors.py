@@ -4,7 +4,8 @@ log those), all ending in :func:`report`.
 
 A failure is logged once with a short reference (never the request body: it can hold a
 legacy verification token and CRM text), and the person who clicked is told, with the same
-reference, that it did not work.
+reference, that it did not work: in the channel where they clicked, seen only by them, or in
+the app's DM with them when the click had no channel (the App Home tab, a modal).
 """
 
 from __future__ import annotations
@@ -50,15 +51,20 @@ def _where(body: dict[str, Any]) -> tuple[str | None, str | None]:
     return user, channel
 
 
-def report(error: BaseException, body: dict[str, Any], client: WebClient | None) -> str:
-    """Log a failure once and tell the person; returns the reference both carry."""
+def report(error: BaseException, body: dict[str, Any], client: WebClient | None, *, tell: bool = True) -> str:
+    """Log a failure once and tell the person (unless the caller tells them itself); returns
+    the reference both carry."""
     ref = uuid.uuid4().hex[:8]
     log.error("[ref %s] %s failed: %s: %s", ref, _describe(body), type(error).__name__, error, exc_info=error)
     user, channel = _where(body)
-    if client is not None and user and channel:
+    if tell and client is not None and user:
         message = failure(ref)
         try:
-            slack_call("chat.postEphemeral", client.chat_postEphemeral, channel=channel, user=user, **message.kwargs())
+            if channel:
+                post = client.chat_postEphemeral
+                slack_call("chat.postEphemeral", post, channel=channel, user=user, **message.kwargs())
+            else:  # a click in the App Home or a modal has no channel: the app's DM with them is theirs alone
+                slack_call("chat.postMessage", client.chat_postMessage, channel=user, **message.kwargs())
         except SlackCallFailed as exc:
             log.warning("[ref %s] could not tell %s: %s", ref, user, exc)
     return ref
@@ -92,9 +98,10 @@ def _reported(work: Callable[[], None], body: dict[str, Any], client: WebClient 
 def register(app: App) -> None:
     @app.error
     def on_error(error: Exception, body: dict[str, Any], client: WebClient, response: BoltResponse | None) -> Any:
-        ref = report(error, body or {}, client)
-        if (body or {}).get("type") == "view_submission" and response is not None:
-            # keep the modal open and say so, instead of Slack's generic "trouble connecting"
+        in_modal = (body or {}).get("type") == "view_submission" and response is not None
+        ref = report(error, body or {}, client, tell=not in_modal)
+        if in_modal:
+            # keep the modal open and say so there, instead of Slack's generic "trouble connecting"
             return BoltResponse(
                 status=200,
                 body={"response_action": "errors", "errors": {ids.BLOCK_REASON: f"That did not work (ref {ref})."}},

@@ -419,6 +419,30 @@ def test_given_the_store_fails_under_a_slash_command_when_run_then_app_error_rep
     assert len([r for r in caplog.records if r.name == "loopgate.bot"]) == 1
 
 
+def test_given_the_store_fails_under_a_modal_submission_when_submitted_then_the_modal_says_so_and_nothing_else(
+    harness: Harness,
+) -> None:
+    pk, owner = _escalate(harness)
+    harness.click(owner, ids.REASSIGN, pk)
+    [modal] = harness.slack.open_views(owner)
+    dm_before = len(harness.slack.messages(owner))
+    from sqlalchemy import text
+
+    with harness.db.transaction() as s:
+        s.execute(text("ALTER TABLE decisions RENAME TO decisions_away"))
+    try:
+        answer = harness.slack.submit(modal.id, owner, {ids.BLOCK_OWNER: "dana", ids.BLOCK_REASON: "capacity"})
+        harness.settle()
+    finally:
+        with harness.db.transaction() as s:
+            s.execute(text("ALTER TABLE decisions_away RENAME TO decisions"))
+    assert answer.json()["response_action"] == "errors"
+    [message] = answer.json()["errors"].values()
+    assert message.startswith("That did not work (ref ") and modal.open
+    # the modal is where they look: no second notice in their DM, none in the channel
+    assert len(harness.slack.messages(owner)) == dm_before and harness.slack.ephemerals_for(owner) == []
+
+
 def test_given_a_burst_of_slow_lazy_work_when_more_clicks_arrive_then_their_acks_do_not_queue_behind_it(
     harness: Harness,
 ) -> None:

@@ -109,6 +109,21 @@ def test_given_home_when_reassigned_there_then_the_modal_submits_and_the_tab_ref
     assert "↪️ Reassigned" in _text(harness.slack.home("U01REV"))
 
 
+def test_given_slack_fails_on_a_home_click_when_clicked_then_the_person_is_told_in_the_app_dm(
+    harness: Harness,
+) -> None:
+    # a Home click has no channel to answer in ephemerally: the app's own DM is where they look
+    _decide_at(harness, 10, LeadBuilder("00Q5e00000H0011"))
+    harness.slack.open_home("U01REV")
+    harness.settle()
+    [pk] = _home_items(harness, "U01REV")
+    harness.slack.inject(r"^/api/views\.open$", 500, body="upstream error")
+    harness.slack.click("U01REV", ids.REASSIGN, home=True, value=str(pk))
+    harness.settle()
+    [told] = harness.slack.messages("U01REV")
+    assert "Something went wrong on loopgate's side (ref" in told.text
+
+
 def test_given_slack_slow_to_publish_when_home_opens_then_the_event_is_answered_first(harness: Harness) -> None:
     _decide_at(harness, 10, LeadBuilder("00Q5e00000H0010"))
     with harness.slack.hold("views.publish"):
