@@ -121,8 +121,10 @@ def _outcome(review: Review, rules: ReviewRules, roster_name: Any) -> Outcome:
             changes.append(f"owner {roster_name(before.get('owner'))} → {roster_name(after.get('owner'))}")
         if after.get("band") != before.get("band"):
             changes.append(f"band {before.get('band')} → {after.get('band')}")
-        if after.get("action") == "suppress":
+        if after.get("action") == "suppress" and before.get("action") != "suppress":
             changes.append("suppressed: nobody is assigned or pinged")
+        elif after.get("action") == "auto" and before.get("action") == "suppress":
+            changes.append(f"suppression lifted: assigned to {roster_name(after.get('owner'))}")
     return Outcome(
         kind=review.kind,
         by_name=reviewer.name if reviewer else review.reviewer,

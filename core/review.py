@@ -117,6 +117,9 @@ class Proposal:
     segment: str
     next_best_action: str | None = None
     source: str | None = None  # the CRM the lead lives in: whose user id a new owner needs
+    # what automation would have done unasked: "suppress" when a suppression rule matched and
+    # the trust level sent it to a person anyway (level 1); approving it keeps it suppressed
+    action: str = "auto"
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,14 +263,14 @@ class ReviewRules:
         before = {
             "owner": proposal.owner,
             "owner_kind": proposal.owner_kind,
-            "action": "auto",
+            "action": proposal.action,
             "band": proposal.band,
             "score": proposal.score,
         }
         if change.kind == "approve":
             after = {**before, "next_best_action": proposal.next_best_action if change.took_next_best_action else None}
             owner = proposal.owner if proposal.owner_kind != "none" else None
-            return ReviewOutcome("approve", None, note, True, before, after, owner, "auto")
+            return ReviewOutcome("approve", None, note, True, before, after, owner, proposal.action)
         if change.kind == "reassign":
             return self._reassign(proposal, change, note, before, now)
         return self._override(proposal, change, note, before, now)
@@ -280,7 +283,7 @@ class ReviewRules:
         owner_rep = self._owner(proposal, change.owner, now)
         if proposal.owner_kind == "rep" and owner_rep.id == proposal.owner:
             raise InvalidReview(pk, "owner", f"{owner_rep.name} is already the proposed owner; use Approve")
-        after = {**before, "owner": owner_rep.id, "owner_kind": "rep", "next_best_action": None}
+        after = {**before, "owner": owner_rep.id, "owner_kind": "rep", "action": "auto", "next_best_action": None}
         changes = [f"owner {self.roster.name(proposal.owner)} → {owner_rep.name}"]
         return ReviewOutcome("reassign", reason, note, False, before, after, owner_rep.id, "auto", changes)
 
@@ -289,7 +292,7 @@ class ReviewRules:
     ) -> ReviewOutcome:
         pk = proposal.decision_pk
         reason = self._reason(pk, "override", change.reason_code)
-        action = change.action or "auto"
+        action = change.action or proposal.action
         if action not in OVERRIDE_ACTIONS:
             raise InvalidReview(pk, "action", f"unknown action '{action}'")
         band = change.band or proposal.band
@@ -303,7 +306,7 @@ class ReviewRules:
             changes.append(f"owner {self.roster.name(proposal.owner)} → {self.roster.name(owner_id)}")
         if band != proposal.band:
             changes.append(f"band {proposal.band} → {band}")
-        if action != "auto":
+        if action != proposal.action:
             changes.append(f"action → {action}")
         if not changes:
             raise InvalidReview(pk, "action", "change the band, the action or the owner — or use Approve")

@@ -158,7 +158,9 @@ def outcome_line(card: Card) -> str:
         icon, verb = _VERBS.get(o.kind, ("•", o.kind))
         who = esc(o.by_name)
         line = f"{icon} *{verb}* by {who} {slack_date(o.at)}"
-        if o.kind == "approve":
+        if o.kind == "approve" and o.final_action == "suppress":
+            line += " — stays suppressed: nobody is assigned or pinged"
+        elif o.kind == "approve":
             line += f" — assigned to {esc(o.final_owner_name or card.owner_name)}"
             if o.took_next_best_action:
                 line += f", who is on it: {mrkdwn_value(next_action_label(card), 200)}"

@@ -184,7 +184,11 @@ def override_modal(card: Card, rules: ReviewRules, origin: Origin, now: datetime
     owner = card.proposal.owner if card.proposal.owner_kind == "rep" else None
     blocks: list[Block] = [
         _summary(card),
-        InputBlock(block_id=ids.BLOCK_ACTION, label=plain("Action", 2000), element=_select(actions, initial="auto")),
+        InputBlock(
+            block_id=ids.BLOCK_ACTION,
+            label=plain("Action", 2000),
+            element=_select(actions, initial=card.proposal.action),
+        ),
         InputBlock(
             block_id=ids.BLOCK_BAND, label=plain("Band", 2000), element=_select(bands, initial=card.proposal.band)
         ),

@@ -88,7 +88,15 @@ def proposal_for(row: Decision) -> Proposal:
         segment=row.segment,
         next_best_action=nba.get("code"),
         source=row.source,
+        action="suppress" if _parked_by_suppression(row) else "auto",
     )
+
+
+def _parked_by_suppression(row: Decision) -> bool:
+    """A suppression rule matched and was not overruled by a hard trigger (which routes the
+    lead as usual and keeps ``suppressed_by`` only as evidence): the lead was parked."""
+    route = (row.contract or {}).get("route") or {}
+    return bool(row.suppressed_by) and route.get("rule") == "suppressed"
 
 
 def review_for(session: Session, decision_pk: int) -> RecordedReview | None:

@@ -419,6 +419,20 @@ def test_given_the_store_fails_under_a_slash_command_when_run_then_app_error_rep
     assert len([r for r in caplog.records if r.name == "loopgate.bot"]) == 1
 
 
+def test_given_a_level_1_suppression_when_approved_then_the_message_says_it_stays_suppressed(harness: Harness) -> None:
+    pk = harness.decide_examples("102")["102"]  # the enterprise student: not_a_buyer, parked in nurture
+    harness.drain()
+    harness.click("U01REV", ids.OVERRIDE, pk)
+    [modal] = harness.slack.open_views("U01REV")
+    action = next(b for b in modal.view["blocks"] if b.get("block_id") == ids.BLOCK_ACTION)
+    assert action["element"]["initial_option"]["value"] == "suppress"  # what automation proposed
+    harness.click("U01REV", ids.APPROVE, pk)
+    harness.settle()
+    harness.drain()
+    text = str(harness.posted(pk).blocks)
+    assert "stays suppressed: nobody is assigned or pinged" in text and "assigned to" not in text
+
+
 def test_given_the_store_fails_under_a_modal_submission_when_submitted_then_the_modal_says_so_and_nothing_else(
     harness: Harness,
 ) -> None:

@@ -13,7 +13,7 @@ from core.review import AlreadyDecided, InvalidReview, NotAllowed, NotPending, R
 from core.store.audit_log import verify
 from core.store.db import Database
 from core.store.models import AuditEvent, Decision, OutboxRow, Review
-from core.store.reviews import ReviewRequest, record_review, review_for
+from core.store.reviews import ReviewRequest, proposal_for, record_review, review_for
 from tests.builders import LeadBuilder, decide, decide_examples
 
 
@@ -91,6 +91,35 @@ def test_given_an_override_to_suppress_when_recorded_then_nobody_owns_it_and_the
     assert row is not None and review is not None
     assert (row.final_owner, row.final_action) == (None, "suppress")
     assert review.after["band"] == "cold" and review.before["band"] == d.band
+
+
+def test_given_a_level_1_suppression_when_approved_then_it_stays_suppressed_and_override_may_assign_it(
+    db: Database, example_policy: LoadedPolicy, rules: ReviewRules, now: datetime
+) -> None:
+    """The enterprise student (102) matches the not_a_buyer suppression; at trust level 1 a
+    person confirms it. Approving agrees with the suppression: the lead stays parked, nobody
+    owes it a first touch. Assigning it takes an override that says so."""
+    pks = decide_examples(db, example_policy, now, ["102", "101"])
+    with db.sessions() as s:
+        parked = s.get(Decision, pks["102"])
+        assert parked is not None and (parked.state, parked.suppressed_by) == ("pending_review", "not_a_buyer")
+    admin = next(r.id for r in example_policy.policy.reps if "admin" in r.roles)
+    _record(db, rules, pks["102"], admin, ReviewChange("approve"), now)
+    with db.sessions() as s:
+        row = s.get(Decision, pks["102"])
+        review = review_for(s, pks["102"])
+    assert row is not None and review is not None
+    assert (row.final_action, row.final_owner) == ("suppress", "nurture")
+    assert review.before["action"] == review.after["action"] == "suppress" and review.agree
+
+    with pytest.raises(InvalidReview, match="use Approve"):  # "suppress" again changes nothing
+        rules.validate(
+            proposal_for(parked), ReviewChange("override", reason_code="not_a_fit", action="suppress"), now=now
+        )
+    assign = rules.validate(
+        proposal_for(parked), ReviewChange("override", reason_code="not_a_fit", action="auto"), now=now
+    )
+    assert (assign.final_action, assign.changes) == ("auto", ["action → auto"])
 
 
 @pytest.mark.parametrize(
