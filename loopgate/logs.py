@@ -1,8 +1,11 @@
-"""Logging for long-running commands: one format, and secrets scrubbed from every record.
+"""Logging for every command: one format, and secrets scrubbed from every record.
 
 Tokens reach log records in ways no single call site controls (a library's debug line, an
 exception's repr), so the filter works on the final message: it removes the configured
 secret values and anything shaped like a Slack token (``xoxb-``, ``xoxp-``, ``xapp-``…).
+There is one filter per process: the CLI installs it before any command runs, and reading the
+settings (:func:`loopgate.settings.load_settings`) hands it the secrets they hold, so a
+one-shot ``sync`` or ``writeback`` scrubs its warnings as ``serve`` does.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import logging
 import re
 from collections.abc import Iterable
 
-__all__ = ["RedactSecrets", "configure_logging"]
+__all__ = ["RedactSecrets", "configure_logging", "process_filter", "redact"]
 
 _SLACK_TOKEN = re.compile(r"\bx(?:ox[abposre]|app)-[A-Za-z0-9-]+")
 
@@ -19,7 +22,13 @@ _SLACK_TOKEN = re.compile(r"\bx(?:ox[abposre]|app)-[A-Za-z0-9-]+")
 class RedactSecrets(logging.Filter):
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
-        self.secrets = sorted({s for s in secrets if s and len(s) >= 6}, key=len, reverse=True)
+        self.secrets: list[str] = []
+        self.add(secrets)
+
+    def add(self, secrets: Iterable[str]) -> None:
+        """Scrub these too (longest first, so a secret containing another goes whole)."""
+        known = set(self.secrets) | {s for s in secrets if s and len(s) >= 6}
+        self.secrets = sorted(known, key=len, reverse=True)
 
     def scrub(self, text: str) -> str:
         for secret in self.secrets:
@@ -38,10 +47,23 @@ class RedactSecrets(logging.Filter):
         return True
 
 
-def configure_logging(level: str, secrets: Iterable[str]) -> RedactSecrets:
-    """Root logging at ``level`` with the redaction filter on every handler."""
+_FILTER = RedactSecrets()
+
+
+def configure_logging(level: str, secrets: Iterable[str] = ()) -> RedactSecrets:
+    """Root logging at ``level`` with the process's redaction filter on every handler."""
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
-    redact = RedactSecrets(secrets)
+    _FILTER.add(secrets)
     for handler in logging.getLogger().handlers:
-        handler.addFilter(redact)
-    return redact
+        handler.addFilter(_FILTER)
+    return _FILTER
+
+
+def process_filter() -> RedactSecrets:
+    """The filter :func:`configure_logging` puts on every handler."""
+    return _FILTER
+
+
+def redact(secrets: Iterable[str]) -> None:
+    """Scrub these secrets from every log record from now on."""
+    _FILTER.add(secrets)

@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.store.outbox import RetryPolicy
+from loopgate.logs import redact
 
 __all__ = ["ConfigError", "SalesforceCredentials", "Settings", "load_settings"]
 
@@ -150,8 +151,10 @@ def _is_url(value: str, *, https_only: bool) -> bool:
 def load_settings() -> Settings:
     """Read and validate settings once; any problem is one line naming the variable."""
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as exc:
         first = exc.errors()[0]
         name = str(first["loc"][0]).upper() if first["loc"] else "settings"
         raise ConfigError(f"{name}: {first['msg']}") from None
+    redact(settings.secret_values())
+    return settings

@@ -10,7 +10,6 @@ chain, undecidable input lines) exit 1.
 from __future__ import annotations
 
 import importlib
-import logging
 import pkgutil
 import sys
 
@@ -18,6 +17,7 @@ import typer
 
 from core.errors import CoreError, PolicyError
 from loopgate.cli.console import err
+from loopgate.logs import configure_logging
 from loopgate.settings import ConfigError
 
 __all__ = ["app", "main"]
@@ -48,7 +48,7 @@ def _register_commands() -> None:
 
 def main() -> None:
     """Console-script entry point."""
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging("WARNING")  # the secrets join when a command reads its settings
     _register_commands()
     try:
         app()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
+from loopgate import logs
 from loopgate.logs import RedactSecrets
-from loopgate.settings import ConfigError, Settings
+from loopgate.settings import ConfigError, Settings, load_settings
 
 
 def _settings(**values: object) -> Settings:
@@ -85,3 +88,17 @@ def test_given_every_crm_secret_when_a_log_line_quotes_them_then_the_filter_remo
     }
     redact = RedactSecrets(_settings(**secrets).secret_values())
     assert redact.scrub(" ".join(secrets.values())) == " ".join(["[redacted]"] * len(secrets))
+
+
+def test_given_settings_read_by_a_one_shot_command_when_a_log_line_holds_a_secret_then_it_is_scrubbed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``sync`` and ``writeback`` run without ``serve``'s logging setup: reading the settings
+    is what hands the process's filter (the one the CLI puts on every handler) their secrets."""
+    monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", "pat-na1-one-shot-secret")
+    load_settings()
+    record = logging.LogRecord(
+        "loopgate.sync", logging.WARNING, __file__, 1, "refresh failed: %s", ("pat-na1-one-shot-secret",), None
+    )
+    assert logs.process_filter().filter(record)
+    assert record.getMessage() == "refresh failed: [redacted]"
