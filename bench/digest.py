@@ -13,8 +13,26 @@ digest is built ``--repeat`` times. Timed: ``weekly_digest`` (every figure, coun
 then the chart (matplotlib PNG) and the Slack payloads — everything the weekly job does but
 queue the effects. ``seconds`` is the median total of the runs.
 
-Output: one JSON line per database (``db``, ``n``, ``seconds``, and the breakdown) on stdout,
-a table on stderr.
+The **floor**, measured in the same run on the same engine and database: one plain statement
+that reads every row the digest reads, once, and aggregates nothing but a count and a column
+sum per table — no grouping, sorting, ranking or joins beyond what the figures need:
+
+* acting decisions of the digest's week and the four baseline weeks before it (the drift
+  baseline and the conversion cohort), each with its lead where a figure needs the lead (the
+  week's decisions for fairness and the sample; the cohort's ``new`` ones for conversion);
+* reviews, SLA clocks (started) and audit verdicts of the week.
+
+It is the least the database must do for the same figures (every row they depend on has to be
+read at least once); whatever the digest spends above it is the cost of computing them one
+figure at a time. After each digest run the floor runs once (so each has ``--repeat`` runs
+and a burst of load elsewhere on the machine hits both alike; the digest's first run stays
+the first thing to read the tables after the fill) and the median is kept as ``floor_seconds``.
+``floor_ratio`` = ``seconds / floor_seconds`` (the whole weekly job, chart included);
+``query_ratio`` = ``query_seconds / floor_seconds`` (the SQL alone, like for like);
+``floor_rows`` is how many rows the floor read.
+
+Output: one JSON line per database (``db``, ``n``, ``seconds``, and the breakdown, the floor
+and the ratios) on stdout, a table on stderr.
 
     python bench/digest.py                                   # SQLite file in a temp dir + PostgreSQL if reachable
     python bench/digest.py --db sqlite --n 100000            # a quicker look
@@ -35,7 +53,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import Select, and_, case, create_engine, func, literal, make_url, or_, select, text, union_all
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -43,8 +61,9 @@ sys.path.insert(0, str(ROOT))
 from core.digest import week_bounds  # noqa: E402
 from core.policy import parse_policy  # noqa: E402
 from core.store.db import Database  # noqa: E402
-from core.store.digest import weekly_digest  # noqa: E402
+from core.store.digest import BASELINE_WEEKS, weekly_digest  # noqa: E402
 from core.store.migrate import upgrade  # noqa: E402
+from core.store.models import AuditVerdict, Decision, Lead, Review, SlaClock  # noqa: E402
 
 POLICY = ROOT / "examples" / "policy.yaml"
 WEEK = "2026-W47"
@@ -136,6 +155,43 @@ def _fill(db: Database, n: int, weeks: int) -> float:
     return time.perf_counter() - started
 
 
+def _floor_statement(loaded: Any) -> Any:
+    """One statement reading, once, every row the digest's figures are counted from (see the
+    module docstring). One row per table: the rows read, the leads read with them, and a sum
+    over columns the figures use, so the rows themselves are fetched (not only index entries
+    the digest's own queries could not make do with)."""
+    zone = loaded.policy.digest.timezone if loaded.policy.digest else "UTC"  # as weekly_digest picks it
+    start, end = week_bounds(WEEK, zone)
+    since = start - timedelta(weeks=BASELINE_WEEKS)
+    # the week's decisions need their lead (fairness, sample), the cohort's only when ``new`` (conversion)
+    needs_lead = or_(Decision.decided_at >= start, Decision.cause == "new")
+    converted = func.sum(case((Lead.converted.is_(True), 1), else_=0))
+    zero = literal(0)
+    parts: list[Select[Any]] = [
+        select(literal("decisions"), func.count(), func.count(Lead.pk), func.sum(Decision.score_total) + converted)
+        .select_from(Decision)
+        .outerjoin(Lead, and_(Lead.pk == Decision.lead_pk, needs_lead))
+        .where(Decision.decided_at >= since, Decision.decided_at < end, Decision.shadow.is_(False)),
+        select(literal("reviews"), func.count(), zero, func.sum(case((Review.agree.is_(True), 1), else_=0)))
+        .where(Review.decided_at >= start, Review.decided_at < end),
+        select(literal("sla_clocks"), func.count(), zero, func.count(SlaClock.met_at))
+        .where(SlaClock.started_at >= start, SlaClock.started_at < end),
+        select(literal("audit_verdicts"), func.count(), zero, func.count(AuditVerdict.reason_code))
+        .where(AuditVerdict.at >= start, AuditVerdict.at < end),
+    ]  # fmt: skip
+    return union_all(*parts)
+
+
+def _floor(db: Database, statement: Any) -> tuple[float, int]:
+    """Seconds for one floor run (a session opened, the statement run and its rows fetched, as
+    in a digest run) and the rows it read (leads included)."""
+    started = time.perf_counter()
+    with db.sessions() as session:
+        rows = session.execute(statement).all()
+    elapsed = time.perf_counter() - started
+    return elapsed, sum(int(n) + int(leads) for _, n, leads, _ in rows)
+
+
 def _fresh_postgres(url: str) -> str:
     parsed = make_url(url)
     name = parsed.database or "loopgate_bench_digest"
@@ -168,7 +224,10 @@ def run(url: str, n: int, weeks: int, repeat: int) -> dict[str, Any]:
     fill = _fill(db, n, weeks)
     loaded = parse_policy(POLICY.read_text(), str(POLICY))
     now = datetime(2026, 11, 23, 13, 0, tzinfo=UTC)
+    floor_statement = _floor_statement(loaded)
     runs: list[tuple[float, float]] = []
+    floors: list[float] = []
+    floor_rows = 0
     digest = None
     for _ in range(repeat):
         started = time.perf_counter()
@@ -177,9 +236,13 @@ def run(url: str, n: int, weeks: int, repeat: int) -> dict[str, Any]:
         counted = time.perf_counter()
         render_digest(digest, loaded)
         runs.append((counted - started, time.perf_counter() - counted))
+        # after the digest, not before: its first run stays the first read after the fill
+        floor_s, floor_rows = _floor(db, floor_statement)
+        floors.append(floor_s)
     db.dispose()
     assert digest is not None
     totals = [a + b for a, b in runs]
+    floor = statistics.median(floors)
     return {
         "db": db.dialect,
         "n": n,
@@ -191,6 +254,10 @@ def run(url: str, n: int, weeks: int, repeat: int) -> dict[str, Any]:
         "weeks": weeks,
         "week_decisions": digest.decisions,
         "fill_seconds": round(fill, 1),
+        "floor_seconds": round(floor, 4),
+        "floor_ratio": round(statistics.median(totals) / floor, 2),
+        "query_ratio": round(statistics.median(a for a, _ in runs) / floor, 2),
+        "floor_rows": floor_rows,
     }
 
 
@@ -219,14 +286,21 @@ def main(argv: list[str] | None = None) -> int:
             print(f"PostgreSQL not reachable at {args.pg_url}", file=sys.stderr)
             return 1
     print(
-        f"{'db':<11}{'n':>10}{'week':>9}{'seconds':>9}{'query':>8}{'render':>8}{'first':>8}{'fill':>7}", file=sys.stderr
+        f"{'db':<11}{'n':>10}{'week':>9}{'seconds':>9}{'query':>8}{'render':>8}{'first':>8}{'fill':>7}"
+        f"{'floor':>8}{'ratio':>7}{'q ratio':>8}",
+        file=sys.stderr,
     )
     for r in results:
         print(
             f"{r['db']:<11}{r['n']:>10,}{r['week_decisions']:>9,}{r['seconds']:>9.2f}{r['query_seconds']:>8.2f}"
-            f"{r['render_seconds']:>8.2f}{r['first_seconds']:>8.2f}{r['fill_seconds']:>7.0f}",
+            f"{r['render_seconds']:>8.2f}{r['first_seconds']:>8.2f}{r['fill_seconds']:>7.0f}"
+            f"{r['floor_seconds']:>8.3f}{r['floor_ratio']:>7.1f}{r['query_ratio']:>8.1f}",
             file=sys.stderr,
         )
+    print(
+        "(ratio = seconds / floor, q ratio = query / floor; the floor reads every row the digest reads, once)",
+        file=sys.stderr,
+    )
     return 0
 
 

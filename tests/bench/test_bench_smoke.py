@@ -81,7 +81,7 @@ def test_given_a_tiny_dataset_when_evaluated_then_one_line_per_configuration_and
     assert "skipped x_education_leads" in capsys.readouterr().err
 
 
-def test_given_a_small_store_when_the_digest_bench_runs_then_it_prints_one_line_with_db_n_and_seconds(
+def test_given_a_small_store_when_the_digest_bench_runs_then_it_prints_one_line_with_db_n_seconds_and_the_floor(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     digest = _bench("digest")
@@ -92,7 +92,12 @@ def test_given_a_small_store_when_the_digest_bench_runs_then_it_prints_one_line_
     assert line["seconds"] > 0 and line["seconds"] == pytest.approx(
         line["query_seconds"] + line["render_seconds"], abs=0.01
     )
-    assert "seconds" in captured.err  # the readable table
+    # the floor, measured in the same run: every decision of the five weeks, their leads, and the week's rows
+    assert line["floor_seconds"] > 0 and line["floor_rows"] > 3000
+    for ratio, part in (("floor_ratio", "seconds"), ("query_ratio", "query_seconds")):
+        expected = line[part] / line["floor_seconds"]  # from rounded fields: only roughly equal
+        assert line[ratio] > 0 and line[ratio] == pytest.approx(expected, rel=0.2)
+    assert "seconds" in captured.err and "q ratio" in captured.err  # the readable table, with the ratios
 
 
 def test_given_quick_mode_when_measuring_speed_to_lead_then_one_line_with_percentiles_and_the_target(
