@@ -11,8 +11,23 @@ every API call**. Leads are created at a steady rate, alternating CRMs; a watche
 loopgate polls the CRMs (there are no webhooks / change events yet), so ``mode`` is the polling
 interval. The target: p95 ≤ polling interval + 2 s.
 
+The **floor**, beside loopgate in the same run and process: a bare poller of the same fakes
+(same 100 ms latency) at the same interval, one thread per CRM as the scheduler has one sync
+job per CRM, ticking when loopgate's sync jobs do (read from APScheduler's job store: leads
+arrive at a steady rate, so a grid of its own would meet them at another phase). Each tick is
+one incremental read of the lead object through the client library loopgate uses
+(simple-salesforce ``query`` with the connector's own SOQL builder; hubspot-api-client contacts
+search, ``lastmodifieddate`` ≥ its cursor) and nothing else but noting when each lead was
+first seen: no other streams, no decision, no write-back, no Slack post. It is the latency a
+zero-work poller would have, what polling alone costs (the wait for the tick, plus a round
+trip). It sees the same leads created at the same moments, so a stall of the machine delays
+both alike. ``floor_p50_s``/``floor_p95_s`` are over all leads (an auto and a review lead are
+the same read to it); ``p95_ratio`` = ``p95_s / floor_p95_s``; ``floor_missed`` counts leads it
+never saw and ``floor_errors`` its failed reads (both 0 in a sound run).
+
 stdout: one JSON object per mode: ``mode``, ``interval_s``, ``latency_ms``, ``leads``, ``auto``,
-``review``, ``p50_s``/``p95_s`` over both kinds, the same per kind, ``target_s`` and ``met``.
+``review``, ``p50_s``/``p95_s`` over both kinds, the same per kind, ``target_s`` and ``met``;
+the floor's ``floor_p50_s``, ``floor_p95_s``, ``floor_missed``, ``floor_errors`` and ``p95_ratio``.
 stderr: a table.
 
     python bench/speed_to_lead.py                   # polling 2 s and 5 s, 30 s of leads each
@@ -30,6 +45,7 @@ import sys
 import tempfile
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +55,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from core.store.models import Decision  # noqa: E402
+from connectors.salesforce.records import build_query  # noqa: E402
+from core.leads import parse_time  # noqa: E402
+from core.ports import Cursor  # noqa: E402
+from core.store.models import Decision, apscheduler_jobs  # noqa: E402
+from loopgate.crm import open_ports  # noqa: E402
 from loopgate.demo.live import LiveSandbox  # noqa: E402
 
 REVIEW_CHANNELS = ("C0MMREVIEW", "C0ENTREVIEW", "C0SMBREVIEW")
@@ -91,6 +111,114 @@ class Watcher:
                         self.visible.setdefault(by_name[name], now)
 
 
+class FloorPoller:
+    """The floor: a bare poller of both CRMs on loopgate's own sync schedule, with clients of its
+    own built from the sandbox's settings as loopgate builds its own; notes when it first saw
+    each record."""
+
+    def __init__(self, live: LiveSandbox, interval_s: float) -> None:
+        assert live.db is not None
+        self.db, self.interval_s = live.db, interval_s
+        self.ports = open_ports(live.sandbox.settings(), live.sandbox.loaded)
+        self.seen: dict[str, float] = {}  # crm id → when the response that carried it arrived
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._every_tick, args=(f"sync:{name}", poll), name=f"floor-{name}", daemon=True)
+            for name, poll in (("salesforce", self._salesforce()), ("hubspot", self._hubspot()))
+        ]
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+
+    def _grid(self, job: str) -> float:
+        """When (monotonic) loopgate's sync job ``job`` next runs. Leads arrive at a steady rate,
+        so with a tick grid of its own the floor would meet them at another phase than loopgate
+        does and, over a short run, wait up to 1/rate longer or shorter for the same interval:
+        polling on loopgate's schedule (the ticks APScheduler keeps in its job store) it waits
+        exactly as long for its tick, and what it takes beyond that is loopgate's work."""
+        deadline = time.monotonic() + 15
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            with self.db.engine.connect() as conn:
+                due = conn.execute(
+                    select(apscheduler_jobs.c.next_run_time).where(apscheduler_jobs.c.id == job)
+                ).scalar_one_or_none()
+            if due is not None:
+                return time.monotonic() + (float(due) - time.time()) % self.interval_s
+            self._stop.wait(0.02)
+        self.errors.append(f"{job} was not scheduled: the floor polled on a grid of its own")
+        return time.monotonic()
+
+    def _every_tick(self, job: str, poll: Any) -> None:
+        # like the interval trigger: on a fixed grid, ticks missed while a read was slow coalesced
+        next_at = self._grid(job)
+        while not self._stop.wait(max(0.0, next_at - time.monotonic())):
+            try:
+                poll()
+            except Exception as exc:  # a failed read is retried next tick; counted, not hidden
+                self.errors.append(repr(exc))
+            next_at += self.interval_s
+            while next_at < time.monotonic():
+                next_at += self.interval_s
+
+    def _note(self, ids: list[str]) -> None:
+        now = time.monotonic()
+        for crm_id in ids:
+            self.seen.setdefault(crm_id, now)
+
+    def _salesforce(self) -> Any:
+        client = self.ports["salesforce"].client
+        since = [datetime.now(UTC) - timedelta(seconds=1)]
+
+        def poll() -> None:
+            # >= the newest stamp seen: whole-second stamps, so that second is read again
+            result = client.query(build_query("Lead", ["Id", "SystemModstamp"], Cursor(since[0], None)))
+            while True:
+                records = result["records"]
+                self._note([r["Id"] for r in records])
+                stamp = parse_time(records[-1]["SystemModstamp"]) if records else None
+                if stamp is not None:
+                    since[0] = max(since[0], stamp)
+                if result["done"]:
+                    return
+                result = client.query_more(result["nextRecordsUrl"], identifier_is_url=True)
+
+        return poll
+
+    def _hubspot(self) -> Any:
+        search = self.ports["hubspot"].api("contacts.search")
+        since = [int((time.time() - 1) * 1000)]
+
+        def poll() -> None:
+            after: str | None = None
+            while True:
+                body: dict[str, Any] = {
+                    "limit": 200, "properties": ["lastmodifieddate"],
+                    "sorts": [{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}],
+                    "filterGroups": [
+                        {"filters": [{"propertyName": "lastmodifieddate", "operator": "GTE", "value": str(since[0])}]}
+                    ],
+                }  # fmt: skip
+                if after is not None:
+                    body["after"] = after
+                page = search.do_search(public_object_search_request=body)
+                self._note([c.id for c in page.results])
+                last = parse_time(page.results[-1].properties["lastmodifieddate"]) if page.results else None
+                if last is not None:
+                    since[0] = max(since[0], int(last.timestamp() * 1000))
+                after = page.paging.next.after if page.paging and page.paging.next else None
+                if after is None:
+                    return
+
+        return poll
+
+
 def _create(live: LiveSandbox, i: int) -> tuple[str, str, str]:
     """A lead alternating CRMs: most are good fits (auto), every third is a bank (review)."""
     sb = live.sandbox
@@ -127,6 +255,8 @@ def run_mode(interval_s: float, *, seconds: float, rate: float, latency_ms: floa
         live.start()
         watcher = Watcher(live)
         watcher.start()
+        poller = FloorPoller(live, interval_s)
+        poller.start()
         try:
             started = time.monotonic()
             count = int(seconds * rate)
@@ -139,6 +269,7 @@ def run_mode(interval_s: float, *, seconds: float, rate: float, latency_ms: floa
                 time.sleep(0.1)
             time.sleep(min(2.0, interval_s))  # escalations are posted after the write-back rows are queued
         finally:
+            poller.stop()
             watcher.stop()
             assert live.db is not None
             with live.db.sessions() as s:
@@ -153,6 +284,8 @@ def run_mode(interval_s: float, *, seconds: float, rate: float, latency_ms: floa
     both = auto + review
     target = interval_s + 2
     p95 = _percentile(both, 95)
+    floor = [poller.seen[i] - c for i, (_, c, _) in watcher.created.items() if i in poller.seen]
+    floor_p95 = _percentile(floor, 95)
     return {
         "bench": "speed_to_lead", "mode": f"polling {interval_s:g}s", "interval_s": interval_s,
         "latency_ms": latency_ms, "leads": len(watcher.created), "auto": len(auto), "review": len(review),
@@ -162,6 +295,9 @@ def run_mode(interval_s: float, *, seconds: float, rate: float, latency_ms: floa
         "review_p50_s": _percentile(review, 50), "review_p95_s": _percentile(review, 95),
         "max_s": round(max(both), 3) if both else None,
         "target_s": target, "met": p95 is not None and p95 <= target,
+        "floor_p50_s": _percentile(floor, 50), "floor_p95_s": floor_p95,
+        "floor_missed": len(watcher.created) - len(floor), "floor_errors": len(poller.errors),
+        "p95_ratio": round(p95 / floor_p95, 2) if p95 is not None and floor_p95 else None,
     }  # fmt: skip
 
 
@@ -187,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _table(lines: list[dict[str, Any]]) -> None:
     head = ("mode", "leads", "auto", "review", "missed", "p50_s", "p95_s", "auto_p95_s", "review_p95_s", "target_s",
-            "met")  # fmt: skip
+            "met", "floor_p50_s", "floor_p95_s", "p95_ratio")  # fmt: skip
     rows = [[str(line[h]) for h in head] for line in lines]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
     sys.stderr.write("  ".join(h.rjust(w) for h, w in zip(head, widths, strict=True)) + "\n")

@@ -100,7 +100,7 @@ def test_given_a_small_store_when_the_digest_bench_runs_then_it_prints_one_line_
     assert "seconds" in captured.err and "q ratio" in captured.err  # the readable table, with the ratios
 
 
-def test_given_quick_mode_when_measuring_speed_to_lead_then_one_line_with_percentiles_and_the_target(
+def test_given_quick_mode_when_measuring_speed_to_lead_then_one_line_with_percentiles_the_target_and_the_floor(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     speed = _bench("speed_to_lead")
@@ -110,4 +110,7 @@ def test_given_quick_mode_when_measuring_speed_to_lead_then_one_line_with_percen
     assert row["mode"] == "polling 1s" and row["latency_ms"] == 100.0
     assert row["auto"] > 0 and row["review"] > 0 and row["missed"] == 0  # both kinds measured, none lost
     assert 0 < row["p50_s"] <= row["p95_s"] and row["target_s"] == 3.0 and isinstance(row["met"], bool)
-    assert "p95_s" in captured.err  # the readable table
+    # the floor, a bare poller beside loopgate: it saw every lead, without a failed read
+    assert 0 < row["floor_p50_s"] <= row["floor_p95_s"] and row["floor_missed"] == 0 and row["floor_errors"] == 0
+    assert row["p95_ratio"] > 0 and row["p95_ratio"] == pytest.approx(row["p95_s"] / row["floor_p95_s"], rel=0.01)
+    assert "p95_s" in captured.err and "p95_ratio" in captured.err  # the readable table, with the ratio
