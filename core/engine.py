@@ -246,4 +246,6 @@ class DecisionEngine:
         where = f"routed to {owner} by rule {route.rule}" if route.owner else "not routed"
         if route.rule == "current_owner":
             where = f"stays with {owner}"
+        elif route.rule == "suppressed":  # the route's detail says why and where: "suppressed (reason): …"
+            where = route.detail
         return f"{score.band.capitalize()} lead ({score.total}) in {segment}, {where}. {action.capitalize()}: {why}."

@@ -90,7 +90,7 @@ def test_given_trust_level_1_when_a_lead_matches_a_suppression_then_a_person_rev
     assert (d.action, d.trust_level, d.owner) == ("review", 1, None)
     # what automation would have done, and why, is on the card the reviewer sees
     assert (d.suppressed_by, d.route.detail) == ("personal_email", "suppressed (personal_email): not routed")
-    assert "trust level 1" in d.explanation
+    assert "suppressed (personal_email): not routed. Review: trust level 1" in d.explanation
     assert rotation.seq == {}  # still parked, not routed: the reviewer decides who, if anyone
 
 
