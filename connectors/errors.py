@@ -7,7 +7,7 @@
     ├── AuthExpired       401: token expired or revoked and cannot be renewed here
     ├── Forbidden         403 other than rate limits: missing permission or scope
     ├── NotFound          404
-    ├── BadRequest        400: the request is wrong (field missing in the CRM, bad query…)
+    ├── BadRequest        400: the request is wrong (field missing in the CRM, bad query…); ``fields``
     ├── Unavailable       5xx, timeouts, refused connections: worth retrying
     └── CrmSetupMissing   a loopgate field or property does not exist in the CRM yet
 
@@ -80,7 +80,21 @@ class NotFound(ConnectorError):
 
 
 class BadRequest(ConnectorError):
-    """The CRM says the request is malformed; retrying the same request will not help."""
+    """The CRM says the request is malformed; retrying the same request will not help.
+    ``fields`` names the fields it refused, when it said (HubSpot's invalid property values)."""
+
+    def __init__(
+        self,
+        system: str,
+        status: int | None,
+        resource: str,
+        message: str,
+        *,
+        code: str | None = None,
+        fields: tuple[str, ...] = (),
+    ):
+        super().__init__(system, status, resource, message, code=code)
+        self.fields = fields
 
 
 class Unavailable(ConnectorError):

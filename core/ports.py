@@ -160,7 +160,9 @@ class RecordUpdate:
 class WriteResult:
     """How one record's update went. ``gone`` means the record was deleted or merged away;
     ``converted``, that it is a lead converted since it was read (read-only now); ``retryable``
-    failures may succeed later (row lock, rate limit), others never will."""
+    failures may succeed later (row lock, rate limit), others never will. ``fields`` names the
+    fields a refusal is about, as the CRM said (empty when it named none): a refusal of the
+    owner field alone lets write-back write the record's other fields without it."""
 
     id: str
     ok: bool
@@ -169,6 +171,7 @@ class WriteResult:
     retryable: bool = False
     gone: bool = False
     converted: bool = False
+    fields: tuple[str, ...] = ()
 
 
 class CrmPort(Protocol):

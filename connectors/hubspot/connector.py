@@ -25,7 +25,7 @@ import urllib3
 from hubspot import HubSpot
 
 from connectors.errors import AuthExpired, Unavailable
-from connectors.hubspot.errors import SYSTEM, translate
+from connectors.hubspot.errors import SYSTEM, refused_properties, translate
 from connectors.hubspot.records import (
     COMPANY_PROPERTIES,
     CONTACT_PROPERTIES,
@@ -420,6 +420,7 @@ class HubSpotConnector:
                 results[str(r.id)] = WriteResult(str(r.id), True)
             for err in getattr(result, "errors", None) or []:
                 category = str(err.category or "")
+                fields = refused_properties(err.to_dict())
                 for record_id in (err.context or {}).get("ids", []):
                     results[str(record_id)] = WriteResult(
                         str(record_id),
@@ -428,6 +429,7 @@ class HubSpotConnector:
                         str(err.message or "")[:500],
                         retryable=category in _RETRYABLE,
                         gone=category in _GONE,
+                        fields=fields,
                     )
         return [
             results.get(u.id)

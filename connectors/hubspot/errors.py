@@ -26,7 +26,7 @@ from connectors.errors import (
     Unavailable,
 )
 
-__all__ = ["SYSTEM", "is_api_exception", "retry_after", "translate"]
+__all__ = ["SYSTEM", "is_api_exception", "refused_properties", "retry_after", "translate"]
 
 SYSTEM = "hubspot"
 
@@ -56,6 +56,31 @@ def _header(headers: Any, name: str) -> str | None:
             if str(key).lower() == name.lower():
                 return str(value)
     return None
+
+
+_INVALID_VALUES = "Property values were not valid: "
+
+
+def refused_properties(error: Mapping[str, Any]) -> tuple[str, ...]:
+    """The properties a HubSpot error (a whole-call body, or one error of a batch's ``207``)
+    says it refused, in order: each error detail's ``context.propertyName``, the error's own,
+    and the ``name`` of each entry of the list HubSpot writes into "Property values were not
+    valid: [...]" (JSON, the one place some answers name the property). Empty when it names none."""
+    names: list[str] = []
+    details = [d for d in error.get("errors") or [] if isinstance(d, Mapping)]
+    for context in (error.get("context"), *(d.get("context") for d in details)):
+        named = context.get("propertyName") if isinstance(context, Mapping) else None
+        names.extend([named] if isinstance(named, str) else [str(n) for n in named or () if n])
+    message = str(error.get("message") or "")
+    at = message.find(_INVALID_VALUES)
+    if at >= 0:
+        try:
+            entries = json.loads(message[at + len(_INVALID_VALUES) :])
+        except ValueError:
+            entries = []
+        if isinstance(entries, list):
+            names.extend(str(e["name"]) for e in entries if isinstance(e, Mapping) and e.get("name"))
+    return tuple(dict.fromkeys(names))
 
 
 def retry_after(headers: Any, body: Mapping[str, Any]) -> float | None:
@@ -109,7 +134,7 @@ def translate(exc: BaseException, resource: str) -> ConnectorError:
                 SYSTEM, status, resource, f"{message} — run `loopgate crm setup hubspot`", code="PROPERTY_DOESNT_EXIST"
             )
         if 400 <= status < 500:
-            return BadRequest(SYSTEM, status, resource, message, code=code)
+            return BadRequest(SYSTEM, status, resource, message, code=code, fields=refused_properties(body))
         if status >= 500:
             return Unavailable(SYSTEM, status, resource, message or "server error", code=code)
         return ConnectorError(SYSTEM, status or None, resource, message or "request failed", code=code)

@@ -42,6 +42,8 @@ _RETRYABLE = frozenset({"UNABLE_TO_LOCK_ROW", "REQUEST_LIMIT_EXCEEDED", "SERVER_
 _GONE = frozenset({"ENTITY_IS_DELETED"})
 # a lead converted since it was synced: read-only for good, and an outcome rather than a failure
 _CONVERTED = "CANNOT_UPDATE_CONVERTED_LEAD"
+# an inactive user given as owner: Salesforce names no field (``"fields": []``), the code says it
+_OWNER_REFUSED = frozenset({"INACTIVE_OWNER_OR_USER"})
 # what a query answers (400) when the user cannot see the object (no permission, feature off)
 # or one of its fields (field-level security)
 _NOT_VISIBLE = frozenset({"INVALID_TYPE", "INVALID_FIELD"})
@@ -238,8 +240,11 @@ class SalesforceConnector:
             if result.get("success"):
                 out.append(WriteResult(u.id, True))
                 continue
-            first = (result.get("errors") or [{}])[0]
-            code, message = first.get("statusCode"), str(first.get("message") or "")
+            errors = [e for e in result.get("errors") or [] if isinstance(e, dict)] or [{}]
+            code, message = errors[0].get("statusCode"), str(errors[0].get("message") or "")
+            fields = tuple(dict.fromkeys(str(f) for e in errors for f in e.get("fields") or ()))
+            if not fields and code in _OWNER_REFUSED and self.owner_field in u.values:
+                fields = (self.owner_field,)
             out.append(
                 WriteResult(
                     u.id,
@@ -249,6 +254,7 @@ class SalesforceConnector:
                     retryable=code in _RETRYABLE,
                     gone=code in _GONE,
                     converted=code == _CONVERTED,
+                    fields=fields,
                 )
             )
         return out
