@@ -8,7 +8,10 @@ What it does like HubSpot (and enforces):
   result set, and the 10,000-results cap: asking past it is ``400``. Ties in the sort come back
   in no particular order (here: a fixed scramble), as in HubSpot.
 - ``POST …/batch/update`` (≤ 100 inputs; ``207`` with per-record errors) and ``…/batch/read``
-  (≤ 100 inputs); ``GET /crm/v3/objects/{type}?archived=true`` for deleted records.
+  (≤ 100 inputs). An owner id no active owner has is ``VALIDATION_ERROR`` "Property values were
+  not valid: [{…"error":"INVALID_OWNER_ID","name":"hubspot_owner_id"}]", for that input (or, with
+  ``invalid_values_fail_batch``, as a ``400`` for the whole batch, nothing applied); ``GET
+  /crm/v3/objects/{type}?archived=true`` for deleted records.
 - ``GET /crm/v3/owners/``; properties and property groups (``GET``/``POST``/``PATCH``, ``409``
   for duplicates); ``POST /crm/v4/associations/deals/contacts/batch/read``; ``POST
   /oauth/v1/token`` (refresh token grant).
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import threading
 import time
 import uuid
@@ -103,9 +107,11 @@ class FakeHubSpot(FakeService):
         search_per_second: int | None = None,
         ten_second_limit: int | None = None,
         loopgate_properties: bool = True,
+        invalid_values_fail_batch: bool = False,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         super().__init__(host=host, port=port)
+        self.invalid_values_fail_batch = invalid_values_fail_batch
         self.tokens: set[str] = {access_token}
         self.expired_tokens: set[str] = set()
         self.oauth_clients: dict[str, str] = {}
@@ -517,16 +523,9 @@ class FakeHubSpot(FakeService):
         started = hubspot_time(self.now())
         results, errors = [], []
         with self._data:
-            for item in inputs:
-                props = item.get("properties") or {}
-                unknown = sorted(set(props) - set(self.properties[object_type]))
-                if unknown:
-                    return _error(
-                        400,
-                        "Property values were not valid: "
-                        + ", ".join(f'{{"name":"{u}","error":"PROPERTY_DOESNT_EXIST"}}' for u in unknown),
-                        "VALIDATION_ERROR",
-                    )
+            refused = self._refused_batch(object_type, inputs)
+            if refused is not None:
+                return refused
             stamp = self.now()
             for item in inputs:
                 record_id = str(item.get("id"))
@@ -546,9 +545,9 @@ class FakeHubSpot(FakeService):
                         self._item_error("OBJECT_NOT_FOUND", f"Object not found. objectId: {record_id}", record_id)
                     )
                     continue
-                owner = props.get("hubspot_owner_id")
-                if owner not in (None, "") and (str(owner) not in self.owners or self.owners[str(owner)]["archived"]):
-                    errors.append(self._item_error("VALIDATION_ERROR", f"{owner} is not a valid owner id", record_id))
+                invalid = self._invalid_values(props)
+                if invalid:
+                    errors.append(self._item_error("VALIDATION_ERROR", _invalid_values_message(invalid), record_id))
                     continue
                 record["properties"].update({k: _to_text(v) for k, v in props.items()})
                 record["properties"][MODIFIED[object_type]] = hubspot_time(stamp)
@@ -560,6 +559,32 @@ class FakeHubSpot(FakeService):
             body.update(numErrors=len(errors), errors=errors)
             return self._ok(207, body)
         return self._ok(200, body)
+
+    def _refused_batch(self, object_type: str, inputs: list[dict[str, Any]]) -> FakeResponse | None:
+        """The ``400`` for a batch refused whole: a property that does not exist, or (with
+        ``invalid_values_fail_batch``) a value HubSpot refuses."""
+        for item in inputs:
+            unknown = sorted(set(item.get("properties") or {}) - set(self.properties[object_type]))
+            if unknown:
+                return _error(
+                    400,
+                    "Property values were not valid: "
+                    + ", ".join(f'{{"name":"{u}","error":"PROPERTY_DOESNT_EXIST"}}' for u in unknown),
+                    "VALIDATION_ERROR",
+                )
+        if self.invalid_values_fail_batch:
+            invalid = [v for item in inputs for v in self._invalid_values(item.get("properties") or {})]
+            if invalid:
+                return _error(400, _invalid_values_message(invalid), "VALIDATION_ERROR")
+        return None
+
+    def _invalid_values(self, props: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """HubSpot's entries for the property values it refuses: an owner id no active owner has."""
+        owner = props.get("hubspot_owner_id")
+        if owner in (None, "") or (str(owner) in self.owners and not self.owners[str(owner)]["archived"]):
+            return []
+        return [{"isValid": False, "message": f"{owner} is not a valid owner id", "error": "INVALID_OWNER_ID",
+                 "name": "hubspot_owner_id"}]  # fmt: skip
 
     @staticmethod
     def _item_error(category: str, message: str, record_id: str) -> dict[str, Any]:
@@ -731,6 +756,11 @@ class FakeHubSpot(FakeService):
         self.tokens.add(token)
         return FakeResponse(200, {"access_token": token, "refresh_token": form["refresh_token"], "expires_in": 1800,
                                   "token_type": "bearer"})  # fmt: skip
+
+
+def _invalid_values_message(invalid: list[dict[str, Any]]) -> str:
+    """HubSpot's message for refused property values: the entries as JSON, after a fixed text."""
+    return "Property values were not valid: " + json.dumps(invalid, separators=(",", ":"))
 
 
 def _scramble(record_id: str) -> str:

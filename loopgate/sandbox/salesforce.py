@@ -10,8 +10,9 @@ It behaves like Salesforce for everything loopgate sends, and refuses the rest l
   the query runs and paged by ``nextRecordsUrl`` (2,000 a page unless told otherwise), as
   Salesforce's query cursors are; ``queryAll`` includes deleted and merged records.
 - ``PATCH /composite/sobjects`` (update, at most 200 records, per-record results in request
-  order, ``allOrNone``), ``POST /composite/sobjects/{type}`` (retrieve, at most 2,000 ids,
-  ``null`` for records that are gone).
+  order, ``allOrNone``; an ``OwnerId`` no user or queue has is ``INVALID_CROSS_REFERENCE_KEY`` on
+  ``["OwnerId"]``, an inactive user ``INACTIVE_OWNER_OR_USER`` naming no field), ``POST
+  /composite/sobjects/{type}`` (retrieve, at most 2,000 ids, ``null`` for records that are gone).
 - ``POST /services/oauth2/token`` (client credentials, password and refresh-token grants) and
   the SOAP ``login`` that simple-salesforce uses for username + password + security token.
 - Every response carries ``Sforce-Limit-Info``; past ``api_limit`` requests the API answers
@@ -634,6 +635,11 @@ class FakeSalesforce(FakeService):
         if sobject == "Lead" and record.get("IsConverted"):
             return _fail("CANNOT_UPDATE_CONVERTED_LEAD", "cannot reference converted lead")
         owner = rec.get("OwnerId")
+        user = self._find("User", str(owner)) if owner is not None else None
+        if user is not None and not user.get("IsActive", True):
+            # Salesforce names no field for an inactive owner: the code says it
+            message = f"operation performed with inactive user [{owner}] as owner of {sobject.lower()}"
+            return _fail("INACTIVE_OWNER_OR_USER", message)
         if owner is not None and not self._owner_exists(str(owner)):
             return _fail("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", ("OwnerId",))
         if owner is not None and sobject not in QUEUE_OWNED and self._find("Group", str(owner)) is not None:
