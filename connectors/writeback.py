@@ -11,7 +11,10 @@ the person's owner as its current owner (``keep_owner`` then keeps a rep's choic
 Each outbox row gets its own outcome: ``Done`` (written, nothing to write, superseded, record
 gone, conflict handled), ``Retry`` (rate limits with the CRM's wait, outages, row locks) or
 ``Dead`` (the CRM refuses this record for good). A batch the CRM rejects as a whole is split
-until the bad records are found, so one bad record cannot hold back the rest. A crash after
+until the bad records are found, so one bad record cannot hold back the rest. A refusal of the
+owner alone (a user deactivated since the decision, an id the CRM does not know) costs only the
+owner: the record's other fields are written again without it, once, and the refusal is kept in
+the row's outcome (``owner_refused``) and the audit log (``crm.owner_refused``). A crash after
 the CRM call but before the outcome is stored repeats the row: the write is then equal to the
 CRM's values (nothing written) or the fresh owner read shows loopgate's own change.
 """
@@ -82,6 +85,9 @@ class _Plan:
     owner: OwnerPlan
     current_owner: str | None = None
     writes: dict[str, Any] = field(default_factory=dict)
+    # the owner the CRM refused for good, taken out of ``writes``, and the CRM's words for it
+    refused_owner: str | None = None
+    owner_refusal: str | None = None
 
 
 @dataclass(slots=True)
@@ -155,7 +161,7 @@ class CrmWriteback:
                 for plan in group:
                     if plan.item.pk not in outcomes:
                         outcomes[plan.item.pk] = _outcome_for(exc)
-            self._record(port, written, conflicts, outcomes)
+            self._record(port, written, conflicts, outcomes, [p for p in group if p.refused_owner is not None])
             self._mark_converted(converted)
             self._forget_refused_owners(port, group, outcomes, converted)
         return outcomes
@@ -362,12 +368,14 @@ class CrmWriteback:
         owner stored by :meth:`_intend_owners` was never written, and left there it would
         pass a person who later chose that owner by hand for loopgate itself (sync would not
         decide the lead again; a newer decision's write would overwrite the person's owner).
-        Retried rows keep it: their write may have landed. A converted lead refused it too."""
+        Retried rows keep it: their write may have landed — unless the owner itself was refused
+        (its fields were then sent without it). A converted lead refused it too."""
         gone = {p.item.pk for p in converted}
         refused = [
             p
             for p in plans
-            if port.owner_field in p.writes and (isinstance(outcomes.get(p.item.pk), Dead) or p.item.pk in gone)
+            if p.refused_owner is not None
+            or (port.owner_field in p.writes and (isinstance(outcomes.get(p.item.pk), Dead) or p.item.pk in gone))
         ]
         if not refused:
             return
@@ -377,10 +385,7 @@ class CrmWriteback:
                 update(table)
                 .where(table.c.lead_pk == bindparam("b_pk"), table.c.owner_written == bindparam("b_intended"))
                 .values(owner_written=bindparam("b_before")),
-                [
-                    {"b_pk": p.lead_pk, "b_intended": str(p.writes[port.owner_field]), "b_before": p.owner_written}
-                    for p in refused
-                ],
+                [{"b_pk": p.lead_pk, "b_intended": _intended(port, p), "b_before": p.owner_written} for p in refused],
             )
 
     def _current(self, port: CrmPort, plans: list[_Plan]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -403,6 +408,8 @@ class CrmWriteback:
         outcomes: dict[int, Outcome],
         written: list[_Plan],
         converted: list[_Plan],
+        *,
+        owner_retry: bool = True,
     ) -> None:
         updates = [RecordUpdate(p.object_type, p.crm_id, p.writes) for p in chunk]
         try:
@@ -410,30 +417,52 @@ class CrmWriteback:
         except CrmSetupMissing:
             raise
         except BadRequest as exc:
-            if len(chunk) == 1:
+            if len(chunk) > 1:
+                # the CRM refused the whole call: halve it until the records it refuses are found
+                half = len(chunk) // 2
+                self._update(port, chunk[:half], outcomes, written, converted, owner_retry=owner_retry)
+                self._update(port, chunk[half:], outcomes, written, converted, owner_retry=owner_retry)
+                return
+            # one record's call refused whole (HubSpot answers an invalid owner so): its own refusal
+            refusal = WriteResult(chunk[0].crm_id, False, exc.code, exc.message, fields=exc.fields)
+            if not (owner_retry and _owner_refused(port, chunk[0], refusal)):
                 outcomes[chunk[0].item.pk] = Dead(str(exc))
                 return
-            # the CRM refused the whole call: halve it until the records it refuses are found
-            half = len(chunk) // 2
-            self._update(port, chunk[:half], outcomes, written, converted)
-            self._update(port, chunk[half:], outcomes, written, converted)
-            return
+            results = [refusal]
+        without_owner: list[_Plan] = []
         for plan, result in zip(chunk, results, strict=True):
+            if owner_retry and _owner_refused(port, plan, result):
+                # the owner alone was refused: the record's other fields still go, once, without it
+                plan.refused_owner = str(plan.writes.pop(port.owner_field))
+                plan.owner_refusal = _error_text(result)
+                if plan.writes:
+                    without_owner.append(plan)
+                else:
+                    outcomes[plan.item.pk] = self._result_outcome(plan, WriteResult(plan.crm_id, True))
+                continue
             outcomes[plan.item.pk] = self._result_outcome(plan, result)
             if result.ok:
                 written.append(plan)
             elif result.converted:
                 converted.append(plan)
+        if without_owner:  # fewer than the chunk: one call
+            self._update(port, without_owner, outcomes, written, converted, owner_retry=False)
 
     @staticmethod
     def _result_outcome(plan: _Plan, result: WriteResult) -> Outcome:
+        refused: dict[str, Any] = {}
+        if plan.refused_owner is not None:
+            who = {"owner": plan.refused_owner, "person": plan.facts.final_owner, "error": plan.owner_refusal}
+            refused = {"owner_refused": who}
         if result.ok:
-            return Done({"written": sorted(plan.writes), "owner": plan.owner.why})
-        text = f"{result.code}: {result.message}" if result.message else str(result.code)
+            return Done({"written": sorted(plan.writes), "owner": plan.owner.why, **refused})
+        text = _error_text(result)
         if result.gone:
             return Done({"skipped": f"the record no longer exists in the CRM ({text})"})
         if result.converted:  # converted since the sync read it: an outcome, and read-only from now on
-            return Done({"skipped": f"converted ({text})"})
+            return Done({"skipped": f"converted ({text})", **refused})
+        if refused:  # the fields failed too, without the owner: say both
+            text = f"{text} (written without owner {plan.refused_owner}, which was refused: {plan.owner_refusal})"
         if result.retryable:
             return Retry(text)
         return Dead(text)
@@ -441,9 +470,14 @@ class CrmWriteback:
     # --- recording ----------------------------------------------------------------------------------
 
     def _record(
-        self, port: CrmPort, written: list[_Plan], conflicts: list[_Conflict], outcomes: dict[int, Outcome]
+        self,
+        port: CrmPort,
+        written: list[_Plan],
+        conflicts: list[_Conflict],
+        outcomes: dict[int, Outcome],
+        refused: list[_Plan],
     ) -> None:
-        if not written and not conflicts:
+        if not written and not conflicts and not refused:
             return
         now = self.clock()
         with self.db.transaction() as session:
@@ -451,6 +485,41 @@ class CrmWriteback:
                 self._remember(session, port, written, now)
             for conflict in conflicts:
                 outcomes[conflict.plan.item.pk] = self._conflict(session, port.system, conflict, now)
+            if refused:
+                self._owners_refused(session, port, refused, {p.item.pk for p in written}, now)
+
+    def _owners_refused(
+        self, session: Session, port: CrmPort, plans: list[_Plan], written: set[int], now: datetime
+    ) -> None:
+        """One audit event per record whose owner the CRM refused, naming the owner, the
+        person it stands for and the CRM's words, so someone can fix the policy's id or the
+        user (the rest of the record was written without it)."""
+        records = []
+        for plan in plans:
+            log.warning(
+                "%s %s: owner %s (%s) refused: %s; the other fields are written without it",
+                port.system,
+                plan.crm_id,
+                plan.refused_owner,
+                plan.facts.final_owner,
+                plan.owner_refusal,
+            )
+            records.append(
+                AuditRecord(
+                    now,
+                    self.actor,
+                    "crm.owner_refused",
+                    f"lead:{plan.facts.source}:{plan.crm_id}",
+                    {
+                        "decision": plan.facts.pk,
+                        "owner": plan.refused_owner,
+                        "person": plan.facts.final_owner,
+                        "error": plan.owner_refusal,
+                        "written": sorted(plan.writes) if plan.item.pk in written else [],
+                    },
+                )
+            )
+        audit_log.append(session, records)
 
     def _remember(self, session: Session, port: CrmPort, written: list[_Plan], now: datetime) -> None:
         states = {
@@ -465,11 +534,15 @@ class CrmWriteback:
             values = {k: v for k, v in plan.writes.items() if k != port.owner_field}
             state = states.get(plan.lead_pk)
             owner = plan.writes.get(port.owner_field)
+            if owner is None and state is not None:
+                # what loopgate last wrote: not the owner it meant to write, if the CRM refused that
+                refused = plan.refused_owner is not None and state.owner_written == plan.refused_owner
+                owner = plan.owner_written if refused else state.owner_written
             rows.append(
                 {
                     "lead_pk": plan.lead_pk,
                     "values": {**(state.values if state is not None else {}), **values},
-                    "owner_written": owner if owner is not None else (state.owner_written if state else None),
+                    "owner_written": owner,
                     "decision_pk": plan.facts.pk,
                     "written_at": now,
                 }
@@ -592,6 +665,27 @@ def _outcome_for(exc: ConnectorError) -> Outcome:
     if isinstance(exc, BadRequest | NotFound):
         return Dead(str(exc))
     return Retry(str(exc))
+
+
+def _owner_refused(port: CrmPort, plan: _Plan, result: WriteResult) -> bool:
+    """Whether the CRM refused this record for good because of its owner alone, as the CRM's
+    own field list says (a refusal naming no field, or other fields too, is not the owner's)."""
+    return (
+        not result.ok
+        and not (result.retryable or result.gone or result.converted)
+        and port.owner_field in plan.writes
+        and bool(result.fields)
+        and set(result.fields) <= {port.owner_field}
+    )
+
+
+def _error_text(result: WriteResult) -> str:
+    return f"{result.code}: {result.message}" if result.message else str(result.code)
+
+
+def _intended(port: CrmPort, plan: _Plan) -> str:
+    """The owner :meth:`CrmWriteback._intend_owners` stored for this plan."""
+    return plan.refused_owner if plan.refused_owner is not None else str(plan.writes[port.owner_field])
 
 
 def _review_reason(review: Review | None) -> str | None:

@@ -200,6 +200,7 @@ def test_given_loopgate_itself_wrote_the_owner_when_a_later_decision_is_written_
 def test_given_a_superseded_decision_when_its_row_is_drained_then_nothing_is_written(
     db: Database, sf: FakeSalesforce, clock: Clock, engine: DecisionEngine, example_policy: LoadedPolicy
 ) -> None:
+    seed_salesforce_people(sf, example_policy)  # the newer decision's owner exists: one call writes it
     lead = sf.create("Lead", sf_lead())
     port = salesforce_connector(sf, example_policy)
     sync_crm(db, port, engine, clock=clock)
