@@ -41,10 +41,14 @@ def export(
         str | None, typer.Option(help="Only events at or after this date (YYYY-MM-DD) or ISO time.")
     ] = None,
     fmt: Annotated[ExportFormat, typer.Option("--format", help="jsonl or csv.")] = ExportFormat.jsonl,
+    kind: Annotated[
+        list[str] | None,
+        typer.Option(help="Only events of this kind (repeatable), e.g. crm.owner_refused, decision.reviewed."),
+    ] = None,
 ) -> None:
     """Write audit events to stdout, with their hashes (for auditors and BI tools)."""
     db = open_database(load_settings())
-    count = audit_log.export(db, sys.stdout, since=_parse_since(since), fmt=fmt.value)
+    count = audit_log.export(db, sys.stdout, since=_parse_since(since), fmt=fmt.value, kinds=kind or ())
     err.print(f"{count} events exported")
 
 

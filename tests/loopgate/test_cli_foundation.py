@@ -93,6 +93,7 @@ def test_given_a_tampered_log_when_verified_by_cli_then_exit_1_naming_the_event(
     assert run_cli("audit", "verify", env=env).code == 0
     exported = run_cli("audit", "export", "--since", "2026-11-01", "--format", "csv", env=env)
     assert exported.code == 0 and len(exported.out.strip().splitlines()) == 4
+    assert run_cli("audit", "export", "--kind", "nothing.like.it", env=env).out.strip() == ""
     with db.engine.begin() as conn:
         if db.is_postgres:
             conn.execute(text("ALTER TABLE audit_events DISABLE TRIGGER USER"))

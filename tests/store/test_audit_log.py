@@ -146,3 +146,16 @@ def test_given_concurrent_writers_when_appending_then_one_unbroken_chain(db: Dat
         t.join()
     assert errors == []
     assert audit_log.verify(db) == (40, None)
+
+
+def test_given_kinds_when_exported_then_only_those_events_keep_their_chain_hashes(db: Database, now: datetime) -> None:
+    _seed(db, now, n=3)
+    with db.transaction() as s:
+        audit_log.append(
+            s, [AuditRecord(now, "writeback", "crm.owner_refused", "lead:salesforce:00Q1", {"owner": "005"})]
+        )
+    everything, only = io.StringIO(), io.StringIO()
+    audit_log.export(db, everything, since=None, fmt="jsonl")
+    assert audit_log.export(db, only, since=None, fmt="jsonl", kinds=["crm.owner_refused"]) == 1
+    [row] = [json.loads(line) for line in only.getvalue().splitlines()]
+    assert row["kind"] == "crm.owner_refused" and row == json.loads(everything.getvalue().splitlines()[-1])
