@@ -14,9 +14,15 @@ lead — a stack of stale reminders helps nobody. Breach steps always run.
 
 **Who hears what**: nudges go to the owner (a rep with a Slack user), else to the responsible
 team's manager; breach notices to the team's manager, else the team's channel; a re-route
-re-decides the lead without the late owner (``decide_leads`` with ``exclude``) — the new
-decision brings its own escalation or assignment DM to the new owner — and the late owner is
-told where the lead went.
+re-decides the lead without the late owner nor any rep who let it pass a deadline before since
+it was last answered (``late_owners``; ``decide_leads`` with ``exclude``) — the new decision
+brings its own escalation or assignment DM to the new owner — and the late owner is told where
+the lead went.
+
+**Parking**: when nobody who has not let it pass is free, or after ``MAX_REROUTES`` re-routes
+(the next one excludes every rep), the re-route leaves the lead in the fallback queue and the
+manager is told, once: the queue's own clock, if it has one, is not re-routed past the limit,
+and ``unpark`` neither brings it back to a late rep nor takes it out past the limit.
 """
 
 from __future__ import annotations
@@ -42,9 +48,11 @@ from core.store.audit_log import AuditRecord
 from core.store.decide import DecideRequest, decide_leads
 from core.store.models import Lead, SlaClock
 from core.store.sla_clocks import (
+    MAX_REROUTES,
     claim_step,
     close,
     due_clocks,
+    late_owners,
     lock_open,
     remaining_steps,
     reroute_key,
@@ -215,7 +223,15 @@ class _Scan:
         if step.do == "notify_manager":
             target = self.manager_target(clock)
             upcoming = next((s for s in (*later, *self._future(session, clock)) if s.do == "reroute"), None)
-            plan = f"re-route {upcoming.at:%Y-%m-%d %H:%M} UTC unless it is answered" if upcoming else None
+            plan: str | None = None
+            if upcoming is not None:
+                late, when = self._late(session, clock, lead), f"{upcoming.at:%Y-%m-%d %H:%M} UTC"
+                if clock.owner_kind != "rep" and late:
+                    plan = "none: parked by an earlier re-route, it waits in the queue for a person"
+                elif len(late) > MAX_REROUTES:
+                    plan = f"park it in the fallback queue {when} unless it is answered"
+                else:
+                    plan = f"re-route {when} unless it is answered"
             message = breach_message(card, self.facts(clock), now=self.now, next_step=plan)
             return self._send(session, clock, step, target, message)
         return self._reroute(session, clock, card, lead, step)
@@ -247,19 +263,27 @@ class _Scan:
         if lead.converted:  # an outcome now, never decided again (core.store.decide): nobody owes it a touch
             close(clock, "cancelled", "lead converted", self.now)
             return "cancelled", {"why": "lead converted"}
+        late = self._late(session, clock, lead)
+        if clock.owner_kind != "rep" and late:
+            # the queue's clock of a lead a re-route parked (an escalation): deciding it again
+            # would only park it again, with another escalation and breach notice each time
+            return "parked", {"why": "parked by an earlier re-route: it waits in the queue", "late": late}
+        capped = len(late) > MAX_REROUTES
         close(clock, "rerouted", f"{step.key} at {step.at.isoformat()}", self.now)
         session.flush()  # the re-decision looks for open clocks of this lead
-        request = DecideRequest(
-            lead, "reroute", reroute_key(clock.pk), exclude=frozenset({late_owner}) if late_owner else frozenset()
-        )
+        # past the limit nobody is tried again: every rep excluded leaves the fallback queue
+        exclude = frozenset(self.rules.roster.reps) if capped else frozenset(late)
+        if late_owner:
+            exclude |= {late_owner}
+        request = DecideRequest(lead, "reroute", reroute_key(clock.pk), exclude=exclude)
         decided = decide_leads(session, self.engine, [request], now=self.now, actor=self.ctx.actor)
         if not decided:
             return "rerouted", {"why": "already re-decided"}
         new = decided[0].decision
         new_owner = self.rules.roster.name(new.owner) if new.owner_kind != "none" else "nobody"
         detail: dict[str, Any] = {"decision": decided[0].decision_pk, "to": new.owner, "action": new.action}
-        late = self._slack_of(late_owner) if clock.owner_kind == "rep" else None
-        if late:
+        late_slack = self._slack_of(late_owner) if clock.owner_kind == "rep" else None
+        if late_slack:
             message = rerouted_message(card, self.facts(clock), new_owner=new_owner, now=self.now)
             enqueue_message(
                 session,
@@ -267,9 +291,42 @@ class _Scan:
                 text=message.text,
                 blocks=message.blocks,
                 now=self.now,
-                user=late,
+                user=late_slack,
             )
+        if clock.owner_kind == "rep" and new.owner_kind != "rep":
+            # parked: nobody who has not already let it pass is free, or the limit is reached.
+            # The manager hears once — the queue's own clock is not re-routed after this
+            detail |= {"parked": "limit" if capped else "nobody else", "late": late}
+            self._tell_parked(session, clock, card, step, new_owner, late, capped=capped, review=new.action == "review")
         return "rerouted", detail
+
+    def _late(self, session: Session, clock: SlaClock, lead: Lead) -> list[str]:
+        """The reps who let this lead pass a deadline since it was last answered, this clock's too."""
+        late = late_owners(session, [lead.pk]).get(lead.pk, [])
+        return [*late, clock.owner] if clock.owner_kind == "rep" and clock.owner else late
+
+    def _tell_parked(
+        self,
+        session: Session,
+        clock: SlaClock,
+        card: Card,
+        step: Step,
+        queue: str,
+        late: list[str],
+        *,
+        capped: bool,
+        review: bool,
+    ) -> None:
+        names = ", ".join(self.rules.roster.name(rep) for rep in dict.fromkeys(late))
+        if capped:
+            why = f"it was re-routed {len(late) - 1} times already: it is not re-routed again, assign it by hand"
+        elif review:
+            why = "nobody else can take it now: the escalation waits in the queue for a person"
+        else:
+            why = "nobody else can take it now: it goes to the first rep who has not let it pass once one has room"
+        plan = f"parked in {queue}: {names} let it pass its deadline; {why}."
+        message = breach_message(card, self.facts(clock), now=self.now, next_step=plan)
+        self._send(session, clock, Step(f"{step.key}:parked", step.at, step.do), self.manager_target(clock), message)
 
 
 class _Raced(Exception):

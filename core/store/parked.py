@@ -12,7 +12,9 @@ A lead counts as parked when its latest acting decision sent it to the fallback 
 policy wants it), automatically, within :data:`UNPARK_WITHIN`, and nobody has touched it in the
 CRM since. Older parked leads are the queue's to work. A lead whose CRM record changed is
 left to the sync, which decides it anyway. A lead parked by an SLA re-route keeps away from
-the owner who let it breach: unparked, it would go straight back to them.
+every rep who let it breach since it was last answered (``sla_clocks.late_owners``): unparked,
+it would go straight back to them; one parked after ``MAX_REROUTES`` re-routes stays in the
+queue for a person to assign.
 """
 
 from __future__ import annotations
@@ -27,9 +29,9 @@ from sqlalchemy.orm import Session, aliased
 
 from core.engine import DecisionEngine
 from core.store.decide import Decided, DecideRequest, decide_leads, inactive_reps
-from core.store.models import Decision, Lead, SlaClock
+from core.store.models import Decision, Lead
 from core.store.rotation import StoreRotation
-from core.store.sla_clocks import REROUTE_PREFIX
+from core.store.sla_clocks import MAX_REROUTES, late_owners
 
 __all__ = ["UNPARK_WITHIN", "Parked", "parked_leads", "unpark"]
 
@@ -63,7 +65,6 @@ def parked_leads(
             Decision.band,
             Decision.decided_at,
             Decision.contract,
-            Decision.dedupe_key,
         )
         .join(Lead, Lead.pk == Decision.lead_pk)
         .where(
@@ -81,23 +82,14 @@ def parked_leads(
         )
     ).all()
     rows = [row for row in rows if (row.contract.get("route") or {}).get("method") == "fallback_queue"]
-    late = _late_owners(session, [row.dedupe_key for row in rows])
+    late = late_owners(session, [row.lead_pk for row in rows])
     parked = [
-        Parked(pk, lead_pk, source, team, band, decided_at, late.get(key, frozenset()))
-        for pk, lead_pk, source, team, band, decided_at, _, key in rows
+        Parked(pk, lead_pk, source, team, band, decided_at, frozenset(late.get(lead_pk, ())))
+        for pk, lead_pk, source, team, band, decided_at, _ in rows
+        if len(late.get(lead_pk, ())) <= MAX_REROUTES  # parked by the re-route limit: a person assigns it
     ]
     parked.sort(key=lambda p: (_HEAT.get(p.band, len(_HEAT)), p.decided_at, p.decision_pk))
     return parked
-
-
-def _late_owners(session: Session, keys: list[str]) -> dict[str, frozenset[str]]:
-    """The owner each re-route took the lead from, by the re-route's dedupe key
-    (:func:`core.store.sla_clocks.reroute_key`)."""
-    clocks = {int(key[len(REROUTE_PREFIX) :]): key for key in keys if key.startswith(REROUTE_PREFIX)}
-    if not clocks:
-        return {}
-    owners = session.execute(select(SlaClock.pk, SlaClock.owner).where(SlaClock.pk.in_(list(clocks))))
-    return {clocks[pk]: frozenset({owner}) for pk, owner in owners if owner}
 
 
 def unpark(session: Session, engine: DecisionEngine, *, now: datetime, actor: str = "scheduler") -> list[Decided]:

@@ -44,6 +44,7 @@ from core.store.records import StoredLead
 
 __all__ = [
     "EXPIRE_AFTER",
+    "MAX_REROUTES",
     "REROUTE_PREFIX",
     "NewDecision",
     "SettleReport",
@@ -51,6 +52,7 @@ __all__ = [
     "claim_step",
     "close",
     "due_clocks",
+    "late_owners",
     "lock_open",
     "mark_contacted",
     "new_clock",
@@ -249,11 +251,41 @@ def _open_clocks(session: Session, lead_pks: Sequence[int]) -> Sequence[SlaClock
 
 REROUTE_PREFIX = "reroute:"
 
+# how often one lead is re-routed before a breach parks it in the fallback queue instead: three
+# reps in a row who let it pass its deadline say more about the lead (or the day) than about
+# the reps, and a fourth hand-off is one more reminder, breach notice and CRM owner rewrite
+MAX_REROUTES = 3
+
 
 def reroute_key(clock_pk: int) -> str:
     """The dedupe key of the decision a breached clock's re-route makes: it names the clock, so
     whoever reads the decision later (``core.store.parked``) can tell whom it was taken from."""
     return f"{REROUTE_PREFIX}{clock_pk}"
+
+
+def late_owners(session: Session, lead_pks: Sequence[int]) -> dict[int, list[str]]:
+    """The reps who let each lead pass an SLA deadline since it was last answered, oldest first:
+    the owners of its rep clocks closed by a re-route (each named by the re-route decision's
+    :func:`reroute_key`) after its last met clock. A re-route keeps away from all of them, not
+    only the last one — else a lead of a two-rep team would bounce between them for ever.
+
+    Read from the clocks, not by following re-route keys from decision to decision: a clock
+    carried over to a newer decision (the lead edited in the CRM) would break that chain."""
+    if not lead_pks:
+        return {}
+    rows = session.execute(
+        select(SlaClock.lead_pk, SlaClock.state, SlaClock.owner, SlaClock.owner_kind)
+        .where(SlaClock.lead_pk.in_(list(lead_pks)))
+        .order_by(SlaClock.lead_pk, SlaClock.closed_at, SlaClock.pk)
+    ).all()
+    chains: dict[int, list[str]] = {}
+    for lead_pk, state, owner, owner_kind in rows:
+        chain = chains.setdefault(lead_pk, [])
+        if state == "met":
+            chain.clear()  # someone answered it: a new run of lateness starts from here
+        elif state == "rerouted" and owner_kind == "rep" and owner:
+            chain.append(owner)
+    return {pk: chain for pk, chain in chains.items() if chain}
 
 
 def close(clock: SlaClock, state: str, reason: str, now: datetime) -> None:

@@ -19,11 +19,12 @@ from core.sla import PolicySlaClock
 from core.store.db import Database
 from core.store.models import Decision, Lead, SlaClock
 from core.store.reviews import ReviewRequest, record_review
-from core.store.sla_clocks import mark_contacted
+from core.store.sla_clocks import MAX_REROUTES, mark_contacted
 from loopgate.wiring import build_engine
 from scheduler.context import SchedulerContext
+from scheduler.jobs import handler_for
 from scheduler.sla_scan import FAILED_RETRY_AFTER, run_sla_scan
-from tests.builders import LeadBuilder, decide
+from tests.builders import LeadBuilder, decide, policy_dict
 from tests.scheduler.conftest import (
     SLA,
     Clock,
@@ -425,3 +426,80 @@ def test_given_one_clock_whose_steps_fail_when_scanning_then_the_clocks_behind_i
     assert [row.dedupe_key for row in outbox(db, "sla:")] == [f"sla:{good}:nudge:0.5"]
     assert [r.getMessage() for r in caplog.records] == [f"SLA clock {bad} failed; trying it again in 0:05:00"]
     assert {c.pk: c.next_at for c in clocks(db)}[bad] == clock.at + FAILED_RETRY_AFTER  # no longer first in line
+
+
+def _scan_every_five_minutes(db: Database, loaded: LoadedPolicy, clock: Clock, hours: float) -> None:
+    ctx = context(db, loaded, clock)
+    until = clock.at + timedelta(hours=hours)
+    while clock.at < until:
+        clock.advance(minutes=5)
+        run_sla_scan(ctx)
+
+
+def _decisions(db: Database) -> list[Decision]:
+    with db.sessions() as s:
+        return list(s.execute(select(Decision).where(Decision.shadow.is_(False)).order_by(Decision.seq)).scalars())
+
+
+def test_given_a_lead_nobody_touches_when_scanned_all_evening_then_it_is_not_bounced_back_to_a_rep_who_let_it_breach(
+    db: Database, clock: Clock
+) -> None:
+    loaded = sla_policy()  # team mm: Ana and Ben
+    start = clock.at
+    decide(db, loaded, [hot_software_lead().raw(start)], start)
+
+    _scan_every_five_minutes(db, loaded, clock, hours=6)
+
+    first, second = clocks(db)  # Ana's, then Ben's; no third
+    assert [(c.owner, c.state) for c in (first, second)] == [("ana", "rerouted"), ("ben", "rerouted")]
+    last = _decisions(db)[-1]
+    assert (last.cause, last.owner, last.contract["route"]["method"]) == ("reroute", "unassigned", "fallback_queue")
+    parked = outbox(db, f"sla:{second.pk}:breach:1:reroute:parked")
+    assert [row.payload["user"] for row in parked] == ["U0LEE"]  # the manager hears once
+    assert len(outbox(db, "sla:")) == 9  # two clocks' nudges, breaches and notes, and that one
+    unpark = handler_for("unpark")
+    assert unpark is not None and unpark(context(db, loaded, clock)) == {"decided": 0, "to_a_rep": 0}
+
+
+def test_given_a_big_team_that_lets_a_lead_breach_when_scanned_all_day_then_it_is_parked_after_the_reroute_limit(
+    db: Database, clock: Clock
+) -> None:
+    more = [
+        {"id": rep, "name": rep.title(), "slack_user": f"U0{rep.upper()}", "team": "mm", "timezone": "UTC"}
+        for rep in ("cam", "dee", "eli", "fay")
+    ]
+    loaded = sla_policy(reps=[*policy_dict()["reps"], *more])
+    start = clock.at
+    decide(db, loaded, [hot_software_lead().raw(start)], start)
+
+    _scan_every_five_minutes(db, loaded, clock, hours=8)
+
+    owners = [c.owner for c in clocks(db)]
+    assert len(owners) == MAX_REROUTES + 1 == len(set(owners))  # four reps, each once
+    assert {c.state for c in clocks(db)} == {"rerouted"}
+    last = _decisions(db)[-1]
+    assert (last.owner, last.contract["route"]["method"]) == ("unassigned", "fallback_queue")
+    [notice] = outbox(db, f"sla:{clocks(db)[-1].pk}:breach:0:notify_manager")
+    assert "park it in the fallback queue" in notice.payload["text"] + str(notice.payload["blocks"])
+    assert len([r for r in outbox(db, "sla:") if r.dedupe_key.endswith(":parked")]) == 1
+    unpark = handler_for("unpark")  # two reps never had it, yet it stays for a person to assign
+    assert unpark is not None and unpark(context(db, loaded, clock)) == {"decided": 0, "to_a_rep": 0}
+
+
+def test_given_an_escalation_both_reps_let_breach_when_scanned_all_day_then_the_queues_clock_is_not_rerouted(
+    db: Database, clock: Clock
+) -> None:
+    loaded = sla_policy()
+    start = clock.at
+    decide(db, loaded, [LeadBuilder("00Q5e00000R0001").raw(start)], start)  # regulated: reviewed
+
+    _scan_every_five_minutes(db, loaded, clock, hours=12)
+
+    assert [(c.kind, c.owner, c.state) for c in clocks(db)] == [
+        ("review", "ana", "rerouted"),
+        ("review", "ben", "rerouted"),
+        ("review", "unassigned", "open"),  # breached, its manager told, then left in the queue
+    ]
+    assert [(s.step, s.outcome) for s in steps(db, clocks(db)[-1].pk)][-1] == ("breach:1:reroute", "parked")
+    assert len(_decisions(db)) == 3
+    assert len([r for r in outbox(db, "sla:") if r.dedupe_key.endswith(":parked")]) == 1
