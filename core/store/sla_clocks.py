@@ -10,7 +10,10 @@ decision each minute.
 
 **A new decision for the same lead** either carries the open clock over (same kind, same
 owner: a lead that keeps changing in the CRM must not restart its clock each time) or cancels
-it (the lead went to someone else; that owner's clock starts fresh).
+it (the lead went to someone else; that owner's clock starts fresh). Carried over only while
+the new decision's plan, started now, is not due sooner: a cold lead that turns hot (a demo
+request) must not keep its two-day deadline — its clock is cancelled as ``replanned`` (the
+closing reason) and the hot band's clock starts now, when the lead became hot.
 
 **Settling** (:func:`settle`, each scan): a review clock is met by the person's decision
 (``reviews.decided_at``); a first-touch clock by the owner's first activity in the CRM
@@ -194,19 +197,9 @@ def start_clocks(
     for row in decided:
         lead_pk = row.lead_pk
         kind = clock_kind(row.action, row.owner_kind)
-        carried = False
-        for clock in open_by_lead.pop(lead_pk, []):
-            if kind is not None and not carried and clock.kind == kind and clock.owner == row.owner:
-                clock.decision_pk = row.pk  # the same person still owes the same response
-                carried = True
-            else:
-                close(clock, "cancelled", f"replaced by decision {row.pk}", now)
-        if kind is None or carried:
-            continue
         lead = leads.get(lead_pk)
-        if kind == "first_touch" and lead is not None and lead.first_touch_at is not None:
-            continue  # first touch happens once per lead, and it has happened
-        rows.append(
+        touched = kind == "first_touch" and lead is not None and lead.first_touch_at is not None
+        fresh = (
             planner.values(
                 decision_pk=row.pk,
                 lead_pk=lead_pk,
@@ -218,7 +211,23 @@ def start_clocks(
                 segment=row.segment,
                 started_at=now,
             )
+            if kind is not None
+            else None
         )
+        carried = False
+        for clock in open_by_lead.pop(lead_pk, []):
+            if fresh is not None and not carried and clock.kind == kind and clock.owner == row.owner:
+                if touched or not _sooner(fresh["due_at"], clock.due_at):
+                    clock.decision_pk = row.pk  # the same person still owes the same response
+                    carried = True
+                    continue
+                # the lead turned hot: the cold deadline days away is not the promise any more
+                close(clock, "cancelled", f"replanned ({row.band}) by decision {row.pk}", now)
+            else:
+                close(clock, "cancelled", f"replaced by decision {row.pk}", now)
+        if fresh is None or carried or touched:
+            continue  # touched: first touch happens once per lead, and it has happened
+        rows.append(fresh)
     session.flush()  # the carried and cancelled clocks, before the new ones
     if rows:
         # the Core table: an ORM bulk insert builds a state per row and splits the batch by
@@ -226,6 +235,11 @@ def start_clocks(
         table: Table = SlaClock.__table__  # type: ignore[assignment]  # the Core table
         session.execute(insert(table), rows)
     return len(rows)
+
+
+def _sooner(due: datetime | None, than: datetime | None) -> bool:
+    """Whether a deadline comes before another (``None``: no deadline, never due)."""
+    return due is not None and (than is None or due < than)
 
 
 def _open_clocks(session: Session, lead_pks: Sequence[int]) -> Sequence[SlaClock]:

@@ -503,3 +503,34 @@ def test_given_an_escalation_both_reps_let_breach_when_scanned_all_day_then_the_
     assert [(s.step, s.outcome) for s in steps(db, clocks(db)[-1].pk)][-1] == ("breach:1:reroute", "parked")
     assert len(_decisions(db)) == 3
     assert len([r for r in outbox(db, "sla:") if r.dedupe_key.endswith(":parked")]) == 1
+
+
+def test_given_a_cold_lead_that_turns_hot_when_decided_again_then_its_owner_owes_the_hot_first_touch_from_now(
+    db: Database, clock: Clock
+) -> None:
+    loaded = sla_policy()
+    start = clock.at
+    cold = hot_software_lead().with_(industry="Retail", employees=10, events=[])
+    decide(db, loaded, [cold.raw(start)], start)
+    [was] = clocks(db)
+    assert (was.band, was.due_at) == ("cold", start + timedelta(days=2))
+
+    clock.at = start + minutes(10)  # a demo request, and the company grew in the CRM
+    hot = cold.with_(industry="Software", employees=500, events=[{"type": "demo_request", "at": clock.at.isoformat()}])
+    pk = decide(db, loaded, [hot.raw(clock.at)], clock.at)["00Q5e00000H0001"]
+
+    old, new = clocks(db)
+    assert (old.state, old.closed_reason, old.breached_at) == ("cancelled", f"replanned (hot) by decision {pk}", None)
+    assert (new.decision_pk, new.owner, new.band, new.state) == (pk, was.owner, "hot", "open")
+    assert (new.started_at, new.due_at) == (clock.at, clock.at + minutes(15))
+
+
+def test_given_a_hot_lead_that_cools_when_decided_again_then_its_clock_keeps_the_earlier_deadline(
+    db: Database, clock: Clock
+) -> None:
+    loaded, start, was = _hot_lead_clocked(db, clock)
+    clock.at = start + minutes(5)
+    decide(db, loaded, [hot_software_lead(employees=10, events=[]).raw(clock.at)], clock.at)
+
+    [c] = clocks(db)  # carried over: a colder band does not buy the owner two days
+    assert (c.pk, c.band, c.state, c.due_at) == (was.pk, "hot", "open", start + minutes(15))
