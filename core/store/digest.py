@@ -8,6 +8,7 @@ decisions only (never shadow ones):
 * decisions made in W, by action, per day, per segment and per country (the fairness view);
 * SLA clocks started in W: speed to first response (discrete median and p90 of
   ``met_at − started_at``) and attainment (answered by the deadline / late or never / running);
+  a breached clock is missed even when a later decision cancelled it;
 * reviews made in W: overrides (a person changed what automation proposed) by reason code and
   by reviewer; audit flags in W by reason code;
 * agreement per segment: reviews and audit verdicts answered in W; the trust level now and the
@@ -213,8 +214,13 @@ def _ms(seconds: Any) -> float | None:
 
 def _attainment(session: Session, start: datetime, end: datetime, now: datetime) -> dict[str, Attainment]:
     on_time = (SlaClock.met_at.is_not(None)) & (SlaClock.met_at <= SlaClock.due_at)
-    late = ((SlaClock.met_at.is_not(None)) & (SlaClock.met_at > SlaClock.due_at)) | (
-        (SlaClock.met_at.is_(None)) & (SlaClock.due_at <= now) & (SlaClock.state != "cancelled")
+    # a breach the scan recorded stays missed whatever happened to the clock after: a re-decision
+    # cancels it (the lead edited, its owner changed in the CRM) but the deadline had passed.
+    # Only a clock cancelled before its deadline (the lead went elsewhere in time) counts nowhere
+    late = ~on_time & (
+        SlaClock.breached_at.is_not(None)
+        | (SlaClock.met_at > SlaClock.due_at)
+        | ((SlaClock.met_at.is_(None)) & (SlaClock.due_at <= now) & (SlaClock.state != "cancelled"))
     )
     running = (SlaClock.met_at.is_(None)) & (SlaClock.due_at > now) & (SlaClock.state == "open")
     rows = session.execute(

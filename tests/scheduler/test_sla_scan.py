@@ -13,10 +13,12 @@ from sqlalchemy import select, update
 
 from bot.cards import load_card
 from bot.queries import pending_for, team_stats
+from core.digest import week_label
 from core.policy import LoadedPolicy
 from core.review import ReviewChange, ReviewRules
 from core.sla import PolicySlaClock
 from core.store.db import Database
+from core.store.digest import weekly_digest
 from core.store.models import Decision, Lead, SlaClock
 from core.store.reviews import ReviewRequest, record_review
 from core.store.sla_clocks import MAX_REROUTES, mark_contacted
@@ -534,3 +536,20 @@ def test_given_a_hot_lead_that_cools_when_decided_again_then_its_clock_keeps_the
 
     [c] = clocks(db)  # carried over: a colder band does not buy the owner two days
     assert (c.pk, c.band, c.state, c.due_at) == (was.pk, "hot", "open", start + minutes(15))
+
+
+def test_given_a_breached_lead_a_manager_reassigns_in_the_crm_when_the_week_is_counted_then_the_breach_is_missed(
+    db: Database, clock: Clock
+) -> None:
+    loaded, start, late = _hot_lead_clocked(db, clock)
+    clock.at = start + minutes(20)
+    run_sla_scan(context(db, loaded, clock))  # breached at +15, the manager told
+    other = {"ana": "005000000000BBB", "ben": "005000000000AAA"}[str(late.owner)]
+    clock.at = start + minutes(25)  # the manager gives it to the other rep in Salesforce
+    decide(db, loaded, [hot_software_lead(owner_id=other).raw(clock.at)], clock.at)
+    assert [(c.state, c.breached_at) for c in clocks(db)] == [("cancelled", start + minutes(15)), ("open", None)]
+
+    with db.sessions() as s:
+        sla = weekly_digest(s, loaded, week=week_label(start), now=start + minutes(30)).sla
+
+    assert (sla["first_touch"].met, sla["first_touch"].missed, sla["first_touch"].pending) == (0, 1, 1)

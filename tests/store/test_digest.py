@@ -158,6 +158,23 @@ def test_given_a_week_of_decisions_when_the_digest_counts_it_then_every_figure_m
     assert d.as_dict()["shares"]["review"] == pytest.approx(3 / 9)
 
 
+def test_given_breached_clocks_a_later_decision_cancelled_when_counted_then_they_are_missed(db: Database) -> None:
+    w = DigestWorld(db)
+    w.decision("edited", day(0), action="review")
+    w.decision("owner_changed", day(0), score=82, band="hot")
+    w.decision("went_elsewhere", day(1), score=82, band="hot")
+    # the scan recorded the breach and told the manager; then the lead was decided again
+    w.clock("edited", "review", day(0), due=2 * H, state="cancelled", breached_at=day(0) + 2 * H)
+    w.clock("owner_changed", "first_touch", day(0), due=15 * M, state="cancelled", breached_at=day(0) + 15 * M)
+    w.clock("went_elsewhere", "first_touch", day(1), due=15 * M, state="cancelled")  # before its deadline
+
+    with db.sessions() as s:
+        d = weekly_digest(s, POLICY, week="2026-W47", now=NOW)
+
+    assert (d.sla["review"].met, d.sla["review"].missed, d.sla["review"].pending) == (0, 1, 0)
+    assert (d.sla["first_touch"].met, d.sla["first_touch"].missed, d.sla["first_touch"].pending) == (0, 1, 0)
+
+
 @pytest.mark.parametrize(
     ("week", "monday", "sunday_2330_utc"),
     [
