@@ -17,8 +17,9 @@ closing reason) and the hot band's clock starts now, when the lead became hot.
 
 **Settling** (:func:`settle`, each scan): a review clock is met by the person's decision
 (``reviews.decided_at``); a first-touch clock by the owner's first activity in the CRM
-(``leads.first_touch_at``, filled by the connectors' sync). When a reviewer hands the lead to
-another rep, that rep's first-touch clock starts at the review.
+(``leads.first_touch_at``, filled by the connectors' sync). When a review leaves the lead
+assigned to a rep (approved by its owner, by a manager, or handed to another rep), that rep's
+first-touch clock starts at the review.
 
 **Expiry**: a clock still unanswered 30 days after its deadline, with every step done, is
 closed as ``expired`` (still breached for attainment) — a response that late answers nothing.
@@ -384,7 +385,11 @@ def _expire(session: Session, now: datetime) -> int:
 def _handed_over(
     session: Session, policy: Policy, clock: SlaClock, review: Review, first_touch_at: datetime | None
 ) -> int | None:
-    """A reviewer gave the lead to a rep other than themselves: that rep owes a first touch."""
+    """The review left the lead assigned to a rep: that rep owes a first touch from the review —
+    whoever reviewed. An escalation's owner approving it is the review's response, not the
+    customer's: without a clock the strategic, big-deal and regulated leads (the ones that
+    are escalated) would be the only ones with no nudge, breach or re-route if never called.
+    An approved suppression (``action`` stays ``suppress``) leaves nobody to touch it."""
     after: dict[str, Any] = review.after or {}
     owner = after.get("owner")
     reps = {r.id: r for r in policy.reps}
@@ -392,7 +397,6 @@ def _handed_over(
         after.get("action") != "auto"
         or owner not in reps
         or "rep" not in reps[owner].roles
-        or owner == review.reviewer_rep
         or first_touch_at is not None
     ):
         return None

@@ -209,7 +209,7 @@ def _escalate(db: Database, clock: Clock) -> int:
     return pk
 
 
-def test_given_an_escalation_its_owner_approves_in_slack_when_scanning_then_the_review_was_the_first_response(
+def test_given_an_escalation_its_owner_approves_in_slack_when_scanning_then_the_review_is_met_and_they_owe_a_first_touch(
     db: Database, clock: Clock
 ) -> None:
     loaded = sla_policy()
@@ -222,11 +222,20 @@ def test_given_an_escalation_its_owner_approves_in_slack_when_scanning_then_the_
 
     with db.transaction() as s:
         record_review(s, ReviewRules(loaded.policy), request, now=start + minutes(50))
-    clock.at = start + timedelta(hours=5)
+    clock.at = start + minutes(51)
     run_sla_scan(context(db, loaded, clock))
 
-    [c] = clocks(db)
-    assert (c.state, c.met_via, c.met_at, c.breached_at) == ("met", "review", start + minutes(50), None)
+    review, touch = clocks(db)
+    assert (review.state, review.met_via, review.met_at, review.breached_at) == (
+        "met",
+        "review",
+        start + minutes(50),
+        None,
+    )
+    # approving is the review's answer, not the customer's: the owner still owes the call,
+    # as they would had their manager approved it (the lead is hot: 15 minutes)
+    assert (touch.kind, touch.owner, touch.state) == ("first_touch", owner, "open")
+    assert (touch.started_at, touch.due_at) == (start + minutes(50), start + minutes(65))
     assert steps(db) == []
 
 
