@@ -37,27 +37,37 @@ class DigestWorld:
         audit_sample: bool = False,
         converted: bool = False,
         outcome: str | None = None,
+        again: str | None = None,
     ) -> int:
-        self._leads += 1
+        """A decision for a new lead, or (``again``: a decision's name) a newer one for its lead."""
         with self.db.transaction() as s:
-            lead = Lead(
-                source="salesforce",
-                crm_id=f"00Q{self._leads:012d}",
-                first_name=name,
-                last_name="Lead",
-                company=f"{name} Inc",
-                country=country,
-                converted=converted,
-                outcome=outcome,
-                data={},
-            )
-            s.add(lead)
-            s.flush()
+            if again is not None:
+                earlier = s.get(Decision, self.made[again])
+                assert earlier is not None
+                lead = s.get(Lead, earlier.lead_pk)
+                assert lead is not None
+                seq = earlier.seq + 1
+            else:
+                self._leads += 1
+                lead = Lead(
+                    source="salesforce",
+                    crm_id=f"00Q{self._leads:012d}",
+                    first_name=name,
+                    last_name="Lead",
+                    company=f"{name} Inc",
+                    country=country,
+                    converted=converted,
+                    outcome=outcome,
+                    data={},
+                )
+                s.add(lead)
+                s.flush()
+                seq = 1
             row = Decision(
                 lead_pk=lead.pk,
                 source="salesforce",
                 lead_id=lead.crm_id,
-                seq=1,
+                seq=seq,
                 dedupe_key=f"k:{name}",
                 cause=cause,
                 shadow=shadow,

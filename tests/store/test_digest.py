@@ -3,16 +3,18 @@ New York: Monday 16 Nov 05:00 UTC to Monday 23 Nov 05:00 UTC)."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from sqlalchemy import update
 
 from core.digest import last_complete_week, psi, rank_offset, week_bounds
 from core.store.audit_log import AuditRecord, append
 from core.store.db import Database
-from core.store.digest import weekly_digest
-from core.store.models import TrustState
+from core.store.digest import _sample, weekly_digest
+from core.store.models import Lead, TrustState
 from tests.builders import make_policy
 from tests.store.digest_builders import DigestWorld
 
@@ -156,6 +158,47 @@ def test_given_a_week_of_decisions_when_the_digest_counts_it_then_every_figure_m
         (world.made["d3"], ("confirm",)),
     }
     assert d.as_dict()["shares"]["review"] == pytest.approx(3 / 9)
+
+
+def test_given_a_week_of_flagged_decisions_when_sampled_then_the_draw_is_random_reproducible_and_seeded_by_the_week(
+    db: Database,
+) -> None:
+    w = DigestWorld(db)
+    pks = [w.decision(f"f{i}", day(1) + i * M, audit_sample=True) for i in range(60)]
+    start, end = week_bounds("2026-W47", "America/New_York")
+
+    with db.sessions() as s:
+        first = [i.decision_pk for i in weekly_digest(s, POLICY, week="2026-W47", now=NOW).sample]
+        again = [i.decision_pk for i in weekly_digest(s, POLICY, week="2026-W47", now=NOW + H).sample]
+        # the same decisions drawn for another week's label: the week is the seed
+        other, total = _sample(s, POLICY, "2026-W48", start, end, 10)
+
+    assert first == again and len(set(first)) == 10 and set(first) <= set(pks) and total == 60
+    assert {i.decision_pk for i in other} != set(first)
+    # not a lattice: an order by (pk × K + seed) mod P picks consecutive keys at no more than
+    # three distinct spacings (the three-gap theorem), the same for every week
+    positions = sorted(pks.index(pk) for pk in first)
+    assert len({b - a for a, b in itertools.pairwise(positions)}) > 3
+
+
+def test_given_flagged_decisions_replaced_or_deleted_since_when_sampled_then_only_standing_ones_are_drawn(
+    db: Database,
+) -> None:
+    w = DigestWorld(db)
+    standing = w.decision("standing", day(1), audit_sample=True)
+    w.decision("edited", day(1), audit_sample=True)
+    w.decision("edited_again", day(2), again="edited")  # a newer decision for the same lead
+    w.decision("deleted", day(1), audit_sample=True)
+    w.decision("shadowed", day(1), audit_sample=True)
+    w.decision("shadow_of_it", day(2), again="shadowed", shadow=True)  # a shadow replaces nothing
+    with db.transaction() as s:
+        s.execute(update(Lead).where(Lead.first_name == "deleted").values(is_deleted=True))
+
+    with db.sessions() as s:
+        d = weekly_digest(s, POLICY, week="2026-W47", now=NOW)
+
+    assert sorted(i.decision_pk for i in d.sample) == sorted([standing, w.made["shadowed"]])
+    assert d.sampled_total == 2
 
 
 def test_given_breached_clocks_a_later_decision_cancelled_when_counted_then_they_are_missed(db: Database) -> None:
