@@ -657,7 +657,7 @@ class SlaStep(Base):
     do: Mapped[str] = mapped_column(String(20))
     due_at: Mapped[datetime]
     fired_at: Mapped[datetime]
-    outcome: Mapped[str] = mapped_column(String(20))  # sent | coalesced | recorded | rerouted | nobody
+    outcome: Mapped[str] = mapped_column(String(20))  # sent | coalesced | recorded | rerouted | parked | nobody
     late_seconds: Mapped[int] = mapped_column(Integer, default=0)
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
