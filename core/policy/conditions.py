@@ -147,9 +147,16 @@ def _field_stage(name: str) -> Stage | None:
 # --- checking -------------------------------------------------------------------------------
 
 
-def check_condition(condition: Any, path: Path, stage: Stage, segments: Collection[str] | None = None) -> list[Issue]:
+def check_condition(
+    condition: Any,
+    path: Path,
+    stage: Stage,
+    segments: Collection[str] | None = None,
+    triggers: Collection[str] | None = None,
+) -> list[Issue]:
     """Every problem with a condition: unknown fields, fields not yet known at ``stage``,
-    bad operators, uncompilable regexes, unknown segment names."""
+    bad operators, uncompilable regexes, unknown segment names and (given ``triggers``)
+    unknown trigger codes."""
     if not isinstance(condition, Mapping):
         return [Issue(path, "a condition must be a mapping of field → value or predicate")]
     if not condition:
@@ -162,17 +169,24 @@ def check_condition(condition: Any, path: Path, stage: Stage, segments: Collecti
                 issues.append(Issue(sub, f"'{key}' takes a non-empty list of conditions"))
                 continue
             for i, item in enumerate(value):
-                issues += check_condition(item, (*sub, i), stage, segments)
+                issues += check_condition(item, (*sub, i), stage, segments, triggers)
         elif key == "not":
-            issues += check_condition(value, sub, stage, segments)
+            issues += check_condition(value, sub, stage, segments, triggers)
         elif not isinstance(key, str):
             issues.append(Issue(sub, f"field name must be text, not {key!r}"))
         else:
-            issues += _check_field(key, value, sub, stage, segments)
+            issues += _check_field(key, value, sub, stage, segments, triggers)
     return issues
 
 
-def _check_field(name: str, value: Any, path: Path, stage: Stage, segments: Collection[str] | None) -> list[Issue]:
+def _check_field(
+    name: str,
+    value: Any,
+    path: Path,
+    stage: Stage,
+    segments: Collection[str] | None,
+    triggers: Collection[str] | None,
+) -> list[Issue]:
     field_stage = _field_stage(name)
     if field_stage is None:
         return [Issue(path, f"unknown field '{name}'{_suggest(name)}")]
@@ -181,14 +195,42 @@ def _check_field(name: str, value: Any, path: Path, stage: Stage, segments: Coll
     if name == "event":
         return _check_event(value, path)
     if name == "trigger":
-        if isinstance(value, str):
-            return []
-        return check_predicate(value, path, allowed=("in", "not_in"))
+        return _check_trigger(value, path, triggers)
     issues = check_predicate(value, path)
     if name == "segment" and segments is not None:
         for segment in _mentioned_values(value):
             if isinstance(segment, str) and segment not in segments:
                 issues.append(Issue(path, f"unknown segment '{segment}'"))
+    return issues
+
+
+def _check_trigger(value: Any, path: Path, triggers: Collection[str] | None) -> list[Issue]:
+    """``trigger`` takes one code, ``{in: [...]}`` or ``{not_in: [...]}``. Anything else used to
+    pass and then fail every decision (``"in" in None``), or match nothing without a word (a
+    misspelt code, or ``not_in`` beside ``in``, which the compiled check dropped)."""
+    if isinstance(value, str):
+        return _unknown_triggers([value], path, triggers)
+    if not isinstance(value, Mapping):
+        return [Issue(path, "'trigger' takes one trigger code or {in: [...]} or {not_in: [...]}")]
+    issues = check_predicate(value, path, allowed=("in", "not_in"))
+    if issues:
+        return issues
+    if len(value) != 1:
+        return [Issue(path, "'trigger' takes one of 'in' or 'not_in', not both")]
+    ((op, codes),) = value.items()
+    return _unknown_triggers(codes, (*path, op), triggers)
+
+
+def _unknown_triggers(codes: list[Any], path: Path, triggers: Collection[str] | None) -> list[Issue]:
+    # trigger codes are compared exactly (they are ours, not typed into a CRM by people)
+    if triggers is None:
+        return []
+    issues: list[Issue] = []
+    for code in codes:
+        if not isinstance(code, str) or code not in triggers:
+            close = difflib.get_close_matches(str(code), list(triggers), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            issues.append(Issue(path, f"unknown trigger '{code}'{hint}"))
     return issues
 
 

@@ -172,18 +172,23 @@ def _escalation(p: Policy) -> list[Issue]:
     return issues
 
 
+def _trigger_codes(p: Policy) -> set[str]:
+    return {*BUILTIN_TRIGGERS, *(c.code for c in p.escalation.custom)}
+
+
 def _suppress_and_actions(p: Policy) -> list[Issue]:
     issues: list[Issue] = []
     queues = {q.id for q in p.queues}
+    segments, triggers = _segment_names(p), _trigger_codes(p)
     for i, rule in enumerate(p.suppress):
-        issues += check_condition(rule.when, ("suppress", i, "when"), Stage.ESCALATED, _segment_names(p))
+        issues += check_condition(rule.when, ("suppress", i, "when"), Stage.ESCALATED, segments, triggers)
         if rule.queue is not None and rule.queue not in queues:
             issues.append(Issue(("suppress", i, "queue"), f"unknown queue '{rule.queue}'"))
     rules = p.next_best_action
     for i, nba in enumerate(rules):
         if nba.when is not None:
             path = ("next_best_action", i, "when")
-            issues += check_condition(nba.when, path, Stage.ESCALATED, _segment_names(p))
+            issues += check_condition(nba.when, path, Stage.ESCALATED, segments, triggers)
         issues += _label_issues(nba.label, ("next_best_action", i, "label"))
     if rules[-1].when is not None:
         issues.append(
@@ -274,7 +279,7 @@ _CHECKS = (
     (_scoring, {"scoring"}),
     (_routing, {"routing", "fallback_queue", *_PEOPLE, *_SEGMENTS}),
     (_escalation, {"escalation", *_SEGMENTS}),
-    (_suppress_and_actions, {"suppress", "next_best_action", "queues", *_SEGMENTS}),
+    (_suppress_and_actions, {"suppress", "next_best_action", "queues", "escalation", *_SEGMENTS}),
     (_sla_and_trust, {"sla", "trust", "scoring", *_SEGMENTS}),
     (_sla_reach, {"sla", "reps"}),
 )

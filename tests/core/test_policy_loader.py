@@ -220,6 +220,53 @@ def test_given_business_hours_when_a_reps_hours_never_reach_an_sla_then_rejected
     assert _problems(text) == [f"p.yaml:{_line_of(text, needle)} {expected}"]
 
 
+SUPPRESS_PAUSE = "{when: {trigger: customer_signal, band: cold}, reason: customer_asked_to_pause}"
+
+
+@pytest.mark.parametrize(
+    ("trigger", "expected"),
+    [
+        # anything but text or a mapping used to pass, then every decision did `"in" in None`
+        ("null", "suppress[2].when.trigger: 'trigger' takes one trigger code or {in: [...]} or {not_in: [...]}"),
+        ("3", "suppress[2].when.trigger: 'trigger' takes one trigger code or {in: [...]} or {not_in: [...]}"),
+        ("true", "suppress[2].when.trigger: 'trigger' takes one trigger code or {in: [...]} or {not_in: [...]}"),
+        # a misspelt code never matched: the rule was silently dead
+        (
+            "customer_signl",
+            "suppress[2].when.trigger: unknown trigger 'customer_signl' (did you mean 'customer_signal'?)",
+        ),
+        (
+            "{in: [vip, customer_signl]}",
+            "suppress[2].when.trigger.in: unknown trigger 'customer_signl' (did you mean 'customer_signal'?)",
+        ),
+        ("{not_in: [3]}", "suppress[2].when.trigger.not_in: unknown trigger '3'"),
+        # both operators: the compiled check kept only `in` and dropped `not_in` without a word
+        (
+            "{in: [vip], not_in: [gray_zone]}",
+            "suppress[2].when.trigger: 'trigger' takes one of 'in' or 'not_in', not both",
+        ),
+        ("{in: []}", "suppress[2].when.trigger.in: 'in' takes a non-empty list"),
+        ("{eq: vip}", "suppress[2].when.trigger.eq: unknown operator 'eq'; use one of in, not_in"),
+    ],
+)
+def test_given_a_trigger_condition_that_is_not_a_known_code_when_parsed_then_rejected_with_file_and_line(
+    trigger: str, expected: str
+) -> None:
+    assert SUPPRESS_PAUSE in EXAMPLE, "fixture drifted"
+    text = EXAMPLE.replace(SUPPRESS_PAUSE, SUPPRESS_PAUSE.replace("trigger: customer_signal", f"trigger: {trigger}"))
+    problems = _problems(text)
+    assert problems == [f"p.yaml:{_line_of(text, 'reason: customer_asked_to_pause')} {expected}"], problems
+
+
+@pytest.mark.parametrize("trigger", ["competitor_domain", "{not_in: [competitor_domain, vip]}", "low_confidence"])
+def test_given_a_trigger_condition_on_a_builtin_or_custom_code_when_parsed_then_the_policy_loads(
+    trigger: str,
+) -> None:
+    text = EXAMPLE.replace("trigger: customer_signal, band: cold", f"trigger: {trigger}, band: cold", 1)
+    assert text != EXAMPLE, "fixture drifted"
+    assert parse_policy(text, "p.yaml").policy.suppress[2].when["trigger"] is not None
+
+
 def test_given_business_hours_and_the_longest_slas_on_usual_hours_when_parsed_then_the_policy_loads() -> None:
     text = EXAMPLE.replace("business_hours: false", "business_hours: true").replace("review: 2h", "review: 8760h")
     assert parse_policy(text.replace("first_touch: {hot: 15m", "first_touch: {hot: 365d"), "p.yaml").policy.sla.review
