@@ -181,6 +181,15 @@ class WorkingHours(Strict):
     end: LocalTime = time(17, 0)
     days: list[Weekday] = Field(default_factory=lambda: list(_WORKDAYS))
 
+    @field_validator("days")
+    @classmethod
+    def _some_day(cls, value: list[Weekday]) -> list[Weekday]:
+        # the scheduler plans each rep's focus list on these days: none is a cron trigger that
+        # cannot be built, and SLA clocks in business hours would never fall due
+        if not value:
+            raise ValueError("a rep needs at least one working day (leave 'days' out for mon–fri)")
+        return value
+
     @model_validator(mode="after")
     def _ordered(self) -> WorkingHours:
         if self.end <= self.start:
@@ -428,8 +437,8 @@ class Sla(Strict):
 
     Every SLA duration (``first_touch``, ``review``, ``on_breach[].after``) is at most 365 days
     as written (``365d``, ``52w``, ``8760h``): no response is worth waiting longer for. With
-    ``business_hours`` each must also fall due within five years of every rep's working hours,
-    and every rep needs a working day (checked in :mod:`core.policy.semantics`).
+    ``business_hours`` each must also fall due within five years of every rep's working hours
+    (checked in :mod:`core.policy.semantics`; every rep has a working day, see WorkingHours).
     """
 
     first_touch: dict[Slug, SlaDuration] = Field(default_factory=dict)

@@ -248,13 +248,10 @@ def _sla_reach(p: Policy) -> list[Issue]:
         return []
     issues: list[Issue] = []
     windows: list[tuple[str, WorkingWindow]] = []
-    for i, rep in enumerate(p.reps):
+    for rep in p.reps:
         window = window_for(rep)
-        if window is not None and window.days:
+        if window is not None and window.days:  # the schema refuses a rep with no working day
             windows.append((rep.id, window))
-        elif window is not None:
-            message = "no working day: with sla.business_hours this rep's SLA clocks would never fall due"
-            issues.append(Issue(("reps", i, "working_hours", "days"), message))
     texts: list[tuple[Path, str]] = [(("sla", "first_touch", band), text) for band, text in p.sla.first_touch.items()]
     texts += [(("sla", "review"), p.sla.review)] if p.sla.review else []
     texts += [(("sla", "on_breach", i, "after"), s.after) for i, s in enumerate(p.sla.on_breach) if s.after]

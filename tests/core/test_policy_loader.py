@@ -200,13 +200,6 @@ ANA_HOURS = 'working_hours: {start: "08:00", end: "18:00", days: [mon, tue, wed,
             "sla.review: '8760h' of ana's working hours falls due about 168 years after it starts; "
             "with sla.business_hours an SLA must fall due within 5 years",
         ),
-        (
-            '{start: "09:00", end: "17:00", days: []}',
-            "review: 2h",
-            "days: []",
-            "reps[0].working_hours.days: no working day: with sla.business_hours this rep's SLA clocks would "
-            "never fall due",
-        ),
     ],
 )
 def test_given_business_hours_when_a_reps_hours_never_reach_an_sla_then_rejected_with_file_and_line(
@@ -265,6 +258,19 @@ def test_given_a_trigger_condition_on_a_builtin_or_custom_code_when_parsed_then_
     text = EXAMPLE.replace("trigger: customer_signal, band: cold", f"trigger: {trigger}, band: cold", 1)
     assert text != EXAMPLE, "fixture drifted"
     assert parse_policy(text, "p.yaml").policy.suppress[2].when["trigger"] is not None
+
+
+@pytest.mark.parametrize("business_hours", ["false", "true"])
+def test_given_a_rep_with_no_working_day_when_parsed_then_rejected_with_file_and_line(business_hours: str) -> None:
+    # the focus-list job schedules on a rep's working days: none made its cron trigger raise
+    # in every scheduler lease round, whether or not SLA clocks use business hours
+    assert ANA_HOURS in EXAMPLE and "business_hours: false" in EXAMPLE, "fixture drifted"
+    text = EXAMPLE.replace(ANA_HOURS, 'working_hours: {start: "09:00", end: "17:00", days: []}')
+    text = text.replace("business_hours: false", f"business_hours: {business_hours}")
+    assert _problems(text) == [
+        f"p.yaml:{_line_of(text, 'days: []')} reps[0].working_hours.days: a rep needs at least one working day "
+        "(leave 'days' out for mon–fri)"
+    ]
 
 
 def test_given_business_hours_and_the_longest_slas_on_usual_hours_when_parsed_then_the_policy_loads() -> None:
