@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import string
 from collections import Counter
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 
 from core.policy.conditions import Issue, Stage, check_condition, check_predicate
 from core.policy.schema import BUILTIN_TRIGGERS, Policy
 from core.sla import REACH_MAX, WorkingWindow, reach, window_for
+from core.writeback import salesforce_id18
 
 Path = tuple[str | int, ...]
 
@@ -41,13 +42,24 @@ def check_policy(policy: Policy, broken: Collection[str] = ()) -> list[Issue]:
     return issues
 
 
-def _duplicates(items: Iterable[tuple[Path, str]], what: str) -> Iterator[Issue]:
-    seen: dict[str, Path] = {}
+def _duplicates(
+    items: Iterable[tuple[Path, str]], what: str, same: Callable[[str], str] = lambda value: value
+) -> Iterator[Issue]:
+    """Values that repeat; ``same`` gives the form two values are equal in."""
+    seen: dict[str, str] = {}
     for path, value in items:
-        if value in seen:
-            yield Issue(path, f"duplicate {what} '{value}'")
-        else:
-            seen[value] = path
+        key = same(value)
+        if key not in seen:
+            seen[key] = value
+            continue
+        also = f" (the same as '{seen[key]}')" if seen[key] != value else ""
+        yield Issue(path, f"duplicate {what} '{value}'{also}")
+
+
+def _salesforce_user(value: str) -> str:
+    # a user's 15-character id (case-sensitive) and its 18-character form are one user: the
+    # roster maps CRM owners by the first 15, so two reps on one user would silently be one
+    return salesforce_id18(value[:15])
 
 
 def _people_and_teams(p: Policy) -> list[Issue]:
@@ -63,7 +75,8 @@ def _people_and_teams(p: Policy) -> list[Issue]:
     for crm in ("salesforce", "hubspot"):
         owners = [(("reps", i, "crm", crm), getattr(r.crm, crm)) for i, r in enumerate(p.reps)]
         owners += [(("queues", i, "crm", crm), getattr(q.crm, crm)) for i, q in enumerate(p.queues)]
-        issues += _duplicates([(path, v) for path, v in owners if v], f"{crm} owner id")
+        same = _salesforce_user if crm == "salesforce" else str
+        issues += _duplicates([(path, v) for path, v in owners if v], f"{crm} owner id", same)
     teams = {t.id for t in p.teams}
     reps = {r.id for r in p.reps}
     for i, rep in enumerate(p.reps):

@@ -273,6 +273,36 @@ def test_given_a_rep_with_no_working_day_when_parsed_then_rejected_with_file_and
     ]
 
 
+BEN_CRM = 'crm: {salesforce: 0055e000001BBBB, hubspot: "102"}'
+
+
+@pytest.mark.parametrize(
+    ("other", "shown"),
+    [
+        # the 18-character form of ana's 15-character id: one Salesforce user, two reps; the roster
+        # keys owners by the first 15 characters, so the last rep silently took both
+        ("0055e000001AAAAAA4", "'0055e000001AAAAAA4' (the same as '0055e000001AAAA')"),
+        ("0055e000001AAAAxyz", "'0055e000001AAAAxyz' (the same as '0055e000001AAAA')"),
+        ("0055e000001AAAA", "'0055e000001AAAA'"),
+    ],
+)
+def test_given_one_salesforce_user_on_two_reps_in_15_and_18_characters_when_parsed_then_rejected(
+    other: str, shown: str
+) -> None:
+    assert BEN_CRM in EXAMPLE, "fixture drifted"
+    text = EXAMPLE.replace(BEN_CRM, BEN_CRM.replace("0055e000001BBBB", other))
+    assert _problems(text) == [
+        f"p.yaml:{_line_of(text, 'timezone: America/Chicago')} reps[1].crm.salesforce: duplicate salesforce owner id "
+        + shown
+    ]
+
+
+def test_given_salesforce_ids_that_differ_only_in_case_when_parsed_then_they_are_two_users() -> None:
+    # a 15-character id is case-sensitive: 0055e000001aaaa is another user than 0055e000001AAAA
+    text = EXAMPLE.replace(BEN_CRM, BEN_CRM.replace("0055e000001BBBB", "0055e000001aaaaAAA"))
+    assert parse_policy(text, "p.yaml").policy.reps[1].crm.salesforce == "0055e000001aaaaAAA"
+
+
 def test_given_business_hours_and_the_longest_slas_on_usual_hours_when_parsed_then_the_policy_loads() -> None:
     text = EXAMPLE.replace("business_hours: false", "business_hours: true").replace("review: 2h", "review: 8760h")
     assert parse_policy(text.replace("first_touch: {hot: 15m", "first_touch: {hot: 365d"), "p.yaml").policy.sla.review
