@@ -5,6 +5,11 @@ are no sexagesimal numbers, so ``country: {in: [GB, NO]}`` keeps Norway and ``08
 a time of day. Duplicate keys are errors (PyYAML would keep the last one silently). Errors
 from pydantic and from the semantic checks are mapped back to lines through an index of the
 composed YAML nodes. Nothing here touches the file system: callers pass the text and a name.
+
+Anchors and aliases (``&x`` … ``*x``) are allowed, within bounds checked on the composed nodes
+before anything walks the document copy by copy: an alias inside the value it names would make
+it infinite, and aliases of aliases multiply ("billion laughs": seven lines can mean a million
+values), so a document holding more than :data:`MAX_VALUES` values once expanded is refused.
 """
 
 from __future__ import annotations
@@ -24,9 +29,11 @@ from core.policy.conditions import Issue
 from core.policy.schema import Policy
 from core.policy.semantics import check_policy
 
-__all__ = ["LoadedPolicy", "format_path", "parse_policy", "policy_version"]
+__all__ = ["MAX_VALUES", "LoadedPolicy", "format_path", "parse_policy", "policy_version"]
 
 Path = tuple[str | int, ...]
+
+MAX_VALUES = 100_000  # values of a policy with its aliases expanded (the example has about 500)
 
 
 class _Loader(yaml.SafeLoader):
@@ -88,11 +95,22 @@ def policy_version(policy: Policy) -> str:
 def parse_policy(text: str, source: str = "policy.yaml") -> LoadedPolicy:
     """Validate a policy document whole. Raises :class:`PolicyError` listing every problem."""
     try:
+        return _parse(text, source)
+    except RecursionError:  # PyYAML composes nested collections recursively
+        message = "the policy nests too deeply to read (fewer levels of [ ] and { }, please)"
+        raise PolicyError(source, [PolicyProblem(source, None, "", message)]) from None
+
+
+def _parse(text: str, source: str) -> LoadedPolicy:
+    try:
         root = yaml.compose(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         raise PolicyError(source, [_yaml_problem(source, exc, "YAML syntax error")]) from None
     if root is None:
         raise PolicyError(source, [PolicyProblem(source, 1, "", "the policy file is empty")])
+    aliases = _alias_problems(root)
+    if aliases:
+        raise PolicyError(source, [PolicyProblem(source, line, format_path(path), msg) for path, line, msg in aliases])
 
     lines: dict[Path, int] = {}
     problems = [PolicyProblem(source, line, format_path(path), msg) for path, line, msg in _index(root, (), lines)]
@@ -143,6 +161,51 @@ def _partial_policy(data: dict[str, Any], broken: set[str]) -> Policy:
         elif not info.is_required():
             values[name] = info.get_default(call_default_factory=True)
     return Policy.model_construct(**values)
+
+
+def _alias_problems(root: yaml.Node) -> list[tuple[Path, int, str]]:
+    """Aliases inside the value they name, or a document too big once aliases are expanded.
+
+    Visits each composed node once (an alias is the node it names), so it costs what the text
+    does, however much the aliases multiply; every later walk then has a known bound."""
+    sizes: dict[int, int] = {}
+    entered: dict[int, Path] = {}  # collections being visited (the current path), where
+    problems: list[tuple[Path, int, str]] = []
+
+    def size(node: yaml.Node, path: Path) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in entered:  # its own ancestor: the alias refers to a value that contains it
+            message = "a YAML alias (*) inside the value it refers to (&) makes it infinite"
+            problems.append((entered[key], node.start_mark.line + 1, message))
+            sizes[key] = 0  # report it once
+            return 0
+        total = 1
+        if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+            entered[key] = path
+            if isinstance(node, yaml.MappingNode):
+                for key_node, value_node in node.value:
+                    total += size(key_node, path) + size(value_node, (*path, str(key_node.value)))
+            else:
+                total += sum(size(item, (*path, i)) for i, item in enumerate(node.value))
+            del entered[key]
+        sizes.setdefault(key, total)
+        return total
+
+    sections = root.value if isinstance(root, yaml.MappingNode) else [(None, root)]
+    count = 1
+    for key_node, value_node in sections:
+        path: Path = () if key_node is None else (str(key_node.value),)
+        count += size(value_node, path) + (0 if key_node is None else size(key_node, path))
+        if count > MAX_VALUES and not problems:
+            message = (
+                f"the policy holds more than {MAX_VALUES} values once its YAML aliases (*) are expanded; "
+                "repeat less through aliases"
+            )
+            line = (key_node or value_node).start_mark.line + 1
+            return [(path, line, message)]
+    return problems
 
 
 def _index(node: yaml.Node, path: Path, lines: dict[Path, int]) -> list[tuple[Path, int, str]]:

@@ -367,6 +367,50 @@ def test_given_malformed_yaml_when_parsed_then_one_clear_error(text: str, expect
     assert any(expected in p for p in problems), problems
 
 
+@pytest.mark.parametrize(
+    ("anchor", "expected"),
+    [
+        ("&loop [*loop]", "a YAML alias (*) inside the value it refers to (&) makes it infinite"),
+        ("&loop {mid_market: *loop}", "a YAML alias (*) inside the value it refers to (&) makes it infinite"),
+        ("&loop [{all: [*loop]}]", "a YAML alias (*) inside the value it refers to (&) makes it infinite"),
+    ],
+)
+def test_given_an_alias_inside_its_own_anchor_when_parsed_then_one_error_with_file_and_line(
+    anchor: str, expected: str
+) -> None:
+    # the walk that indexes lines followed the alias for ever: RecursionError, no policy error
+    old = "  smb: {employees: {lt: 200}}"
+    assert old in EXAMPLE, "fixture drifted"
+    text = EXAMPLE.replace(old, f"  smb: {anchor}")
+    assert _problems(text) == [f"p.yaml:{_line_of(text, '  smb: &loop')} segments.smb: {expected}"]
+
+
+def test_given_aliases_that_multiply_when_parsed_then_refused_before_walking_every_copy() -> None:
+    # "billion laughs": each level repeats the one before ten times, 10**6 values from 7 lines;
+    # every walk of the document (line index, validation, conditions) would visit each copy.
+    # laughs4 is the first section that takes the count past the limit (111,111 values)
+    levels = ["laughs: &l0 [ha, ha, ha, ha, ha, ha, ha, ha, ha, ha]"]
+    levels += [f"laughs{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]" for i in range(1, 7)]
+    text = "\n".join(levels) + "\n" + EXAMPLE
+    assert _problems(text) == [
+        "p.yaml:5 laughs4: the policy holds more than 100000 values once its YAML aliases (*) are expanded; "
+        "repeat less through aliases"
+    ]
+
+
+def test_given_an_anchor_reused_through_aliases_when_parsed_then_the_policy_loads() -> None:
+    core, emea = "in: [US, CA, GB, DE, FR, NL, NO, SE]", "country: {in: [GB, DE, FR, NL, NO, SE]}"
+    assert core in EXAMPLE and emea in EXAMPLE, "fixture drifted"
+    text = EXAMPLE.replace(core, "in: &core [US, CA, GB, DE, FR, NL, NO, SE]").replace(emea, "country: {in: *core}")
+    when = parse_policy(text, "p.yaml").policy.routing[3].when
+    assert when is not None and when["country"]["in"] == ["US", "CA", "GB", "DE", "FR", "NL", "NO", "SE"]
+
+
+def test_given_yaml_nested_deeper_than_python_can_follow_when_parsed_then_one_error() -> None:
+    text = EXAMPLE.replace("name: Acme Cloud — inbound routing", "name: " + "[" * 5000 + "]" * 5000)
+    assert _problems(text) == ["p.yaml: the policy nests too deeply to read (fewer levels of [ ] and { }, please)"]
+
+
 def test_given_a_policy_missing_required_sections_when_parsed_then_each_is_named() -> None:
     problems = _problems("name: empty\n")
     for section in ("reason_codes", "reps", "teams", "scoring", "routing", "fallback_queue", "next_best_action"):
