@@ -24,9 +24,12 @@ def parse_duration(text: str) -> timedelta:
     if seconds <= 0:
         raise ValueError(f"invalid duration {text!r}: must be greater than zero")
     try:
-        return timedelta(seconds=seconds)
+        delta = timedelta(seconds=seconds)
     except OverflowError:  # pydantic reports only ValueError as a problem: anything else is a crash
         raise ValueError(f"invalid duration {text!r}: too long (at most {_MAX_DAYS} days)") from None
+    if not delta:  # timedelta keeps microseconds: "0.0000001s" is no time at all, a zero-length SLA
+        raise ValueError(f"invalid duration {text!r}: must be at least 1 microsecond")
+    return delta
 
 
 def format_duration(delta: timedelta) -> str:

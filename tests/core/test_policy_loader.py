@@ -163,6 +163,20 @@ def test_given_a_content_change_when_parsed_then_version_changes() -> None:
             r"scoring.fit[4].matches: '^(\w+\s?)*$' repeats a group that itself repeats",
         ),
         ("review: 2h", "review: 999999990d", "review: 999999990d", "sla.review: SLA '999999990d' is too long"),
+        # under a microsecond rounds to no time at all: a zero-length SLA
+        (
+            "first_touch: {hot: 15m",
+            "first_touch: {hot: 0.0000001s",
+            "first_touch: {hot: 0.0000001s",
+            "sla.first_touch.hot: invalid duration '0.0000001s': must be at least 1 microsecond",
+        ),
+        (
+            "within: 24h}",
+            "within: 0.000000000001d}",
+            "within: 0.000000000001d}",
+            "escalation.score_volatility.within: invalid duration '0.000000000001d': must be at least 1 microsecond",
+        ),
+        ("review: 2h", "review: 0s", "review: 0s", "sla.review: invalid duration '0s': must be greater than zero"),
         (
             "first_touch: {hot: 15m",
             "first_touch: {hot: 366d",
