@@ -7,9 +7,10 @@ from __future__ import annotations
 import string
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator
+from typing import get_args
 
 from core.policy.conditions import Issue, Stage, check_condition, check_predicate
-from core.policy.schema import BUILTIN_TRIGGERS, Policy
+from core.policy.schema import BUILTIN_TRIGGERS, Policy, ReasonUse
 from core.sla import REACH_MAX, WorkingWindow, reach, window_for
 from core.writeback import salesforce_id18
 
@@ -92,12 +93,22 @@ def _people_and_teams(p: Policy) -> list[Issue]:
 
 
 def _reason_codes(p: Policy) -> list[Issue]:
-    return list(
+    issues = list(
         _duplicates(
             [(("reason_codes", i, "code"), rc.code) for i, rc in enumerate(p.reason_codes)],
             "reason code",
         )
     )
+    # each modal (override, reassign, an audit flag) offers the codes for its use in a required
+    # select: with none, Slack refuses to open it and the button does nothing, for every lead
+    for use in get_args(ReasonUse):
+        if not any(use in rc.applies_to for rc in p.reason_codes):
+            message = (
+                f"no reason code applies to {use}: the {use} modal would offer no reason to choose "
+                f"(add '{use}' to a code's applies_to, or leave applies_to out)"
+            )
+            issues.append(Issue(("reason_codes",), message))
+    return issues
 
 
 def _segment_names(p: Policy) -> set[str]:

@@ -317,6 +317,24 @@ def test_given_salesforce_ids_that_differ_only_in_case_when_parsed_then_they_are
     assert parse_policy(text, "p.yaml").policy.reps[1].crm.salesforce == "0055e000001aaaaAAA"
 
 
+@pytest.mark.parametrize("use", ["override", "reassign", "flag"])
+def test_given_no_reason_code_for_a_use_when_parsed_then_rejected_with_file_and_line(use: str) -> None:
+    # the modal for that button would hold an empty select, which Slack refuses: the button
+    # would do nothing, for every lead
+    start, end = EXAMPLE.index("reason_codes:\n"), EXAMPLE.index("\n\n", EXAMPLE.index("reason_codes:\n"))
+    others = [u for u in ("override", "reassign", "flag") if u != use]
+    codes = (
+        "reason_codes:\n"
+        + "".join(f"  - {{code: {u}_only, label: Only for {u}, applies_to: [{u}]}}\n" for u in others)
+        + "  - {code: nothing, label: Offered nowhere, applies_to: []}"
+    )
+    text = EXAMPLE[:start] + codes + EXAMPLE[end:]
+    assert _problems(text) == [
+        f"p.yaml:{_line_of(text, 'reason_codes:')} reason_codes: no reason code applies to {use}: the {use} "
+        f"modal would offer no reason to choose (add '{use}' to a code's applies_to, or leave applies_to out)"
+    ]
+
+
 def test_given_business_hours_and_the_longest_slas_on_usual_hours_when_parsed_then_the_policy_loads() -> None:
     text = EXAMPLE.replace("business_hours: false", "business_hours: true").replace("review: 2h", "review: 8760h")
     assert parse_policy(text.replace("first_touch: {hot: 15m", "first_touch: {hot: 365d"), "p.yaml").policy.sla.review
