@@ -44,7 +44,10 @@ class SalesforceCredentials:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # an empty value is no value: `.env.example` copied with only some lines filled in leaves
+    # `SALESFORCE_CA_BUNDLE=`, `HUBSPOT_ACCESS_TOKEN=`, `LOOPGATE_POLICY=`, which would otherwise
+    # be the folder ".", a configured HubSpot with no token, a policy path that is a folder
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True)
 
     loopgate_database_url: str = "sqlite:///loopgate.db"
     loopgate_policy: Path | None = None

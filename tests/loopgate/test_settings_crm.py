@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import logging
+import os
+from pathlib import Path
 
 import pytest
 
 from loopgate import logs
+from loopgate.crm import open_ports
 from loopgate.logs import RedactSecrets
 from loopgate.settings import ConfigError, Settings, load_settings
+from loopgate.wiring import read_policy
+from tests.loopgate.cli_runner import ROOT, run_cli
 
 
 def _settings(**values: object) -> Settings:
@@ -102,3 +107,52 @@ def test_given_settings_read_by_a_one_shot_command_when_a_log_line_holds_a_secre
     )
     assert logs.process_filter().filter(record)
     assert record.getMessage() == "refresh failed: [redacted]"
+
+
+_SETTING_PREFIXES = ("LOOPGATE_", "SALESFORCE_", "HUBSPOT_", "SLACK_")
+
+
+def _env_example_with(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **values: str) -> Settings:
+    """The committed ``.env.example`` copied to a ``.env``, some of its lines filled in (an
+    empty value left as the example has it), read as a user's run reads it."""
+    for name in list(os.environ):
+        if name.startswith(_SETTING_PREFIXES):
+            monkeypatch.delenv(name)
+    lines = []
+    for line in (ROOT / ".env.example").read_text(encoding="utf-8").splitlines():
+        name = line.split("=", 1)[0]
+        lines.append(f"{name}={values[name]}" if name in values and "=" in line else line)
+    env = tmp_path / ".env"
+    env.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return Settings(_env_file=env)  # type: ignore[call-arg]
+
+
+def test_given_the_env_example_filled_in_for_salesforce_only_when_read_then_the_empty_lines_are_unset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = _env_example_with(tmp_path, monkeypatch, SALESFORCE_ACCESS_TOKEN="00D!token")
+    assert settings.salesforce_configured and not settings.hubspot_configured
+    creds = settings.require_salesforce()  # SALESFORCE_CA_BUNDLE= is no bundle, not the folder "."
+    assert creds.ca_bundle is None and creds.access_token is not None
+    assert settings.salesforce_username is None and settings.salesforce_login_url is None
+    assert settings.slack_bot_token is None
+
+
+def test_given_an_empty_policy_setting_when_a_command_needs_the_policy_then_it_names_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = _env_example_with(tmp_path, monkeypatch, LOOPGATE_POLICY="")
+    with pytest.raises(ConfigError, match=r"^LOOPGATE_POLICY is not set"):
+        settings.require_policy_path()
+    result = run_cli("decide", "--leads", "-", env={"LOOPGATE_POLICY": ""}, stdin='{"id": "a"}\n')
+    assert result.code == 2
+    assert result.err.strip() == "error: LOOPGATE_POLICY is not set: point it at your policy.yaml (or pass --policy)"
+
+
+def test_given_empty_hubspot_and_salesforce_tokens_when_syncing_all_then_no_crm_is_configured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = _env_example_with(tmp_path, monkeypatch)
+    assert not settings.salesforce_configured and not settings.hubspot_configured
+    with pytest.raises(ConfigError, match=r"^no CRM is configured"):
+        open_ports(settings, read_policy(ROOT / "examples" / "policy.yaml"))
