@@ -12,7 +12,7 @@ import stat
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import partial
 from itertools import islice
 from pathlib import Path
@@ -32,6 +32,7 @@ from core.store.models import Decision
 from core.store.policies import ensure_version
 from core.store.records import LeadRow, upsert_accounts, upsert_leads
 from loopgate.cli.console import err
+from loopgate.cli.governance_options import as_of
 from loopgate.settings import load_settings
 from loopgate.wiring import build_engine, deciding_policy, open_database, read_policy
 
@@ -251,16 +252,6 @@ class DecisionWriter:
         )
 
 
-def _now(value: str | None) -> datetime:
-    if value is None:
-        return datetime.now(UTC)
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise typer.BadParameter(f"'{value}' is not an ISO 8601 time", param_hint="--now") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 # the scanner JSONDecoder.raw_decode calls (C), called directly: raw_decode is a Python
 # method that only adds a frame and turns StopIteration into an error, once per line
 _scan_once: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
@@ -365,7 +356,7 @@ def decide(
 ) -> None:
     """Decide leads from JSONL. Unusable lines are reported on stderr and skipped (exit 1)."""
     settings = load_settings()
-    at = _now(now)
+    at = as_of(now)  # in UTC, as the governance commands and the store keep time
     db = open_database(settings) if store else None
     if db is not None:  # the store knows the published champion and the fitted calibration
         engine = build_engine(db, deciding_policy(db, settings, policy))

@@ -38,7 +38,10 @@ def as_of(value: str | None) -> datetime:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise typer.BadParameter(f"'{value}' is not an ISO 8601 time", param_hint="--now") from None
-    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before the first representable UTC time
+        raise typer.BadParameter(f"'{value}' is out of range in UTC", param_hint="--now") from None
 
 
 def since(value: str, now: datetime) -> tuple[datetime, timedelta]:
@@ -47,4 +50,7 @@ def since(value: str, now: datetime) -> tuple[datetime, timedelta]:
         span = parse_duration(value)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--since") from None
-    return now - span, span
+    try:
+        return now - span, span
+    except OverflowError:  # a valid duration that reaches back before year 1
+        raise typer.BadParameter(f"'{value}' before {now:%Y-%m-%d} is out of range", param_hint="--since") from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta, tzinfo
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -51,7 +52,9 @@ def tune(
     at = as_of(now)
     loaded = active_policy(db, settings)
     which = month or previous_month(at, report_zone(loaded))
+    _check_period(which, report_zone(loaded), lookback)
     engine = build_engine(db, loaded)
+    path = None
     with db.transaction() as session:
         result = monthly_tuning(
             session,
@@ -65,15 +68,40 @@ def tune(
             target=learn_from.value,
             persist=store,
         )
-    path = None
-    if result.challenger is not None:
-        path = out_file or Path(f"challenger-{which}.yaml")
-        path.write_text(result.challenger.text, encoding="utf-8")
-        result.report["challenger_file"] = str(path)
+        if result.challenger is not None:
+            # written before the report commits: a path that cannot be written ends the command
+            # with nothing stored, audited or announced, rather than announcing a file not there
+            path = out_file or Path(f"challenger-{which}.yaml")
+            _write(path, result.challenger.text)
+            result.report["challenger_file"] = str(path)
     if as_json:
         typer.echo(json.dumps(result.report, ensure_ascii=False))
         return
     _print(result.report, path)
+
+
+def _check_period(month: str, zone: tzinfo, lookback: int) -> None:
+    """The month and the labels' lookback as the report computes them, checked first: a month
+    at the calendar's ends (9999-12, 0001-01) or a lookback reaching before year 1 is a usage
+    error, not an OverflowError in the middle of the report."""
+    from core.store.tuning import TuningError, month_bounds
+
+    try:
+        _, until = month_bounds(month, zone)
+        until - timedelta(days=lookback)  # where the labels to learn from begin
+    except TuningError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--month") from None
+    except OverflowError:
+        raise typer.BadParameter(
+            f"'{month}' with --lookback {lookback} is out of range (before year 1 or after 9999)", param_hint="--month"
+        ) from None
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot write {path}: {exc.strerror or exc}", param_hint="--out") from None
 
 
 def _print(report: dict[str, Any], path: Path | None) -> None:

@@ -392,3 +392,19 @@ def test_given_a_line_when_parsed_then_the_result_or_error_is_json_loads(line: s
 @given(st.text(max_size=20) | _json_values.map(json.dumps).flatmap(lambda t: st.sampled_from([t, t + " ", t + "x"])))
 def test_given_any_text_when_parsed_then_the_result_or_error_is_json_loads(line: str) -> None:
     assert repr(_loads_or_error(_parse, line)) == repr(_loads_or_error(json.loads, line))
+
+
+@pytest.mark.parametrize("store", [False, True], ids=["pure", "store"])
+def test_given_now_with_an_offset_when_decided_then_decided_at_is_the_same_instant_in_utc(
+    tmp_path: Path, store: bool
+) -> None:
+    """As every governance command reads --now: the store and the audit log keep UTC."""
+    env = {"LOOPGATE_DATABASE_URL": f"sqlite:///{tmp_path / 'lg.db'}", "LOOPGATE_POLICY": POLICY}
+    if store:
+        assert run_cli("db", "upgrade", env=env).code == 0
+    result = run_cli(
+        "decide", "--leads", "-", "--now", "2026-11-20T10:00-05:00", *(["--store"] if store else []),
+        env=env, stdin='{"id": "a"}\n',
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["decided_at"] == "2026-11-20T15:00:00+00:00"

@@ -8,10 +8,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
+from core.policy import LoadedPolicy
+from core.store.db import Database
+from core.store.models import AuditEvent, OutboxRow, TuningReport
 from loopgate.cli.governance_options import as_of
 from tests.loopgate.cli_runner import ROOT, Result, run_cli
 from tests.loopgate.inprocess import InProcessCli
+from tests.store.test_tuning_store import _month_of_reviews
 
 EXAMPLE = ROOT / "examples" / "policy.yaml"
 LEADS = (ROOT / "examples" / "leads.jsonl").read_text().splitlines()
@@ -130,3 +135,53 @@ def test_given_now_with_an_offset_when_read_then_the_same_instant_in_utc() -> No
     at = as_of("2026-11-20T10:00:00-05:00")
     assert at.tzinfo is UTC and at == datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
     assert as_of("2026-11-20T15:00:00").tzinfo is UTC
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (("policy", "simulate", str(EXAMPLE), "--since", "800000d"), "--since"),
+        (("policy", "compare", "--version", "champion", "--since", "800000d"), "--since"),
+        (("trust", "calibration", "--since", "800000d"), "--since"),
+        (("tune", "--month", "9999-12"), "--month"),
+        (("tune", "--month", "0001-01"), "--month"),
+        (("tune", "--month", "2026-11", "--lookback", "1000000"), "--lookback"),
+        (("trust", "calibration", "--now", "0001-01-01T00:00:00+01:00"), "--now"),
+    ],
+)
+def test_given_a_time_beyond_the_calendar_when_a_governance_command_runs_then_a_one_line_usage_error(
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: tuple[str, ...],
+    option: str,
+) -> None:
+    cli = InProcessCli(monkeypatch, capsys, {"LOOPGATE_DATABASE_URL": db_url, "LOOPGATE_POLICY": str(EXAMPLE)})
+    _ok(cli, "policy", "publish", str(EXAMPLE), "--now", NOW)
+    audited = _ok(cli, "audit", "verify").out
+    result = cli(*args, *(() if "--now" in args else ("--now", NOW)))
+    assert result.code == 2, result.err
+    assert "Traceback" not in result.err and "OverflowError" not in result.err
+    assert option in result.err and "out of range" in result.err
+    assert _ok(cli, "audit", "verify").out == audited  # nothing audited
+
+
+def test_given_an_out_file_that_cannot_be_written_when_tuned_then_nothing_is_stored_audited_or_announced(
+    db: Database, db_url: str, example_policy: LoadedPolicy, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    _month_of_reviews(db, example_policy, 300)
+    cli = InProcessCli(monkeypatch, capsys, {"LOOPGATE_DATABASE_URL": db_url, "LOOPGATE_POLICY": str(EXAMPLE)})
+    at = ("--month", "2026-11", "--now", "2026-12-01T06:00:00Z")
+    nowhere = tmp_path / "no-such-folder" / "c.yaml"
+    refused = cli("tune", *at, "--out", str(nowhere))
+    assert refused.code == 2 and "Traceback" not in refused.err
+    assert refused.err.strip().splitlines()[-1].startswith(f"Error: Invalid value for --out: cannot write {nowhere}")
+    with db.sessions() as s:
+        assert s.execute(select(TuningReport)).first() is None
+        assert s.execute(select(AuditEvent).where(AuditEvent.kind == "tuning.reported")).first() is None
+        assert s.execute(select(OutboxRow).where(OutboxRow.dedupe_key.like("slack.message:tuning:%"))).first() is None
+
+    written = tmp_path / "c.yaml"
+    tuned = _ok(cli, "tune", *at, "--out", str(written))
+    assert f"wrote {written}" in tuned.out and written.read_text().startswith("# Challenger proposed")
