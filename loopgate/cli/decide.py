@@ -7,6 +7,7 @@ import gc
 import io
 import json
 import os
+import re
 import select as fd_select
 import stat
 import sys
@@ -269,10 +270,23 @@ def _parse(line: str) -> Any:
     return value
 
 
+# what a byte that is not UTF-8 becomes when read with errors="surrogateescape" (as decide reads)
+_undecodable: Callable[[str], object] = re.compile("[\udc80-\udcff]").search
+
+
 def _lines(stream: TextIO, name: str) -> Iterator[tuple[int, Lead | None]]:
-    """(line number, lead) per non-blank line; unusable lines are reported and yield None."""
+    """(line number, lead) per non-blank line; unusable lines are reported and yield None.
+
+    ``stream`` is read with ``errors="surrogateescape"``, so a line holding bytes that are not
+    UTF-8 is reported like any other bad line instead of ending the run (strict decoding raises
+    from the iterator itself, with no line number, deciding nothing more). Only a line that is
+    not pure ASCII can hold one: ``isascii`` is a flag read, so most lines cost nothing more."""
     for number, line in enumerate(stream, 1):
         if not line or line.isspace():  # blank (isspace, unlike strip, copies nothing)
+            continue
+        if not line.isascii() and _undecodable(line):
+            err.print(f"{name}:{number}: not valid UTF-8; line skipped")
+            yield number, None
             continue
         try:
             yield number, normalize_lead(_parse(line))
@@ -317,9 +331,10 @@ def _batches(lines: Iterator[T], size: int, arrived: Callable[[], bool] | None) 
 
 def _open(path: str | Path, mode: Literal["r", "w"], option: str) -> TextIO:
     """The file, or the usage error naming ``option`` (a missing file, a folder that is not
-    there): one line, not a traceback."""
+    there): one line, not a traceback. Input is read with ``surrogateescape``: a byte that is
+    not UTF-8 is reported with its line number by the reader, not raised mid-iteration."""
     try:
-        return open(path, mode, encoding="utf-8")
+        return open(path, mode, encoding="utf-8", errors="surrogateescape" if mode == "r" else "strict")
     except OSError as exc:
         doing = "read" if mode == "r" else "write"
         raise typer.BadParameter(f"cannot {doing} {path}: {exc.strerror or exc}", param_hint=option) from None
@@ -333,6 +348,8 @@ def _accounts(path: Path | None) -> dict[str, list[Account]]:
         for number, line in enumerate(stream, 1):
             if not line.strip():
                 continue
+            if not line.isascii() and _undecodable(line):
+                raise typer.BadParameter(f"{path}:{number}: not valid UTF-8", param_hint="--accounts")
             try:
                 account = normalize_account(json.loads(line))
             except (ValueError, LeadInputError) as exc:
@@ -364,7 +381,7 @@ def decide(
         engine = DecisionEngine(read_policy(policy or settings.require_policy_path()))
     directory = _accounts(accounts)  # every input checked before --out is opened (and emptied)
     with ExitStack() as stack:
-        source: TextIO = sys.stdin if leads == "-" else stack.enter_context(_open(leads, "r", "--leads"))
+        source: TextIO = _stdin() if leads == "-" else stack.enter_context(_open(leads, "r", "--leads"))
         sink: TextIO = sys.stdout if out == "-" else stack.enter_context(_open(out, "w", "--out"))
         name = "stdin" if leads == "-" else leads
         lines, arrived = _lines(source, name), _arrival(source)
@@ -375,6 +392,16 @@ def decide(
     if failed:
         err.print(f"{failed} line{'s' if failed != 1 else ''} skipped")
         raise typer.Exit(1)
+
+
+def _stdin() -> TextIO:
+    """Standard input read as a ``--leads`` file is: UTF-8 (JSON Lines' encoding, whatever the
+    locale) with ``surrogateescape``. Nothing has been read from it yet, so it can be
+    reconfigured in place (its descriptor and buffering stay, for :func:`_arrival`)."""
+    stdin = sys.stdin
+    if isinstance(stdin, io.TextIOWrapper):
+        stdin.reconfigure(encoding="utf-8", errors="surrogateescape")
+    return stdin
 
 
 def _account_for(engine: DecisionEngine, lead: Lead, directory: dict[str, list[Account]]) -> Account | None:

@@ -408,3 +408,47 @@ def test_given_now_with_an_offset_when_decided_then_decided_at_is_the_same_insta
     )  # fmt: skip
     assert result.code == 0, result.err
     assert json.loads(result.out)["decided_at"] == "2026-11-20T15:00:00+00:00"
+
+
+_LATIN1_LINE = b'{"id": "b", "last_name": "M\xfcller"}\n'  # ü in Latin-1: not UTF-8
+
+
+def _decide_bytes(tmp_path: Path, data: bytes, *, via: str, store: bool = False) -> subprocess.CompletedProcess[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOOPGATE_")}
+    env.update(LOOPGATE_POLICY=POLICY, LOOPGATE_DATABASE_URL=f"sqlite:///{tmp_path / 'lg.db'}")
+    if store:
+        assert run_cli("db", "upgrade", env=env).code == 0
+    leads = tmp_path / "leads.jsonl"
+    leads.write_bytes(data)
+    args = [sys.executable, "-m", "loopgate", "decide", "--leads", "-" if via == "stdin" else str(leads)]
+    args += ["--now", NOW, *(["--store"] if store else [])]
+    return subprocess.run(
+        args, input=data if via == "stdin" else None, capture_output=True, env=env, cwd=ROOT, timeout=120, check=False
+    )
+
+
+@pytest.mark.parametrize("store", [False, True], ids=["pure", "store"])
+@pytest.mark.parametrize("via", ["file", "stdin"])
+def test_given_a_line_that_is_not_utf8_when_decided_then_it_is_reported_with_its_number_and_the_rest_decided(
+    tmp_path: Path, via: str, store: bool
+) -> None:
+    data = b'{"id": "a", "last_name": "M\xc3\xbcller"}\n' + _LATIN1_LINE + b'{"id": "c"}\n'
+    result = _decide_bytes(tmp_path, data, via=via, store=store)
+    err = result.stderr.decode()
+    assert result.returncode == 1, err
+    assert "Traceback" not in err
+    name = "stdin" if via == "stdin" else str(tmp_path / "leads.jsonl")
+    assert err.splitlines() == [f"{name}:2: not valid UTF-8; line skipped", "1 line skipped"]
+    decisions = [json.loads(line) for line in result.stdout.decode().splitlines()]
+    assert [d["lead_id"] for d in decisions] == ["a", "c"]
+
+
+def test_given_an_accounts_line_that_is_not_utf8_when_deciding_then_a_usage_error_names_the_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    accounts = tmp_path / "accounts.jsonl"
+    accounts.write_bytes(b'{"id": "A1", "domain": "acme.example"}\n{"id": "A2", "name": "M\xfcller GmbH"}\n')
+    cli = InProcessCli(monkeypatch, capsys, {"LOOPGATE_POLICY": POLICY})
+    result = cli("decide", "--leads", str(LEADS), "--accounts", str(accounts), "--now", NOW)
+    assert result.code == 2 and "Traceback" not in result.err
+    assert f"Invalid value for --accounts: {accounts}:2: not valid UTF-8" in result.err
