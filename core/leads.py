@@ -5,6 +5,13 @@ engine can say "employees: 'lots' is not a number" as missing data instead of cr
 guessing. Only a record without an id (or one that is not an object at all) is refused:
 without an id there is nothing to decide about. Strings are capped in length and events in
 number so a hostile record cannot make one decision expensive.
+
+Text that no store can keep is cleaned here, once, for every path a lead takes (``decide``,
+CRM sync, the store's merge): NUL is dropped, and a lone surrogate (``"\\ud800"`` is valid
+JSON, and a CRM or a file can carry one) becomes U+FFFD, with the field named in
+``problems``. A surrogate can be neither encoded to UTF-8 nor stored in SQLite or PostgreSQL
+text; refusing the lead would lose it over one character, and in a sync there is no line to
+report. Only text that is not pure ASCII is looked at (``isascii`` reads a flag).
 """
 
 from __future__ import annotations
@@ -60,6 +67,16 @@ _COUNTRY_ALIASES = {
 
 
 _build_lead = positional_builder(Lead)
+# a code point no UTF-8 encoder nor database text type takes: a surrogate outside a pair (and in
+# a Python str every surrogate is outside one: json joins an escaped pair into one character)
+_surrogate = re.compile("[\ud800-\udfff]")
+_has_surrogate = _surrogate.search
+_REPLACED = "unpaired surrogate replaced with U+FFFD"
+
+
+def _storable(text: str) -> str:
+    """``text`` with each surrogate replaced by U+FFFD."""
+    return _surrogate.sub("\ufffd", text)
 
 
 class LeadInputError(ValueError):
@@ -81,6 +98,7 @@ def normalize_lead(raw: Any, *, default_source: str = "import") -> Lead:
     if not lead_id:
         raise LeadInputError("the lead has no 'id' (text or number)")
     problems: dict[str, str] = {}
+    lead_id = lead_id if lead_id.isascii() else _replace_surrogates(lead_id, "id", problems)
     first_name, last_name, title, company, industry, state, lead_source, owner_id = _texts(get, problems)
     source = _text(get("source"), "source", problems)
     email = _email(get("email"), problems)
@@ -144,8 +162,8 @@ def normalize_account(raw: Any, *, default_source: str = "import") -> Account:
     problems: dict[str, str] = {}
     fields = raw.get("fields")
     return Account(
-        id=str(raw["id"])[:64],
-        source=str(raw.get("source") or default_source).lower()[:20],
+        id=_storable(str(raw["id"]))[:64],
+        source=_storable(str(raw.get("source") or default_source)).lower()[:20],
         name=_text(raw.get("name"), "name", problems),
         domain=normalize_domain(_text(raw.get("domain"), "domain", problems)),
         owner_id=_text(raw.get("owner_id"), "owner_id", problems),
@@ -279,6 +297,9 @@ def _text(value: Any, name: str, problems: dict[str, str]) -> str | None:
         return None
     if type(value) is str:
         value = value.replace("\x00", "").strip()  # NUL: no database text type stores it
+        if not value.isascii() and _has_surrogate(value):  # nor a lone surrogate (see the module)
+            value = _storable(value)
+            problems[name] = _REPLACED
         return value[:MAX_TEXT] if value else None
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
@@ -296,7 +317,7 @@ def _texts(get: Callable[[str], Any], problems: dict[str, str]) -> list[str | No
         value = get(name)
         if value is None:
             append(None)
-        elif type(value) is str and "\x00" not in value:
+        elif type(value) is str and "\x00" not in value and (value.isascii() or not _has_surrogate(value)):
             append(value.strip()[:MAX_TEXT] or None)
         else:
             append(_text(value, name, problems))
@@ -308,7 +329,8 @@ def _kind(value: Any) -> str:
 
 
 def _email(value: Any, problems: dict[str, str]) -> str | None:
-    if type(value) is str and "\x00" not in value:  # _text inlined for clean text, as in _texts
+    if type(value) is str and "\x00" not in value and (value.isascii() or not _has_surrogate(value)):
+        # _text inlined for clean text, as in _texts
         text = value.strip()[:MAX_TEXT] or None
     else:
         text = _text(value, "email", problems)
@@ -468,16 +490,58 @@ def _custom_fields(fields: Any, problems: dict[str, str]) -> dict[Any, Any]:
         return {}
     out = dict(fields)
     unusable = []
+    unstorable = False
     for key, value in out.items():
         kind = type(value)
-        if kind is str or kind is int or kind is bool or value is None or (kind is float and math.isfinite(value)):
-            continue  # most custom fields: nothing to look into
-        if _non_finite_in(value):
-            out[key] = _finite(value, 0)
-            unusable.append(key)
+        if type(key) is str and not key.isascii() and _has_surrogate(key):
+            unstorable = True
+        if kind is str:
+            if value.isascii() or not _has_surrogate(value):
+                continue  # most custom fields: nothing to look into
+            unstorable = True
+        elif kind is int or kind is bool or value is None or (kind is float and math.isfinite(value)):
+            continue
+        else:
+            if _non_finite_in(value):
+                out[key] = value = _finite(value, 0)
+                unusable.append(key)
+            if _surrogates_in(value):
+                unstorable = True
     if unusable:
         problems["fields"] = f"NaN or infinity (now null) in {_short(', '.join(map(str, unusable)))}"
+    if unstorable:  # rare: rebuilt whole, every text (keys too, nested too) made storable
+        out = _storable_tree(out, 0)
+        problems.setdefault("fields", _REPLACED)
     return out
+
+
+def _surrogates_in(value: Any) -> bool:
+    """Whether a list or object holds a lone surrogate in any text (keys too); without
+    recursion, as :func:`_non_finite_in`."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii() and _has_surrogate(item):
+                return True
+        elif isinstance(item, Mapping):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return False
+
+
+def _storable_tree(value: Any, depth: int) -> Any:
+    if isinstance(value, str):
+        return _storable(value)
+    if depth >= _MAX_DEPTH:  # only called on values holding a surrogate: too deep to keep is unusable
+        return None
+    if isinstance(value, Mapping):
+        return {_storable_tree(k, depth + 1): _storable_tree(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_storable_tree(v, depth + 1) for v in value]
+    return value
 
 
 def _non_finite_in(value: Any) -> bool:
@@ -597,8 +661,10 @@ def _events(value: Any, problems: dict[str, str]) -> tuple[Event, ...]:
             else:
                 at = parse_time(at)
             if at is not None:
+                name = kind.lower().replace(" ", "_")[:64]
                 # Event(type, at) without the NamedTuple's Python-level __new__
-                events.append(_new_tuple(Event, (kind.lower().replace(" ", "_")[:64], at)))
+                name = name if name.isascii() else _replace_surrogates(name, "events", problems)
+                events.append(_new_tuple(Event, (name, at)))
                 continue
         bad += 1
     if bad:
@@ -606,6 +672,14 @@ def _events(value: Any, problems: dict[str, str]) -> tuple[Event, ...]:
     if len(events) > 1:
         events.sort(key=_event_time)
     return tuple(events) if len(events) <= MAX_EVENTS else tuple(events[-MAX_EVENTS:])  # no copy to cap
+
+
+def _replace_surrogates(text: str, name: str, problems: dict[str, str]) -> str:
+    """``text`` (not ASCII) with its lone surrogates replaced, noted under ``name`` if any."""
+    if _has_surrogate(text):
+        problems[name] = _REPLACED
+        return _storable(text)
+    return text
 
 
 _fromisoformat = datetime.fromisoformat

@@ -23,7 +23,9 @@ from core.leads import (
     _text,
     account_domains,
     content_hash,
+    hashed_record,
     lead_record,
+    normalize_account,
     normalize_lead,
     parse_time,
 )
@@ -323,3 +325,47 @@ def test_given_a_lead_when_its_account_domains_are_listed_then_subdomains_lead_t
 ) -> None:
     lead = normalize_lead({"id": "L1", "email": email, "domain": website})
     assert account_domains(lead, FREE) == expected
+
+
+_LONE = "\ud800"  # valid JSON ("\\ud800"), yet no UTF-8 encoder nor database text type takes it
+
+
+def test_given_lone_surrogates_anywhere_in_a_lead_when_normalised_then_each_is_replaced_and_the_record_is_utf8() -> (
+    None
+):
+    raw = json.loads(
+        '{"id": "L\\ud800", "source": "s\\udfff", "email": "a\\ud800@acme.com", "company": "Acme\\ud800",'
+        ' "title": "VP \\udc80", "domain": "acme\\ud800.com", "country": "U\\ud800S", "industry": "\\ud800",'
+        ' "events": [{"type": "demo\\ud800", "at": "2026-11-01T00:00:00Z"}],'
+        ' "fields": {"k\\ud800": "v\\ud800", "nested": [{"deep": "x\\udbff"}, 1.5], "n": 3}}'
+    )
+    lead = normalize_lead(raw)
+    text, _, _, _ = hashed_record(lead)
+    assert text.encode("utf-8")  # what the store writes (SQLite and PostgreSQL text alike)
+    assert not any("\ud800" <= ch <= "\udfff" for ch in text)
+    assert lead.id == "L\ufffd" and lead.company == "Acme\ufffd" and lead.title == "VP \ufffd"
+    assert lead.events[0].type == "demo\ufffd"
+    assert lead.fields == {"k\ufffd": "v\ufffd", "nested": [{"deep": "x\ufffd"}, 1.5], "n": 3}
+    assert "company" in lead.problems and "unpaired surrogate" in lead.problems["company"]
+    assert lead.industry == "\ufffd"  # a character, not missing data: the lead is decided as is
+
+
+def test_given_lone_surrogates_in_an_account_when_normalised_then_replaced() -> None:
+    account = normalize_account({"id": "A\ud800", "name": "Acme\udc80", "domain": "acme.com", "tier": "\ud800"})
+    assert account.id == "A\ufffd" and account.name == "Acme\ufffd" and account.tier == "\ufffd"
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(["id", "email", "company", "title", "country", "domain", "source", "fields", "events"]),
+        st.text(st.characters(min_codepoint=0xD7F0, max_codepoint=0xE010), min_size=1, max_size=8),
+    )
+)
+def test_given_any_text_with_surrogates_when_normalised_then_the_record_encodes_as_utf8(raw: dict[str, Any]) -> None:
+    raw.setdefault("id", "x")
+    try:
+        lead = normalize_lead(raw)
+    except LeadInputError:
+        return
+    hashed_record(lead)[0].encode("utf-8")
+    json.dumps(lead_record(lead), ensure_ascii=False).encode("utf-8")

@@ -18,11 +18,15 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy import select as sql_select
 
 from core.engine import DecisionEngine, LeadContext
 from core.leads import normalize_account, normalize_lead
-from core.model import Account, Decision, Evidence, NextBestAction, Trigger
+from core.model import Account, Decision, Evidence, Lead, NextBestAction, Trigger
 from core.routing import InMemoryRotation
+from core.store.db import Database
+from core.store.models import Decision as DecisionModel
+from core.store.models import Lead as LeadModel
 from loopgate.cli.decide import _CHUNK, DecisionWriter, _decide_pure, _encode, _lines, _parse, decision_json
 from loopgate.wiring import read_policy
 from tests.loopgate.cli_runner import ROOT, run_cli
@@ -224,15 +228,18 @@ def test_given_a_text_sink_when_decided_then_its_bytes_are_the_decisions_text_as
 ) -> None:
     examples = LEADS.read_text().splitlines()
     raws = [json.loads(line) for line in examples] * 3
-    if errors == "surrogateescape":  # a byte that was not UTF-8 where the lead came from
-        raws[1] = {**raws[1], "title": "Head of Caf\udce9"}
-    raws = [{**raw, "id": f"{i}-{raw['id']}"} for i, raw in enumerate(raws)]
-    expected = "".join(decision_json(d) + "\n" for d in _decide_one_by_one(raws, accounts=False))
+    leads = [normalize_lead({**raw, "id": f"{i}-{raw['id']}"}) for i, raw in enumerate(raws)]
+    if errors == "surrogateescape":
+        # a byte that was not UTF-8 where the lead came from: normalize_lead replaces a lone
+        # surrogate, so only a lead built past it carries one; the writer still writes it as
+        # the sink would
+        leads[1] = replace(leads[1], title="Head of Caf\udce9")
+    expected = "".join(decision_json(d) + "\n" for d in _decide_one_by_one(leads, accounts=False))
     assert ("\udce9" in expected) == (errors == "surrogateescape")
     sink, raw = _text_sink(encoding, errors, line_buffering=line_buffering)
     engine = DecisionEngine(read_policy(Path(POLICY)))
-    source = io.StringIO("".join(json.dumps(r) + "\n" for r in raws))
-    assert _decide_pure(engine, _lines(source, "leads"), sink, datetime(2026, 11, 20, 15, tzinfo=UTC), {}) == 0
+    numbered = iter(list(enumerate(leads, 1)))
+    assert _decide_pure(engine, numbered, sink, datetime(2026, 11, 20, 15, tzinfo=UTC), {}) == 0
     if not line_buffering:
         sink.flush()
     assert raw.getvalue() == expected.encode(encoding, errors)
@@ -255,17 +262,29 @@ def test_given_text_written_before_when_decided_then_the_decisions_follow_it() -
 
 def test_given_a_lone_surrogate_when_written_to_a_strict_utf8_sink_then_it_fails_as_writing_the_text_would() -> None:
     engine = DecisionEngine(read_policy(Path(POLICY)))
-    source = io.StringIO(json.dumps({"id": "x", "title": "Chief \ud800"}) + "\n")
+    # past normalize_lead, which would have replaced it (the next test)
+    lead = replace(normalize_lead({"id": "x"}), title="Chief \ud800")
     with pytest.raises(UnicodeEncodeError):
         "\ud800".encode()  # what the text sink does with it
     sink, _ = _text_sink("utf-8", "strict")
     with pytest.raises(UnicodeEncodeError):
-        _decide_pure(engine, _lines(source, "leads"), sink, datetime(2026, 11, 20, 15, tzinfo=UTC), {})
+        _decide_pure(engine, iter([(1, lead)]), sink, datetime(2026, 11, 20, 15, tzinfo=UTC), {})
     # the collector is left as found even when a run fails
     assert gc.isenabled()
 
 
-def _decide_one_by_one(raws: list[dict[str, Any]], *, accounts: bool = True) -> list[Decision]:
+def test_given_a_lone_surrogate_in_a_lead_when_decided_to_an_out_file_then_it_is_replaced_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    leads, out = tmp_path / "leads.jsonl", tmp_path / "decisions.jsonl"
+    leads.write_text('{"id": "x", "title": "Chief \\ud800 Officer"}\n{"id": "y"}\n')
+    cli = InProcessCli(monkeypatch, capsys, {"LOOPGATE_POLICY": POLICY})
+    result = cli("decide", "--leads", str(leads), "--out", str(out), "--now", NOW)
+    assert result.code == 0, result.err
+    assert [json.loads(line)["lead_id"] for line in out.read_text(encoding="utf-8").splitlines()] == ["x", "y"]
+
+
+def _decide_one_by_one(raws: list[dict[str, Any]] | list[Lead], *, accounts: bool = True) -> list[Decision]:
     engine = DecisionEngine(read_policy(Path(POLICY)))
     directory: dict[str, list[Account]] = {}
     for line in Path(ACCOUNTS).read_text().splitlines() if accounts else []:
@@ -274,7 +293,7 @@ def _decide_one_by_one(raws: list[dict[str, Any]], *, accounts: bool = True) -> 
     rotation, at = InMemoryRotation(), datetime(2026, 11, 20, 15, tzinfo=UTC)
     out = []
     for raw in raws:
-        lead = normalize_lead(raw)
+        lead = raw if isinstance(raw, Lead) else normalize_lead(raw)
         domain = engine.account_domain(lead)
         account = directory[domain][0] if domain in directory else None
         out.append(engine.decide(lead, LeadContext(account=account), rotation=rotation, now=at))
@@ -452,3 +471,29 @@ def test_given_an_accounts_line_that_is_not_utf8_when_deciding_then_a_usage_erro
     result = cli("decide", "--leads", str(LEADS), "--accounts", str(accounts), "--now", NOW)
     assert result.code == 2 and "Traceback" not in result.err
     assert f"Invalid value for --accounts: {accounts}:2: not valid UTF-8" in result.err
+
+
+def test_given_lone_surrogates_in_leads_when_decided_with_store_then_every_lead_is_stored_and_decided(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``"Acme\\ud800"`` is valid JSON, and neither UTF-8 nor SQLite or PostgreSQL text: the
+    character becomes U+FFFD when the lead is normalised, instead of the whole batch failing."""
+    cli = InProcessCli(monkeypatch, capsys, {"LOOPGATE_DATABASE_URL": db_url, "LOOPGATE_POLICY": POLICY})
+    lines = [
+        '{"id": "a", "company": "Acme"}',
+        '{"id": "b\\udfff", "company": "Acme\\ud800", "title": "VP \\udc80", "fields": {"note\\ud800": ["x\\ud800"]}}',
+        '{"id": "c", "company": "Initech"}',
+    ]
+    monkeypatch.setattr(sys, "stdin", io.StringIO("\n".join(lines) + "\n"))
+    result = cli("decide", "--leads", "-", "--store", "--now", NOW)
+    assert result.code == 0, result.err
+    assert [json.loads(line)["lead_id"] for line in result.out.splitlines()] == ["a", "b\ufffd", "c"]
+    db = Database(db_url)
+    try:
+        with db.sessions() as session:
+            stored = {row.crm_id: row for row in session.execute(sql_select(LeadModel)).scalars()}
+            decided = session.execute(sql_select(DecisionModel.contract)).scalars().all()
+    finally:
+        db.dispose()
+    assert set(stored) == {"a", "b\ufffd", "c"} and stored["b\ufffd"].company == "Acme\ufffd"
+    assert len(decided) == 3
