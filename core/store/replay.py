@@ -107,14 +107,23 @@ def replay_decisions(
 
 
 def shadow_pairs(
-    session: Session, version: str, *, since: datetime | None = None, outcome_after: datetime | None = None
+    session: Session,
+    version: str,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    outcome_after: datetime | None = None,
 ) -> list[Pair]:
-    """The challenger ``version``'s shadow decisions beside the champion's for the same change."""
+    """The challenger ``version``'s shadow decisions made in ``[since, until)`` (the window
+    :func:`replay` takes) beside the champion's for the same change. Each pair's ``before``
+    carries the version that made the acting decision, which may not be today's champion."""
     query = select(Decision.pk, Decision.lead_pk, Decision.dedupe_key, Decision.contract).where(
         Decision.shadow.is_(True), Decision.policy_version == version
     )
     if since is not None:
         query = query.where(Decision.decided_at >= since)
+    if until is not None:
+        query = query.where(Decision.decided_at < until)
     shadows = session.execute(query.order_by(Decision.decided_at, Decision.pk)).all()
     prefix = f"shadow:{version}:"
     wanted = {(s.lead_pk, s.dedupe_key.removeprefix(prefix)) for s in shadows}

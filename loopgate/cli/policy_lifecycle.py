@@ -117,6 +117,8 @@ def _drift(replayed: list[Any]) -> dict[str, int]:
 
 def _audit(db: Database, at: Any, who: str, kind: str, version: str, report: dict[str, Any]) -> None:
     summary = {"leads": report["leads"], "changed": report["changed"]}
+    if "champion_versions" in report:  # compare: which acting decisions the challenger was judged against
+        summary["champion_versions"] = report["champion_versions"]
     with db.transaction() as session:
         audit_log.append(session, [AuditRecord(at, who, kind, f"policy:{version}", summary)])
 
@@ -221,16 +223,22 @@ def compare_shadow(
         if ref is None:
             raise LifecycleError("no challenger is published: `loopgate policy publish FILE --shadow`")
         resolved = resolve_version(session, ref)
-        pairs = shadow_pairs(session, resolved, since=start, outcome_after=at - OUTCOME_WAIT)
+        # the window simulate reads: until is exclusive, so include what was decided at this moment
+        until = at + timedelta(microseconds=1)
+        pairs = shadow_pairs(session, resolved, since=start, until=until, outcome_after=at - OUTCOME_WAIT)
         current = champion(session)
     report = compare_pairs(pairs, days=span / timedelta(days=1), top_n=top)
-    report["champion"] = current
+    # the versions whose acting decisions were paired (the report is audited): the champion
+    # when they were made, not whichever is champion now (a promote or rollback since)
+    acting = sorted({str(p.before["policy_version"]) for p in pairs})
+    report["champion"] = ", ".join(acting) if acting else current
+    report["champion_versions"] = acting
     report["challenger"] = resolved
     _audit(db, at, actor(by), "policy.compared", resolved, report)
     if as_json:
         typer.echo(json.dumps(report, ensure_ascii=False))
         return
-    out.print(f"champion {current} vs challenger {resolved}: shadow decisions since {start:%Y-%m-%d}")
+    out.print(f"champion {report['champion']} vs challenger {resolved}: shadow decisions since {start:%Y-%m-%d}")
     print_comparison(report, "champion", "challenger")
 
 

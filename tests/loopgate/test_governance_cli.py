@@ -185,3 +185,46 @@ def test_given_an_out_file_that_cannot_be_written_when_tuned_then_nothing_is_sto
     written = tmp_path / "c.yaml"
     tuned = _ok(cli, "tune", *at, "--out", str(written))
     assert f"wrote {written}" in tuned.out and written.read_text().startswith("# Challenger proposed")
+
+
+def test_given_shadow_decisions_after_now_when_compared_then_none_are_in_the_window_as_simulate_says(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cli = InProcessCli(monkeypatch, capsys, {"LOOPGATE_DATABASE_URL": db_url, "LOOPGATE_POLICY": str(EXAMPLE)})
+    challenger = _challenger(tmp_path)
+    leads = tmp_path / "leads.jsonl"
+    leads.write_text("\n".join(LEADS) + "\n")
+    _ok(cli, "policy", "publish", str(EXAMPLE), "--now", "2026-11-20T12:00:00Z")
+    _ok(cli, "policy", "publish", str(challenger), "--shadow", "--now", "2026-11-20T12:00:00Z")
+    version = json.loads(_ok(cli, "policy", "history", "--json").out.splitlines()[-1])["version"]
+    _ok(cli, "decide", "--store", "--leads", str(leads), "--now", "2026-11-20T13:00:00Z", "--out", str(tmp_path / "d"))
+
+    as_of_1230 = ("--since", "1h", "--now", "2026-11-20T12:30:00Z")
+    compared = _ok(cli, "policy", "compare", "--version", version, *as_of_1230)
+    simulated = _ok(cli, "policy", "simulate", str(challenger), *as_of_1230)
+    assert "no leads in the window" in compared.out and "no leads in the window" in simulated.out
+    report = json.loads(_ok(cli, "policy", "compare", "--version", version, "--json", *as_of_1230).out)
+    assert report["leads"] == 0
+
+
+def test_given_a_new_champion_since_the_shadow_decisions_when_compared_then_the_acting_version_is_named(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The report goes to the audit log: "champion" is the version whose decisions were paired
+    with the challenger's, not whichever is champion when compare runs."""
+    cli = InProcessCli(monkeypatch, capsys, {"LOOPGATE_DATABASE_URL": db_url, "LOOPGATE_POLICY": str(EXAMPLE)})
+    challenger = _challenger(tmp_path)
+    leads = tmp_path / "leads.jsonl"
+    leads.write_text("\n".join(LEADS) + "\n")
+    _ok(cli, "policy", "publish", str(EXAMPLE), "--now", NOW)
+    _ok(cli, "policy", "publish", str(challenger), "--shadow", "--now", NOW)
+    versions = [json.loads(line)["version"] for line in _ok(cli, "policy", "history", "--json").out.splitlines()]
+    acting, shadow = versions
+    _ok(cli, "decide", "--store", "--leads", str(leads), "--now", NOW, "--out", str(tmp_path / "d"))
+    _ok(cli, "policy", "promote", "--now", NOW)  # the challenger is champion now; its shadow rows stay
+
+    report = json.loads(_ok(cli, "policy", "compare", "--version", shadow, "--json", "--now", NOW).out)
+    assert report["leads"] == len(LEADS)
+    assert report["champion"] == acting and report["challenger"] == shadow
+    text = _ok(cli, "policy", "compare", "--version", shadow, "--now", NOW).out
+    assert text.startswith(f"champion {acting} vs challenger {shadow}")

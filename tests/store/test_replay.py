@@ -72,3 +72,22 @@ def test_given_shadow_decisions_when_paired_then_each_meets_its_champion_decisio
     assert {p.before["policy_version"] for p in pairs} == {example_policy.version}
     assert {p.after["policy_version"] for p in pairs} == {challenger.version}
     assert sum(p.human_band is not None for p in pairs) == 1
+
+
+def test_given_shadow_decisions_after_the_window_when_paired_then_they_are_left_out(
+    db: Database, example_policy: LoadedPolicy, now: datetime
+) -> None:
+    """As simulate's window: [since, until), so a compare "as of" an earlier time sees only
+    what had been decided by then."""
+    challenger = variant(example_policy, "bands: {hot: 75, warm: 45}", "bands: {hot: 60, warm: 30}")
+    with db.transaction() as s:
+        publish(s, example_policy, now=now - timedelta(hours=2), by="t")
+        publish(s, challenger, now=now - timedelta(hours=2), by="t", shadow=True)
+    engine = DecisionEngine(example_policy)
+    decide_leads_at(db, engine, [lead_input(i, at=now) for i in range(3)], now=now - timedelta(hours=1))
+    decide_leads_at(db, engine, [lead_input(i, at=now) for i in range(3, 8)], now=now)
+    with db.sessions() as s:
+        earlier = shadow_pairs(s, challenger.version, since=now - timedelta(hours=2), until=now - timedelta(minutes=30))
+        both = shadow_pairs(s, challenger.version, since=now - timedelta(hours=2), until=now + timedelta(seconds=1))
+        later = shadow_pairs(s, challenger.version, since=now - timedelta(minutes=30))
+    assert (len(earlier), len(both), len(later)) == (3, 8, 5)
