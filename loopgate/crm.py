@@ -32,6 +32,7 @@ from loopgate.wiring import active_engine, build_engine, deciding_policy, open_d
 __all__ = [
     "CrmChoice",
     "Runtime",
+    "hubspot_auth",
     "hubspot_connector",
     "open_ports",
     "runtime",
@@ -63,17 +64,28 @@ def salesforce_connector(settings: Settings, loaded: LoadedPolicy) -> Salesforce
     return SalesforceConnector(auth, http_session(creds.ca_bundle), field_map=loaded.policy.writeback.salesforce)
 
 
-def hubspot_connector(settings: Settings, loaded: LoadedPolicy, *, clock: Clock = _utcnow) -> HubSpotConnector:
+def hubspot_auth(settings: Settings) -> HubSpotAuth:
+    """HubSpot credentials from settings: a private app's token, or an OAuth app's refresh
+    credentials (with or without a current access token).
+
+    Without an access token the connector starts with none: HubSpot answers the first call
+    401, and the connector, which refreshes on 401 when it has refresh credentials, gets a
+    token and repeats the call. That keeps building a connector free of I/O (the scheduler
+    builds them per policy version) and a refused refresh token reported where every other
+    HubSpot auth failure is (AuthExpired naming HUBSPOT_REFRESH_TOKEN)."""
     token = settings.require_hubspot_token()
-    auth = HubSpotAuth(
-        access_token=token.get_secret_value(),
+    return HubSpotAuth(
+        access_token=token.get_secret_value() if token is not None else "",
         base_url=settings.hubspot_base_url,
         client_id=settings.hubspot_client_id,
         client_secret=settings.hubspot_client_secret.get_secret_value() if settings.hubspot_client_secret else None,
         refresh_token=settings.hubspot_refresh_token.get_secret_value() if settings.hubspot_refresh_token else None,
     )
+
+
+def hubspot_connector(settings: Settings, loaded: LoadedPolicy, *, clock: Clock = _utcnow) -> HubSpotConnector:
     return HubSpotConnector(
-        auth,
+        hubspot_auth(settings),
         field_map=loaded.policy.writeback.hubspot,
         search_per_second=settings.hubspot_search_per_second,
         clock=clock,
@@ -96,7 +108,8 @@ def open_ports(
         ports["hubspot"] = hubspot_connector(settings, loaded, clock=clock)
     if not ports:
         raise ConfigError(
-            "no CRM is configured: set SALESFORCE_ACCESS_TOKEN (and SALESFORCE_INSTANCE_URL) or HUBSPOT_ACCESS_TOKEN"
+            "no CRM is configured: set SALESFORCE_ACCESS_TOKEN (and SALESFORCE_INSTANCE_URL) or HUBSPOT_ACCESS_TOKEN "
+            "(or HUBSPOT_CLIENT_ID, HUBSPOT_CLIENT_SECRET and HUBSPOT_REFRESH_TOKEN)"
         )
     return ports
 

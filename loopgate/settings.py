@@ -117,14 +117,36 @@ class Settings(BaseSettings):
                 raise ConfigError(f"{name}: {url!r} is not an https:// URL")
         return creds
 
-    def require_hubspot_token(self) -> SecretStr:
-        if self.hubspot_access_token is None or not self.hubspot_access_token.get_secret_value():
-            raise ConfigError("HUBSPOT_ACCESS_TOKEN is not set (a private app token, pat-…)")
+    def _hubspot_oauth(self) -> dict[str, object]:
+        return {
+            "HUBSPOT_CLIENT_ID": self.hubspot_client_id,
+            "HUBSPOT_CLIENT_SECRET": self.hubspot_client_secret,
+            "HUBSPOT_REFRESH_TOKEN": self.hubspot_refresh_token,
+        }
+
+    def require_hubspot_token(self) -> SecretStr | None:
+        """The access token (a private app's, or an OAuth app's current one); None when only an
+        OAuth app's refresh credentials are set, with which the connector gets a token itself."""
+        token = self.hubspot_access_token if self.hubspot_access_token else None  # SecretStr("") is falsy
+        if token is None:
+            oauth = self._hubspot_oauth()
+            missing = [name for name, value in oauth.items() if not value]
+            if len(missing) == len(oauth):
+                raise ConfigError(
+                    "HUBSPOT_ACCESS_TOKEN is not set (a private app token, pat-…; or set HUBSPOT_CLIENT_ID, "
+                    "HUBSPOT_CLIENT_SECRET and HUBSPOT_REFRESH_TOKEN of an OAuth app)"
+                )
+            if missing:
+                given = ", ".join(name for name in oauth if name not in missing)
+                raise ConfigError(
+                    f"{missing[0]} is not set (needed with {given} to get HubSpot access tokens; "
+                    "or set HUBSPOT_ACCESS_TOKEN)"
+                )
         if not _is_url(self.hubspot_base_url, https_only=False):
             raise ConfigError(f"HUBSPOT_BASE_URL: {self.hubspot_base_url!r} is not an http(s):// URL")
         if self.hubspot_search_per_second <= 0 or self.hubspot_search_per_second > 5:
             raise ConfigError("HUBSPOT_SEARCH_PER_SECOND must be above 0 and at most 5 (HubSpot's search limit)")
-        return self.hubspot_access_token
+        return token
 
     @property
     def salesforce_configured(self) -> bool:
@@ -133,7 +155,9 @@ class Settings(BaseSettings):
 
     @property
     def hubspot_configured(self) -> bool:
-        return self.hubspot_access_token is not None
+        """Whether any HubSpot credential is set: a token, or any of an OAuth app's refresh
+        credentials (``sync --crm all`` then tries HubSpot, and names what is missing)."""
+        return bool(self.hubspot_access_token) or any(self._hubspot_oauth().values())
 
     def require_slack(self) -> tuple[SecretStr, SecretStr | None]:
         """The bot token and, for HTTP mode, the signing secret."""

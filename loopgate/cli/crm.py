@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from connectors.hubspot import HubSpotAuth, HubSpotConnector
+from connectors.hubspot import HubSpotConnector
 from connectors.hubspot.setup import ensure_properties
 from connectors.salesforce.metadata import deploy_instructions, write_metadata
 from core.policy import LoadedPolicy
@@ -60,8 +60,7 @@ def _setup_hubspot(settings: Settings, loaded: LoadedPolicy | None, field_map: d
         if loaded is not None:
             connector = crm_jobs.hubspot_connector(settings, loaded)
         else:
-            token = settings.require_hubspot_token()
-            connector = HubSpotConnector(HubSpotAuth(token.get_secret_value(), settings.hubspot_base_url), field_map={})
+            connector = HubSpotConnector(crm_jobs.hubspot_auth(settings), field_map={})
         report = ensure_properties(connector, field_map)
     for name in report.created:
         out.print(f"created {name}")

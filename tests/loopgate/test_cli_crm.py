@@ -103,3 +103,50 @@ def test_given_crm_setup_when_run_twice_then_hubspot_is_unchanged_the_second_tim
     assert second.code == 0 and second.out.strip().endswith("0 created, 0 updated, 10 already as specified")
     assert sf.code == 0 and "sf project deploy start --metadata-dir" in sf.out
     assert (tmp_path / "meta" / "objects" / "Lead.object").is_file()
+
+
+def _oauth_env(db_url: str, fake: FakeHubSpot) -> dict[str, str]:
+    """An OAuth app's refresh credentials and no access token, as README and .env.example offer."""
+    fake.oauth_clients["client-1"] = "app-secret"
+    fake.refresh_tokens.add("refresh-1")
+    env = _hubspot_env(db_url, fake)
+    del env["HUBSPOT_ACCESS_TOKEN"]
+    env.update(HUBSPOT_CLIENT_ID="client-1", HUBSPOT_CLIENT_SECRET="app-secret", HUBSPOT_REFRESH_TOKEN="refresh-1")
+    return env
+
+
+@pytest.mark.parametrize("crm", ["hubspot", "all"])
+def test_given_only_hubspot_oauth_refresh_credentials_when_synced_and_written_back_then_a_token_is_fetched(
+    db_url: str, hubspot: FakeHubSpot, example_policy: object, crm: str
+) -> None:
+    seed_hubspot_people(hubspot, example_policy)  # type: ignore[arg-type]
+    ids = [hubspot.create("contacts", hs_contact()) for _ in range(3)]
+    env = _oauth_env(db_url, hubspot)
+
+    synced = run_cli("sync", "--crm", crm, env=env)
+    written = run_cli("writeback", "--crm", crm, env=env)
+
+    assert synced.code == 0, synced.err
+    assert synced.out.startswith("hubspot: 3 leads")
+    assert written.code == 0, written.err
+    assert all(hubspot.get("contacts", i)["loopgate_status"] == "auto_assigned" for i in ids)
+    assert len(hubspot.calls("/oauth/v1/token")) == 2  # one per command: each is its own process
+
+
+def test_given_only_hubspot_oauth_refresh_credentials_when_setting_up_then_the_properties_are_created(
+    db_url: str, hubspot: FakeHubSpot
+) -> None:
+    result = run_cli("crm", "setup", "hubspot", env=_oauth_env(db_url, hubspot))
+    assert result.code == 0, result.err
+    assert "created" in result.out
+
+
+def test_given_a_revoked_hubspot_refresh_token_and_no_access_token_when_syncing_then_one_line_names_it(
+    db_url: str, hubspot: FakeHubSpot
+) -> None:
+    env = _oauth_env(db_url, hubspot)
+    hubspot.refresh_tokens.clear()
+    result = run_cli("sync", "--crm", "hubspot", env=env)
+    assert result.code == 2
+    assert result.err.count("\n") == 1 and "HUBSPOT_REFRESH_TOKEN was rejected" in result.err
+    assert "refresh-1" not in result.err + result.out and "app-secret" not in result.err + result.out

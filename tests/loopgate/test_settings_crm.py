@@ -156,3 +156,31 @@ def test_given_empty_hubspot_and_salesforce_tokens_when_syncing_all_then_no_crm_
     assert not settings.salesforce_configured and not settings.hubspot_configured
     with pytest.raises(ConfigError, match=r"^no CRM is configured"):
         open_ports(settings, read_policy(ROOT / "examples" / "policy.yaml"))
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({"hubspot_client_id": "c"}, "HUBSPOT_CLIENT_SECRET is not set"),
+        ({"hubspot_client_id": "c", "hubspot_client_secret": "s"}, "HUBSPOT_REFRESH_TOKEN is not set"),
+        ({"hubspot_refresh_token": "r"}, "HUBSPOT_CLIENT_ID is not set"),
+    ],
+)
+def test_given_part_of_hubspot_oauth_when_required_then_the_missing_variable_is_named(
+    monkeypatch: pytest.MonkeyPatch, values: dict[str, object], expected: str
+) -> None:
+    for name in ("HUBSPOT_ACCESS_TOKEN", "HUBSPOT_CLIENT_ID", "HUBSPOT_CLIENT_SECRET", "HUBSPOT_REFRESH_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    settings = _settings(**values)
+    assert settings.hubspot_configured  # sync --crm all tries it, and says what is missing
+    with pytest.raises(ConfigError) as caught:
+        settings.require_hubspot_token()
+    assert str(caught.value).startswith(expected) and "\n" not in str(caught.value)
+
+
+def test_given_hubspot_oauth_refresh_credentials_only_when_required_then_no_token_yet_and_configured(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("HUBSPOT_ACCESS_TOKEN", raising=False)
+    settings = _settings(hubspot_client_id="c", hubspot_client_secret="s", hubspot_refresh_token="r")
+    assert settings.hubspot_configured and settings.require_hubspot_token() is None
