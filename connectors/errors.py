@@ -7,7 +7,7 @@
     ├── AuthExpired       401: token expired or revoked and cannot be renewed here
     ├── Forbidden         403 other than rate limits: missing permission or scope
     ├── NotFound          404
-    ├── BadRequest        400: the request is wrong (field missing in the CRM, bad query…); ``fields``
+    ├── BadRequest        400: the request is wrong (field missing in the CRM, bad query…)
     ├── Unavailable       5xx, timeouts, refused connections: worth retrying
     └── CrmSetupMissing   a loopgate field or property does not exist in the CRM yet
 
@@ -31,16 +31,27 @@ __all__ = [
 
 
 class ConnectorError(Exception):
-    """A CRM call failed. ``resource`` names what was called (``query Lead``, ``batch/update``)."""
+    """A CRM call failed. ``resource`` names what was called (``query Lead``, ``batch/update``);
+    ``fields`` the fields the CRM said it refused, when it said (HubSpot's invalid property values)."""
 
     retryable = False
 
-    def __init__(self, system: str, status: int | None, resource: str, message: str, *, code: str | None = None):
+    def __init__(
+        self,
+        system: str,
+        status: int | None,
+        resource: str,
+        message: str,
+        *,
+        code: str | None = None,
+        fields: tuple[str, ...] = (),
+    ):
         self.system = system
         self.status = status
         self.resource = resource
         self.code = code
         self.message = message
+        self.fields = fields
         where = f"{system} {resource}"
         what = f"{status} {code}" if status is not None and code else (str(status) if status is not None else code)
         super().__init__(f"{where}: {what + ': ' if what else ''}{message}")
@@ -80,21 +91,7 @@ class NotFound(ConnectorError):
 
 
 class BadRequest(ConnectorError):
-    """The CRM says the request is malformed; retrying the same request will not help.
-    ``fields`` names the fields it refused, when it said (HubSpot's invalid property values)."""
-
-    def __init__(
-        self,
-        system: str,
-        status: int | None,
-        resource: str,
-        message: str,
-        *,
-        code: str | None = None,
-        fields: tuple[str, ...] = (),
-    ):
-        super().__init__(system, status, resource, message, code=code)
-        self.fields = fields
+    """The CRM says the request is malformed; retrying the same request will not help."""
 
 
 class Unavailable(ConnectorError):

@@ -20,7 +20,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from operator import itemgetter
@@ -515,59 +515,65 @@ def _custom_fields(fields: Any, problems: dict[str, str]) -> dict[Any, Any]:
     return out
 
 
+def _unstorable(item: Any) -> bool:
+    return isinstance(item, str) and not item.isascii() and _has_surrogate(item) is not None
+
+
+def _non_finite(item: Any) -> bool:
+    return isinstance(item, float) and not math.isfinite(item)
+
+
 def _surrogates_in(value: Any) -> bool:
-    """Whether a list or object holds a lone surrogate in any text (keys too); without
-    recursion, as :func:`_non_finite_in`."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if not item.isascii() and _has_surrogate(item):
-                return True
-        elif isinstance(item, Mapping):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list | tuple):
-            stack.extend(item)
-    return False
-
-
-def _storable_tree(value: Any, depth: int) -> Any:
-    if isinstance(value, str):
-        return _storable(value)
-    if depth >= _MAX_DEPTH:  # only called on values holding a surrogate: too deep to keep is unusable
-        return None
-    if isinstance(value, Mapping):
-        return {_storable_tree(k, depth + 1): _storable_tree(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_storable_tree(v, depth + 1) for v in value]
-    return value
+    """Whether a list or object holds a lone surrogate in any text, keys too."""
+    return any(map(_unstorable, _leaves(value, keys=True)))
 
 
 def _non_finite_in(value: Any) -> bool:
-    """Without recursion: json.loads nests as deep as the recursion limit allows."""
+    return any(map(_non_finite, _leaves(value, keys=False)))
+
+
+def _leaves(value: Any, *, keys: bool) -> Iterator[Any]:
+    """Every text, number and other non-container in a list or object (and its keys, with
+    ``keys``), without recursion: json.loads nests as deep as the recursion limit allows."""
     stack = [value]
     while stack:
         item = stack.pop()
-        if isinstance(item, float):
-            if not math.isfinite(item):
-                return True
-        elif isinstance(item, Mapping):
+        if isinstance(item, Mapping):
+            if keys:
+                stack.extend(item.keys())
             stack.extend(item.values())
         elif isinstance(item, list | tuple):
             stack.extend(item)
-    return False
+        else:
+            yield item
+
+
+def _storable_tree(value: Any, depth: int) -> Any:
+    """A copy with every text (keys too) made storable (:func:`_storable`)."""
+    return _rebuilt(value, str, _storable, depth, keys=True)
 
 
 def _finite(value: Any, depth: int) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if depth >= _MAX_DEPTH:  # only called on values holding a NaN: too deep to keep is unusable
+    """A copy with NaN and ±infinity made None."""
+    return _rebuilt(value, float, lambda v: v if math.isfinite(v) else None, depth, keys=False)
+
+
+def _rebuilt(value: Any, kind: type, fix: Callable[[Any], Any], depth: int, *, keys: bool) -> Any:
+    """``value`` rebuilt with ``fix`` applied to each ``kind`` in it (to keys too, with ``keys``).
+    Only called on values holding something to fix, so whatever else lies deeper than
+    :data:`_MAX_DEPTH` is unusable and becomes None."""
+    if isinstance(value, kind):
+        return fix(value)
+    if depth >= _MAX_DEPTH:
         return None
+    deeper = depth + 1
     if isinstance(value, Mapping):
-        return {k: _finite(v, depth + 1) for k, v in value.items()}
+        return {
+            (_rebuilt(k, kind, fix, deeper, keys=keys) if keys else k): _rebuilt(v, kind, fix, deeper, keys=keys)
+            for k, v in value.items()
+        }
     if isinstance(value, list | tuple):
-        return [_finite(v, depth + 1) for v in value]
+        return [_rebuilt(v, kind, fix, deeper, keys=keys) for v in value]
     return value
 
 

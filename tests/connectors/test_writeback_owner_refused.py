@@ -77,14 +77,22 @@ def _records_sent(fake: FakeSalesforce) -> list[list[dict[str, Any]]]:
 # --- Salesforce --------------------------------------------------------------------------------------
 
 
+def _synced_salesforce_lead(
+    db: Database, sf: FakeSalesforce, clock: Clock, engine: DecisionEngine, loaded: LoadedPolicy
+) -> tuple[dict[str, str], str, CrmPort, Decision]:
+    """One new Lead in an org with the policy's users, synced and decided: (policy rep → user
+    id, the lead's id, the port, its decision)."""
+    people = seed_salesforce_people(sf, loaded)
+    lead = sf.create("Lead", sf_lead())
+    port = salesforce_connector(sf, loaded)
+    sync_crm(db, port, engine, clock=clock)
+    return people, lead, port, _decision(db, lead)
+
+
 def test_given_the_rep_deactivated_since_the_decision_when_written_back_then_the_fields_land_without_the_owner(
     db: Database, sf: FakeSalesforce, clock: Clock, engine: DecisionEngine, example_policy: LoadedPolicy
 ) -> None:
-    people = seed_salesforce_people(sf, example_policy)
-    lead = sf.create("Lead", sf_lead())
-    port = salesforce_connector(sf, example_policy)
-    sync_crm(db, port, engine, clock=clock)
-    decided = _decision(db, lead)
+    people, lead, port, decided = _synced_salesforce_lead(db, sf, clock, engine, example_policy)
     assert decided.action == "auto" and decided.final_owner in people
     owner = people[decided.final_owner or ""]
     sf.update("User", owner, IsActive=False)  # the rep leaves before write-back runs
@@ -139,11 +147,7 @@ def test_given_owners_unknown_to_the_org_and_a_refusal_not_only_the_owners_when_
 def test_given_the_record_is_refused_again_without_its_owner_when_written_back_then_it_dies_after_one_retry(
     db: Database, sf: FakeSalesforce, clock: Clock, engine: DecisionEngine, example_policy: LoadedPolicy
 ) -> None:
-    people = seed_salesforce_people(sf, example_policy)
-    lead = sf.create("Lead", sf_lead())
-    port = salesforce_connector(sf, example_policy)
-    sync_crm(db, port, engine, clock=clock)
-    decided = _decision(db, lead)
+    people, lead, port, decided = _synced_salesforce_lead(db, sf, clock, engine, example_policy)
     owner = people[decided.final_owner or ""]
     sf.fail_record(lead, "INACTIVE_OWNER_OR_USER", "operation performed with inactive user", times=5)
 
