@@ -58,12 +58,20 @@ def digest(
     at = as_of(now)
     label = week or last_complete_week(at, zone)
     try:
-        start, _ = week_bounds(label, zone)
+        start, end = week_bounds(label, zone)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--week") from None
     # the label keys the week's record and its posts: 2026-w10 or 2026-W010 must be 2026-W10,
     # or one week is posted once per spelling
     label = week_label(start.astimezone(ZoneInfo(zone)).date())
+    if post and end > at:
+        # a week is posted once: posting it half-way would keep the complete week from ever
+        # reaching the leaders. Printing it is fine.
+        raise typer.BadParameter(
+            f"{label} is not over until {end.astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M} {zone}; "
+            "a week is posted once, when complete (--print shows it so far)",
+            param_hint="--week",
+        )
     if post and config is None:
         raise ConfigError("the policy has no digest section (digest.channel): nowhere to post")
     with db.transaction() as session:

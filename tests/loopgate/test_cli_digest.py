@@ -93,3 +93,16 @@ def test_given_an_html_path_in_a_missing_folder_when_written_then_a_usage_error_
     written = cli("digest", "--week", "2026-W47", "--html", str(tmp_path / "no" / "digest.html"), "--now", MONDAY)
     assert written.code == 2, written.err
     assert "Invalid value for --html: cannot write " in written.err and "No such file or directory" in written.err
+
+
+def test_given_the_week_is_not_over_when_posted_then_refused_and_the_complete_week_can_still_be_posted(
+    cli: InProcessCli, db: Database
+) -> None:
+    early = cli("digest", "--post", "--week", "2026-W48", "--now", MONDAY)
+    assert early.code == 2 and "2026-W48 is not over until 2026-11-30 00:00" in early.err, early.err
+    assert cli("digest", "--print", "--week", "2026-W48", "--now", MONDAY).code == 0  # so far: fine to read
+    with db.sessions() as s:
+        assert not s.execute(select(OutboxRow.pk).where(OutboxRow.dedupe_key.like("digest:%"))).all()
+
+    later = cli("digest", "--post", "--week", "2026-W48", "--now", "2026-11-30T09:00:00Z")
+    assert later.code == 0 and "digest 2026-W48 queued" in later.err, later.err
