@@ -147,7 +147,8 @@ class ReasonCode(Strict):
 
     code: Slug
     label: str = Field(min_length=1, max_length=75)
-    applies_to: list[ReasonUse] = Field(default_factory=lambda: list(_REASON_USES))
+    # empty would be a code offered in no modal: leave the key out to offer it everywhere
+    applies_to: list[ReasonUse] = Field(default_factory=lambda: list(_REASON_USES), min_length=1)
 
 
 _SF_OWNER = re.compile(r"^(005|00G)[A-Za-z0-9]{12}([A-Za-z0-9]{3})?$")
@@ -513,10 +514,24 @@ class Digest(Strict):
         return value
 
 
+SYNC_MAX = timedelta(days=7)
+
+
+def _sync_interval(value: str) -> str:
+    # the scheduler adds the interval to each run's time: far beyond a week it leaves datetime's
+    # range (the sync job dies after its first run), and a CRM a week stale is no lead routing
+    if parse_duration(value) > SYNC_MAX:
+        raise ValueError(f"sync interval {value!r} is too long: at most {SYNC_MAX.days} days (7d, 1w, 168h)")
+    return value
+
+
+SyncInterval = Annotated[str, AfterValidator(_sync_interval)]
+
+
 class Sync(Strict):
-    interval: Duration = "5m"
-    salesforce: Duration | None = None
-    hubspot: Duration | None = None
+    interval: SyncInterval = "5m"
+    salesforce: SyncInterval | None = None
+    hubspot: SyncInterval | None = None
 
 
 class Notifications(Strict):

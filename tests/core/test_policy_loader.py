@@ -189,6 +189,21 @@ def test_given_a_content_change_when_parsed_then_version_changes() -> None:
             "after: 8761h",
             "sla.on_breach[1].after: SLA '8761h' is too long",
         ),
+        # the scheduler adds the interval to each run: beyond datetime's range the job died
+        (
+            "sync: {interval: 5m",
+            "sync: {interval: 999999d",
+            "sync: {interval: 999999d",
+            "sync.interval: sync interval '999999d' is too long: at most 7 days",
+        ),
+        ("hubspot: 10m}", "hubspot: 8d}", "hubspot: 8d}", "sync.hubspot: sync interval '8d' is too long"),
+        # a reason code offered in no modal: a person can never choose it
+        (
+            "applies_to: [override, flag]",
+            "applies_to: []",
+            "applies_to: []",
+            "reason_codes[",
+        ),
     ],
 )
 def test_given_a_broken_policy_when_parsed_then_the_error_names_file_line_and_path(
@@ -323,11 +338,9 @@ def test_given_no_reason_code_for_a_use_when_parsed_then_rejected_with_file_and_
     # would do nothing, for every lead
     start, end = EXAMPLE.index("reason_codes:\n"), EXAMPLE.index("\n\n", EXAMPLE.index("reason_codes:\n"))
     others = [u for u in ("override", "reassign", "flag") if u != use]
-    codes = (
-        "reason_codes:\n"
-        + "".join(f"  - {{code: {u}_only, label: Only for {u}, applies_to: [{u}]}}\n" for u in others)
-        + "  - {code: nothing, label: Offered nowhere, applies_to: []}"
-    )
+    codes = "reason_codes:\n" + "".join(
+        f"  - {{code: {u}_only, label: Only for {u}, applies_to: [{u}]}}\n" for u in others
+    ).rstrip("\n")
     text = EXAMPLE[:start] + codes + EXAMPLE[end:]
     assert _problems(text) == [
         f"p.yaml:{_line_of(text, 'reason_codes:')} reason_codes: no reason code applies to {use}: the {use} "
