@@ -26,6 +26,7 @@ from typing import Any
 
 from core.leads import parse_time
 from core.policy.schema import Policy, Queue, Rep
+from core.salesforce_ids import salesforce_id18
 
 __all__ = [
     "STATUSES",
@@ -39,7 +40,6 @@ __all__ = [
     "desired_fields",
     "is_conflict",
     "owner_plan",
-    "salesforce_id18",
     "same_owner",
     "status_of",
     "values_equal",
@@ -181,23 +181,6 @@ def _queue_refused(entry: Rep | Queue, system: str, object_type: str | None) -> 
         and object_type is not None
         and object_type not in SALESFORCE_QUEUE_OWNED
     )
-
-
-_CHECKSUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
-
-
-def salesforce_id18(id15: str) -> str:
-    """The 18-character, case-insensitive form of a Salesforce id (15-character ids gain the
-    checksum suffix Salesforce itself computes; 18-character ids are returned as they are)."""
-    if len(id15) == 18:
-        return id15
-    if len(id15) != 15:
-        raise ValueError(f"not a Salesforce id: {id15!r}")
-    suffix = ""
-    for chunk in range(3):
-        bits = sum(1 << i for i, ch in enumerate(id15[chunk * 5 : chunk * 5 + 5]) if "A" <= ch <= "Z")
-        suffix += _CHECKSUM[bits]
-    return id15 + suffix
 
 
 def same_owner(system: str, a: str | None, b: str | None) -> bool:

@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from core.policy.durations import parse_duration
+from core.salesforce_ids import salesforce_id18
 
 __all__ = [
     "BUILTIN_TRIGGERS",
@@ -165,6 +166,15 @@ class CrmIds(Strict):
     def _salesforce_id(cls, value: str | None) -> str | None:
         if value is not None and not _SF_OWNER.match(value):
             raise ValueError(f"'{value}' is not a Salesforce User (005…) or Queue (00G…) id of 15 or 18 characters")
+        if value is not None and len(value) == 18:
+            # the suffix encodes the case of the first 15: a typo or a re-cased letter there
+            # names another user, whom owners would silently be matched against
+            expected = salesforce_id18(value[:15])[15:]
+            if value[15:].upper() != expected:
+                raise ValueError(
+                    f"'{value}' is not a valid 18-character Salesforce id: for '{value[:15]}' the last three "
+                    f"characters are '{expected}' (check for a typo or a changed letter case)"
+                )
         return value
 
     @field_validator("hubspot")

@@ -11,8 +11,8 @@ from typing import get_args
 
 from core.policy.conditions import Issue, Stage, check_condition, check_predicate
 from core.policy.schema import BUILTIN_TRIGGERS, Policy, ReasonUse
+from core.salesforce_ids import salesforce_id18
 from core.sla import REACH_MAX, WorkingWindow, reach, window_for
-from core.writeback import salesforce_id18
 
 Path = tuple[str | int, ...]
 

@@ -40,7 +40,7 @@ from html import escape, unescape
 from typing import Any
 from urllib.parse import parse_qs
 
-from core.writeback import salesforce_id18
+from core.salesforce_ids import salesforce_id18
 from loopgate.sandbox.http import FakeRequest, FakeResponse, FakeService
 
 __all__ = ["API_VERSION", "FakeSalesforce", "SoqlQuery", "parse_soql", "salesforce_id"]

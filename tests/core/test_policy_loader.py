@@ -311,7 +311,6 @@ BEN_CRM = 'crm: {salesforce: 0055e000001BBBB, hubspot: "102"}'
         # the 18-character form of ana's 15-character id: one Salesforce user, two reps; the roster
         # keys owners by the first 15 characters, so the last rep silently took both
         ("0055e000001AAAAAA4", "'0055e000001AAAAAA4' (the same as '0055e000001AAAA')"),
-        ("0055e000001AAAAxyz", "'0055e000001AAAAxyz' (the same as '0055e000001AAAA')"),
         ("0055e000001AAAA", "'0055e000001AAAA'"),
     ],
 )
@@ -324,6 +323,16 @@ def test_given_one_salesforce_user_on_two_reps_in_15_and_18_characters_when_pars
         f"p.yaml:{_line_of(text, 'timezone: America/Chicago')} reps[1].crm.salesforce: duplicate salesforce owner id "
         + shown
     ]
+
+
+@pytest.mark.parametrize("other", ["0055e000001AAAAxyz", "0055e000001AAAaAA4", "0055e000001aaaaaa4"])
+def test_given_an_18_character_salesforce_id_with_a_wrong_suffix_when_parsed_then_rejected(other: str) -> None:
+    # the suffix encodes which of the first 15 are upper case: with a typo there, the id is
+    # another user's (or nobody's), and owners would silently fail to map
+    text = EXAMPLE.replace(BEN_CRM, BEN_CRM.replace("0055e000001BBBB", other))
+    problems = _problems(text)
+    assert len(problems) == 1 and f"reps[1].crm.salesforce: '{other}' is not a valid 18-character" in problems[0]
+    assert "the last three characters are '" in problems[0], problems
 
 
 def test_given_salesforce_ids_that_differ_only_in_case_when_parsed_then_they_are_two_users() -> None:

@@ -153,10 +153,10 @@ def test_given_an_account_owner_outside_working_hours_when_routing_then_they_kee
 
 def test_given_a_15_char_salesforce_id_when_the_policy_has_the_18_char_one_then_it_still_maps() -> None:
     data = policy_dict()
-    data["reps"][1]["crm"]["salesforce"] = "005000000000BBBAAA"
+    data["reps"][1]["crm"]["salesforce"] = "005000000000BBBAA2"
     roster = Roster(make_policy(reps=data["reps"]).policy)
     assert roster.person_for_crm("salesforce", "005000000000BBB") == "ben"
-    assert roster.person_for_crm("salesforce", "005000000000BBBAAA") == "ben"
+    assert roster.person_for_crm("salesforce", "005000000000BBBAA2") == "ben"
     assert roster.person_for_crm("hubspot", "005000000000BBB") is None
 
 

@@ -51,10 +51,10 @@ from sqlalchemy import func, select
 from bot import ids
 from connectors.hubspot.records import INTENT_PROPERTIES
 from core.policy import LoadedPolicy, Policy, parse_policy
+from core.salesforce_ids import salesforce_id18
 from core.store.db import Database
 from core.store.models import CrmConflict, Decision, Lead, OutboxRow, Review, SlackMessage
 from core.store.records import lead_value
-from core.writeback import salesforce_id18
 from loopgate.sandbox.crm_seed import salesforce_people
 from loopgate.sandbox.http import FakeRequest, FakeResponse, LoggedRequest
 from loopgate.sandbox.hubspot import FakeHubSpot, hubspot_time
