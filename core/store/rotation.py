@@ -3,7 +3,12 @@
 The first assignment for a team in a transaction locks its ``rotation_state`` row (``FOR
 UPDATE``; SQLite's write lock does the same), and the lock is held until commit, so two
 deciders can never hand out the same slot: each slot is also a ``(team, seq)`` row with a
-unique key. Within the transaction the state is kept in memory and written once by
+unique key. A batch meets its teams in whatever order its leads route, so on PostgreSQL the
+first of those locks is preceded by one transaction-scoped advisory lock that every decider
+takes: two batches reaching two teams in opposite order wait for each other instead of
+deadlocking (batches that share a team were serialised by its row anyway).
+
+Within the transaction the state is kept in memory and written once by
 :meth:`StoreRotation.flush`, so a batch of a thousand leads costs a handful of queries.
 """
 
@@ -14,14 +19,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from core.routing import Candidate, fair_pick
 from core.store.db import dialect_insert
 from core.store.models import RepLoad, RotationAssignment, RotationState
 
-__all__ = ["StoreRotation"]
+__all__ = ["ROTATION_LOCK", "StoreRotation"]
+
+ROTATION_LOCK = 0x6C6F6F7067617465  # "loopgate": the advisory lock key deciders share on PostgreSQL
 
 
 @dataclass
@@ -44,6 +51,8 @@ class StoreRotation:
     def _team(self, team: str, now: datetime) -> _Team:
         state = self._teams.get(team)
         if state is None:
+            if not self._teams and self.session.get_bind().dialect.name == "postgresql":
+                self.session.execute(select(func.pg_advisory_xact_lock(ROTATION_LOCK)))
             ins = dialect_insert(self.session, RotationState)
             self.session.execute(
                 ins.values(team=team, seq=0, lags={}, updated_at=now).on_conflict_do_nothing(index_elements=["team"])
