@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.store.outbox import RetryPolicy
@@ -51,7 +52,7 @@ class Settings(BaseSettings):
 
     loopgate_database_url: str = "sqlite:///loopgate.db"
     loopgate_policy: Path | None = None
-    loopgate_log_level: str = "INFO"
+    loopgate_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     # how long a worker holds claimed outbox rows (a killed worker's rows return after it) and
     # the first retry delay; how long the elected scheduler's lease lives without renewal
     loopgate_outbox_lease_seconds: float = Field(default=120.0, gt=0)
@@ -81,6 +82,22 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = None
     slack_app_token: SecretStr | None = None
     slack_api_url: str = "https://slack.com/api/"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_is_unset(cls, values: Any) -> Any:
+        # a value of spaces (or a token pasted with its newline) is the value without them, and
+        # nothing but spaces is no value, as empty is: `HUBSPOT_ACCESS_TOKEN=" "` was accepted
+        # and failed every call later
+        if not isinstance(values, dict):
+            return values
+        stripped = {k: v.strip() if isinstance(v, str) else v for k, v in values.items()}
+        return {k: v for k, v in stripped.items() if not (isinstance(v, str) and not v)}
+
+    @field_validator("loopgate_log_level", mode="before")
+    @classmethod
+    def _level_in_any_case(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
 
     def secret_values(self) -> list[str]:
         """Every secret that is set (each ``SecretStr`` setting: Slack's, the CRMs' tokens and

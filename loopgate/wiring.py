@@ -49,12 +49,15 @@ def open_database(settings: Settings, *, migrated: bool = True) -> Database:
     return db
 
 
-def read_policy(path: Path) -> LoadedPolicy:
-    """Read and validate a policy file; unreadable files are policy errors too."""
+def read_policy(path: Path, *, setting: str | None = None) -> LoadedPolicy:
+    """Read and validate a policy file; unreadable files are policy errors too — or, when the
+    path came from ``setting`` (``LOOPGATE_POLICY``), a configuration error naming it."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        if setting is not None:
+            raise ConfigError(f"{setting}: cannot read {path}: {reason}") from None
         raise PolicyError(str(path), [PolicyProblem(str(path), None, "", f"cannot read: {reason}")]) from None
     return parse_policy(text, str(path))
 
@@ -74,7 +77,7 @@ def active_policy(db: Database, settings: Settings) -> LoadedPolicy:
             raise ConfigError(
                 "no policy: none is published (`loopgate policy publish FILE`) and LOOPGATE_POLICY is not set"
             )
-        return read_policy(path)
+        return read_policy(path, setting="LOOPGATE_POLICY")
     if path is not None:
         try:
             local = read_policy(path)

@@ -378,7 +378,11 @@ def decide(
     if db is not None:  # the store knows the published champion and the fitted calibration
         engine = build_engine(db, deciding_policy(db, settings, policy))
     else:
-        engine = DecisionEngine(read_policy(policy or settings.require_policy_path()))
+        engine = DecisionEngine(
+            read_policy(policy)
+            if policy is not None
+            else read_policy(settings.require_policy_path(), setting="LOOPGATE_POLICY")
+        )
     directory = _accounts(accounts)  # every input checked before --out is opened (and emptied)
     with ExitStack() as stack:
         source: TextIO = _stdin() if leads == "-" else stack.enter_context(_open(leads, "r", "--leads"))

@@ -184,3 +184,32 @@ def test_given_hubspot_oauth_refresh_credentials_only_when_required_then_no_toke
     monkeypatch.delenv("HUBSPOT_ACCESS_TOKEN", raising=False)
     settings = _settings(hubspot_client_id="c", hubspot_client_secret="s", hubspot_refresh_token="r")
     assert settings.hubspot_configured and settings.require_hubspot_token() is None
+
+
+def test_given_settings_of_spaces_or_with_a_pasted_newline_when_read_then_blank_is_unset_and_the_rest_trimmed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `HUBSPOT_ACCESS_TOKEN=" "` was a configured HubSpot whose every call failed later
+    settings = _env_example_with(
+        tmp_path, monkeypatch, HUBSPOT_ACCESS_TOKEN='" "', LOOPGATE_POLICY='" "', LOOPGATE_LOG_LEVEL="debug"
+    )
+    assert not settings.hubspot_configured and settings.loopgate_policy is None
+    assert settings.loopgate_log_level == "DEBUG"
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1\n")
+    assert Settings(_env_file=None).slack_bot_token.get_secret_value() == "xoxb-1"  # type: ignore[call-arg,union-attr]
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        # serve and the scheduler configure logging with it: a traceback of 40 lines
+        ({"LOOPGATE_LOG_LEVEL": "verbose"}, "error: LOOPGATE_LOG_LEVEL: Input should be 'DEBUG', 'INFO'"),
+        # a folder: "/tmp: cannot read: Is a directory", exit 1, and the variable not named
+        ({"LOOPGATE_POLICY": "/"}, "error: LOOPGATE_POLICY: cannot read /: Is a directory"),
+    ],
+)
+def test_given_a_wrong_setting_when_a_command_starts_then_one_line_names_the_variable_and_exit_2(
+    env: dict[str, str], expected: str
+) -> None:
+    result = run_cli("decide", "--leads", "-", env=env, stdin='{"id": "a"}\n')
+    assert result.code == 2 and result.err.startswith(expected) and len(result.err.splitlines()) == 1, result
