@@ -12,16 +12,18 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlalchemy import make_url
 
 from connectors.hubspot import HubSpotConnector
 from connectors.hubspot.setup import ensure_properties
 from connectors.salesforce.metadata import deploy_instructions, write_metadata
+from core.errors import StoreError
 from core.policy import LoadedPolicy
 from loopgate import crm as crm_jobs
 from loopgate.cli.console import err, out
 from loopgate.cli.crm_errors import crm_errors
-from loopgate.settings import Settings, load_settings
-from loopgate.wiring import read_policy
+from loopgate.settings import ConfigError, Settings, load_settings
+from loopgate.wiring import active_policy, open_database, read_policy
 
 __all__ = ["register"]
 
@@ -40,10 +42,7 @@ def setup(
     if system not in ("hubspot", "salesforce"):
         raise typer.BadParameter(f"'{system}' is not hubspot or salesforce", param_hint="SYSTEM")
     settings = load_settings()
-    path = policy or settings.loopgate_policy
-    loaded = read_policy(path) if path is not None else None
-    if loaded is None:
-        err.print("no policy given: using loopgate's default field names")
+    loaded = _setup_policy(settings, policy)
     field_map = (dict(getattr(loaded.policy.writeback, system)) or None) if loaded is not None else None
     if system == "hubspot":
         _setup_hubspot(settings, loaded, field_map)
@@ -53,6 +52,37 @@ def setup(
             out.print(f"wrote {written_path}")
         out.print(f"salesforce: {len(written.written)} files written, {len(written.unchanged)} unchanged in {out_dir}")
         out.print(deploy_instructions(out_dir))
+
+
+def _setup_policy(settings: Settings, explicit: Path | None) -> LoadedPolicy | None:
+    """The policy whose field names to create: ``--policy``, else the one sync and write-back
+    use (the published champion, else ``LOOPGATE_POLICY``). Setup often comes before the
+    store exists, so a store that is not there (or not migrated yet) is no error here."""
+    if explicit is not None:
+        return read_policy(explicit)
+    url = make_url(settings.loopgate_database_url)
+    there = url.get_backend_name() != "sqlite" or (
+        url.database not in (None, "", ":memory:") and Path(url.database).exists()
+    )
+    if there:
+        try:
+            db = open_database(settings)
+        except StoreError:
+            pass
+        else:
+            try:
+                loaded = active_policy(db, settings)
+            except ConfigError:
+                loaded = None
+            finally:
+                db.dispose()
+            if loaded is not None:
+                err.print(f"using the policy that decides now, version {loaded.version}")
+                return loaded
+    if settings.loopgate_policy is not None:
+        return read_policy(settings.loopgate_policy, setting="LOOPGATE_POLICY")
+    err.print("no policy given, published or in LOOPGATE_POLICY: using loopgate's default field names")
+    return None
 
 
 def _setup_hubspot(settings: Settings, loaded: LoadedPolicy | None, field_map: dict[str, str] | None) -> None:

@@ -150,3 +150,31 @@ def test_given_a_revoked_hubspot_refresh_token_and_no_access_token_when_syncing_
     assert result.code == 2
     assert result.err.count("\n") == 1 and "HUBSPOT_REFRESH_TOKEN was rejected" in result.err
     assert "refresh-1" not in result.err + result.out and "app-secret" not in result.err + result.out
+
+
+def test_given_a_published_champion_when_setting_up_without_a_policy_then_its_field_names_are_created(
+    db_url: str, tmp_path: Path
+) -> None:
+    # setup read only --policy or LOOPGATE_POLICY: with the policy published it said "no policy
+    # given", created loopgate_* and left write-back writing into fields that did not exist
+    custom = tmp_path / "custom.yaml"
+    text = Path(POLICY).read_text(encoding="utf-8")
+    assert "hubspot: {score: loopgate_score" in text, "fixture drifted"
+    custom.write_text(text.replace("hubspot: {score: loopgate_score", "hubspot: {score: acme_lead_score"))
+    assert run_cli("policy", "publish", str(custom), env={"LOOPGATE_DATABASE_URL": db_url}).code == 0
+    with FakeHubSpot(loopgate_properties=False) as fake:
+        env = _hubspot_env(db_url, fake)
+        del env["LOOPGATE_POLICY"]
+        result = run_cli("crm", "setup", "hubspot", env=env)
+    assert result.code == 0, result.err
+    assert "created contacts/acme_lead_score" in result.out and "contacts/loopgate_score" not in result.out
+    assert "using the policy that decides now" in result.err
+
+
+def test_given_no_store_and_no_policy_when_setting_up_salesforce_then_default_names_and_no_stray_database(
+    tmp_path: Path,
+) -> None:
+    result = run_cli("crm", "setup", "salesforce", "--out", "meta", cwd=tmp_path)
+    assert result.code == 0, result.err
+    assert "using loopgate's default field names" in result.err
+    assert not (tmp_path / "loopgate.db").exists()  # setup comes before the store: it makes none
