@@ -15,7 +15,9 @@ import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
+from connectors.errors import ConnectorError
 from connectors.sync import SyncReport
+from core.ports import CrmPort
 from loopgate import crm as crm_jobs
 from loopgate.cli.console import err, out
 from loopgate.cli.crm_errors import crm_errors
@@ -36,16 +38,31 @@ def sync(
     settings = load_settings()
     with crm_errors():
         rt = crm_jobs.runtime(settings, crm, policy_path=str(policy) if policy else None)  # type: ignore[arg-type]
-        show_progress = err.is_terminal and not as_json
-        reports = _with_progress(rt, full) if show_progress else crm_jobs.sync(rt, full=full)
+    show_progress = err.is_terminal and not as_json
+    reports: list[SyncReport] = []
+    failed: dict[str, str] = {}
+    # each CRM on its own: Salesforce down is no reason to leave HubSpot's leads unrouted
+    for system, port in rt.ports.items():
+        try:
+            reports += (
+                _with_progress(rt, full, system, port)
+                if show_progress
+                else crm_jobs.sync(rt, full=full, only={system: port})
+            )
+        except ConnectorError as exc:
+            failed[system] = str(exc)
+            err.print(f"error: {exc}")
     if as_json:
-        out.print(json.dumps([r.to_dict() for r in reports], indent=2))
-        return
-    for report in reports:
-        _summary(report)
+        out.print(json.dumps([r.to_dict() for r in reports] + [{"system": s, "error": e} for s, e in failed.items()],
+                             indent=2))  # fmt: skip
+    else:
+        for report in reports:
+            _summary(report)
+    if failed:
+        raise typer.Exit(2)
 
 
-def _with_progress(rt: crm_jobs.Runtime, full: bool) -> list[SyncReport]:
+def _with_progress(rt: crm_jobs.Runtime, full: bool, system: str, port: CrmPort) -> list[SyncReport]:
     console = Console(stderr=True)
     with Progress(
         SpinnerColumn(),
@@ -56,17 +73,14 @@ def _with_progress(rt: crm_jobs.Runtime, full: bool) -> list[SyncReport]:
         transient=True,
     ) as bar:
         tasks: dict[str, TaskID] = {}
-        reports = []
-        for system, port in rt.ports.items():
 
-            def advance(stream: str, count: int, system: str = system) -> None:
-                key = f"{system} {stream}"
-                if key not in tasks:
-                    tasks[key] = bar.add_task(key, total=None)
-                bar.advance(tasks[key], count)
+        def advance(stream: str, count: int) -> None:
+            key = f"{system} {stream}"
+            if key not in tasks:
+                tasks[key] = bar.add_task(key, total=None)
+            bar.advance(tasks[key], count)
 
-            reports += crm_jobs.sync(rt, full=full, progress=advance, only={system: port})
-        return reports
+        return crm_jobs.sync(rt, full=full, progress=advance, only={system: port})
 
 
 def _summary(report: SyncReport) -> None:

@@ -178,3 +178,25 @@ def test_given_no_store_and_no_policy_when_setting_up_salesforce_then_default_na
     assert result.code == 0, result.err
     assert "using loopgate's default field names" in result.err
     assert not (tmp_path / "loopgate.db").exists()  # setup comes before the store: it makes none
+
+
+def test_given_salesforce_rejecting_its_token_when_syncing_all_then_hubspot_is_still_synced_and_exit_2(
+    db_url: str, hubspot: FakeHubSpot, example_policy: object
+) -> None:
+    # the first failing CRM ended the command: HubSpot's leads waited for Salesforce to recover
+    seed_hubspot_people(hubspot, example_policy)  # type: ignore[arg-type]
+    hubspot.create("contacts", hs_contact())
+    with FakeSalesforce() as sf:
+        env = _hubspot_env(db_url, hubspot) | {
+            "SALESFORCE_INSTANCE_URL": sf.url,
+            "SALESFORCE_ACCESS_TOKEN": "not-the-token",
+            "SALESFORCE_CA_BUNDLE": str(sf.ca_bundle),
+        }
+        shown = run_cli("sync", env=env)
+        as_json = run_cli("sync", "--json", env=env)
+
+    assert shown.code == 2 and shown.err.startswith("error: ") and shown.err.count("\n") == 1, shown.err
+    assert "salesforce" in shown.err.lower() and shown.out.startswith("hubspot: 1 leads"), shown
+    assert as_json.code == 2
+    hubspot_report, failure = json.loads(as_json.out)
+    assert hubspot_report["system"] == "hubspot" and failure["system"] == "salesforce" and failure["error"]
