@@ -17,13 +17,14 @@ leads through both policies (review load, changed decisions).
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from core.engine import DecisionEngine
@@ -342,6 +343,19 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _same_report(
+    before: TuningReport, loaded: LoadedPolicy, report: dict[str, Any], challenger: LoadedPolicy | None
+) -> bool:
+    def content(r: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in r.items() if k != "generated_at"}
+
+    return (
+        before.policy_version == loaded.version
+        and before.challenger_version == (challenger.version if challenger else None)
+        and content(before.report) == content(json.loads(json.dumps(report)))
+    )
+
+
 def _store(
     session: Session,
     loaded: LoadedPolicy,
@@ -352,6 +366,11 @@ def _store(
     actor: str,
 ) -> None:
     month = report["month"]
+    before = session.scalars(select(TuningReport).where(TuningReport.month == month)).first()
+    if before is not None and _same_report(before, loaded, report, challenger):
+        # run again on the same labels (often just to read it, `tune --json`): nothing new to
+        # keep, audit or announce — the leaders' channel heard this report already
+        return
     session.execute(delete(TuningReport).where(TuningReport.month == month))
     session.add(
         TuningReport(

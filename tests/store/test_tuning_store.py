@@ -11,6 +11,7 @@ from slack_sdk.models.blocks import Block
 from sqlalchemy import select
 
 from core.engine import DecisionEngine
+from core.learning.announce import announcement_channels
 from core.policy import LoadedPolicy, parse_policy
 from core.store.db import Database
 from core.store.models import AuditEvent, OutboxRow, TuningReport
@@ -128,3 +129,31 @@ def test_given_the_proposal_was_published_when_tuned_again_on_the_same_labels_th
     assert again.report["no_proposal_reason"] == (
         "re-learning from these labels gives the current scoring back: nothing to change"
     )
+
+
+def test_given_the_same_labels_when_tuned_twice_then_announced_and_audited_once(
+    db: Database, example_policy: LoadedPolicy
+) -> None:
+    # `loopgate tune --json`, run to read the report, pinged the leaders' channel every time
+    _month_of_reviews(db, example_policy, 300)
+    for hours in (0, 5):
+        with db.transaction() as s:
+            monthly_tuning(
+                s, example_policy, DecisionEngine(example_policy), month="2026-11", now=DEC_1 + timedelta(hours=hours)
+            )
+    with db.sessions() as s:
+        announced = s.scalars(select(OutboxRow.dedupe_key).where(OutboxRow.dedupe_key.like("slack.message:tuning:%")))
+        audited = s.scalars(select(AuditEvent.seq).where(AuditEvent.kind == "tuning.reported"))
+        assert len(list(announced)) == len(announcement_channels(example_policy.policy)) >= 1
+        assert len(list(audited)) == 1
+
+    add_more = lead_input(10_000, at=NOV + timedelta(days=3))  # a new label: a new report, announced
+    (d,) = decide_leads_at(db, DecisionEngine(example_policy), [add_more], now=NOV + timedelta(days=3))
+    with db.transaction() as s:
+        add_review(s, d.decision_pk, agree=False, at=NOV + timedelta(days=3, hours=1), after={"band": "hot"})
+    with db.transaction() as s:
+        monthly_tuning(
+            s, example_policy, DecisionEngine(example_policy), month="2026-11", now=DEC_1 + timedelta(hours=9)
+        )
+    with db.sessions() as s:
+        assert len(list(s.scalars(select(AuditEvent.seq).where(AuditEvent.kind == "tuning.reported")))) == 2
