@@ -240,6 +240,13 @@ def _propose(
                     "after": judged["outcomes"]["after"]["lift_top_decile"],
                 },
             }
+    worse = _worse_held_out(source, holdout)
+    if worse is not None:
+        # a challenger its own held-out leads call worse is noise for the person who would
+        # simulate it — and harm if published unsimulated
+        report["proposal"] = None
+        report["no_proposal_reason"] = f"the re-learned scoring does worse on held-out leads: {worse}"
+        return None
     header = _header(report["month"], source, proposal, holdout)
     try:
         challenger = _challenger(loaded, proposal, header)
@@ -290,6 +297,18 @@ def _propose(
     }
     report["no_proposal_reason"] = None
     return challenger
+
+
+def _worse_held_out(source: str, holdout: dict[str, Any] | None) -> str | None:
+    """What the held-out fifth says is worse about the re-learned scoring, by the label it was
+    learned from (people's bands, or CRM outcomes); ``None`` when not worse or not measured."""
+    if holdout is None:
+        return None
+    name, figures = ("band agreement", holdout["band_agreement"]) if source == "reviews" else ("AUC", holdout["auc"])
+    before, after = figures["before"], figures["after"]
+    if before is None or after is None or after >= before:
+        return None
+    return f"{name} {before} → {after} on {holdout['leads']} leads"
 
 
 def _same_source(source: str) -> Target:

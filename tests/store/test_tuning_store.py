@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -157,3 +158,29 @@ def test_given_the_same_labels_when_tuned_twice_then_announced_and_audited_once(
         )
     with db.sessions() as s:
         assert len(list(s.scalars(select(AuditEvent.seq).where(AuditEvent.kind == "tuning.reported")))) == 2
+
+
+def test_given_people_whose_bands_are_noise_when_tuned_then_no_challenger_is_proposed_that_held_out_leads_call_worse(
+    db: Database, example_policy: LoadedPolicy
+) -> None:
+    # on the demo's few labels a challenger came with "band agreement 0.84 → 0.78" on its own
+    # held-out leads (and web visits worth -4 points): a proposal nobody should publish
+    engine = DecisionEngine(example_policy)
+    rng = random.Random(2)
+    for day in range(20):
+        at = NOV + timedelta(days=day)
+        raws = [lead_input(day * 15 + k, at=at) for k in range(15)]
+        decided = decide_leads_at(db, engine, raws, now=at)
+        with db.transaction() as s:
+            for d in decided:
+                wanted = rng.choice(["hot", "warm", "cold"])
+                agree = wanted == d.decision.score.band
+                add_review(
+                    s, d.decision_pk, agree=agree, at=at + timedelta(hours=1), after=None if agree else {"band": wanted}
+                )
+    with db.transaction() as s:
+        result = monthly_tuning(s, example_policy, engine, month="2026-11", now=DEC_1, persist=False)
+    assert result.challenger is None
+    assert result.report["no_proposal_reason"].startswith(
+        "the re-learned scoring does worse on held-out leads: band agreement "
+    ), result.report["no_proposal_reason"]
