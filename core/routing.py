@@ -249,7 +249,12 @@ class Router:
         skipped: list[str] = []
         current = self.roster.person_for_crm(lead.source, lead.owner_id) if lead.owner_id else None
         if keep_owner and current is not None and self.roster.is_rep(current) and current not in exclude:
-            return Route("current_owner", "keep", current, "rep", f"already owned by {self.roster.name(current)}")
+            # as for account owners: off for the evening they keep it, out of office they don't —
+            # a demo request must not wait two weeks for its owner's return
+            away = self._out_of_office(self.roster.reps[current], now)
+            if not away:
+                return Route("current_owner", "keep", current, "rep", f"already owned by {self.roster.name(current)}")
+            skipped.append(f"current owner {self.roster.name(current)} {away}")
         if current is not None and current in exclude:
             skipped.append(f"{self.roster.name(current)} {_excluded(current, why)}")
         first, rules = self._first_rule, self.rules

@@ -130,6 +130,20 @@ def test_given_an_account_owner_rule_when_the_owner_is_a_rep_then_they_get_it_el
     assert "account owner 005999999999ZZZ is not a rep in the policy" in route.detail
 
 
+def test_given_a_lead_owned_by_a_rep_when_routing_then_they_keep_it_after_hours_but_not_out_of_office() -> None:
+    # a demo request owned by a rep on a two-week holiday stayed with them, auto, nobody pinged
+    data = policy_dict()
+    data["reps"][1]["working_hours"] = {"start": "08:00", "end": "12:00"}  # Ben, UTC: NOW is 15:00
+    owned = {"id": "L1", "owner_id": "005000000000BBB"}
+    evening = _route(_router(reps=data["reps"]), **owned)
+    assert (evening.rule, evening.owner) == ("current_owner", "ben")
+
+    data["reps"][1]["out_of_office"] = [{"start": "2026-11-16", "end": "2026-11-30"}]
+    away = _route(_router(reps=data["reps"]), **owned)
+    assert away.owner == "ana" and away.rule != "current_owner"
+    assert "current owner Ben out of office until 2026-11-30" in away.detail, away.detail
+
+
 def test_given_an_account_owner_outside_working_hours_when_routing_then_they_keep_it_unless_out_of_office() -> None:
     data = policy_dict()
     data["reps"][1]["working_hours"] = {"start": "08:00", "end": "12:00"}  # Ben, UTC: NOW is 15:00
