@@ -35,7 +35,7 @@ from core.model import (
 from core.next_action import ActionPlanner
 from core.policy import LoadedPolicy
 from core.policy.codegen import compile_first_match
-from core.policy.conditions import Facts
+from core.policy.conditions import Facts, named_triggers
 from core.routing import Roster, RotationPort, Router
 from core.scoring import Scorer
 from core.trust import choose_action, in_audit_sample
@@ -44,7 +44,7 @@ __all__ = ["DecisionEngine", "LeadContext"]
 
 _build_decision = positional_builder(Decision)
 _new = tuple.__new__  # a NamedTuple without its Python-level __new__ (see core.model)
-_code, _hard = attrgetter("code"), attrgetter("hard")  # of a Trigger
+_code = attrgetter("code")  # of a Trigger
 _UNROUTED = Route("pending", "none", None, "none", "")
 _NOT_YET = f"dated more than {format_span(CLOCK_SKEW)} after the decision, not counted"
 
@@ -96,6 +96,9 @@ class DecisionEngine:
         self._suppressions: list[tuple[str, str | None] | None] = [(r.reason, r.queue) for r in policy.suppress]
         self._suppressions.append(None)
         self._first_suppression = compile_first_match([r.when for r in policy.suppress], "suppression")
+        # a hard trigger overrules a suppression, except one the rule itself asks for: "cold and
+        # the customer asked to pause" is written for exactly the customer_signal it names
+        self._suppression_names = [named_triggers(r.when) for r in policy.suppress] + [frozenset()]
         self.free_domains = frozenset(d.lower() for d in policy.enrichment.free_email_domains)
         self._ownership = policy.escalation.duplicate_ownership
         self._trigger_order = {code: i for i, code in enumerate(self.escalator.codes)}
@@ -161,8 +164,9 @@ class DecisionEngine:
         before_routing = self.escalator.triggers(facts, esc)
         if before_routing:  # map with a C getter: a comprehension is a function call per lead
             facts.trigger_codes = frozenset(map(_code, before_routing))
-        suppression = self._suppressions[self._first_suppression(facts, 0)]
-        if suppression is not None and not any(map(_hard, before_routing)):
+        matched = self._first_suppression(facts, 0)
+        suppression, named = self._suppressions[matched], self._suppression_names[matched]
+        if suppression is not None and not any(t.hard and t.code not in named for t in before_routing):
             route = self._parked(lead, suppression)
         else:
             route = self.router.route(
@@ -188,6 +192,7 @@ class DecisionEngine:
             confidence,
             suppressed=suppression is not None,
             auto_confidence=self._auto_confidence,
+            named=named,
         )
         sampled = action == "auto" and in_audit_sample(
             self._seed,

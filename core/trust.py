@@ -16,7 +16,7 @@ always sampled or not, across replicas and replays, yet the sample is uniform at
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from operator import attrgetter
 
 from core.model import Action, Trigger
@@ -33,11 +33,13 @@ def choose_action(
     *,
     suppressed: bool,
     auto_confidence: float,
+    named: Collection[str] = (),
 ) -> tuple[Action, str]:
-    """The action and, in words, why."""
+    """The action and, in words, why. A hard trigger overrules a suppression unless it is one
+    the suppression rule ``named`` (asked for)."""
     hard: list[str] = []  # a loop, not a comprehension: that is a function call per lead in 3.11
     for code, _, is_hard in triggers:
-        if is_hard:
+        if is_hard and not (suppressed and code in named):
             hard.append(code)
     if hard:
         what = "suppression overruled: " if suppressed else ""

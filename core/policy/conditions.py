@@ -56,6 +56,8 @@ __all__ = [
     "compile_predicate",
     "field_getter",
     "known_fields",
+    "named_triggers",
+    "positive_mentions",
 ]
 
 Path = tuple[str | int, ...]
@@ -426,6 +428,28 @@ def field_getter(name: str) -> Getter:
     if name == "score":
         return lambda f: f.score.total if f.score is not None else None
     raise ValueError(f"unknown field '{name}'")
+
+
+def positive_mentions(condition: Mapping[str, Any] | None, key: str) -> list[Any]:
+    """The values of every ``key`` condition (``trigger``, ``event``) inside ``condition`` that
+    can help it hold — through ``all`` and ``any``, not under ``not``. What a rule is about:
+    the suppression a named trigger may not overrule, the events a label's placeholders name."""
+    found: list[Any] = []
+    for k, value in (condition or {}).items():
+        if k in ("all", "any"):
+            for part in value:
+                found += positive_mentions(part, key)
+        elif k == key:
+            found.append(value)
+    return found
+
+
+def named_triggers(condition: Mapping[str, Any] | None) -> frozenset[str]:
+    """The trigger codes a condition asks for (``trigger: x``, ``trigger: {in: [x, y]}``)."""
+    codes: set[str] = set()
+    for value in positive_mentions(condition, "trigger"):
+        codes.update([value] if isinstance(value, str) else value.get("in", []))
+    return frozenset(codes)
 
 
 def compile_condition(condition: Mapping[str, Any]) -> Check:

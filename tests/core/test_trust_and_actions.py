@@ -106,6 +106,34 @@ def test_given_a_hard_trigger_on_a_suppressed_lead_when_deciding_then_a_person_r
     assert "suppression overruled" in d.explanation
 
 
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        {"trigger": "high_deal_size"},
+        {"trigger": {"in": ["high_deal_size", "vip"]}},
+        {"all": [{"personal_email": True}, {"any": [{"trigger": "high_deal_size"}, {"title": "CEO"}]}]},
+    ],
+)
+def test_given_a_suppression_that_names_a_hard_trigger_when_it_fires_then_the_lead_is_suppressed(
+    when: dict[str, object],
+) -> None:
+    # the example policy's "cold and the customer asked to pause" never took effect: the
+    # customer_signal it names is hard, and any hard trigger overruled every suppression
+    engine = _engine(suppress=[{"when": when, "reason": "asked_for"}], escalation={"high_deal_size": {"gte": 1000}})
+    lead = make_lead(email="kim@gmail.com", estimated_deal_size=5000)
+    d = engine.decide(lead, LeadContext(), rotation=InMemoryRotation(), now=NOW)
+    assert (d.action, d.owner, d.suppressed_by) == ("suppress", None, "asked_for"), d.explanation
+    # a hard trigger the rule does not name still overrules it
+    named_elsewhere = _engine(
+        suppress=[{"when": {"trigger": "vip"}, "reason": "asked_for"}],
+        escalation={"high_deal_size": {"gte": 1000}, "vip": {"when": {"email": {"exists": True}}, "detail": "v"}},
+    )
+    other = named_elsewhere.decide(lead, LeadContext(), rotation=InMemoryRotation(), now=NOW)
+    assert {t.code for t in other.triggers} >= {"vip", "high_deal_size"}
+    assert other.action == "review" and "suppression overruled: hard trigger high_deal_size" in other.explanation
+
+
 NBA = [
     {
         "when": {"event": {"type": "demo_request", "within": "1h"}},
