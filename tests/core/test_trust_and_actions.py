@@ -106,7 +106,6 @@ def test_given_a_hard_trigger_on_a_suppressed_lead_when_deciding_then_a_person_r
     assert "suppression overruled" in d.explanation
 
 
-
 @pytest.mark.parametrize(
     "when",
     [
