@@ -202,7 +202,7 @@ class DecisionEngine:
         )
         owner_name = self.roster.name(route.owner)
         nba = self.planner.plan(facts, parts.evidence, triggers, owner_name)
-        # positional, in field order, through the slot setters: the frozen __init__ is
+        # positional, in field order, through the slot stores: the frozen __init__ is
         # measurable per lead (core.model.positional_builder)
         return _build_decision(
             lead.id,

@@ -126,7 +126,7 @@ def normalize_lead(raw: Any, *, default_source: str = "import") -> Lead:
     fields = get("fields")
     if fields is not None:
         fields = _custom_fields(fields, problems)
-    # positional, in field order, through the slot setters (core.model.positional_builder):
+    # positional, in field order, through the slot stores (core.model.positional_builder):
     # the frozen __init__ costs more than the rest of building the value (a test checks every
     # input field lands in its attribute). email_domain is what Lead.__post_init__ derives.
     return _build_lead(
