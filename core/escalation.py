@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import fields as dataclass_fields
 from datetime import timedelta
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import NamedTuple
 
 from core.model import Account, DuplicateRecord, Lead, PriorScore, Route, Trigger
@@ -22,6 +22,8 @@ from core.routing import Roster
 from core.scoring import ScoreParts
 
 __all__ = ["EscalationContext", "Escalator", "format_age", "format_span"]
+
+_event_kind = itemgetter(0)  # Event.type: an Event is a (type, at) tuple
 
 
 class EscalationContext(NamedTuple):
@@ -119,7 +121,7 @@ class Escalator:
         the loop over ``_checks`` and ``_custom`` unrolled, and the triggers written in the
         condition language (vip, custom) tested inline (``core.policy.codegen``)."""
         b = SourceBuilder()
-        b.namespace.update(_Trigger=Trigger, _new=tuple.__new__)  # Trigger(...) without its __new__
+        b.namespace.update(_Trigger=Trigger, _new=tuple.__new__, _kind=_event_kind)  # Trigger(...) without its __new__
         for line in PROLOGUE:
             b.line(line)
         b.line("found = []")
@@ -175,7 +177,9 @@ class Escalator:
             ]
             return f"({' or '.join(near)})" if near else "False"
         if code == "customer_signal":
-            return "lead.events"
+            # only a lead with one of the signal events can fire: most leads with events have
+            # none, and for them the set test (C code) spares the check's Python loop
+            return f"(lead.events and not {b.const(self._signal_events)}.isdisjoint(map(_kind, lead.events)))"
         if code == "low_confidence" and cfg.low_confidence is not None:
             return f"not ctx.confidence >= {b.const(cfg.low_confidence.below)}"
         return None
