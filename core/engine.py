@@ -20,6 +20,7 @@ from core.confidence import Calibration
 from core.escalation import EscalationContext, Escalator, format_span
 from core.leads import CLOCK_SKEW, account_domain, account_domains, lead_as_of
 from core.model import (
+    ACTIONS,
     Account,
     Decision,
     DuplicateRecord,
@@ -114,6 +115,8 @@ class DecisionEngine:
         self._default_level = min(trust.default_level, trust.max_level)
         self._auto_confidence, self._seed, self._keep_owner = trust.auto_confidence, trust.seed, policy.keep_owner
         self._sample_rates = {level: trust.sample_rate(level) for level in range(1, 5)}
+        # how the explanation writes each band and action (str.capitalize per lead was two calls)
+        self._capitalized = {word: word.capitalize() for word in (*policy.scoring.bands, "cold", *ACTIONS)}
 
     def account_domain(self, lead: Lead) -> str | None:
         """The domain to look the lead's account up by (never a personal mail domain)."""
@@ -246,11 +249,14 @@ class DecisionEngine:
         order = self._trigger_order
         return tuple(sorted([*before, ownership], key=lambda t: order.get(t.code, len(order))))
 
-    @staticmethod
-    def _explain(score: Score, segment: str, route: Route, owner: str, action: str, why: str) -> str:
-        where = f"routed to {owner} by rule {route.rule}" if route.owner else "not routed"
+    def _explain(self, score: Score, segment: str, route: Route, owner: str, action: str, why: str) -> str:
         if route.rule == "current_owner":
             where = f"stays with {owner}"
         elif route.rule == "suppressed":  # the route's detail says why and where: "suppressed (reason): …"
             where = route.detail
-        return f"{score.band.capitalize()} lead ({score.total}) in {segment}, {where}. {action.capitalize()}: {why}."
+        else:
+            where = f"routed to {owner} by rule {route.rule}" if route.owner else "not routed"
+        # bands and actions come from a small known set: capitalised once per engine
+        band = self._capitalized.get(score.band) or score.band.capitalize()
+        verb = self._capitalized.get(action) or action.capitalize()
+        return f"{band} lead ({score.total}) in {segment}, {where}. {verb}: {why}."
