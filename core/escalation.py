@@ -43,7 +43,18 @@ _LEAD_ATTRS = frozenset(f.name for f in dataclass_fields(Lead)) | {"email_domain
 
 def format_span(delta: timedelta) -> str:
     """``timedelta(minutes=4)`` → ``4 min``: how people say a length of time."""
-    seconds = max(delta.total_seconds(), 0)
+    return _span(delta.total_seconds())
+
+
+def format_age(delta: timedelta) -> str:
+    """``timedelta(minutes=4)`` → ``4 min ago``."""
+    seconds = delta.total_seconds()  # once: labels and details say an age for most leads
+    return "just now" if seconds < 60 else f"{_span(seconds)} ago"
+
+
+def _span(seconds: float) -> str:
+    """:func:`format_span` of a length in seconds."""
+    seconds = max(seconds, 0)
     if seconds < 60:
         return "under a minute"
     if seconds < 3600:
@@ -52,11 +63,6 @@ def format_span(delta: timedelta) -> str:
         return f"{int(seconds // 3600)} h"
     days = int(seconds // 86400)
     return f"{days} day{'s' if days != 1 else ''}"
-
-
-def format_age(delta: timedelta) -> str:
-    """``timedelta(minutes=4)`` → ``4 min ago``."""
-    return "just now" if delta.total_seconds() < 60 else f"{format_span(delta)} ago"
 
 
 def _money(value: float) -> str:
