@@ -11,6 +11,7 @@ stdout: one JSON object per size: n, leads_per_s, peak_rss_mb, floor_ratio (and 
 stderr: a table. Targets (issue 3): ≥ 20,000 leads/s, floor_ratio ≤ 3, memory flat in n.
 
     python bench/decide.py [--sizes 10000,100000,1000000] [--keep DIR]
+    python bench/decide.py --profile [--sizes 10000]   # where decide's time goes (not a measurement)
 """
 
 from __future__ import annotations
@@ -105,6 +106,25 @@ def _worker_decide(leads: Path) -> float:
     return elapsed
 
 
+def _profile_decide(leads: Path, top: int = 40) -> None:
+    """What :func:`_worker_decide` times, under cProfile: its functions by own time, on stderr.
+    The profiler slows calls more than other work, and lists C methods called per lead as rows
+    of their own, so this says where to look, not how fast it is (time with the bench)."""
+    import cProfile
+    import pstats
+
+    sys.path.insert(0, str(ROOT))
+    from core.engine import DecisionEngine
+    from loopgate.cli.decide import _decide_pure, _lines
+    from loopgate.wiring import read_policy
+
+    engine = DecisionEngine(read_policy(POLICY))
+    profiler = cProfile.Profile()
+    with leads.open(encoding="utf-8") as src, open(os.devnull, "w", encoding="utf-8") as sink:
+        profiler.runcall(_decide_pure, engine, _lines(src, str(leads)), sink, NOW, {})
+    pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(top)
+
+
 def _run_worker(kind: str, leads: Path) -> tuple[float, float]:
     """(seconds, peak RSS in MB) of one worker process."""
     proc = subprocess.Popen(
@@ -124,6 +144,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--keep", type=Path, help="keep the generated JSONL files in this folder")
     parser.add_argument("--repeat", type=int, default=3, help="interleaved runs per size (1M runs once)")
+    parser.add_argument("--profile", action="store_true", help="profile decide on the first size; no timing")
     parser.add_argument("--worker", nargs=2, metavar=("KIND", "FILE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -139,6 +160,11 @@ def main() -> None:
         leads = folder / f"leads-{n}.jsonl"
         if not leads.exists():
             write_leads(leads, n)
+        if args.profile:
+            _profile_decide(leads)
+            if not args.keep:
+                leads.unlink()
+            return
         floors, decides = [], []
         for _ in range(args.repeat if n < 1_000_000 else 1):
             floors.append(_run_worker("floor", leads))
