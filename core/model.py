@@ -278,7 +278,7 @@ def positional_builder(cls: type[_T]) -> Callable[..., _T]:
     if cls.__bases__ != (object,) or tuple(getattr(cls, "__slots__", ())) != tuple(names):
         raise ValueError(f"{cls.__name__}: a slotted dataclass on object, one slot per field, is needed")
     twin = type(f"_{cls.__name__}Fields", (), {"__slots__": tuple(names)})
-    probe = object.__new__(twin)
+    probe: Any = object.__new__(twin)
     probe.__class__ = cls  # raises TypeError here, not per lead, should the layouts differ
     namespace: dict[str, Any] = {"_new": object.__new__, "_twin": twin, "_cls": cls}
     body = "".join(f"    obj.{name} = {name}\n" for name in names)
