@@ -18,7 +18,7 @@ from typing import Any
 from core.escalation import format_age
 from core.model import Event, Evidence, NextBestAction, Trigger
 from core.policy.codegen import compile_first_match
-from core.policy.conditions import Check, Facts, compile_condition
+from core.policy.conditions import Check, Facts, compile_condition, named_triggers, positive_mentions
 from core.policy.schema import NextBestActionRule
 
 __all__ = ["ActionPlanner", "describe_evidence"]
@@ -40,18 +40,17 @@ def describe_evidence(item: Evidence) -> str:
 
 
 def _event_types(when: Mapping[str, Any] | None, signal_events: frozenset[str]) -> frozenset[str]:
-    """The event types a rule's event placeholders describe (empty: any event). An ``event``
-    condition names them; a rule that holds only when ``customer_signal`` fired is about the
-    events that fire it (``escalation.customer_signal.events``)."""
-    if not when:
-        return frozenset()
-    event = when.get("event")
-    if isinstance(event, Mapping):
-        return frozenset([event["type"]] if "type" in event else event.get("in", []))
-    trigger = when.get("trigger")
-    if trigger == "customer_signal" or (isinstance(trigger, Mapping) and trigger.get("in") == ["customer_signal"]):
-        return signal_events
-    return frozenset()
+    """The event types a rule's event placeholders describe (empty: any event). The rule's
+    ``event`` conditions name them, wherever they sit (``all: [{event: …}]`` too); a rule that
+    holds only when ``customer_signal`` fired is about the events that fire it
+    (``escalation.customer_signal.events``)."""
+    types: set[str] = set()
+    for event in positive_mentions(when, "event"):
+        if isinstance(event, Mapping):
+            types.update([event["type"]] if "type" in event else event.get("in", []))
+    if types:
+        return frozenset(types)
+    return signal_events if named_triggers(when) == {"customer_signal"} else frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,10 +147,14 @@ def _latest(rule: _Rule, facts: Facts) -> Event | None:
     return None
 
 
+_NOT_A_SIGNAL = frozenset({"completeness", "intent.cap", "events.future"})  # bookkeeping, not buying signals
+
+
 def _top_signal(evidence: tuple[Evidence, ...]) -> str:
     top: Evidence | None = None
     for item in evidence:  # the first item with the most (positive) points, as max() picks
-        if item.points > 0 and (top is None or item.points > top.points):
+        # "strong fit (10 × 4/4 fields known)" is no reason to call anybody
+        if item.points > 0 and (top is None or item.points > top.points) and item.signal not in _NOT_A_SIGNAL:
             top = item
     return describe_evidence(top) if top else "no strong signal yet"
 

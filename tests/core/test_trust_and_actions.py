@@ -11,7 +11,7 @@ from core.model import Trigger
 from core.policy.conditions import Facts
 from core.routing import InMemoryRotation
 from core.trust import choose_action, in_audit_sample
-from tests.builders import make_lead, make_policy
+from tests.builders import make_lead, make_policy, policy_dict
 
 NOW = datetime(2026, 11, 20, 15, tzinfo=UTC)
 SOFT = Trigger("gray_zone", "near", hard=False)
@@ -150,6 +150,39 @@ def test_given_a_fresh_demo_request_when_planning_then_the_label_names_the_urgen
     d = engine.decide(lead, LeadContext(), rotation=InMemoryRotation(), now=NOW)
     # the label cites the demo request the rule asked about, not the later webinar
     assert d.next_best_action.label == "Call within 15 min: requested a demo 4 min ago"
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        {"all": [{"event": {"type": "demo_request", "within": "1h"}}]},
+        {"any": [{"event": {"type": "demo_request", "within": "1h"}}, {"title": "CEO"}]},
+    ],
+)
+def test_given_a_rule_whose_event_sits_inside_all_or_any_when_planning_then_the_label_names_that_event(
+    when: dict[str, object],
+) -> None:
+    # only a top-level event was looked at: "requested a demo 2 min ago" named a later webinar
+    engine = _engine(next_best_action=[{**NBA[0], "when": when}, NBA[-1]])
+    lead = make_lead(NOW, events=[("demo_request", timedelta(minutes=30)), ("webinar", timedelta(minutes=2))])
+    d = engine.decide(lead, LeadContext(), rotation=InMemoryRotation(), now=NOW)
+    assert d.next_best_action.label == "Call within 15 min: requested a demo 30 min ago"
+
+
+def test_given_completeness_is_the_largest_item_when_planning_then_top_signal_is_a_buying_signal() -> None:
+    # "Call today: strong fit (10 × 4/4 fields known)" named the bookkeeping, not a reason to call
+    scoring = policy_dict()["scoring"]
+    scoring["fit"] = [
+        {"signal": "country", "in": ["US"], "points": 5, "label": "core market"},
+        {"signal": "industry", "in": ["software"], "points": 5, "label": "target industry"},
+    ]
+    scoring["completeness"] = {"fields": ["email", "company", "country", "industry"], "points": 10}
+    scoring["bands"] = {"hot": 20, "warm": 10}
+    nba = [{"when": {"band": "hot"}, "code": "call_today", "label": "Call today: {top_signal}"}, NBA[-1]]
+    engine = _engine(scoring=scoring, next_best_action=nba)
+    lead = make_lead(email="a@acme.com", company="Acme", country="US", industry="Software")
+    d = engine.decide(lead, LeadContext(), rotation=InMemoryRotation(), now=NOW)
+    assert d.score.band == "hot" and d.next_best_action.label == "Call today: core market"
 
 
 @pytest.mark.parametrize("trigger", ["customer_signal", {"in": ["customer_signal"]}])
