@@ -344,13 +344,14 @@ def _email(value: Any, problems: dict[str, str]) -> str | None:
 
 
 def normalize_domain(value: str | None) -> str | None:
-    """``https://www.Acme.com/about`` → ``acme.com``."""
+    """``https://www.Acme.com/about`` → ``acme.com``; the DNS root's trailing dot
+    (``acme.com.``) is the same domain, and without it an account never matched its leads."""
     if not value:
         return None
     text = value.strip().lower()
     for prefix in ("https://", "http://"):
         text = text.removeprefix(prefix)
-    text = text.split("/", 1)[0].split("?", 1)[0].split(":", 1)[0].removeprefix("www.")
+    text = text.split("/", 1)[0].split("?", 1)[0].split(":", 1)[0].rstrip(".").removeprefix("www.")
     return text if "." in text and " " not in text else None
 
 

@@ -312,6 +312,8 @@ FREE = frozenset({"gmail.com", "yahoo.co.uk"})
         ("kim@eu.gmail.com", None, ()),
         ("kim@yahoo.co.uk", None, ()),
         (None, "gmail.com", ()),
+        # the DNS root's trailing dot: the same domain, not a junk parent "com."
+        (None, "https://www.acme.com./pricing", ("acme.com",)),
         # a hostile address gives a handful of candidates, not one per label
         (
             "p@" + "a." * 200 + "globex.com",
