@@ -63,6 +63,13 @@ class _FitCheck:
     holds: Callable[[Any], bool]
 
 
+def _number(value: Any) -> str:
+    """1000000.0 → ``1,000,000``; 0.5 → ``0.5`` (a policy's numbers are read as floats)."""
+    if isinstance(value, float) and value.is_integer():
+        return f"{int(value):,}"
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
+
+
 def _describe(rule: FitRule) -> str:
     if rule.label:
         return f"fit.{rule.signal}: {rule.label}"
@@ -70,7 +77,7 @@ def _describe(rule: FitRule) -> str:
     parts = []
     for op, arg in ops.items():
         if op == "between":
-            parts.append(f"{arg[0]:g}–{arg[1]:g}")
+            parts.append(f"{_number(arg[0])}–{_number(arg[1])}")
         elif op in ("in", "not_in"):
             shown = ", ".join(str(a) for a in arg[:4]) + (", …" if len(arg) > 4 else "")
             parts.append(f"{'in' if op == 'in' else 'not in'} [{shown}]")
@@ -78,7 +85,7 @@ def _describe(rule: FitRule) -> str:
             parts.append("matches pattern")
         else:
             symbol = {"lt": "<", "lte": "≤", "gt": ">", "gte": "≥", "eq": "=", "ne": "≠"}.get(op, op)
-            parts.append(f"{symbol} {arg}")
+            parts.append(f"{symbol} {_number(arg)}")
     return f"fit.{rule.signal} {' '.join(parts)}"
 
 

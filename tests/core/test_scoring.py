@@ -115,3 +115,17 @@ def test_given_any_lead_when_scored_then_raw_confidence_is_the_formula_of_share_
     distance = min([abs(parts.total - t) for _, t in scorer.bands] + [15.0])
     margin = min(distance / 15.0, 1.0)
     assert parts.raw_confidence == round(0.15 + 0.45 * parts.known_share + 0.35 * margin, 2)
+
+
+def test_given_fit_rules_without_a_label_when_scored_then_the_evidence_reads_as_a_person_writes_numbers() -> None:
+    # the policy's numbers are floats: "fit.annual_revenue 1e+06–5e+07", "fit.employees < 200.0"
+    fit = [
+        {"signal": "annual_revenue", "between": [1000000, 50000000], "points": 10},
+        {"signal": "employees", "lt": 200, "points": 5},
+        {"signal": "employees", "gte": 0.5, "points": 1},
+    ]
+    scoring = make_policy().policy.scoring.model_dump()
+    scorer = Scorer(make_policy(scoring={**scoring, "fit": fit}).policy.scoring)
+    parts = scorer.score(Facts(make_lead(annual_revenue=2_000_000, employees=50), None, NOW))
+    rules = [e.rule for e in parts.evidence if e.signal != "completeness"]
+    assert rules == ["fit.annual_revenue 1,000,000–50,000,000", "fit.employees < 200", "fit.employees ≥ 0.5"]
