@@ -53,7 +53,10 @@ class LiveSandbox:
         ``sync_interval``: instead of the demo policy's (``bench/speed_to_lead.py``)."""
         self.workdir, self.host, self.port, self.leads, self.with_scheduler = workdir, host, port, leads, scheduler
         self.poll = poll
-        self.sandbox = Sandbox(workdir, _utcnow, today=_utcnow().date(), latency=latency, sync_interval=sync_interval)
+        self.sandbox = Sandbox(
+            workdir, _utcnow, option="--sandbox-dir", today=_utcnow().date(), latency=latency,
+            sync_interval=sync_interval,
+        )  # fmt: skip
         self.runtime: Runtime | None = None
         self.db: Database | None = None
         self.web: SandboxWeb | None = None

@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 from core.store import audit_log
 from core.store.digest import weekly_digest
 from core.store.models import Decision, Lead, Review, SlaClock
+from loopgate.demo.folder import OUTPUT_NAMES
 from loopgate.demo.pipeline import DIGEST_AT, DemoRun
 from scheduler.digest import digest_html, render_digest
 
@@ -90,8 +91,7 @@ def _share(part: int, whole: int) -> float | None:
 
 def write_outputs(run: DemoRun, figures: dict[str, Any]) -> dict[str, Path]:
     out = run.out
-    names = ("decisions.jsonl", "audit.jsonl", "digest-chart.png", "digest.html", "report.html", "summary.json")
-    paths = {name: out / name for name in names}
+    paths = {name: out / name for name in OUTPUT_NAMES}  # the names the demo folder may replace
     loaded = run.sandbox.loaded
     with run.db.sessions() as s, paths["decisions.jsonl"].open("w", encoding="utf-8") as f:
         for (contract,) in s.execute(select(Decision.contract).order_by(Decision.pk)):

@@ -19,6 +19,7 @@ from pydantic import SecretStr
 from core.policy import LoadedPolicy, parse_policy
 from core.store.db import Database
 from core.store.migrate import upgrade
+from loopgate.demo.folder import DB_NAME, POLICY_NAME, DemoFolder
 from loopgate.sandbox.hubspot import FakeHubSpot
 from loopgate.sandbox.salesforce import FakeSalesforce
 from loopgate.sandbox.slack import FakeSlack
@@ -72,39 +73,55 @@ class Sandbox:
         workdir: Path,
         clock: Any,
         *,
+        option: str = "--out",
         today: date | None = None,
         latency: float = 0.0,
         sync_interval: str | None = None,
     ) -> None:
+        """Takes ``workdir`` (see :mod:`loopgate.demo.folder`; ``option`` names it in a refusal)
+        until :meth:`stop`, and writes the demo policy there."""
         self.workdir = workdir
         self.clock = clock
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.policy_path = workdir / "policy.yaml"
-        text = demo_policy_text(today)
-        if sync_interval is not None:
-            text = text.replace("sync: {interval: 30s}", f"sync: {{interval: {sync_interval}}}")
-        self.policy_path.write_text(text, encoding="utf-8")
-        self.loaded: LoadedPolicy = parse_policy(self.policy_path.read_text(encoding="utf-8"), str(self.policy_path))
+        self.folder = DemoFolder(workdir, option).claim()
+        try:
+            self.policy_path = workdir / POLICY_NAME
+            text = demo_policy_text(today)
+            if sync_interval is not None:
+                text = text.replace("sync: {interval: 30s}", f"sync: {{interval: {sync_interval}}}")
+            self.policy_path.write_text(text, encoding="utf-8")
+            self.loaded: LoadedPolicy = parse_policy(text, str(self.policy_path))
+        except BaseException:
+            self.folder.release()
+            raise
         self.salesforce = FakeSalesforce(clock=clock)
         self.hubspot = FakeHubSpot(clock=clock)
         self.slack = FakeSlack()
         for fake in (self.salesforce, self.hubspot):
             fake.latency = latency
-        self.db_path = workdir / "loopgate.db"
+        self.db_path = workdir / DB_NAME
 
     def start(self) -> Sandbox:
-        for fake in (self.salesforce, self.hubspot, self.slack):
-            fake.start()
-        self.slack.seed_from_policy(self.loaded.policy)
-        self.slack.add_user("U0GUEST", "guest", "Guest (not in the policy)")
-        for channel in self.slack.channels.values():
-            if not channel.is_im:
-                channel.members.add("U0GUEST")
+        try:
+            for fake in (self.salesforce, self.hubspot, self.slack):
+                fake.start()
+            self.slack.seed_from_policy(self.loaded.policy)
+            self.slack.add_user("U0GUEST", "guest", "Guest (not in the policy)")
+            for channel in self.slack.channels.values():
+                if not channel.is_im:
+                    channel.members.add("U0GUEST")
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:
-        for fake in (self.slack, self.hubspot, self.salesforce):
-            fake.stop()
+        """Stop the fakes (the fake Salesforce removes its CA bundle) and free the folder; safe
+        to call more than once, and on a sandbox that never started."""
+        try:
+            for fake in (self.slack, self.hubspot, self.salesforce):
+                fake.stop()
+        finally:
+            self.folder.release()
 
     def __enter__(self) -> Sandbox:
         return self.start()
@@ -117,9 +134,8 @@ class Sandbox:
         return f"sqlite:///{self.db_path}"
 
     def fresh_database(self) -> Database:
-        """A new, migrated store (a previous run's file is replaced)."""
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            Path(f"{self.db_path}{suffix}").unlink(missing_ok=True)
+        """A new, migrated store (the previous run's, in this demo folder, is replaced)."""
+        self.folder.remove_store()
         db = Database(self.database_url)
         upgrade(db)
         return db

@@ -1,0 +1,76 @@
+"""The demo's folder and its environment: ``loopgate demo --out`` and ``serve --sandbox
+--sandbox-dir`` replace only what they wrote themselves, refuse a folder in use, stop with one
+line on a bad path or a busy port, ignore the caller's loopgate settings, and clean up when
+interrupted."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from loopgate.demo.sandbox import Sandbox
+from loopgate.settings import ConfigError
+from tests.loopgate.cli_runner import ROOT, run_cli
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _fixed_clock() -> datetime:
+    return datetime(2026, 11, 10, 14, 0, tzinfo=UTC)
+
+
+def test_given_a_folder_with_a_real_store_when_running_the_demo_there_then_its_store_and_policy_are_untouched(
+    tmp_path: Path,
+) -> None:
+    upgraded = run_cli("db", "upgrade", cwd=tmp_path)  # the default store, sqlite:///loopgate.db
+    assert upgraded.code == 0, upgraded.err
+    shutil.copy(ROOT / "examples" / "policy.yaml", tmp_path / "policy.yaml")
+    before = {name: _digest(tmp_path / name) for name in ("loopgate.db", "policy.yaml")}
+
+    result = run_cli("demo", "--out", ".", "--leads", "20", cwd=tmp_path, timeout=120)
+
+    assert result.code == 0, result.err
+    assert {name: _digest(tmp_path / name) for name in before} == before
+    assert (tmp_path / "report.html").stat().st_size > 0
+
+
+def test_given_a_folder_holding_a_file_the_demo_would_replace_when_running_the_demo_then_one_line_and_exit_2(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "report.html").write_text("my own report")
+
+    result = run_cli("demo", "--out", str(tmp_path), "--leads", "20", timeout=60)
+
+    assert result.code == 2 and "Traceback" not in result.err, result.err
+    assert result.err.strip().splitlines() == [
+        f"error: --out {tmp_path}: holds report.html the demo did not create (no .loopgate-demo marker); "
+        "choose another --out"
+    ]
+    assert (tmp_path / "report.html").read_text() == "my own report"
+
+
+def test_given_a_running_sandbox_when_a_second_one_takes_its_folder_then_refused_and_the_first_store_survives(
+    tmp_path: Path,
+) -> None:
+    first = Sandbox(tmp_path, _fixed_clock, option="--sandbox-dir").start()
+    try:
+        db = first.fresh_database()
+        db.dispose()
+        store = first.db_path.read_bytes()
+        with pytest.raises(ConfigError, match=r"^--sandbox-dir .*: in use by another loopgate demo or sandbox"):
+            Sandbox(tmp_path, _fixed_clock, option="--sandbox-dir")
+        assert first.db_path.read_bytes() == store
+    finally:
+        first.stop()
+    # stopped, the folder is free again: the next run replaces its own store
+    again = Sandbox(tmp_path, _fixed_clock).start()
+    try:
+        again.fresh_database().dispose()
+    finally:
+        again.stop()
