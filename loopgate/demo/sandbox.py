@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from core.policy import LoadedPolicy, parse_policy
 from core.store.db import Database
@@ -141,29 +142,35 @@ class Sandbox:
         return db
 
     def settings(self) -> Settings:
-        """Settings naming every credential explicitly, so nothing of the caller's environment
-        (a real CRM's token, say) can leak into the sandbox."""
-        values: dict[str, Any] = {
-            "loopgate_database_url": self.database_url,
-            "loopgate_policy": self.policy_path,
-            "salesforce_instance_url": self.salesforce.url,
-            "salesforce_access_token": SecretStr(self.salesforce.access_token),
-            "salesforce_ca_bundle": self.salesforce.ca_bundle,
-            "salesforce_username": None,
-            "salesforce_password": None,
-            "salesforce_security_token": None,
-            "salesforce_client_id": None,
-            "salesforce_client_secret": None,
-            "salesforce_login_url": None,
-            "hubspot_access_token": SecretStr("pat-sandbox-token"),
-            "hubspot_base_url": self.hubspot.url,
-            "hubspot_client_id": None,
-            "hubspot_client_secret": None,
-            "hubspot_refresh_token": None,
-            "hubspot_search_per_second": 5.0,
-            "slack_bot_token": SecretStr(self.slack.bot_token),
-            "slack_signing_secret": SecretStr(self.slack.signing_secret),
-            "slack_app_token": None,
-            "slack_api_url": self.slack.api_url,
-        }
-        return Settings(_env_file=None, **values)
+        """Settings pointing loopgate's clients at the fakes, read from nothing else: neither
+        the caller's environment nor a ``.env`` file reaches the sandbox — a real CRM's token
+        cannot leak in, and a production setting that is wrong (or merely different) cannot
+        stop or change the demo, which promises nothing to configure."""
+        return _SandboxSettings(
+            loopgate_database_url=self.database_url,
+            loopgate_policy=self.policy_path,
+            salesforce_instance_url=self.salesforce.url,
+            salesforce_access_token=SecretStr(self.salesforce.access_token),
+            salesforce_ca_bundle=self.salesforce.ca_bundle,
+            hubspot_access_token=SecretStr("pat-sandbox-token"),
+            hubspot_base_url=self.hubspot.url,
+            hubspot_search_per_second=5.0,
+            slack_bot_token=SecretStr(self.slack.bot_token),
+            slack_signing_secret=SecretStr(self.slack.signing_secret),
+            slack_api_url=self.slack.api_url,
+        )
+
+
+class _SandboxSettings(Settings):
+    """:class:`Settings` built from the values given to it only (every other one its default)."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)

@@ -74,3 +74,21 @@ def test_given_a_running_sandbox_when_a_second_one_takes_its_folder_then_refused
         again.fresh_database().dispose()
     finally:
         again.stop()
+
+
+def test_given_broken_loopgate_settings_in_the_environment_when_the_sandbox_builds_its_settings_then_ignored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LOOPGATE_OUTBOX_RETRY_SECONDS", "abc")
+    monkeypatch.setenv("LOOPGATE_LOG_LEVEL", "NOISY")
+    monkeypatch.setenv("SALESFORCE_DOMAIN", "my-real-org")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("HUBSPOT_SEARCH_PER_SECOND=oops\n")
+    sandbox = Sandbox(tmp_path / "out", _fixed_clock).start()
+    try:
+        settings = sandbox.settings()
+    finally:
+        sandbox.stop()
+
+    assert settings.loopgate_outbox_retry_seconds == 5.0
+    assert settings.loopgate_log_level == "INFO" and settings.salesforce_domain == "login"
