@@ -124,10 +124,20 @@ class _Demo:
 
 def run_demo(out: Path, *, leads: int = 2000, progress: Progress | None = None) -> DemoRun:
     """Run the whole loop into ``out`` (the store, the policy); the caller writes the outputs
-    from the returned run before the sandbox goes away (:mod:`loopgate.demo.outputs`)."""
+    from the returned run, then stops ``run.sandbox`` (:mod:`loopgate.demo.outputs`). A run that
+    does not return (an error, Ctrl-C) stops the sandbox itself: no fake keeps running, no CA
+    bundle is left in the temp folder, the folder is free for the next run."""
     report = progress or (lambda _stage, _done, _total: None)
     clock = DemoClock(DEMO_START)
     sandbox = Sandbox(out, clock).start()
+    try:
+        return _run(out, sandbox, clock, leads, report)
+    except BaseException:
+        sandbox.stop()
+        raise
+
+
+def _run(out: Path, sandbox: Sandbox, clock: DemoClock, leads: int, report: Progress) -> DemoRun:
     timings: dict[str, float] = {}
     mark = time.perf_counter()
 
@@ -142,11 +152,15 @@ def run_demo(out: Path, *, leads: int = 2000, progress: Progress | None = None) 
                         start=DEMO_START)  # fmt: skip
     report("seed both CRMs", leads, leads)
     db = sandbox.fresh_database()
-    demo = _Demo(sandbox, clock, db, report)
-    run = DemoRun(out, db, sandbox, org, seconds=timings)
-    demo.runtime.start()
-    sandbox.slack.request_url = f"{demo.runtime.front.url}/slack/events"
     try:
+        demo = _Demo(sandbox, clock, db, report)
+    except BaseException:
+        db.dispose()
+        raise
+    run = DemoRun(out, db, sandbox, org, seconds=timings)
+    try:
+        demo.runtime.start()
+        sandbox.slack.request_url = f"{demo.runtime.front.url}/slack/events"
         lap("seed")
         demo.sync()
         lap("sync")

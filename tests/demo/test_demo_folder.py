@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from loopgate.demo.pipeline import run_demo
 from loopgate.demo.sandbox import Sandbox
 from loopgate.settings import ConfigError
 from tests.loopgate.cli_runner import ROOT, run_cli
@@ -92,3 +94,21 @@ def test_given_broken_loopgate_settings_in_the_environment_when_the_sandbox_buil
 
     assert settings.loopgate_outbox_retry_seconds == 5.0
     assert settings.loopgate_log_level == "INFO" and settings.salesforce_domain == "login"
+
+
+def test_given_an_interrupted_demo_then_its_fake_services_stop_and_its_folder_is_free(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # where the fake Salesforce keeps its CA
+
+    def interrupt(stage: str, _done: int, _total: int) -> None:
+        if stage == "reviewers in Slack":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_demo(tmp_path / "out", leads=20, progress=interrupt)
+
+    assert list(scratch.iterdir()) == []  # the CA bundle of the fake Salesforce is gone
+    Sandbox(tmp_path / "out", _fixed_clock).stop()  # not refused: the interrupted run let go
