@@ -15,6 +15,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from core.digest import week_label
+from core.policy import LoadedPolicy
 from core.sla import PolicySlaClock
 from core.store.db import Database
 from core.store.digest import weekly_digest
@@ -24,6 +25,7 @@ from loopgate.runtime import Runtime, Service, compose
 from loopgate.sandbox.demo_org import seed_demo_org
 from loopgate.sandbox.web import SandboxWeb
 from loopgate.scheduling import ConnectorsByPolicy, scheduler_service, writeback_worker
+from loopgate.settings import ConfigError
 from loopgate.wiring import build_engine
 from scheduler.digest import queue_digest, render_digest
 
@@ -67,8 +69,27 @@ class LiveSandbox:
         return self.web.url
 
     def start(self) -> LiveSandbox:
+        """Bind the page's port first, so a port in use is one line before anything is seeded;
+        a start that fails stops what it started (and frees the folder)."""
         sb = self.sandbox.start()
+        try:
+            self._start(sb)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self, sb: Sandbox) -> None:
         loaded = sb.loaded
+        self.web = SandboxWeb(sb.slack, sb.salesforce, sb.hubspot, people=_people(loaded), host=self.host,
+                              port=self.port)  # fmt: skip
+        try:
+            self.web.start()
+        except (OSError, OverflowError) as exc:
+            self.web = None
+            raise ConfigError(
+                f"cannot listen on {self.host}:{self.port} ({exc}): choose another --port or --host"
+            ) from None
         started = _utcnow() - timedelta(minutes=5)
         seed_demo_org(sb.salesforce, sb.hubspot, loaded.policy, leads=self.leads, start=started)
         db = self.db = sb.fresh_database()
@@ -88,17 +109,6 @@ class LiveSandbox:
         crm.sync(crm.Runtime(db, build_engine(db, loaded), connectors.get(loaded), _utcnow))
         self._post_digest_so_far(db)
         self.runtime.start()
-        people: dict[str, str] = {}
-        for rep in loaded.policy.reps:
-            for owner_id in (rep.crm.salesforce, rep.crm.hubspot):
-                if owner_id:
-                    people[owner_id[:15] if len(owner_id) >= 15 else owner_id] = rep.name
-        for queue in loaded.policy.queues:
-            if queue.crm.salesforce:
-                people[queue.crm.salesforce[:15]] = f"{queue.name or queue.id} (queue)"
-        self.web = SandboxWeb(sb.slack, sb.salesforce, sb.hubspot, people=people, host=self.host, port=self.port)
-        self.web.start()
-        return self
 
     def _post_digest_so_far(self, db: Database) -> None:
         """Queue this week's digest so far for the leaders' channel (the Monday job posts only
@@ -115,8 +125,25 @@ class LiveSandbox:
             queue_digest(session, loaded, d, render_digest(d, loaded), channel=config.channel)
 
     def stop(self) -> None:
-        if self.web is not None:
-            self.web.stop()
-        if self.runtime is not None:
-            self.runtime.stop()
-        self.sandbox.stop()
+        try:
+            if self.web is not None:
+                self.web.stop()
+            if self.runtime is not None:
+                self.runtime.stop()
+            elif self.db is not None:
+                self.db.dispose()
+        finally:
+            self.sandbox.stop()
+
+
+def _people(loaded: LoadedPolicy) -> dict[str, str]:
+    """CRM owner ids → names, for the page's CRM records."""
+    people: dict[str, str] = {}
+    for rep in loaded.policy.reps:
+        for owner_id in (rep.crm.salesforce, rep.crm.hubspot):
+            if owner_id:
+                people[owner_id[:15] if len(owner_id) >= 15 else owner_id] = rep.name
+    for queue in loaded.policy.queues:
+        if queue.crm.salesforce:
+            people[queue.crm.salesforce[:15]] = f"{queue.name or queue.id} (queue)"
+    return people

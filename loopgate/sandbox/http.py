@@ -183,8 +183,12 @@ class FakeService:
         # a real service does not drop a burst of connections (the default backlog is 5, and a
         # dropped SYN costs the client a one-second retransmit)
         server.request_queue_size = 256
-        server.server_bind()
-        server.server_activate()
+        try:
+            server.server_bind()
+            server.server_activate()
+        except BaseException:  # a port in use: the caller says so in one line, the socket goes
+            server.server_close()
+            raise
         if self.tls:
             server.socket = self._tls_context().wrap_socket(server.socket, server_side=True)
         self._server = server

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import socket
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -94,6 +95,31 @@ def test_given_broken_loopgate_settings_in_the_environment_when_the_sandbox_buil
 
     assert settings.loopgate_outbox_retry_seconds == 5.0
     assert settings.loopgate_log_level == "INFO" and settings.salesforce_domain == "login"
+
+
+def test_given_a_file_as_the_folder_when_running_the_demo_then_one_line_names_out_and_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "afile").touch()
+
+    result = run_cli("demo", "--out", "afile", "--leads", "20", cwd=tmp_path, timeout=60)
+
+    assert result.code == 2 and "Traceback" not in result.err, result.err
+    assert result.err.strip().splitlines() == ["error: --out afile: is a file, not a folder; choose another --out"]
+
+
+def test_given_a_busy_port_when_serving_the_sandbox_then_one_line_names_port_before_seeding(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        result = run_cli(
+            "serve", "--sandbox", "--port", str(busy), "--sandbox-dir", str(tmp_path / "sb"), "--no-scheduler",
+            timeout=60,
+        )  # fmt: skip
+
+    assert result.code == 2 and "Traceback" not in result.err, result.err
+    last = result.err.strip().splitlines()[-1]
+    assert last.startswith(f"error: cannot listen on 127.0.0.1:{busy} (") and "--port" in last
+    assert not list((tmp_path / "sb").glob("*.db")), "nothing seeded or synced before the port was known free"
 
 
 def test_given_an_interrupted_demo_then_its_fake_services_stop_and_its_folder_is_free(
