@@ -9,10 +9,42 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+from sqlalchemy.orm import Session
+
+from core.policy import parse_policy
+from core.store.db import Database
+from core.store.digest import weekly_digest
+from loopgate.demo.pipeline import DIGEST_AT
 from loopgate.sandbox.demo_org import HOSTILE
 from tests.loopgate.cli_runner import run_cli
+
+
+@contextmanager
+def _store(out: Path) -> Iterator[Session]:
+    """A session on the demo's own store."""
+    db = Database(f"sqlite:///{out / 'demo.db'}")
+    try:
+        with db.sessions() as s:
+            yield s
+    finally:
+        db.dispose()
+
+
+def _digest_sla(out: Path) -> dict[str, dict[str, Any]]:
+    """The SLA attainment of the digest of the demo week, read from the demo's own store."""
+    loaded = parse_policy((out / "demo-policy.yaml").read_text(), "demo-policy.yaml")
+    with _store(out) as s:
+        digest = weekly_digest(s, loaded, week="2026-W46", now=DIGEST_AT)
+    return {
+        kind: {"met": a.met, "missed": a.missed, "running": a.pending, "attainment": round(a.rate, 3)}
+        for kind, a in digest.sla.items()
+        if kind != "all" and a.rate is not None
+    }
 
 
 def test_given_nothing_configured_when_running_the_demo_then_the_whole_loop_runs_and_writes_its_outputs(
@@ -40,6 +72,10 @@ def test_given_nothing_configured_when_running_the_demo_then_the_whole_loop_runs
     assert figures["refused_clicks"] > 0 and figures["modal_errors"] == 1
     assert figures["sla_steps"].get("sent", 0) > 0 and figures["reroutes"] > 0  # nudges, breaches, re-routes
     assert 0 < figures["sla"]["review"]["attainment"] < 1
+    # the SLA figures are the weekly digest's, as of the demo's final clock (the digest slot):
+    # an open clock past its deadline is missed, not left out
+    assert figures["sla"] == _digest_sla(out)
+    assert "missed (late or never), running" in result.out
     assert figures["api_calls"]["salesforce"] > 0 and figures["api_calls"]["hubspot"] > 0
     assert all(json.loads(line)["hash"] for line in (out / "audit.jsonl").read_text().splitlines())
     assert (out / "digest-chart.png").read_bytes().startswith(b"\x89PNG")
