@@ -7,8 +7,8 @@ The timeline (clock times after the leads arrive at :data:`DEMO_START`):
 =========  ==============================================================================
 +0         sync both CRMs (decide every lead), post escalations, write back auto leads
 +20m       reviewers decide ~90 % of escalations in Slack; their decisions are written back
-+8m…+2h40  SLA scans: first-touch and review nudges (reps answer most), breaches notify
-           the manager, unanswered escalations are re-routed
++8m…+3h11  SLA scans: first-touch and review nudges (reps answer most), breaches notify
+           the manager, unanswered escalations are re-routed (their new owners answer)
 next Mon   the weekly digest for the demo week (summary, chart, audit sample)
 =========  ==============================================================================
 
@@ -111,6 +111,10 @@ class _Demo:
         for index, offset in enumerate(SLA_CHECKPOINTS):
             self.progress("SLA timers", index, len(SLA_CHECKPOINTS))
             self.clock.set(DEMO_START + offset)
+            # escalations re-routed at an earlier checkpoint: their new owner answers them now,
+            # before this scan (otherwise they would stay open past their deadline, unscanned)
+            crowd.review(share=1.0)
+            self.drain()
             for _ in range(20):  # a scan handles up to 500 clocks: scan until nothing is due
                 report = run_sla_scan(self.context)
                 steps.update(report.steps)
@@ -119,6 +123,9 @@ class _Demo:
             self.drain()
             crowd.answer_nudges()
             self.drain()
+        self.clock.set(DEMO_START + SLA_CHECKPOINTS[-1] + timedelta(minutes=10))
+        crowd.review(share=1.0)  # re-routed at the last checkpoint
+        self.drain()
         self.progress("SLA timers", len(SLA_CHECKPOINTS), len(SLA_CHECKPOINTS))
 
 

@@ -5,7 +5,9 @@ fake Slack to loopgate's ``/slack/events``, as Slack would send it.
 The mix is fixed by a seeded random generator: most escalations approved, some reassigned or
 overridden with a reason code, a few clicked first by someone not allowed to act (they are
 refused), one modal submitted without a reason (the modal shows the error), and about one in
-ten left alone so the SLA timers have something to do.
+ten left alone so the SLA timers have something to do. An escalation a re-route sends to
+someone new is answered by them, at the next SLA checkpoint: the demo shows a re-route that
+works (a second lapse is not simulated).
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class Crowd:
         self.rng = random.Random(seed)  # noqa: S311 - a simulation, not security
         self.tally = Tally()
         self._answered: set[tuple[str, str]] = set()
+        self._looked_at: set[int] = set()
 
     # --- who --------------------------------------------------------------------------------
 
@@ -91,8 +94,13 @@ class Crowd:
         return [_Escalation(d.pk, ch, ts, d.owner, d.owner_kind, d.team) for ch, ts, d in rows]
 
     def review(self, share: float = 0.9) -> Tally:
-        """Decide ``share`` of the pending escalations (the rest wait: SLA timers run)."""
+        """Decide ``share`` of the pending escalations not looked at before (the rest wait: SLA
+        timers run). Called again later, it answers only the escalations posted since — those
+        a re-route sent to someone new."""
         for esc in self.pending():
+            if esc.decision_pk in self._looked_at:
+                continue
+            self._looked_at.add(esc.decision_pk)
             if self.rng.random() >= share:
                 continue
             deciders = self._deciders(esc)

@@ -14,11 +14,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.policy import parse_policy
 from core.store.db import Database
 from core.store.digest import weekly_digest
+from core.store.models import Decision
 from loopgate.demo.pipeline import DIGEST_AT
 from loopgate.sandbox.demo_org import HOSTILE
 from tests.loopgate.cli_runner import run_cli
@@ -76,6 +78,12 @@ def test_given_nothing_configured_when_running_the_demo_then_the_whole_loop_runs
     # an open clock past its deadline is missed, not left out
     assert figures["sla"] == _digest_sla(out)
     assert "missed (late or never), running" in result.out
+    with _store(out) as s:
+        rerouted_waiting = s.scalar(
+            select(func.count()).select_from(Decision)
+            .where(Decision.cause == "reroute", Decision.state == "pending_review")
+        )  # fmt: skip
+    assert rerouted_waiting == 0  # a re-route's new owner answers it
     assert figures["api_calls"]["salesforce"] > 0 and figures["api_calls"]["hubspot"] > 0
     assert all(json.loads(line)["hash"] for line in (out / "audit.jsonl").read_text().splitlines())
     assert (out / "digest-chart.png").read_bytes().startswith(b"\x89PNG")
