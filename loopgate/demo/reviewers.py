@@ -147,6 +147,14 @@ class Crowd:
             self.tally.modal_errors += 1 if view.errors else 0
         values[ids.BLOCK_REASON] = self.rng.choice(reasons)
         self.slack.submit(view.id, user, values)
+        if action == ids.REASSIGN:  # a refused owner (out of office, late before): pick another
+            others = [o for o in owners if o != values[ids.BLOCK_OWNER]]
+            self.rng.shuffle(others)
+            while view.open and ids.BLOCK_OWNER in view.errors and others:
+                values[ids.BLOCK_OWNER] = others.pop()
+                self.slack.submit(view.id, user, values)
+        if view.open and view.errors:
+            return  # refused, and no other answer the simulated person would give
         self.tally.kinds["reassign" if action == ids.REASSIGN else "override"] += 1
         self.runtime.pool.wait_idle(10)
 
