@@ -13,13 +13,13 @@ from collections.abc import Generator, Iterable, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 from core.audit import ChainBreak, ChainedEvent, canonical_body, chain_hash, verify_chain
-from core.store.db import Database
+from core.store.db import Database, execute_many
 from core.store.models import AuditEvent, AuditHead
 
 __all__ = ["AuditRecord", "append", "export", "verify"]
@@ -60,10 +60,12 @@ def append(session: Session, records: Iterable[AuditRecord]) -> int:
              "subject": rec.subject, "body": body, "prev_hash": prev, "hash": digest}
         )  # fmt: skip
         prev = digest
-    table: Table = AuditEvent.__table__  # type: ignore[assignment]  # the Core table
-    session.execute(insert(table), rows)  # Core: no ORM bulk-insert bookkeeping per row
+    execute_many(session, _INSERT, rows)  # Core: no ORM bulk-insert bookkeeping per row
     head.seq, head.hash = seq, prev
     return seq
+
+
+_INSERT = insert(cast(Table, AuditEvent.__table__))  # the Core table: built once, see execute_many
 
 
 def _stored(session: Session, since: datetime | None = None, kinds: Sequence[str] = ()) -> Generator[ChainedEvent]:

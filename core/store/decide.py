@@ -64,7 +64,7 @@ from core.policy import parse_policy
 from core.routing import InMemoryRotation
 from core.store import audit_log, outbox, sla_clocks
 from core.store.audit_log import AuditRecord
-from core.store.db import EncodedJson, json_text
+from core.store.db import EncodedJson, execute_many, json_text
 from core.store.models import (
     Account,
     Decision,
@@ -707,11 +707,7 @@ def _mark_decided(session: Session, leads: Sequence[Lead | StoredLead]) -> None:
     rows get the value as committed state. (As ORM changes, the flush cost ~50 µs a lead.)"""
     if not leads:
         return
-    table: Table = Lead.__table__  # type: ignore[assignment]  # Core table: a plain executemany UPDATE
-    session.execute(
-        update(table).where(table.c.pk == bindparam("b_pk")).values(decided_hash=bindparam("b_hash")),
-        [{"b_pk": lead.pk, "b_hash": lead.content_hash} for lead in leads],
-    )
+    execute_many(session, _MARK_DECIDED, [{"b_pk": lead.pk, "b_hash": lead.content_hash} for lead in leads])
     for lead in leads:
         if isinstance(lead, StoredLead):
             lead.decided_hash = lead.content_hash
@@ -731,7 +727,7 @@ def _insert_decisions(session: Session, rows: Sequence[Mapping[str, object]]) ->
     if not rows:
         return []
     table: Table = Decision.__table__  # type: ignore[assignment]  # Core table: one executemany INSERT
-    session.execute(insert(table), list(rows))
+    execute_many(session, _INSERT_DECISION, rows)
     found = {
         (lead_pk, key): pk
         for lead_pk, key, pk in session.execute(
@@ -741,6 +737,11 @@ def _insert_decisions(session: Session, rows: Sequence[Mapping[str, object]]) ->
         )
     }
     return [found[(row["lead_pk"], row["dedupe_key"])] for row in rows]
+
+
+_LEADS: Table = Lead.__table__  # type: ignore[assignment]  # Core tables: plain executemany statements
+_MARK_DECIDED = update(_LEADS).where(_LEADS.c.pk == bindparam("b_pk")).values(decided_hash=bindparam("b_hash"))
+_INSERT_DECISION = insert(cast(Table, Decision.__table__))
 
 
 def _row_values(req: DecideRequest, d: DecisionValue, seq: int, now: datetime) -> dict[str, object]:

@@ -11,6 +11,7 @@ Everything is an upsert keyed by ``(source, crm_id)``: a page stored twice chang
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from core.leads import LeadInputError, content_hash, normalize_account, normalize_lead
 from core.ports import Cursor, Page, Tombstone
-from core.store.db import dialect_insert
+from core.store.db import dialect_insert, execute_many, insert_for
 from core.store.lead_events import apply_events, merge_stored
 from core.store.models import Account, Deal, DealLink, Lead, SyncCursor, WritebackState
 from core.store.records import LeadRow, OwnerRow, upsert_accounts, upsert_changed, upsert_leads, upsert_owners
@@ -163,12 +164,18 @@ def _leads(session: Session, source: str, page: Page, now: datetime, out: Ingest
         if values
     ]
     if states:
-        stmt = dialect_insert(session, WritebackState.__table__)
-        updates = {"values": stmt.excluded["values"], "seen_at": stmt.excluded.seen_at}
-        session.execute(upsert_changed(stmt, WritebackState.__table__, updates, ("lead_pk",)), states)
+        execute_many(session, _state_upsert(session.get_bind().dialect.name), states)
     if links:
         session.execute(dialect_insert(session, DealLink.__table__).on_conflict_do_nothing(), links)
         refresh_outcomes(session, source, {link["lead_id"] for link in links})
+
+
+@functools.lru_cache(maxsize=4)
+def _state_upsert(dialect: str) -> Any:
+    """The write-back state upsert, built once per database kind (see :func:`execute_many`)."""
+    stmt = insert_for(dialect, WritebackState.__table__)
+    updates = {"values": stmt.excluded["values"], "seen_at": stmt.excluded.seen_at}
+    return upsert_changed(stmt, WritebackState.__table__, updates, ("lead_pk",))
 
 
 def _own_owner_changes(session: Session, source: str, rows: Sequence[LeadRow]) -> list[str]:

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from sqlalchemy import Table, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from core.store.db import Database, dialect_insert, insert_for
+from core.store.db import Database, execute_many, insert_for
 from core.store.models import OutboxRow
 
 __all__ = [
@@ -169,8 +169,14 @@ def enqueue_many(session: Session, effects: Sequence[tuple[str, str, dict[str, A
          "available_at": now, "created_at": now}
         for kind, key, payload in effects
     ]  # fmt: skip
+    execute_many(session, _insert_many(session.get_bind().dialect.name), rows)
+
+
+@functools.lru_cache(maxsize=4)
+def _insert_many(dialect: str) -> Any:
+    """:func:`enqueue_many`'s statement, built once per database kind (see :func:`execute_many`)."""
     table = OutboxRow.__table__  # the Core table: one executemany, not an ORM bulk insert split by NULLs
-    session.execute(dialect_insert(session, table).on_conflict_do_nothing(index_elements=["dedupe_key"]), rows)
+    return insert_for(dialect, table).on_conflict_do_nothing(index_elements=["dedupe_key"])
 
 
 def claim(

@@ -7,6 +7,7 @@ lead's ``content_hash`` as it was, so it is not decided again.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from core.leads import hashed_record, lead_record, normalize_account, normalize_
 from core.model import Account as AccountValue
 from core.model import Event
 from core.model import Lead as LeadValue
-from core.store.db import EncodedJson, dialect_insert, in_chunks
+from core.store.db import EncodedJson, dialect_insert, execute_many, in_chunks, insert_for
 from core.store.models import Account, Lead, Owner
 
 __all__ = [
@@ -134,17 +135,23 @@ def upsert_leads(session: Session, rows: Sequence[LeadRow], *, now: datetime) ->
     for value in _last_per_key([_clipped(Lead.__table__, v) for v in values]):
         by_keys.setdefault(tuple(sorted(value)), []).append(value)
     for keys, group in by_keys.items():
-        # the Core table, not the ORM entity: ORM bulk inserts split rows by which values are
-        # NULL, which on PostgreSQL meant a round trip per lead (connectors branch)
-        stmt = dialect_insert(session, Lead.__table__)
-        updates = {k: getattr(stmt.excluded, k) for k in keys if k not in ("source", "crm_id")}
-        if "first_touch_at" in updates:  # a lead is first touched once: later sightings keep the earliest
-            # the earliest, not the first stored: "I contacted them" in Slack stores the click's
-            # time, and the CRM may log the call itself minutes before it
-            stored, seen = Lead.__table__.c.first_touch_at, stmt.excluded.first_touch_at
-            updates["first_touch_at"] = case((or_(stored.is_(None), seen < stored), seen), else_=stored)
-        session.execute(upsert_changed(stmt, Lead.__table__, updates), group)
+        execute_many(session, _lead_upsert(session.get_bind().dialect.name, keys), group)
     return _pks(session, Lead, [(v["source"], v["crm_id"]) for v in values])
+
+
+@functools.lru_cache(maxsize=32)
+def _lead_upsert(dialect: str, keys: tuple[str, ...]) -> Any:
+    """The leads upsert for rows with these keys, built once (see :func:`execute_many`)."""
+    # the Core table, not the ORM entity: ORM bulk inserts split rows by which values are
+    # NULL, which on PostgreSQL meant a round trip per lead (connectors branch)
+    stmt = insert_for(dialect, Lead.__table__)
+    updates = {k: getattr(stmt.excluded, k) for k in keys if k not in ("source", "crm_id")}
+    if "first_touch_at" in updates:  # a lead is first touched once: later sightings keep the earliest
+        # the earliest, not the first stored: "I contacted them" in Slack stores the click's
+        # time, and the CRM may log the call itself minutes before it
+        stored, seen = Lead.__table__.c.first_touch_at, stmt.excluded.first_touch_at
+        updates["first_touch_at"] = case((or_(stored.is_(None), seen < stored), seen), else_=stored)
+    return upsert_changed(stmt, Lead.__table__, updates)
 
 
 def upsert_changed(
@@ -292,11 +299,16 @@ def upsert_accounts(
             "synced_at": now,
         }
     latest = {key: _clipped(Account.__table__, value) for key, value in latest.items()}
-    stmt = dialect_insert(session, Account.__table__)  # Core table: one executemany (see upsert_leads)
-    keys = next(iter(latest.values())).keys()
-    updates = {k: getattr(stmt.excluded, k) for k in keys if k not in ("source", "crm_id")}
-    session.execute(upsert_changed(stmt, Account.__table__, updates), list(latest.values()))
+    keys = tuple(next(iter(latest.values())))
+    execute_many(session, _account_upsert(session.get_bind().dialect.name, keys), list(latest.values()))
     return _pks(session, Account, list(latest))
+
+
+@functools.lru_cache(maxsize=8)
+def _account_upsert(dialect: str, keys: tuple[str, ...]) -> Any:
+    stmt = insert_for(dialect, Account.__table__)  # Core table: one executemany (see upsert_leads)
+    updates = {k: getattr(stmt.excluded, k) for k in keys if k not in ("source", "crm_id")}
+    return upsert_changed(stmt, Account.__table__, updates)
 
 
 def upsert_owners(session: Session, owners: Sequence[OwnerRow], *, now: datetime) -> None:

@@ -33,7 +33,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Table, and_, insert, or_, select, update
 from sqlalchemy.orm import Session
@@ -42,7 +42,7 @@ from core.policy.schema import Policy
 from core.sla import ClockKind, Step, clock_kind, plan, sla_window, window_for
 from core.store import audit_log
 from core.store.audit_log import AuditRecord
-from core.store.db import EncodedJson, dialect_insert, json_text
+from core.store.db import EncodedJson, dialect_insert, execute_many, json_text
 from core.store.models import Decision, Lead, Review, SlaClock, SlaStep
 from core.store.records import StoredLead
 
@@ -233,9 +233,11 @@ def start_clocks(
     if rows:
         # the Core table: an ORM bulk insert builds a state per row and splits the batch by
         # which columns are NULL (due_at, next_at, owner, team): a fifth of starting a page's clocks
-        table: Table = SlaClock.__table__  # type: ignore[assignment]  # the Core table
-        session.execute(insert(table), rows)
+        execute_many(session, _INSERT_CLOCK, rows)
     return len(rows)
+
+
+_INSERT_CLOCK = insert(cast(Table, SlaClock.__table__))  # the Core table: built once, see execute_many
 
 
 def _sooner(due: datetime | None, than: datetime | None) -> bool:
