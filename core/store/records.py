@@ -220,18 +220,26 @@ def _clipped(table: FromClause, value: dict[str, Any]) -> dict[str, Any]:
     every run, so one record stopped a CRM's sync for good. (SQLite does not check lengths.)
     The full value stays in ``data`` and in the content hash. NUL characters are dropped."""
     lengths = _text_lengths(table)
-    out = {}
+    out = value.copy()
     for key, item in value.items():
-        if isinstance(item, str):
+        kind = type(item)
+        if kind in _PLAIN:  # most values of a row: nothing to clip, tested by type alone
+            continue
+        if kind is str or isinstance(item, str):
             if "\x00" in item:
                 item = item.replace("\x00", "")
             length = lengths.get(key)
             if length is not None and len(item) > length:
                 item = item[:length]
+            out[key] = item
         elif isinstance(item, dict | list):
-            item = _without_nul(item)
-        out[key] = item
+            out[key] = _without_nul(item)
     return out
+
+
+# types of row values that are neither text nor JSON containers: ``_clipped`` leaves them as
+# they are (its per-value checks were ~14 µs per stored lead)
+_PLAIN = frozenset({type(None), bool, int, float, datetime, EncodedJson})
 
 
 _LENGTHS: dict[str, dict[str, int]] = {}
