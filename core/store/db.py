@@ -300,6 +300,15 @@ _UNSEEN = object()
 
 @functools.lru_cache(maxsize=256)
 def _bulk_plan(statement: Any, dialect: Dialect, keys: tuple[str, ...]) -> _BulkPlan | None:
+    # the plan reads the compiled statement's inner attributes, which SQLAlchemy does not
+    # promise to keep: a release without one of them takes the slower, public path
+    try:
+        return _compile_plan(statement, dialect, keys)
+    except AttributeError:
+        return None
+
+
+def _compile_plan(statement: Any, dialect: Dialect, keys: tuple[str, ...]) -> _BulkPlan | None:
     compiled: Any = statement.compile(dialect=dialect, column_keys=list(keys), for_executemany=True)
     if (
         compiled.insert_prefetch
