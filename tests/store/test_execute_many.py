@@ -95,3 +95,22 @@ def test_given_rows_leaving_python_defaults_to_fill_when_inserted_by_execute_man
 
     with db.sessions() as session:
         assert session.execute(select(OUTBOX.c.status, OUTBOX.c.attempts)).all() == [("pending", 0)] * 3
+
+
+def test_given_a_sqlalchemy_without_the_inner_attributes_when_executing_many_then_the_public_path_stores_the_rows(
+    db: Database, now: datetime, monkeypatch: Any
+) -> None:
+    import core.store.db as db_module
+
+    def missing(*_: Any) -> None:
+        raise AttributeError("'SQLCompiler' object has no attribute '_bind_processors'")
+
+    monkeypatch.setattr(db_module, "_compile_plan", missing)
+    _bulk_plan.cache_clear()
+    statement = insert_for(db.dialect, OUTBOX).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    try:
+        with db.transaction() as session:
+            execute_many(session, statement, _rows("slow", now))
+    finally:
+        _bulk_plan.cache_clear()
+    assert len(_stored(db)) == len(_rows("slow", now))
