@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -351,8 +351,16 @@ def leads_by_pk(session: Session, pks: Sequence[int]) -> dict[int, Lead]:
 
 
 def lead_value(row: Lead | StoredLead) -> LeadValue:
-    """The engine's view of a stored lead (rebuilt from the stored input record)."""
-    return normalize_lead(row.data, default_source=row.source)
+    """The engine's view of a stored lead (rebuilt from the stored input record).
+
+    The stored record holds the cleaned values, so reading it again finds nothing wrong: what
+    the first reading could not understand is kept beside it (``problems``) and put back, or
+    a stored lead's "missing email" would no longer say the CRM held "n/a" there."""
+    lead = normalize_lead(row.data, default_source=row.source)
+    stored = row.data.get("problems") if isinstance(row.data, dict) else None
+    if stored and isinstance(stored, dict):
+        lead = replace(lead, problems={**{str(k): str(v) for k, v in stored.items()}, **lead.problems})
+    return lead
 
 
 def account_value(row: Account) -> AccountValue:

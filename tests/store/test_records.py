@@ -69,3 +69,18 @@ def test_given_a_lead_contacted_from_slack_when_the_crm_logs_an_earlier_first_to
     with db.sessions() as session:
         stored = session.execute(select(Lead.first_touch_at).where(Lead.crm_id == "L1")).scalar_one()
     assert stored == now + timedelta(minutes=2)
+
+
+def test_given_a_lead_with_unreadable_values_when_stored_and_read_back_then_its_problems_come_back_too(
+    db: Database, now: datetime
+) -> None:
+    # the stored record holds the cleaned values: read again, "n/a" was simply no email, and a
+    # stored lead's "missing email" lost the reason the CRM's value was not used
+    raw = {"id": "P1", "source": "salesforce", "email": "n/a", "employees": "lots", "company": "Acme"}
+    fresh = normalize_lead(raw)
+    with db.transaction() as session:
+        upsert_leads(session, [LeadRow(fresh)], now=now)
+    with db.sessions() as session:
+        stored = lead_value(session.scalars(select(Lead)).one())
+    assert stored.problems == fresh.problems and set(stored.problems) == {"email", "employees"}
+    assert stored == fresh
