@@ -10,6 +10,7 @@ paths so every error names its line. ``Policy.model_json_schema()`` is what
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import date, time, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -98,18 +99,23 @@ def _duration(value: str) -> str:
 
 Duration = Annotated[str, AfterValidator(_duration)]
 
+
+def _at_most(limit: timedelta, what: str, spelled: str) -> Callable[[str], str]:
+    """A duration validator refusing more than ``limit``: the scheduler and the SLA clocks add
+    these lengths to times, and far beyond them leave datetime's range."""
+
+    def check(value: str) -> str:
+        if parse_duration(value) > limit:
+            raise ValueError(f"{what} {value!r} is too long: at most {limit.days} days ({spelled})")
+        return value
+
+    return check
+
+
 SLA_MAX = timedelta(days=365)
-
-
-def _sla_duration(value: str) -> str:
-    # a clock's plan adds its length to the decision time (and a breach step's to the deadline):
-    # far beyond a year that leaves datetime's range and crashed the whole decide batch
-    if parse_duration(value) > SLA_MAX:
-        raise ValueError(f"SLA {value!r} is too long: at most {SLA_MAX.days} days (365d, 52w, 8760h)")
-    return value
-
-
-SlaDuration = Annotated[str, AfterValidator(_sla_duration)]
+# a clock's plan adds its length to the decision time (and a breach step's to the deadline):
+# far beyond a year that crashed the whole decide batch
+SlaDuration = Annotated[str, AfterValidator(_at_most(SLA_MAX, "SLA", "365d, 52w, 8760h"))]
 
 
 def _local_time(value: time) -> time:
@@ -525,17 +531,9 @@ class Digest(Strict):
 
 
 SYNC_MAX = timedelta(days=7)
-
-
-def _sync_interval(value: str) -> str:
-    # the scheduler adds the interval to each run's time: far beyond a week it leaves datetime's
-    # range (the sync job dies after its first run), and a CRM a week stale is no lead routing
-    if parse_duration(value) > SYNC_MAX:
-        raise ValueError(f"sync interval {value!r} is too long: at most {SYNC_MAX.days} days (7d, 1w, 168h)")
-    return value
-
-
-SyncInterval = Annotated[str, AfterValidator(_sync_interval)]
+# the scheduler adds the interval to each run's time: beyond datetime's range the sync job
+# died after its first run, and a CRM a week stale is no lead routing
+SyncInterval = Annotated[str, AfterValidator(_at_most(SYNC_MAX, "sync interval", "7d, 1w, 168h"))]
 
 
 class Sync(Strict):

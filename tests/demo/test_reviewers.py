@@ -3,11 +3,8 @@ reassignment (an owner out of office) is tried again with someone else, not coun
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import TypeVar
-
-import pytest
 
 from bot import ids
 from loopgate.demo.live import LiveSandbox
@@ -16,15 +13,6 @@ from tests.demo.escalations import is_reviewed
 
 T = TypeVar("T")
 AWAY = "cy"  # out of office for the whole demo week (demo_policy.yaml; serve --sandbox moves it to today)
-
-
-@pytest.fixture
-def live(tmp_path: Path) -> Iterator[LiveSandbox]:
-    sandbox = LiveSandbox(tmp_path, port=0, leads=120, scheduler=False).start()
-    try:
-        yield sandbox
-    finally:
-        sandbox.stop()
 
 
 def test_given_a_reviewer_who_first_picks_a_rep_out_of_office_when_reassigning_then_they_pick_another_and_it_is_done(

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,15 +13,6 @@ import pytest
 from bot import ids
 from loopgate.demo.live import LiveSandbox
 from tests.demo.escalations import is_reviewed, posted_escalations
-
-
-@pytest.fixture
-def live(tmp_path: Path) -> Iterator[LiveSandbox]:
-    sandbox = LiveSandbox(tmp_path, port=0, leads=120, scheduler=False).start()
-    try:
-        yield sandbox
-    finally:
-        sandbox.stop()
 
 
 def _get(url: str) -> tuple[int, bytes]:
