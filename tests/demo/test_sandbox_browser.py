@@ -109,9 +109,11 @@ def test_given_the_sandbox_page_when_a_person_approves_and_overrides_then_cards_
     channel = "C0MMREVIEW"
     db = live.db
 
-    (first, first_ts), (second, second_ts) = slack.wait_until(
-        lambda: posted_escalations(db, Decision.team == "mm")[:2], timeout=20
-    )
+    def two_posted() -> list[Any]:  # one posted is truthy too: wait until both are there
+        posted = posted_escalations(db, Decision.team == "mm")[:2]
+        return posted if len(posted) == 2 else []
+
+    (first, first_ts), (second, second_ts) = slack.wait_until(two_posted, timeout=20)
     posted = {first.pk: first_ts, second.pk: second_ts}
     reps = {r.id: r for r in live.sandbox.loaded.policy.reps}
     owner_name = reps[str(first.owner)].name
