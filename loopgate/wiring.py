@@ -19,8 +19,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
 from core.engine import DecisionEngine
-from core.errors import PolicyError, PolicyProblem
+from core.errors import PolicyError, PolicyProblem, StoreError
 from core.policy import LoadedPolicy, parse_policy
 from core.store.calibration import load_calibration
 from core.store.db import Database
@@ -41,12 +44,29 @@ log = logging.getLogger(__name__)
 
 
 def open_database(settings: Settings, *, migrated: bool = True) -> Database:
-    """Connect (and, unless asked not to, insist the schema is current)."""
+    """Connect (and, unless asked not to, insist the schema is current).
+
+    A SQLite file that isn't there is refused before connecting: connecting would create an
+    empty file (and its lock file) in whatever folder the command was run from by mistake."""
+    if migrated:
+        _require_sqlite_file(settings.loopgate_database_url)
     db = Database(settings.loopgate_database_url)
     db.check_connection()
     if migrated:
         require_current(db)
     return db
+
+
+def _require_sqlite_file(url: str) -> None:
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return  # Database() says what is wrong with it
+    path = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not path or path == ":memory:" or path.startswith("file:"):
+        return
+    if not Path(path).exists():
+        raise StoreError(f"no loopgate database at {path}: run `loopgate db upgrade` to create it")
 
 
 def read_policy(path: Path, *, setting: str | None = None) -> LoadedPolicy:

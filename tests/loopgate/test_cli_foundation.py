@@ -75,6 +75,10 @@ def test_given_a_fresh_database_when_upgraded_then_commands_work_and_old_schemas
     env = {"LOOPGATE_DATABASE_URL": f"sqlite:///{tmp_path / 'lg.db'}"}
     refused = run_cli("audit", "verify", env=env)
     assert refused.code == 2 and "run `loopgate db upgrade`" in refused.err
+    assert not list(tmp_path.iterdir()), "a refused command must not leave an empty database behind"
+    Database(env["LOOPGATE_DATABASE_URL"]).check_connection()  # an empty file: a schema-less database
+    refused = run_cli("audit", "verify", env=env)
+    assert refused.code == 2 and "schema is at empty" in refused.err and "run `loopgate db upgrade`" in refused.err
     first = run_cli("db", "upgrade", env=env)
     assert first.code == 0 and "upgraded from empty" in first.out
     assert "already current" in run_cli("db", "upgrade", env=env).out
