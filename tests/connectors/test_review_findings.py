@@ -1,0 +1,170 @@
+"""Review findings (rev-conn): each test reproduces one bug against the fake CRMs.
+They fail on main as of this review; each names the cause in its docstring."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+from sqlalchemy import select
+
+from connectors.errors import RateLimited
+from connectors.sync import sync_crm
+from connectors.writeback import CrmWriteback
+from core.engine import DecisionEngine
+from core.policy import LoadedPolicy
+from core.store import outbox
+from core.store.db import Database
+from core.store.models import Deal, Decision, Lead, OutboxRow
+from loopgate.sandbox.hubspot import FakeHubSpot
+from loopgate.sandbox.salesforce import FakeSalesforce
+from tests.connectors.builders import (
+    Sleeps,
+    fast_retry,
+    hs_contact,
+    hubspot_connector,
+    salesforce_connector,
+    seed_hubspot_people,
+    seed_salesforce_people,
+    sf_lead,
+)
+from tests.connectors.conftest import Clock
+
+
+def _lead(db: Database, source: str, crm_id: str) -> Lead:
+    with db.transaction() as s:
+        return s.execute(select(Lead).where(Lead.source == source, Lead.crm_id == crm_id)).scalar_one()
+
+
+def _latest_decision(db: Database, crm_id: str) -> Decision:
+    with db.transaction() as s:
+        return s.execute(
+            select(Decision).where(Decision.lead_id == crm_id).order_by(Decision.seq.desc()).limit(1)
+        ).scalar_one()
+
+
+def test_given_two_won_hubspot_deals_merged_when_synced_then_the_loser_no_longer_counts(
+    db: Database, hs: FakeHubSpot, clock: Clock, engine: DecisionEngine, example_policy: LoadedPolicy
+) -> None:
+    """connectors/hubspot/connector.py:312 — a deals page carries no merge tombstones
+    (DEAL_PROPERTIES lacks hs_merged_object_ids, records.py:65), so a deal merged away stays
+    live in the store and keeps counting as its contacts' outcome."""
+    # HubSpot deals carry hs_merged_object_ids like contacts and companies (the fake lacked it)
+    hs.properties["deals"]["hs_merged_object_ids"] = hs._builtin_property("deals", "hs_merged_object_ids")
+    buyer = hs.create("contacts", hs_contact())
+    closed = {"hs_is_closed": "true", "hs_is_closed_won": "true", "closedate": "2026-11-18T10:00:00.000Z"}
+    winner = hs.create("deals", dealname="Deal", amount="5000", **closed)
+    loser = hs.create("deals", dealname="Deal (duplicate)", amount="3000", **closed)
+    hs.associate(winner, buyer)
+    hs.associate(loser, buyer)
+    port = hubspot_connector(hs, example_policy, clock=clock)
+    sync_crm(db, port, engine, clock=clock)
+    assert _lead(db, "hubspot", buyer).outcome_amount == 8000  # two deals, both won
+
+    clock.advance(hours=2)  # past the hourly archived scan too
+    hs.merge("deals", winner, loser)  # a person merges the duplicate into the real deal
+    hs.associations.pop(loser, None)
+    sync_crm(db, port, engine, clock=clock)
+
+    with db.transaction() as s:
+        loser_deleted = s.execute(select(Deal.is_deleted).where(Deal.crm_id == loser)).scalar_one()
+    assert loser_deleted, "the merged-away deal is still live in the store"
+    assert _lead(db, "hubspot", buyer).outcome_amount == 5000
+
+
+def test_given_two_distinct_won_deals_of_equal_amount_and_date_when_synced_then_both_count(
+    db: Database, hs: FakeHubSpot, clock: Clock, engine: DecisionEngine, example_policy: LoadedPolicy
+) -> None:
+    """core/store/ingest.py:277-280 — refresh_outcomes selects (lead, is_closed, is_won, amount,
+    closed_at) with DISTINCT and no deal id, so two different deals that happen to have the same
+    amount and close date collapse into one: the won amount is undercounted."""
+    buyer = hs.create("contacts", hs_contact())
+    closed = {"hs_is_closed": "true", "hs_is_closed_won": "true", "closedate": "2026-11-18T00:00:00.000Z"}
+    licence = hs.create("deals", dealname="Licence", amount="5000", **closed)
+    services = hs.create("deals", dealname="Onboarding services", amount="5000", **closed)
+    hs.associate(licence, buyer)
+    hs.associate(services, buyer)
+    port = hubspot_connector(hs, example_policy, clock=clock)
+
+    sync_crm(db, port, engine, clock=clock)
+
+    assert _lead(db, "hubspot", buyer).outcome_amount == 10000
+
+
+def test_given_salesforces_daily_allowance_spent_for_half_a_day_when_drained_hourly_then_no_write_back_dies(
+    db: Database, sf: FakeSalesforce, clock: Clock, engine: DecisionEngine, example_policy: LoadedPolicy
+) -> None:
+    """connectors/writeback.py:660-662 with core/store/outbox.py:270 — a daily limit settles the
+    rows as Retry(1 h), and Retry counts an attempt: after max_attempts (10) hourly tries the
+    decision's write-back is dead for good, though nothing was wrong with it. Salesforce's
+    allowance is a rolling 24 h (the usage guard holds for as long), so a busy org loses writes."""
+    seed_salesforce_people(sf, example_policy)
+    lead = sf.create("Lead", sf_lead())
+    port = salesforce_connector(sf, example_policy)
+    sync_crm(db, port, engine, clock=clock)
+    sf.api_limit = sf.api_used  # the org's 24 h allowance is now spent (403 REQUEST_LIMIT_EXCEEDED)
+    handler = CrmWriteback(db, engine, {"salesforce": port}, clock)
+
+    for _ in range(12):  # twelve hours of hourly drains while the allowance is spent
+        outbox.drain(db, [handler], "w", clock)
+        clock.advance(hours=1, seconds=1)
+    sf.api_limit = None  # the allowance frees up
+    outbox.drain(db, [handler], "w", clock)
+
+    with db.transaction() as s:
+        row = s.execute(select(OutboxRow).where(OutboxRow.kind == "crm.writeback")).scalar_one()
+    assert row.status != "dead", row.last_error
+    assert sf.get("Lead", lead)["Loopgate_Score__c"] is not None
+
+
+def test_given_a_429_whose_retry_after_is_an_http_date_when_reading_salesforce_then_the_date_is_honoured(
+    sf: FakeSalesforce, example_policy: LoadedPolicy
+) -> None:
+    """connectors/salesforce/errors.py:437-442 — Retry-After may be an HTTP-date (RFC 9110);
+    it is parsed as seconds only, so a gateway asking for two minutes gets the next call after
+    the backoff's ~0.5 s (here 0.01 s), and the attempts are spent hammering it."""
+    sf.create("Lead", sf_lead())
+    until = format_datetime(datetime.now(UTC) + timedelta(minutes=2), usegmt=True)
+    sf.inject(r"/queryAll/", 429, times=2, body="Too Many Requests", headers={"Retry-After": until})
+    sleeps = Sleeps()
+
+    try:
+        list(salesforce_connector(sf, example_policy, retry=fast_retry(sleeps)).read("leads", None))
+        asked: float | None = None
+    except RateLimited as exc:  # more than max_wait: handed up with the wait, also fine
+        asked = exc.retry_after
+        assert asked is not None and asked > 100
+
+    if asked is None:
+        assert sleeps and min(sleeps) > 100, f"called again after {sleeps} s, not after the date asked"
+
+
+def test_given_an_owner_write_that_died_of_retries_when_a_person_then_sets_that_owner_then_it_is_their_change(
+    db: Database, hs: FakeHubSpot, clock: Clock, engine: DecisionEngine, example_policy: LoadedPolicy
+) -> None:
+    """connectors/writeback.py:376-384 — the owner stored by _intend_owners is put back only
+    when this perform settles the row Dead; a row that dies because the outbox ran out of
+    attempts (every try Retry: 5xx, rate limits, an outage) keeps the phantom owner_written.
+    A person who later picks that owner by hand is then taken for loopgate itself
+    (ingest._own_owner_changes): the lead is not decided again and the loopgate fields, never
+    written, stay unwritten — unlike the same write refused outright (test_writeback.py:332)."""
+    people = seed_hubspot_people(hs, example_policy)
+    contact = hs.create("contacts", hs_contact())
+    port = hubspot_connector(hs, example_policy, clock=clock, retry=fast_retry(attempts=1))
+    sync_crm(db, port, engine, clock=clock)
+    first = _latest_decision(db, contact)
+    assert first.action == "auto" and first.final_owner in people
+    hs.inject(r"/batch/update$", 503, times=10, method="POST")  # an outage outlasting the row's attempts
+    handler = CrmWriteback(db, engine, {"hubspot": port}, clock)
+    for _ in range(10):
+        outbox.drain(db, [handler], "w", clock)
+        clock.advance(hours=1)
+    with db.transaction() as s:
+        assert s.execute(select(OutboxRow.status).where(OutboxRow.kind == "crm.writeback")).scalar_one() == "dead"
+    assert not hs.get("contacts", contact).get("hubspot_owner_id")  # never written
+
+    hs.update("contacts", contact, hubspot_owner_id=people[first.final_owner or ""])  # the rep takes it by hand
+    sync_crm(db, port, engine, clock=clock)
+
+    again = _latest_decision(db, contact)
+    assert again.pk != first.pk, "the person's change was taken for loopgate's own write"
