@@ -168,3 +168,70 @@ def test_given_an_owner_write_that_died_of_retries_when_a_person_then_sets_that_
 
     again = _latest_decision(db, contact)
     assert again.pk != first.pk, "the person's change was taken for loopgate's own write"
+
+
+def test_given_a_person_hands_a_lead_back_to_the_rep_loopgate_once_wrote_when_synced_then_it_is_their_change(
+    db: Database, hs: FakeHubSpot, clock: Clock, engine: DecisionEngine, example_policy: LoadedPolicy
+) -> None:
+    """core/store/ingest.py:181-200 (_own_owner_changes) — owner_written is what loopgate wrote
+    for *some* earlier decision, never cleared when later decisions write no owner. Rep A
+    (loopgate's pick) hands the lead to B, loopgate re-decides and keeps B; B hands it back to
+    A: the sync takes A for loopgate's own write and does not decide again, so the stored
+    decision (its SLA nudges, App Home queue, audit) keeps naming B while the CRM says A."""
+    people = seed_hubspot_people(hs, example_policy)
+    contact = hs.create("contacts", hs_contact())
+    port = hubspot_connector(hs, example_policy, clock=clock)
+    sync_crm(db, port, engine, clock=clock)
+    handler = CrmWriteback(db, engine, {"hubspot": port}, clock)
+    outbox.drain(db, [handler], "w", clock)
+    first = _latest_decision(db, contact)
+    rep_a = hs.get("contacts", contact)["hubspot_owner_id"]
+    assert rep_a == people[first.final_owner or ""]
+    rep_b = next(crm for person, crm in people.items() if crm != rep_a and person != first.final_owner)
+
+    clock.advance(minutes=5)
+    hs.update("contacts", contact, hubspot_owner_id=rep_b)  # A hands it to B
+    sync_crm(db, port, engine, clock=clock)
+    outbox.drain(db, [handler], "w", clock)
+    second = _latest_decision(db, contact)
+    assert second.pk != first.pk and second.crm_owner_before == rep_b  # decided again: B's now
+
+    clock.advance(minutes=5)
+    hs.update("contacts", contact, hubspot_owner_id=rep_a)  # B hands it back to A
+    sync_crm(db, port, engine, clock=clock)
+
+    third = _latest_decision(db, contact)
+    assert third.pk != second.pk, (
+        f"not decided again: decision {second.pk} still names {second.final_owner}, the CRM owner is {rep_a}"
+    )
+
+
+def test_given_a_person_sets_the_owner_loopgate_once_wrote_after_a_newer_decision_when_written_back_then_it_is_kept(
+    db: Database, hs: FakeHubSpot, clock: Clock, engine: DecisionEngine, example_policy: LoadedPolicy
+) -> None:
+    """core/writeback.py:195-200 (is_conflict) with connectors/writeback.py:310-316 — a current
+    owner equal to owner_written is never a conflict, but owner_written may be what loopgate
+    wrote for an *older* decision. Loopgate gave the lead to A; a person parked it with an
+    owner outside the policy; loopgate decided again (C). Before that write, a person gives it
+    back to A: the owner check takes A for loopgate's own write and overwrites the person's A."""
+    people = seed_hubspot_people(hs, example_policy)
+    outsider = hs.add_owner("999", "parking@example.com", "Parking", "Lot")
+    contact = hs.create("contacts", hs_contact())
+    port = hubspot_connector(hs, example_policy, clock=clock)
+    sync_crm(db, port, engine, clock=clock)
+    handler = CrmWriteback(db, engine, {"hubspot": port}, clock)
+    outbox.drain(db, [handler], "w", clock)
+    rep_a = hs.get("contacts", contact)["hubspot_owner_id"]
+    assert rep_a in people.values()
+
+    clock.advance(minutes=5)
+    hs.update("contacts", contact, hubspot_owner_id=outsider)  # parked outside the policy's reps
+    sync_crm(db, port, engine, clock=clock)
+    second = _latest_decision(db, contact)
+    assert second.crm_owner_before == outsider and people.get(second.final_owner or "") not in (None, rep_a)
+    hs.update("contacts", contact, hubspot_owner_id=rep_a)  # a person gives it back to A before write-back
+    clock.advance(minutes=1)
+
+    outbox.drain(db, [handler], "w", clock)
+
+    assert hs.get("contacts", contact)["hubspot_owner_id"] == rep_a, "the person's owner was overwritten"
