@@ -235,3 +235,52 @@ def test_given_a_person_sets_the_owner_loopgate_once_wrote_after_a_newer_decisio
     outbox.drain(db, [handler], "w", clock)
 
     assert hs.get("contacts", contact)["hubspot_owner_id"] == rep_a, "the person's owner was overwritten"
+
+
+def test_given_an_expired_hubspot_token_over_a_few_hours_when_drained_then_write_backs_wait_for_credentials(
+    db: Database, hs: FakeHubSpot, clock: Clock, engine: DecisionEngine, example_policy: LoadedPolicy
+) -> None:
+    """connectors/writeback.py:663-664 with core/store/outbox.py:270 — the same root cause as
+    the daily limit: AuthExpired/Forbidden/CrmSetupMissing settle as Retry(15 min), each
+    counting an attempt, so a token that expired at 18:00 has killed every pending write-back
+    by 20:30 (test_faults.py:347 checks only the first drain: "wait for credentials, not die")."""
+    seed_hubspot_people(hs, example_policy)
+    contact = hs.create("contacts", hs_contact())
+    port = hubspot_connector(hs, example_policy, clock=clock)
+    sync_crm(db, port, engine, clock=clock)
+    hs.expire_token("pat-sandbox-token")  # a private-app token revoked; an admin fixes it next morning
+    handler = CrmWriteback(db, engine, {"hubspot": port}, clock)
+    for _ in range(12):  # three hours of drains
+        outbox.drain(db, [handler], "w", clock)
+        clock.advance(minutes=15, seconds=1)
+
+    with db.transaction() as s:
+        row = s.execute(select(OutboxRow).where(OutboxRow.kind == "crm.writeback")).scalar_one()
+    assert row.status != "dead", f"dead after {row.attempts} attempts: {row.last_error}"
+    assert not hs.get("contacts", contact).get("loopgate_status")
+
+
+def test_given_a_one_hour_salesforce_outage_when_the_worker_drains_every_minute_then_no_write_back_dies(
+    db: Database, sf: FakeSalesforce, clock: Clock, engine: DecisionEngine, example_policy: LoadedPolicy
+) -> None:
+    """core/store/outbox.py:270 (RetryPolicy max_attempts=10, base 5 s, cap 30 min) — an
+    Unavailable write-back is retried after 5, 10, 20… s: the tenth attempt comes ~20-45 min
+    after the first, so a CRM maintenance window of an hour kills every pending write-back for
+    good (no tool re-drives dead rows, and no later sync re-queues an unchanged lead)."""
+    seed_salesforce_people(sf, example_policy)
+    lead = sf.create("Lead", sf_lead())
+    port = salesforce_connector(sf, example_policy, retry=fast_retry(attempts=1))
+    sync_crm(db, port, engine, clock=clock)
+    handler = CrmWriteback(db, engine, {"salesforce": port}, clock)
+    sf.inject(r"/composite/sobjects", 503, times=1000, body=[{"errorCode": "SERVER_UNAVAILABLE",
+                                                              "message": "maintenance"}])  # fmt: skip
+    for _ in range(60):  # the outbox worker polls; one hour of maintenance
+        outbox.drain(db, [handler], "w", clock)
+        clock.advance(minutes=1)
+    sf._faults.clear()  # Salesforce is back
+    outbox.drain(db, [handler], "w", clock)
+
+    with db.transaction() as s:
+        row = s.execute(select(OutboxRow).where(OutboxRow.kind == "crm.writeback")).scalar_one()
+    assert row.status != "dead", f"dead after {row.attempts} attempts: {row.last_error}"
+    assert sf.get("Lead", lead)["Loopgate_Score__c"] is not None
