@@ -120,7 +120,7 @@ def test_given_salesforces_daily_allowance_spent_for_half_a_day_when_drained_hou
 def test_given_a_429_whose_retry_after_is_an_http_date_when_reading_salesforce_then_the_date_is_honoured(
     sf: FakeSalesforce, example_policy: LoadedPolicy
 ) -> None:
-    """connectors/salesforce/errors.py:437-442 — Retry-After may be an HTTP-date (RFC 9110);
+    """connectors/salesforce/errors.py:68-74 — Retry-After may be an HTTP-date (RFC 9110);
     it is parsed as seconds only, so a gateway asking for two minutes gets the next call after
     the backoff's ~0.5 s (here 0.01 s), and the attempts are spent hammering it."""
     sf.create("Lead", sf_lead())
@@ -142,7 +142,7 @@ def test_given_a_429_whose_retry_after_is_an_http_date_when_reading_salesforce_t
 def test_given_an_owner_write_that_died_of_retries_when_a_person_then_sets_that_owner_then_it_is_their_change(
     db: Database, hs: FakeHubSpot, clock: Clock, engine: DecisionEngine, example_policy: LoadedPolicy
 ) -> None:
-    """connectors/writeback.py:376-384 — the owner stored by _intend_owners is put back only
+    """connectors/writeback.py:364-384 (line 378) — the owner stored by _intend_owners is put back only
     when this perform settles the row Dead; a row that dies because the outbox ran out of
     attempts (every try Retry: 5xx, rate limits, an outage) keeps the phantom owner_written.
     A person who later picks that owner by hand is then taken for loopgate itself
