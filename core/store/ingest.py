@@ -273,8 +273,10 @@ def refresh_outcomes(session: Session, source: str, lead_ids: Iterable[str]) -> 
     wanted = sorted(set(lead_ids))
     if not wanted:
         return
+    # a deal linked both ways (from the lead and from the deal) counts once: DISTINCT over
+    # the deal's id too, or two different deals of equal amount and close date would be one
     rows = session.execute(
-        select(DealLink.lead_id, Deal.is_closed, Deal.is_won, Deal.amount, Deal.closed_at)
+        select(DealLink.lead_id, Deal.crm_id, Deal.is_closed, Deal.is_won, Deal.amount, Deal.closed_at)
         .join(Deal, (Deal.source == DealLink.source) & (Deal.crm_id == DealLink.deal_id))
         .where(DealLink.source == source, DealLink.lead_id.in_(wanted), Deal.is_deleted.is_(False))
         .distinct()

@@ -13,8 +13,10 @@ from connectors.sync import sync_crm
 from connectors.writeback import CrmWriteback
 from core.engine import DecisionEngine
 from core.policy import LoadedPolicy
+from core.ports import Cursor, DealRecord, LeadRecord, Page
 from core.store import outbox
 from core.store.db import Database
+from core.store.ingest import apply_page
 from core.store.models import Deal, Decision, Lead, OutboxRow
 from loopgate.sandbox.hubspot import FakeHubSpot
 from loopgate.sandbox.salesforce import FakeSalesforce
@@ -89,6 +91,17 @@ def test_given_two_distinct_won_deals_of_equal_amount_and_date_when_synced_then_
     sync_crm(db, port, engine, clock=clock)
 
     assert _lead(db, "hubspot", buyer).outcome_amount == 10000
+
+
+def test_given_one_won_deal_linked_from_both_sides_when_stored_then_it_counts_once(db: Database, clock: Clock) -> None:
+    """The edge of the fix above: a deal reported by the lead (a converted lead's opportunity)
+    and by the deal itself (its contacts) is two links to one deal, and its amount counts once."""
+    deal = DealRecord("006D1", closed=True, won=True, amount=5000, closed_at=clock(), lead_ids=("00QL1",))
+    lead = LeadRecord({"id": "00QL1", "email": "a@b.com", "company": "B"}, "Lead", deal_ids=("006D1",))
+    with db.transaction() as s:
+        apply_page(s, "salesforce", Page("leads", Cursor(), leads=[lead], deals=[deal]), now=clock())
+
+    assert _lead(db, "salesforce", "00QL1").outcome_amount == 5000
 
 
 def test_given_salesforces_daily_allowance_spent_for_half_a_day_when_drained_hourly_then_no_write_back_dies(
