@@ -18,6 +18,9 @@ translators build them from status, error code and the CRM's message only.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
 __all__ = [
     "AuthExpired",
     "BadRequest",
@@ -27,6 +30,7 @@ __all__ = [
     "NotFound",
     "RateLimited",
     "Unavailable",
+    "retry_after_seconds",
 ]
 
 
@@ -102,3 +106,24 @@ class Unavailable(ConnectorError):
 
 class CrmSetupMissing(ConnectorError):
     """A loopgate custom field or property is missing: run ``loopgate crm setup <crm>``."""
+
+
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header, which RFC 9110 lets be delay-seconds or
+    an HTTP-date: API gateways in front of a CRM send dates, and reading only seconds made the
+    next call come after a backoff's half second instead of the minutes asked. A date already
+    past waits 0; anything else unreadable is ``None`` (the caller's backoff decides). How long
+    is too long to wait inside one call is the caller's bound (``RetryPolicy.max_wait``)."""
+    if value is None:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        until = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if until.tzinfo is None:  # "-0000": UTC without saying so
+        until = until.replace(tzinfo=UTC)
+    return max((until - (now or datetime.now(UTC))).total_seconds(), 0.0)

@@ -24,6 +24,7 @@ from connectors.errors import (
     NotFound,
     RateLimited,
     Unavailable,
+    retry_after_seconds,
 )
 
 __all__ = ["SYSTEM", "is_api_exception", "refused_properties", "retry_after", "translate"]
@@ -85,12 +86,9 @@ def refused_properties(error: Mapping[str, Any]) -> tuple[str, ...]:
 
 def retry_after(headers: Any, body: Mapping[str, Any]) -> float | None:
     """Seconds to wait before retrying a 429, from what HubSpot said."""
-    explicit = _header(headers, "Retry-After")
+    explicit = retry_after_seconds(_header(headers, "Retry-After"))
     if explicit is not None:
-        try:
-            return max(float(explicit), 0.0)
-        except ValueError:
-            pass
+        return explicit
     policy = str(body.get("policyName") or "").upper()
     if policy == "SECONDLY":
         return 1.0

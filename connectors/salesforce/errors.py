@@ -36,6 +36,7 @@ from connectors.errors import (
     NotFound,
     RateLimited,
     Unavailable,
+    retry_after_seconds,
 )
 
 __all__ = ["SYSTEM", "error_code", "raise_too_many_requests", "translate"]
@@ -65,14 +66,6 @@ def raise_too_many_requests(response: requests.Response, *args: Any, **kwargs: A
         response.raise_for_status()
 
 
-def _retry_after(response: requests.Response) -> float | None:
-    """Seconds from ``Retry-After``; an HTTP date (or nothing) leaves the wait to backoff."""
-    try:
-        return max(float(response.headers["Retry-After"]), 0.0)
-    except (KeyError, ValueError):
-        return None
-
-
 def _rate_limited(
     status: int, resource: str, code: str | None, message: str, retry_after: float | None = None
 ) -> RateLimited:
@@ -91,7 +84,7 @@ def translate(exc: Exception, resource: str) -> ConnectorError:
         except ValueError:
             content = exc.response.text
         code, message = error_code(content)
-        return _rate_limited(429, resource, code, message, _retry_after(exc.response))
+        return _rate_limited(429, resource, code, message, retry_after_seconds(exc.response.headers.get("Retry-After")))
     if isinstance(exc, SalesforceAuthenticationFailed):
         return AuthExpired(SYSTEM, 401, resource, f"login failed: {exc.auth_message or exc.code}", code=str(exc.code))
     if isinstance(exc, SalesforceError):

@@ -8,7 +8,7 @@ from email.utils import format_datetime
 
 from sqlalchemy import select
 
-from connectors.errors import RateLimited
+from connectors.errors import RateLimited, retry_after_seconds
 from connectors.sync import sync_crm
 from connectors.writeback import CrmWriteback
 from core.engine import DecisionEngine
@@ -150,6 +150,33 @@ def test_given_a_429_whose_retry_after_is_an_http_date_when_reading_salesforce_t
 
     if asked is None:
         assert sleeps and min(sleeps) > 100, f"called again after {sleeps} s, not after the date asked"
+
+
+def test_given_a_hubspot_429_whose_retry_after_is_a_near_http_date_when_reading_then_that_wait_is_slept(
+    hs: FakeHubSpot, example_policy: LoadedPolicy
+) -> None:
+    """The same for HubSpot (connectors/hubspot/errors.py), within the wait one call may take:
+    the date's distance is slept, not HubSpot's ten-second window."""
+    hs.create("contacts", hs_contact())
+    until = format_datetime(datetime.now(UTC) + timedelta(seconds=45), usegmt=True)
+    limited = {"status": "error", "message": "too many", "policyName": "TEN_SECONDLY_ROLLING"}
+    hs.inject(r"/search", 429, times=1, body=limited, headers={"Retry-After": until})
+    sleeps = Sleeps()
+
+    pages = list(hubspot_connector(hs, example_policy, retry=fast_retry(sleeps)).read("contacts", None))
+
+    assert len(pages) == 1 and len(sleeps) == 1 and 40 < sleeps[0] <= 45
+
+
+def test_given_retry_after_values_when_read_then_seconds_and_dates_are_waits_and_the_rest_is_left_to_backoff() -> None:
+    now = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    assert retry_after_seconds("120", now) == 120.0
+    assert retry_after_seconds("Fri, 20 Nov 2026 12:02:00 GMT", now) == 120.0
+    assert retry_after_seconds("Fri, 20 Nov 2026 12:02:00 -0000", now) == 120.0  # no zone said: UTC
+    assert retry_after_seconds("Fri, 20 Nov 2026 11:00:00 GMT", now) == 0.0  # already past: go now
+    assert retry_after_seconds("-5", now) == 0.0
+    assert retry_after_seconds("soon", now) is None
+    assert retry_after_seconds(None, now) is None
 
 
 def test_given_an_owner_write_that_died_of_retries_when_a_person_then_sets_that_owner_then_it_is_their_change(
