@@ -309,7 +309,9 @@ class HubSpotConnector:
             return Page("companies", cursor, accounts=accounts, tombstones=merged)
         contacts = self._deal_contacts([str(r.id) for r in rows])
         deals = [deal_record(str(r.id), r.properties or {}, contacts.get(str(r.id), ())) for r in rows]
-        return Page("deals", cursor, deals=deals)
+        # a deal merged away is not archived: only its winner says so, and it must stop counting
+        merged = [t for r in rows for t in merged_tombstones("deal", str(r.id), r.properties or {})]
+        return Page("deals", cursor, deals=deals, tombstones=merged)
 
     def _deal_contacts(self, deal_ids: Sequence[str]) -> dict[str, list[str]]:
         body = {"inputs": [{"id": d} for d in deal_ids]}

@@ -63,7 +63,7 @@ COMPANY_PROPERTIES = (
     "hs_object_id", "hs_merged_object_ids", *HUBSPOT_COMPANY_FIELDS.values(),
 )  # fmt: skip
 DEAL_PROPERTIES = ("dealstage", "amount", "closedate", "hs_is_closed", "hs_is_closed_won", "hs_lastmodifieddate",
-                   "hs_object_id")  # fmt: skip
+                   "hs_object_id", "hs_merged_object_ids")  # fmt: skip
 _CONVERTED_STAGES = frozenset({"opportunity", "customer", "evangelist"})
 
 

@@ -60,7 +60,7 @@ _BUILTIN: dict[str, tuple[str, ...]] = {
     ),
     "deals": (
         "dealname", "dealstage", "pipeline", "amount", "closedate", "hs_is_closed", "hs_is_closed_won",
-        "hubspot_owner_id", "createdate", "hs_lastmodifieddate", "hs_object_id",
+        "hubspot_owner_id", "createdate", "hs_lastmodifieddate", "hs_object_id", "hs_merged_object_ids",
     ),
 }  # fmt: skip
 _DATETIME_PROPS = frozenset(
@@ -202,9 +202,17 @@ class FakeHubSpot(FakeService):
 
     def merge(self, object_type: str, winner: str, loser: str) -> None:
         """Merge ``loser`` into ``winner``: the loser disappears, the winner lists it in
-        ``hs_merged_object_ids`` and is modified."""
+        ``hs_merged_object_ids`` and is modified, and takes over the loser's deal↔contact
+        associations (as HubSpot carries them over)."""
         with self._data:
             self.objects[object_type].pop(loser)
+            if object_type == "deals":
+                self.associations.setdefault(winner, set()).update(self.associations.pop(loser, set()))
+            elif object_type == "contacts":
+                for contacts in self.associations.values():
+                    if loser in contacts:
+                        contacts.discard(loser)
+                        contacts.add(winner)
             props = self.objects[object_type][winner]["properties"]
             merged = [x for x in (props.get("hs_merged_object_ids") or "").split(";") if x]
             props["hs_merged_object_ids"] = ";".join([*merged, loser])

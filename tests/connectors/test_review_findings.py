@@ -51,8 +51,6 @@ def test_given_two_won_hubspot_deals_merged_when_synced_then_the_loser_no_longer
     """connectors/hubspot/connector.py:312 — a deals page carries no merge tombstones
     (DEAL_PROPERTIES lacks hs_merged_object_ids, records.py:65), so a deal merged away stays
     live in the store and keeps counting as its contacts' outcome."""
-    # HubSpot deals carry hs_merged_object_ids like contacts and companies (the fake lacked it)
-    hs.properties["deals"]["hs_merged_object_ids"] = hs._builtin_property("deals", "hs_merged_object_ids")
     buyer = hs.create("contacts", hs_contact())
     closed = {"hs_is_closed": "true", "hs_is_closed_won": "true", "closedate": "2026-11-18T10:00:00.000Z"}
     winner = hs.create("deals", dealname="Deal", amount="5000", **closed)
@@ -65,7 +63,6 @@ def test_given_two_won_hubspot_deals_merged_when_synced_then_the_loser_no_longer
 
     clock.advance(hours=2)  # past the hourly archived scan too
     hs.merge("deals", winner, loser)  # a person merges the duplicate into the real deal
-    hs.associations.pop(loser, None)
     sync_crm(db, port, engine, clock=clock)
 
     with db.transaction() as s:
