@@ -9,9 +9,11 @@ conflict is recorded (``crm_conflicts`` and an audit event) and the lead is deci
 the person's owner as its current owner (``keep_owner`` then keeps a rep's choice).
 
 Each outbox row gets its own outcome: ``Done`` (written, nothing to write, superseded, record
-gone, conflict handled), ``Retry`` (rate limits with the CRM's wait, outages, row locks) or
-``Dead`` (the CRM refuses this record for good). A batch the CRM rejects as a whole is split
-until the bad records are found, so one bad record cannot hold back the rest. A refusal of the
+gone, conflict handled), ``Deferred`` (rate limits with the CRM's wait, expired credentials,
+missing permissions or fields: no attempt counted), ``Retry`` (outages, given up by age; row
+locks, given up after the outbox's attempts) or ``Dead`` (the CRM refuses this record for
+good). A batch the CRM rejects as a whole is split until the bad records are found, so one bad
+record cannot hold back the rest. A refusal of the
 owner alone (a user deactivated since the decision, an id the CRM does not know) costs only the
 owner: the record's other fields are written again without it, once, and the refusal is kept in
 the row's outcome (``owner_refused``) and the audit log (``crm.owner_refused``). A crash after
@@ -656,15 +658,20 @@ class CrmWriteback:
 
 
 def _outcome_for(exc: ConnectorError) -> Outcome:
-    """How a failed CRM call settles the rows it carried."""
+    """How a failed CRM call settles the rows it carried. Nothing is wrong with the rows
+    themselves unless the CRM said so (a bad request): a spent allowance, a revoked token, a
+    missing permission or field wait, uncounted, for as long as it takes someone to fix them
+    (Salesforce's allowance is a rolling 24 h, a token revoked at night is renewed next
+    morning), and an outage is retried for as long as ``RetryPolicy.max_age``. Counting them
+    as attempts killed every pending write-back within hours, and nothing re-queued them."""
     if isinstance(exc, RateLimited):
         wait = timedelta(hours=1) if exc.daily else timedelta(seconds=exc.retry_after or 30)
-        return Retry(str(exc), wait)
+        return Deferred(wait, str(exc))
     if isinstance(exc, CrmSetupMissing | AuthExpired | Forbidden):
-        return Retry(str(exc), timedelta(minutes=15))
+        return Deferred(timedelta(minutes=15), str(exc))
     if isinstance(exc, BadRequest | NotFound):
         return Dead(str(exc))
-    return Retry(str(exc))
+    return Retry(str(exc), transient=exc.retryable)
 
 
 def _owner_refused(port: CrmPort, plan: _Plan, result: WriteResult) -> bool:

@@ -4,9 +4,12 @@ A decision and its effects are written in one transaction, so a crash can never 
 decision without its effects or an effect without its decision. Workers claim rows with a
 lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so two replicas never take the same row),
 perform them through an :class:`EffectHandler`, and settle each row as done, retry later
-(exponential backoff with jitter) or dead. A worker that dies holding rows loses them when
-its lease ends; the next worker performs them again — so handlers must be idempotent
-(check before post, skip writes of equal values), which is their contract.
+(exponential backoff with jitter), deferred (not tried: no attempt counted) or dead. A row
+failing on its own dies after ``max_attempts``; one failing because the service is down
+(``Retry(transient=True)``) only once it is also ``max_age`` old, so an outage of hours does
+not kill effects nothing was wrong with. A worker that dies holding rows loses them when its
+lease ends; the next worker performs them again — so handlers must be idempotent (check
+before post, skip writes of equal values), which is their contract.
 """
 
 from __future__ import annotations
@@ -64,10 +67,16 @@ class Done:
 
 @dataclass(frozen=True, slots=True)
 class Retry:
-    """Try again later; ``after`` overrides the backoff (e.g. a server's Retry-After)."""
+    """Try again later; ``after`` overrides the backoff (e.g. a server's Retry-After).
+
+    ``transient``: the failure is the service's, not the row's (a 5xx, a timeout, a
+    maintenance window), so the row is not given up after ``max_attempts`` alone but when it
+    is also ``RetryPolicy.max_age`` old: the attempts, backoff capped, run out within the
+    hour, and an hour's CRM outage killed every write-back pending over it."""
 
     error: str
     after: timedelta | None = None
+    transient: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,9 +92,13 @@ class Deferred:
 
     For rows a handler did not get to (a rate limit hit earlier in the batch): counting them
     as failures let a burst of posts to one Slack channel use up every later row's attempts
-    before it was ever sent."""
+    before it was ever sent. Also for rows that cannot be tried until something outside them
+    changes (a daily allowance spent, a token revoked, a permission missing): they wait for as
+    long as that takes, and ``error``, when given, is kept as the row's ``last_error`` so a
+    status page says what they wait for."""
 
     after: timedelta
+    error: str | None = None
 
 
 Outcome = Done | Retry | Dead | Deferred
@@ -107,15 +120,28 @@ DEFAULT_LEASE = timedelta(minutes=2)
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
+    """``max_attempts`` bounds a row failing on its own; a ``transient`` failure (the service
+    down) is given up only when the row is also ``max_age`` old, which outlasts a maintenance
+    window or a night's outage (the backoff's ``cap`` keeps trying every half hour)."""
+
     base: timedelta = timedelta(seconds=5)
     cap: timedelta = timedelta(minutes=30)
     max_attempts: int = 10
+    max_age: timedelta = timedelta(hours=48)
     lease: timedelta = DEFAULT_LEASE
 
     def backoff(self, attempts: int, rng: random.Random) -> timedelta:
         """Full-jitter exponential backoff: spreads retries of many rows over time."""
-        ceiling = min(self.cap.total_seconds(), self.base.total_seconds() * 2 ** max(attempts - 1, 0))
+        # the exponent is capped too: a transient row may be tried a hundred times
+        ceiling = min(self.cap.total_seconds(), self.base.total_seconds() * 2 ** min(max(attempts - 1, 0), 32))
         return timedelta(seconds=ceiling * (0.5 + rng.random() / 2))
+
+    def gives_up(self, item: OutboxItem, outcome: Retry, now: datetime) -> bool:
+        """Whether a row that failed again is dead: out of attempts, and, for a failure of the
+        service rather than the row, old enough that the service is not coming back for it."""
+        if item.attempts < self.max_attempts:
+            return False
+        return not outcome.transient or now - item.created_at >= self.max_age
 
 
 def enqueue(
@@ -256,7 +282,7 @@ def settle(
     # rows are settled per outcome in one statement each, not one UPDATE per row: a drained
     # batch of thousands of CRM writes spent most of its time here (connectors branch). Each
     # group's rows set the same columns (a deferred row gives its attempt back, a retried one not)
-    groups: dict[str, list[dict[str, Any]]] = {"done": [], "retry": [], "deferred": [], "dead": []}
+    groups: dict[str, list[dict[str, Any]]] = {"done": [], "retry": [], "deferred": [], "waiting": [], "dead": []}
     for item in items:
         outcome = outcomes.get(item.pk, Retry("handler returned no outcome for this row"))
         values: dict[str, Any]
@@ -266,8 +292,10 @@ def settle(
         elif isinstance(outcome, Deferred):
             attempts = max(item.attempts - 1, 0)
             group, values = "deferred", {"status": "pending", "available_at": now + outcome.after, "attempts": attempts}
+            if outcome.error is not None:
+                group, values = "waiting", {**values, "last_error": outcome.error[:2000]}
             report.retried += 1
-        elif isinstance(outcome, Retry) and item.attempts < policy.max_attempts:
+        elif isinstance(outcome, Retry) and not policy.gives_up(item, outcome, now):
             delay = outcome.after if outcome.after is not None else policy.backoff(item.attempts, rng)
             group = "retry"
             values = {"status": "pending", "available_at": now + delay, "last_error": outcome.error[:2000]}

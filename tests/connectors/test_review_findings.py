@@ -315,6 +315,7 @@ def test_given_a_one_hour_salesforce_outage_when_the_worker_drains_every_minute_
         outbox.drain(db, [handler], "w", clock)
         clock.advance(minutes=1)
     sf._faults.clear()  # Salesforce is back
+    clock.advance(minutes=30)  # the outbox backoff's cap: the row's next try is at most this far off
     outbox.drain(db, [handler], "w", clock)
 
     with db.transaction() as s:

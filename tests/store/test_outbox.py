@@ -130,6 +130,56 @@ def test_given_a_transient_failure_when_drained_then_retried_after_backoff_and_d
     assert len(failing.seen) == 3
 
 
+def test_given_the_service_down_when_retried_past_max_attempts_then_the_row_waits_until_max_age_then_dies(
+    db: Database, now: datetime
+) -> None:
+    _add(db, now, 1)
+    policy = RetryPolicy(base=timedelta(seconds=10), cap=timedelta(minutes=30), max_attempts=3,
+                         max_age=timedelta(hours=48))  # fmt: skip
+    down = Recorder(Retry("503 maintenance", transient=True))
+    clock = [now]
+    while clock[0] < now + timedelta(hours=47):  # far more tries than max_attempts
+        outbox.drain(db, [down], "w", lambda: clock[0], policy=policy)
+        clock[0] += timedelta(minutes=30)
+    assert _statuses(db) == ["pending"] and len(down.seen) > policy.max_attempts
+
+    clock[0] = now + timedelta(hours=48)
+    outbox.drain(db, [down], "w", lambda: clock[0], policy=policy)
+    assert _statuses(db) == ["dead"]
+
+
+def test_given_a_row_older_than_max_age_when_the_service_fails_then_it_still_gets_its_attempts(
+    db: Database, now: datetime
+) -> None:
+    """A row that waited (deferred) longer than max_age, then meets an outage, still gets its
+    attempts: age alone does not kill it, nor attempts alone."""
+    _add(db, now, 1)
+    policy = RetryPolicy(max_attempts=2, max_age=timedelta(hours=1))
+    later = [now + timedelta(hours=5)]
+    down = Recorder(Retry("503", after=timedelta(seconds=1), transient=True))
+    outbox.drain(db, [down], "w", lambda: later[0], policy=policy)
+    assert _statuses(db) == ["pending"]
+    later[0] += timedelta(seconds=1)
+    outbox.drain(db, [down], "w", lambda: later[0], policy=policy)
+    assert _statuses(db) == ["dead"] and len(down.seen) == 2
+
+
+def test_given_a_deferral_with_a_reason_when_settled_then_the_reason_is_kept_and_no_attempt_counted(
+    db: Database, now: datetime
+) -> None:
+    _add(db, now, 1)
+    policy = RetryPolicy(max_attempts=2)
+    clock = [now]
+    waiting = Recorder(Deferred(timedelta(minutes=15), "401 token expired"))
+    for _ in range(5):
+        outbox.drain(db, [waiting], "w", lambda: clock[0], policy=policy)
+        clock[0] += timedelta(minutes=15)
+    with db.sessions() as s:
+        row = s.execute(select(OutboxRow)).scalar_one()
+    assert (row.status, row.attempts, row.last_error) == ("pending", 0, "401 token expired")
+    assert len(waiting.seen) == 5
+
+
 def test_given_a_retry_after_when_settled_then_the_row_waits_exactly_that_long(db: Database, now: datetime) -> None:
     _add(db, now, 1)
     outbox.drain(db, [Recorder(Retry("429", after=timedelta(seconds=42)))], "w", lambda: now)
