@@ -19,6 +19,7 @@ from typing import Literal
 from connectors.hubspot import HubSpotAuth, HubSpotConnector
 from connectors.salesforce import SalesforceAuth, SalesforceConnector, http_session
 from connectors.sync import Progress, SyncReport, sync_crm
+from connectors.writeback import KIND as WRITEBACK_KIND
 from connectors.writeback import CrmWriteback
 from core.engine import DecisionEngine
 from core.policy import LoadedPolicy
@@ -35,6 +36,7 @@ __all__ = [
     "hubspot_auth",
     "hubspot_connector",
     "open_ports",
+    "requeue_dead_writebacks",
     "runtime",
     "salesforce_connector",
     "sync",
@@ -166,3 +168,10 @@ def writeback(
     handler = CrmWriteback(rt.db, rt.engine, rt.ports, rt.clock, elsewhere=elsewhere)
     name = worker or f"writeback@{socket.gethostname()}"
     return outbox.drain(rt.db, [handler], name, rt.clock, policy=policy, max_batches=max_batches)
+
+
+def requeue_dead_writebacks(rt: Runtime) -> int:
+    """``crm.writeback`` rows given up on, back in the queue (``loopgate writeback --retry-dead``),
+    for after someone fixed what failed them; returns how many."""
+    with rt.db.transaction() as session:
+        return outbox.requeue_dead(session, [WRITEBACK_KIND], now=rt.clock())

@@ -44,6 +44,7 @@ __all__ = [
     "enqueue_alone",
     "enqueue_many",
     "pending_counts",
+    "requeue_dead",
     "settle",
 ]
 
@@ -403,6 +404,21 @@ def drain(
             for item in items:
                 report.by_kind[item.kind] = report.by_kind.get(item.kind, 0) + 1
     return report
+
+
+def requeue_dead(session: Session, kinds: Sequence[str], *, now: datetime) -> int:
+    """Put rows of these kinds that were given up on back in the queue, due now and with
+    their attempts back, for an admin who fixed what failed them (a field, a permission, the
+    CRM's days-long outage): nothing else ever tries a dead row again. Handlers are idempotent
+    and check what is stale (write-back skips superseded decisions), so re-queuing an effect
+    that no longer applies costs a no-op. ``last_error`` stays until the next try. A row older
+    than ``max_age`` has its ``max_attempts`` again for an outage. Returns how many."""
+    result = session.execute(
+        update(OutboxRow)
+        .where(OutboxRow.kind.in_(list(kinds)), OutboxRow.status == "dead")
+        .values(status="pending", attempts=0, available_at=now, done_at=None)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def pending_counts(session: Session) -> dict[tuple[str, str], int]:

@@ -19,6 +19,10 @@ def writeback(
     crm: Annotated[str, typer.Option("--crm", help="salesforce, hubspot, or all configured CRMs.")] = "all",
     policy: Annotated[Path | None, typer.Option(help="Policy file (default: $LOOPGATE_POLICY).")] = None,
     max_batches: Annotated[int | None, typer.Option(help="Stop after this many batches.")] = None,
+    retry_dead: Annotated[
+        bool,
+        typer.Option("--retry-dead", help="First put write-backs that failed for good back in the queue (once fixed)."),
+    ] = False,
 ) -> None:
     """Write decisions (fields and owners) back to the CRMs; conflicts are recorded, not overwritten."""
     if crm not in ("salesforce", "hubspot", "all"):
@@ -26,6 +30,8 @@ def writeback(
     settings = load_settings()
     with crm_errors():
         rt = crm_jobs.runtime(settings, crm, policy_path=str(policy) if policy else None)  # type: ignore[arg-type]
+        if retry_dead:
+            out.print(f"write-back: {crm_jobs.requeue_dead_writebacks(rt)} failed for good put back in the queue")
         report = crm_jobs.writeback(rt, crm=crm, max_batches=max_batches)  # type: ignore[arg-type]
     out.print(
         f"write-back: {report.done} done, {report.retried} to retry, {report.dead} failed for good"

@@ -50,6 +50,29 @@ def test_given_a_hubspot_portal_when_synced_and_written_back_by_cli_then_contact
     assert all(hubspot.get("contacts", i)["loopgate_status"] == "auto_assigned" for i in ids)
 
 
+def test_given_a_write_back_that_failed_for_good_when_fixed_and_retried_dead_then_it_is_written(
+    db_url: str, hubspot: FakeHubSpot, example_policy: object
+) -> None:
+    seed_hubspot_people(hubspot, example_policy)  # type: ignore[arg-type]
+    contact = hubspot.create("contacts", hs_contact())
+    env = _hubspot_env(db_url, hubspot)
+    assert run_cli("sync", "--crm", "hubspot", env=env).code == 0
+    hubspot.fail_record(contact, "VALIDATION_ERROR", "loopgate_band: not an allowed option")  # a property misconfigured
+
+    failed = run_cli("writeback", "--crm", "hubspot", env=env)
+    untouched = run_cli("writeback", "--crm", "hubspot", env=env)  # a dead row is not tried again by itself
+    retried = run_cli("writeback", "--crm", "hubspot", "--retry-dead", env=env)  # once the admin fixed it
+
+    assert failed.code == 1 and failed.out.strip().endswith("0 done, 0 to retry, 1 failed for good")
+    assert untouched.code == 0 and untouched.out.strip() == "write-back: 0 done, 0 to retry, 0 failed for good"
+    assert retried.code == 0, retried.err
+    assert retried.out.splitlines() == [
+        "write-back: 1 failed for good put back in the queue",
+        "write-back: 1 done, 0 to retry, 0 failed for good",
+    ]
+    assert hubspot.get("contacts", contact)["loopgate_status"] == "auto_assigned"
+
+
 def test_given_a_salesforce_org_behind_a_private_ca_when_synced_by_cli_then_the_json_report_counts_it(
     db_url: str, example_policy: object
 ) -> None:
