@@ -153,20 +153,27 @@ class CrmWriteback:
                 for plan in group:
                     outcomes[plan.item.pk] = Retry(f"no {source} connector is configured", timedelta(minutes=15))
                 continue
-            written: list[_Plan] = []
-            conflicts: list[_Conflict] = []
-            converted: list[_Plan] = []
-            try:
-                self._write(port, group, outcomes, written, conflicts, converted)
-            except ConnectorError as exc:
-                log.warning("write-back to %s failed: %s", source, exc)
-                for plan in group:
-                    if plan.item.pk not in outcomes:
-                        outcomes[plan.item.pk] = _outcome_for(exc)
-            self._record(port, written, conflicts, outcomes, [p for p in group if p.refused_owner is not None])
-            self._mark_converted(converted)
-            self._forget_refused_owners(port, group, outcomes, converted)
+            self._write_back(port, group, outcomes)
         return outcomes
+
+    def _write_back(self, port: CrmPort, group: list[_Plan], outcomes: dict[int, Outcome]) -> None:
+        """Write one CRM's plans and record what came of them."""
+        written: list[_Plan] = []
+        conflicts: list[_Conflict] = []
+        converted: list[_Plan] = []
+        may_have_landed: set[int] = set()
+        try:
+            self._write(port, group, outcomes, written, conflicts, converted)
+        except ConnectorError as exc:
+            log.warning("write-back to %s failed: %s", port.system, exc)
+            for plan in group:
+                if plan.item.pk not in outcomes:
+                    outcomes[plan.item.pk] = _outcome_for(exc)
+                    if not _refused_unapplied(exc):
+                        may_have_landed.add(plan.item.pk)
+        self._record(port, written, conflicts, outcomes, [p for p in group if p.refused_owner is not None])
+        self._mark_converted(converted)
+        self._forget_unwritten_owners(port, group, {p.item.pk for p in written} | may_have_landed)
 
     # --- planning -----------------------------------------------------------------------------------
 
@@ -338,8 +345,8 @@ class CrmWriteback:
         """Store the owners about to be written *before* writing them, so that whatever reads
         the CRM next — a sync racing this batch, or one after a crash between the CRM call
         and :meth:`_record` — recognises loopgate's own change instead of deciding the lead
-        again (which re-opened reviewed escalations after a crash). A refusal takes it back
-        (:meth:`_forget_refused_owners`)."""
+        again (which re-opened reviewed escalations after a crash). A failed write takes it
+        back (:meth:`_forget_unwritten_owners`)."""
         owners = [p for p in todo if port.owner_field in p.writes]
         if not owners:
             return
@@ -363,21 +370,21 @@ class CrmWriteback:
         with self.db.transaction() as session:
             session.execute(update(Lead).where(Lead.pk.in_([p.lead_pk for p in plans])).values(converted=True))
 
-    def _forget_refused_owners(
-        self, port: CrmPort, plans: list[_Plan], outcomes: Mapping[int, Outcome], converted: list[_Plan]
-    ) -> None:
-        """Put back what loopgate last wrote where the CRM refused the owner for good: the
-        owner stored by :meth:`_intend_owners` was never written, and left there it would
-        pass a person who later chose that owner by hand for loopgate itself (sync would not
-        decide the lead again; a newer decision's write would overwrite the person's owner).
-        Retried rows keep it: their write may have landed — unless the owner itself was refused
-        (its fields were then sent without it). A converted lead refused it too."""
-        gone = {p.item.pk for p in converted}
+    def _forget_unwritten_owners(self, port: CrmPort, plans: list[_Plan], landed: Collection[int]) -> None:
+        """Put back what loopgate last wrote where the owner stored by :meth:`_intend_owners`
+        was not written: left there, it would pass a person who later chose that owner by hand
+        for loopgate itself (sync would not decide the lead again; a newer decision's write
+        would overwrite the person's owner). That is every row whose write the CRM answered
+        with a failure — refused, converted, rate-limited, unavailable — whether it is retried,
+        waits or is given up: a row that waits a day for a token, or dies of an outage, kept a
+        phantom owner all that time. A retry stores it again before writing. Only a call whose
+        answer leaves it open keeps it (``landed``, see :func:`_refused_unapplied`): that write
+        may have gone through. A refused owner is put back even on a written row (its fields
+        were sent without it)."""
         refused = [
             p
             for p in plans
-            if p.refused_owner is not None
-            or (port.owner_field in p.writes and (isinstance(outcomes.get(p.item.pk), Dead) or p.item.pk in gone))
+            if p.refused_owner is not None or (port.owner_field in p.writes and p.item.pk not in landed)
         ]
         if not refused:
             return
@@ -672,6 +679,13 @@ def _outcome_for(exc: ConnectorError) -> Outcome:
     if isinstance(exc, BadRequest | NotFound):
         return Dead(str(exc))
     return Retry(str(exc), transient=exc.retryable)
+
+
+def _refused_unapplied(exc: ConnectorError) -> bool:
+    """Whether the CRM's answer says the call was not applied: a 4xx (rate limits and
+    credentials included) or 503 (unable to handle it). No answer, or a 500, 502 or 504 (a
+    gateway that gave up waiting), may come after the CRM applied the write."""
+    return exc.status is not None and (400 <= exc.status < 500 or exc.status == 503)
 
 
 def _owner_refused(port: CrmPort, plan: _Plan, result: WriteResult) -> bool:

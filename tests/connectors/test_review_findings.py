@@ -191,9 +191,10 @@ def test_given_an_owner_write_that_died_of_retries_when_a_person_then_sets_that_
     sync_crm(db, port, engine, clock=clock)
     first = _latest_decision(db, contact)
     assert first.action == "auto" and first.final_owner in people
-    hs.inject(r"/batch/update$", 503, times=10, method="POST")  # an outage outlasting the row's attempts
+    # an outage outlasting the row's attempts and its 48 h (an outage is not given up sooner)
+    hs.inject(r"/batch/update$", 503, times=1000, method="POST")
     handler = CrmWriteback(db, engine, {"hubspot": port}, clock)
-    for _ in range(10):
+    for _ in range(50):
         outbox.drain(db, [handler], "w", clock)
         clock.advance(hours=1)
     with db.transaction() as s:
@@ -205,6 +206,30 @@ def test_given_an_owner_write_that_died_of_retries_when_a_person_then_sets_that_
 
     again = _latest_decision(db, contact)
     assert again.pk != first.pk, "the person's change was taken for loopgate's own write"
+
+
+def test_given_an_owner_write_waiting_for_credentials_when_a_person_sets_that_owner_then_it_is_their_change(
+    db: Database, hs: FakeHubSpot, clock: Clock, engine: DecisionEngine, example_policy: LoadedPolicy
+) -> None:
+    """The edge of the fix above: a row waiting (not dead) for a revoked token, for hours
+    now, must not claim the owner it has not written either."""
+    people = seed_hubspot_people(hs, example_policy)
+    contact = hs.create("contacts", hs_contact())
+    port = hubspot_connector(hs, example_policy, clock=clock, retry=fast_retry(attempts=1))
+    sync_crm(db, port, engine, clock=clock)
+    first = _latest_decision(db, contact)
+    hs.inject(r"/batch/update$", 401, times=1000, method="POST", body={"status": "error", "message": "expired",
+                                                                     "category": "EXPIRED_AUTHENTICATION"})  # fmt: skip
+    handler = CrmWriteback(db, engine, {"hubspot": port}, clock)
+    outbox.drain(db, [handler], "w", clock)
+    with db.transaction() as s:
+        assert s.execute(select(OutboxRow.status).where(OutboxRow.kind == "crm.writeback")).scalar_one() == "pending"
+
+    clock.advance(hours=3)
+    hs.update("contacts", contact, hubspot_owner_id=people[first.final_owner or ""])  # the rep takes it by hand
+    sync_crm(db, port, engine, clock=clock)
+
+    assert _latest_decision(db, contact).pk != first.pk, "the person's change was taken for loopgate's own write"
 
 
 def test_given_a_person_hands_a_lead_back_to_the_rep_loopgate_once_wrote_when_synced_then_it_is_their_change(
