@@ -149,13 +149,15 @@ def _leads(session: Session, source: str, page: Page, now: datetime, out: Ingest
         if lead.owner_id:
             out.owner_ids[lead.owner_id] = out.owner_ids.get(lead.owner_id, 0) + 1
     rows = merge_stored(session, source, rows)  # the lead as decided: with its stored events
-    own = _own_owner_changes(session, source, rows)
+    own, replaced = _own_owner_changes(session, source, rows)
     pks = upsert_leads(session, rows, now=now)
     if own:
         # only the owner changed, to the one loopgate wrote: already decided, not a new change
         session.execute(
             update(Lead).where(Lead.source == source, Lead.crm_id.in_(own)).values(decided_hash=Lead.content_hash)
         )
+    if replaced:
+        session.execute(update(WritebackState).where(WritebackState.lead_pk.in_(replaced)).values(owner_written=None))
     out.leads = len(rows)
     out.lead_pks = [pks[(source, r.lead.id)] for r in rows]
     states = [
@@ -178,26 +180,37 @@ def _state_upsert(dialect: str) -> Any:
     return upsert_changed(stmt, WritebackState.__table__, updates, ("lead_pk",))
 
 
-def _own_owner_changes(session: Session, source: str, rows: Sequence[LeadRow]) -> list[str]:
+def _own_owner_changes(session: Session, source: str, rows: Sequence[LeadRow]) -> tuple[list[str], list[int]]:
     """Leads whose only change since they were decided is the owner loopgate itself wrote
     (``writeback_state.owner_written``): write-back mirrors its owner into the stored lead
-    after the CRM call, but a sync can read the CRM in between (or a crash can come first)."""
-    by_id = {r.lead.id: r.lead for r in rows if r.lead.owner_id}
+    after the CRM call, but a sync can read the CRM in between (or a crash can come first).
+
+    Also (second, by lead pk) the leads whose owner changed to one loopgate did not write: a
+    person replaced loopgate's write, so what loopgate wrote no longer stands for anything and
+    is forgotten. Kept, it passed the same person (or another) setting that owner again later —
+    a lead handed back to the rep loopgate once chose — for loopgate's own write: the lead was
+    not decided again, and a newer decision's write-back overwrote the person's owner. An owner
+    read unchanged says nothing (loopgate's write may not have reached the CRM yet)."""
+    by_id = {r.lead.id: r.lead for r in rows}
     if not by_id:
-        return []
+        return [], []
     found = session.execute(
-        select(Lead.crm_id, Lead.owner_id, Lead.content_hash, Lead.decided_hash, WritebackState.owner_written)
+        select(Lead.pk, Lead.crm_id, Lead.owner_id, Lead.content_hash, Lead.decided_hash, WritebackState.owner_written)
         .join(WritebackState, WritebackState.lead_pk == Lead.pk)
         .where(Lead.source == source, Lead.crm_id.in_(list(by_id)), WritebackState.owner_written.is_not(None))
     ).all()
-    own = []
-    for crm_id, owner, content, decided, written in found:
+    own, replaced = [], []
+    for pk, crm_id, owner, content, decided, written in found:
         lead = by_id[crm_id]
-        if lead.owner_id != written or owner == written or decided is None or decided != content:
+        if lead.owner_id != written:
+            if lead.owner_id != owner:
+                replaced.append(pk)
+            continue
+        if owner == written or decided is None or decided != content:
             continue
         if content_hash(dataclasses.replace(lead, owner_id=owner)) == decided:
             own.append(crm_id)
-    return own
+    return own, replaced
 
 
 def _deals(session: Session, source: str, page: Page, now: datetime, out: Ingested) -> None:
