@@ -1,0 +1,171 @@
+"""Reviewer findings (rev-bot): each test states what a RevOps team would expect and fails
+on main today. Driven as the other bot tests are: the fake Slack, signed clicks, the outbox."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+import yaml
+
+from bot import ids
+from core.policy import LoadedPolicy, parse_policy
+from core.store.db import Database
+from core.store.models import Decision, Review
+from loopgate.sandbox.slack import FakeSlack
+from tests.bot.conftest import Harness, serving
+from tests.builders import LeadBuilder
+
+LEAD = LeadBuilder("00Q5e00000F0001")  # a banking lead: reviewed, routed to the mid-market team
+
+
+def _escalate(harness: Harness, lead: LeadBuilder = LEAD) -> tuple[int, str]:
+    pk = harness.decide(lead.raw(harness.clock.at))[lead.id]
+    harness.drain()
+    with harness.db.sessions() as s:
+        owner = s.get(Decision, pk).owner  # type: ignore[union-attr]
+    slack_user = harness.runtime.context.rules.roster.reps[owner or ""].slack_user
+    assert slack_user
+    return pk, slack_user
+
+
+def test_given_the_review_channel_was_archived_when_the_lead_is_approved_then_the_owners_dm_copy_still_updates(
+    harness: Harness,
+) -> None:
+    """The team archives its old review channel; the owner approves from their DM copy. The
+    channel copy can no longer be edited (``is_archived``), but the DM copy — the one the owner
+    is looking at — must still lose its buttons and say who approved."""
+    pk, owner = _escalate(harness)
+    harness.click(owner, ids.APPROVE, pk, target="dm")
+    harness.slack.inject(r"^/api/chat\.update$", 200, body={"ok": False, "error": "is_archived"})
+    report = harness.drain()
+    dm = harness.posted(pk, "dm")
+    assert len(dm.edits) == 1, f"DM copy never updated (drain: {report}); it still shows Approve/Reassign/Override"
+    assert not any(b["type"] == "actions" for b in dm.blocks)
+
+
+def test_given_slack_down_for_under_an_hour_when_it_is_back_then_the_escalation_is_still_posted(
+    harness: Harness,
+) -> None:
+    """Slack has outages of an hour or more (and a rotated/revoked bot token looks the same
+    until someone fixes it). An escalation queued meanwhile must be posted once Slack answers
+    again — a lead that waits in review with no message is never decided by anyone."""
+    started = harness.clock.at
+    pk = harness.decide(LEAD.raw(harness.clock.at))[LEAD.id]
+    # every post fails for 10 attempts (channel copy and DM copy each time), then Slack is back
+    harness.slack.inject(r"^/api/chat\.postMessage$", 503, times=20, body="upstream error")
+    for _ in range(12):
+        harness.drain()
+        [row] = harness.outbox_rows("slack.escalation")
+        if row.status != "pending":
+            break
+        harness.clock.at = max(harness.clock.at, row.available_at)
+    outage = harness.clock.at - started
+    harness.clock.advance(hours=1)
+    harness.drain()
+    [row] = harness.outbox_rows("slack.escalation")
+    posted = [m for m in harness.slack.all_messages() if m.metadata["event_payload"]["key"].startswith("escalation:")]  # type: ignore[index]
+    assert posted, (
+        f"escalation for decision {pk} is {row.status} after a {outage} Slack outage and never posted: {row.last_error}"
+    )
+    assert outage < timedelta(hours=1)
+
+
+def _reviews(db: Database) -> list[Review]:
+    with db.sessions() as s:
+        return list(s.query(Review).all())
+
+
+def test_given_over_100_reps_and_the_proposed_owner_now_away_when_only_the_band_is_overridden_then_it_is_recorded(
+    db: Database, example_policy: LoadedPolicy, slack: FakeSlack, now: datetime
+) -> None:
+    """A sales org with more than 100 reps gets a users_select as the override modal's owner
+    picker, pre-filled with the proposed owner. A manager who only lowers the band (owner left
+    as it is) must not be refused because that owner went out of office since the decision —
+    with a static select (under 100 reps) the same override is accepted."""
+    doc = yaml.safe_load(example_policy.text)
+    for rep in doc["reps"]:
+        if rep["id"] == "ana":
+            rep["out_of_office"] = [{"start": date(2026, 11, 23), "end": date(2026, 11, 30)}]
+    doc["reps"] += [
+        {"id": f"r{i:03d}", "name": f"Rep {i}", "slack_user": f"U9{i:03d}", "team": "ent", "timezone": "UTC",
+         "crm": {"salesforce": f"0055e00000R{i:04d}"}}
+        for i in range(120)
+    ]  # fmt: skip
+    big = parse_policy(yaml.safe_dump(doc, allow_unicode=True), "big.yaml")
+    with serving(db, big, slack, now) as harness:
+        lead = LEAD.with_(lead_source="partner_referral")  # vip_referrals: hot → Ana
+        pk, owner = _escalate(harness, lead)
+        assert owner == "U01ANA"
+        harness.clock.advance(days=3)  # Monday: Ana is out of office from today
+        harness.click("U01LEE", ids.OVERRIDE, pk)
+        [modal] = harness.slack.open_views("U01LEE")
+        picker = next(b for b in modal.view["blocks"] if b.get("block_id") == ids.BLOCK_OWNER)["element"]
+        assert picker["type"] == "users_select" and picker["initial_user"] == "U01ANA"
+        answer = harness.slack.submit(modal.id, "U01LEE", {ids.BLOCK_REASON: "wrong_segment", ids.BLOCK_BAND: "warm"})
+        assert answer.body.strip() == "", f"override of the band refused: {answer.body}"
+        [review] = _reviews(harness.db)
+        assert (review.after["band"], review.after["owner"]) == ("warm", "ana")
+
+
+def test_given_an_approve_acknowledged_when_its_worker_records_it_later_then_the_review_keeps_the_click_time(
+    harness: Harness,
+) -> None:
+    """The ack stores the click; a worker records it — at once normally, but after the lease
+    (2 min) when the replica that took it died, or later while the store was away. The review's
+    time (shown as "Approved by … at …", used for the review SLA, the audit log and the median
+    time to decide) must be when the person clicked, not when a worker got round to it."""
+    pk, owner = _escalate(harness)
+    message = harness.posted(pk)
+    clicked_at = harness.clock.at
+    assert harness.slack.click(owner, ids.APPROVE, channel=message.channel, ts=message.ts).status == 200
+    assert harness.runtime.pool.wait_idle(10)
+    harness.clock.advance(minutes=3)  # the worker that took it died; another takes it after the lease
+    harness.settle()
+    [review] = _reviews(harness.db)
+    assert review.decided_at == clicked_at, f"recorded at {review.decided_at}, clicked at {clicked_at}"
+
+
+def test_given_an_approve_acknowledged_before_the_reroute_when_the_scan_runs_first_then_the_approve_still_counts(
+    harness: Harness, now: datetime
+) -> None:
+    """The owner approves one second before the policy re-routes the review (2 h SLA, re-route
+    30 min after the breach). Slack shows the click as accepted; the worker that took it dies
+    and the next one records it after the lease. Meanwhile the SLA scan sees no review and
+    re-routes the lead — then the owner's acknowledged approve is refused as out of date."""
+    from core.engine import DecisionEngine
+    from scheduler.context import SchedulerContext
+    from scheduler.sla_scan import run_sla_scan
+
+    pk, owner = _escalate(harness)
+    message = harness.posted(pk)
+    harness.clock.at = now + timedelta(hours=2, minutes=30) - timedelta(seconds=1)
+    assert harness.slack.click(owner, ids.APPROVE, channel=message.channel, ts=message.ts).status == 200
+    assert harness.runtime.pool.wait_idle(10)
+    harness.clock.advance(seconds=2)
+    run_sla_scan(
+        SchedulerContext(harness.db, policy=lambda: harness.policy, engine=DecisionEngine, clock=harness.clock)
+    )
+    harness.clock.advance(minutes=2)
+    harness.settle()
+    told = harness.slack.ephemerals_for(owner)
+    assert [r.reviewer for r in _reviews(harness.db)] == [owner], f"the approve was refused: {[t.text for t in told]}"
+
+
+def test_given_an_override_to_warm_and_a_new_owner_when_the_new_owner_is_told_then_their_dm_shows_warm(
+    harness: Harness,
+) -> None:
+    """Lee overrides a lead: not hot but warm, and Dana's. Dana's DM ("New lead for you") is
+    the only thing she sees about it: it must show the band the person decided, not the one
+    automation proposed and the person rejected."""
+    pk, _ = _escalate(harness)
+    harness.click("U01LEE", ids.OVERRIDE, pk)
+    [modal] = harness.slack.open_views("U01LEE")
+    answer = harness.slack.submit(
+        modal.id, "U01LEE", {ids.BLOCK_REASON: "wrong_segment", ids.BLOCK_BAND: "warm", ids.BLOCK_OWNER: "dana"}
+    )
+    assert answer.body.strip() == ""
+    harness.drain()
+    harness.drain()
+    [told] = harness.slack.messages("U01DANA")
+    summary = told.blocks[0]["text"]["text"]
+    assert "Warm" in summary and "Hot" not in summary, summary
