@@ -16,9 +16,10 @@ The WebClient used here has no automatic retries: an SDK-level retry after a los
 would post twice behind the outbox's back. Rate limits become ``Retry(after=Retry-After)``
 for the item and ``Deferred`` (no attempt used) for the rest of the batch; errors a retry
 cannot fix (invalid blocks, user gone) are ``Dead``; a channel the bot is not in is retried
-slowly until someone invites it. An escalation's copies (channel, owner's DM) are posted
-independently: one refused copy does not hold back the other, and the retry posts only
-what is missing.
+slowly until someone invites it; Slack unavailable or refusing the bot token makes the batch
+wait, as long as Slack has been away, without giving up (:func:`bot.errors.effect_outcomes`).
+An escalation's copies (channel, owner's DM) are posted independently: one refused copy does
+not hold back the other, and the retry posts only what is missing.
 
 ``slack.message`` payload (for the scheduler, digests, trust announcements)::
 
@@ -46,7 +47,15 @@ from bot.blocks.assignment import assignment_message
 from bot.blocks.common import Message, validate_message
 from bot.blocks.escalation import escalation_message
 from bot.cards import Card, load_card
-from bot.errors import PayloadInvalid, SlackCallFailed, SlackRateLimited, SlackRefused, effect_outcomes, slack_call
+from bot.errors import (
+    PayloadInvalid,
+    SlackCallFailed,
+    SlackRateLimited,
+    SlackRefused,
+    SlackWait,
+    effect_outcomes,
+    slack_call,
+)
 from bot.sla import ReviewClock
 from core.review import ReviewRules
 from core.store import outbox
@@ -122,6 +131,7 @@ class SlackNotifier:
         self.clock = clock
         self.adopt(rules, review_clock)
         self._ims: dict[str, str] = {}
+        self._away = SlackWait(clock)
 
     def adopt(self, rules: ReviewRules, review_clock: ReviewClock) -> None:
         """Render with another policy's rules from now on (a promote or rollback while serving)."""
@@ -131,7 +141,7 @@ class SlackNotifier:
     # --- the handler --------------------------------------------------------------------------
 
     def perform(self, items: Sequence[OutboxItem]) -> Mapping[int, Outcome]:
-        return effect_outcomes(items, self._perform)
+        return effect_outcomes(items, self._perform, self._away)
 
     def _perform(self, item: OutboxItem) -> Outcome:
         if item.kind == "slack.message":

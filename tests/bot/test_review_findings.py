@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
+import pytest
 import yaml
 
 from bot import ids
@@ -68,6 +69,62 @@ def test_given_slack_down_for_under_an_hour_when_it_is_back_then_the_escalation_
         f"escalation for decision {pk} is {row.status} after a {outage} Slack outage and never posted: {row.last_error}"
     )
     assert outage < timedelta(hours=1)
+
+
+def test_given_the_bot_token_revoked_when_an_admin_fixes_it_a_day_later_then_the_escalations_are_posted(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A revoked or rotated token fails every call the same way until an admin fixes it: the
+    effects wait for that (one probe per batch, not one per row), the log says what to fix,
+    and nothing is given up on however many times it is tried."""
+    pks = harness.decide_examples("00Q5e00000A0003", "00Q5e00000A0004")
+    assert len(pks) == 2
+    harness.slack.tokens.discard(harness.slack.bot_token)
+    before = len(harness.slack.api_log)
+    waits = []
+    with caplog.at_level("ERROR", logger="bot.errors"):
+        for _ in range(40):  # four times the outbox's attempts
+            report = harness.drain()
+            assert report.dead == 0
+            rows = harness.outbox_rows("slack.escalation")
+            assert all(r.status == "pending" and r.attempts <= 1 for r in rows), [(r.status, r.attempts) for r in rows]
+            waits.append(min(r.available_at for r in rows) - harness.clock.at)
+            harness.clock.at = min(r.available_at for r in rows)
+    assert waits == sorted(waits) and waits[-1] == timedelta(minutes=30), waits  # growing, capped
+    # one row's two copies probed per drain, the other row waited without a call
+    calls = harness.slack.api_log[before:]
+    assert all(error == "invalid_auth" for _, _, error in calls) and len(calls) == 2 * 40
+    assert any("invalid_auth" in r.getMessage() and "SLACK_BOT_TOKEN" in r.getMessage() for r in caplog.records)
+    [row, _] = harness.outbox_rows("slack.escalation")
+    assert "invalid_auth" in (row.last_error or "")  # the row says why it waits, too
+
+    harness.slack.tokens.add(harness.slack.bot_token)  # the admin fixes it
+    harness.clock.advance(minutes=30)
+    assert harness.drain().done == 2
+    assert len(harness.slack.messages("C0MMREVIEW")) == 2
+
+
+def test_given_slack_loses_a_posts_response_during_an_outage_when_it_is_back_then_the_post_is_not_doubled(
+    harness: Harness,
+) -> None:
+    """An outage's 5xx can hide a post that went through. The outbox counts no attempt for a
+    deferred row, yet every attempt after the first must still look for such a post."""
+    pks = harness.decide_examples("00Q5e00000A0003")
+    harness.slack.inject(r"^/api/chat\.postMessage$", 503, times=2, body="upstream error")
+    harness.drain()  # nothing posted
+    [row] = harness.outbox_rows("slack.escalation")
+    harness.clock.at = row.available_at
+    harness.slack.lose_responses("chat.postMessage", times=2)
+    harness.drain()  # both copies posted, both answers lost
+    for _ in range(2):
+        [row] = harness.outbox_rows("slack.escalation")
+        harness.clock.at = max(harness.clock.at, row.available_at)
+        harness.drain()
+    [row] = harness.outbox_rows("slack.escalation")
+    assert row.status == "done"
+    assert len(harness.slack.messages("C0MMREVIEW")) == 1
+    dm = harness.posted(pks["00Q5e00000A0003"], "dm")
+    assert len(harness.slack.messages(dm.channel)) == 1
 
 
 def _reviews(db: Database) -> list[Review]:
