@@ -238,8 +238,15 @@ class SlackNotifier:
         return Done({"channel": target.channel, "ts": target.ts, "new": target.new})
 
     def _update(self, card: Card, rows: Sequence[SlackMessage]) -> dict[str, Any]:
-        """Rebuild every message shown for the decision (channel and DM copies) in place."""
-        report: dict[str, Any] = {"updated": 0, "unchanged": 0, "gone": []}
+        """Rebuild every message shown for the decision (channel and DM copies) in place.
+
+        Each copy on its own: one Slack will never let us edit (its channel archived, the edit
+        window closed, the bot removed) must not keep the others — often the very DM the person
+        clicked in — showing buttons for a lead already decided. Such a copy is reported under
+        ``refused`` and skipped. Any other failure is raised once every copy was tried, so the
+        row is retried; the retry skips the copies done here (recorded as showing this card)."""
+        report: dict[str, Any] = {"updated": 0, "unchanged": 0, "gone": [], "refused": {}}
+        failed: SlackCallFailed | None = None
         for row in rows:
             if row.purpose != "escalation":
                 continue  # an assignment DM says what happened then; it does not change
@@ -250,10 +257,19 @@ class SlackNotifier:
             message = escalation_message(card, audience=audience)
             try:
                 slack_call("chat.update", self.client.chat_update, channel=row.channel, ts=row.ts, **message.kwargs())
+            except SlackRateLimited:
+                raise  # the next edit would hit the same limit: the row waits as told
             except SlackRefused as exc:
-                if exc.error not in ("message_not_found", "channel_not_found", "cant_update_message"):
-                    raise
-                report["gone"].append(row.key)  # deleted by a person: nothing left to update
+                if exc.error in ("message_not_found", "channel_not_found", "cant_update_message"):
+                    report["gone"].append(row.key)  # deleted by a person: nothing left to update
+                elif exc.permanent or exc.not_a_member:
+                    log.warning("Slack will not update %s of decision %s: %s", row.key, card.decision_pk, exc)
+                    report["refused"][row.key] = exc.error
+                else:
+                    failed = failed or exc
+                continue
+            except SlackCallFailed as exc:
+                failed = failed or exc
                 continue
             with self.db.transaction() as session:
                 session.execute(
@@ -262,6 +278,8 @@ class SlackNotifier:
                     .values(rendered=card.rendered, updated_at=self.clock())
                 )
             report["updated"] += 1
+        if failed is not None:
+            raise failed
         return report
 
     # --- exactly once ---------------------------------------------------------------------------

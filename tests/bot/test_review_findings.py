@@ -42,6 +42,29 @@ def test_given_the_review_channel_was_archived_when_the_lead_is_approved_then_th
     dm = harness.posted(pk, "dm")
     assert len(dm.edits) == 1, f"DM copy never updated (drain: {report}); it still shows Approve/Reassign/Override"
     assert not any(b["type"] == "actions" for b in dm.blocks)
+    [row] = harness.outbox_rows("slack.decision_update")
+    assert row.status == "done" and row.result is not None
+    assert row.result["refused"] == {f"escalation:{pk}:channel": "is_archived"}  # recorded, not retried
+
+
+def test_given_slack_fails_once_on_one_copy_when_the_update_is_retried_then_each_copy_is_edited_once(
+    harness: Harness,
+) -> None:
+    """A transient failure on the channel copy must neither keep the DM copy waiting nor, on
+    the retry, edit the DM copy a second time."""
+    pk, owner = _escalate(harness)
+    harness.click(owner, ids.APPROVE, pk, target="dm")
+    harness.slack.inject(r"^/api/chat\.update$", 503, body="upstream error")  # the first edit: the channel copy
+    report = harness.drain()
+    assert report.retried == 1 and report.done == 0
+    channel, dm = harness.posted(pk), harness.posted(pk, "dm")
+    assert (len(channel.edits), len(dm.edits)) == (0, 1)
+    [row] = harness.outbox_rows("slack.decision_update")
+    harness.clock.at = row.available_at
+    assert harness.drain().done == 1
+    channel, dm = harness.posted(pk), harness.posted(pk, "dm")
+    assert (len(channel.edits), len(dm.edits)) == (1, 1)
+    assert not any(b["type"] == "actions" for m in (channel, dm) for b in m.blocks)
 
 
 def test_given_slack_down_for_under_an_hour_when_it_is_back_then_the_escalation_is_still_posted(
