@@ -169,6 +169,12 @@ class ReviewRules:
         """The policy person behind a Slack user id (``None`` for anyone else)."""
         return self.by_slack.get(slack_user)
 
+    def person(self, picked: str | None) -> Rep | None:
+        """The policy person a modal's owner picker named: a rep id from the static select, or
+        a Slack user id from the users_select shown when the policy has over 100 reps (Slack's
+        limit for a static select). Compare people by this, never by the raw value."""
+        return (self.roster.reps.get(picked) or self.by_slack.get(picked)) if picked else None
+
     def assignable_reps(self) -> list[Rep]:
         """People a lead may be given to: reps who take leads, in policy order."""
         return [r for r in self.policy.reps if "rep" in r.roles]
@@ -280,9 +286,10 @@ class ReviewRules:
     ) -> ReviewOutcome:
         pk = proposal.decision_pk
         reason = self._reason(pk, "reassign", change.reason_code)
+        picked = self.person(change.owner)
+        if proposal.owner_kind == "rep" and picked is not None and picked.id == proposal.owner:
+            raise InvalidReview(pk, "owner", f"{picked.name} is already the proposed owner; use Approve")
         owner_rep = self._owner(proposal, change.owner, now)
-        if proposal.owner_kind == "rep" and owner_rep.id == proposal.owner:
-            raise InvalidReview(pk, "owner", f"{owner_rep.name} is already the proposed owner; use Approve")
         after = {**before, "owner": owner_rep.id, "owner_kind": "rep", "action": "auto", "next_best_action": None}
         changes = [f"owner {self.roster.name(proposal.owner)} → {owner_rep.name}"]
         return ReviewOutcome("reassign", reason, note, False, before, after, owner_rep.id, "auto", changes)
@@ -299,7 +306,10 @@ class ReviewRules:
         if band not in self.bands:
             raise InvalidReview(pk, "band", f"unknown band '{band}'; the policy has {', '.join(self.bands)}")
         owner_id, owner_kind = proposal.owner, proposal.owner_kind
-        if change.owner and change.owner != proposal.owner:
+        picked = self.person(change.owner)
+        # the picker is pre-filled with the proposed owner: left as it is, it changes nothing and
+        # is not checked again (they may be away by now; a band-only override must still go in)
+        if change.owner and (picked is None or picked.id != proposal.owner):
             owner_id, owner_kind = self._owner(proposal, change.owner, now).id, "rep"
         changes = []
         if owner_id != proposal.owner:
@@ -336,7 +346,7 @@ class ReviewRules:
         pk = proposal.decision_pk
         if not owner:
             raise InvalidReview(pk, "owner", "pick the new owner")
-        rep = self.roster.reps.get(owner) or self.by_slack.get(owner)
+        rep = self.person(owner)
         if rep is None:
             raise InvalidReview(pk, "owner", "that person is not in the loopgate policy, so cannot own leads")
         if "rep" not in rep.roles:

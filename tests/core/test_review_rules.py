@@ -99,3 +99,28 @@ def test_given_a_rep_out_of_office_when_made_owner_then_refused_until_they_are_b
         )
     else:
         assert rules.validate(proposal, change, now=now).final_owner == "cy"
+
+
+@pytest.mark.parametrize("picked", ["cy", "U01CY"])  # a static select's rep id; a users_select's Slack id
+def test_given_the_proposed_owner_away_when_the_picker_is_left_on_them_then_a_band_override_is_valid(
+    example_policy: LoadedPolicy, now: datetime, picked: str
+) -> None:
+    """Over 100 reps the override modal's picker is a users_select: its value is a Slack user
+    id. Left on the proposed owner, it is no change of owner, whichever way it is spelled."""
+    policy = example_policy.policy
+    away = [OutOfOffice(start=date(2026, 11, 16), end=date(2026, 11, 27))]
+    reps = [r.model_copy(update={"out_of_office": away}) if r.id == "cy" else r for r in policy.reps]
+    rules = ReviewRules(policy.model_copy(update={"reps": reps}))
+    proposal = _proposal("cy", "rep", "mm")
+    outcome = rules.validate(proposal, ReviewChange("override", "wrong_segment", owner=picked, band="warm"), now=now)
+    assert (outcome.after["owner"], outcome.after["band"], outcome.changes) == ("cy", "warm", ["band hot → warm"])
+    with pytest.raises(InvalidReview) as caught:  # the owner alone left as it is: nothing changes
+        rules.validate(proposal, ReviewChange("override", "wrong_segment", owner=picked), now=now)
+    assert caught.value.field == "action"
+    with pytest.raises(InvalidReview) as caught:  # reassigned to the same person: use Approve
+        rules.validate(proposal, ReviewChange("reassign", "capacity", owner=picked), now=now)
+    assert (
+        caught.value.field == "owner" and caught.value.message == "Cy Park is already the proposed owner; use Approve"
+    )
+    # another person picked by Slack id is still checked and resolved to their rep id
+    assert rules.validate(proposal, ReviewChange("reassign", "capacity", owner="U01BEN"), now=now).final_owner == "ben"
