@@ -91,6 +91,8 @@ class Card:
     due_at: datetime | None
     outcome: Outcome | None = None
     superseded_by: int | None = None
+    # why it was superseded: the cause of the decision that replaced it (reroute, changed…)
+    superseded_cause: str | None = None
     reason_labels: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -153,6 +155,7 @@ def load_cards(session: Session, rules: ReviewRules, clock: ReviewClock, pks: Se
     reviews = {r.decision_pk: r for r in session.execute(select(Review).where(Review.decision_pk.in_(pks))).scalars()}
     superseded = [d for d, _ in pairs if d.state == "superseded"]
     newer: dict[int, int] = {}
+    causes: dict[int, str] = {}
     if superseded:
         for lead_pk, newest in session.execute(
             select(Decision.lead_pk, func.max(Decision.pk))
@@ -160,6 +163,7 @@ def load_cards(session: Session, rules: ReviewRules, clock: ReviewClock, pks: Se
             .group_by(Decision.lead_pk)
         ):
             newer[lead_pk] = newest
+        causes = _superseded_causes(session, superseded)
     reviewing = [d.pk for d, _ in pairs if d.action == "review"]
     deadlines: dict[int, datetime | None] = {}
     if reviewing:  # one review clock per decision at most (unique on decision_pk, kind)
@@ -191,9 +195,31 @@ def load_cards(session: Session, rules: ReviewRules, clock: ReviewClock, pks: Se
             due_at=_review_due(d, deadlines, clock),
             outcome=_outcome(review, rules, roster.name) if review is not None else None,
             superseded_by=newer.get(d.lead_pk) if newer.get(d.lead_pk) != d.pk else None,
+            superseded_cause=causes.get(d.pk),
             reason_labels={c.code: c.label for c in rules.policy.reason_codes},
         )
     return out
+
+
+def _superseded_causes(session: Session, superseded: Sequence[Decision]) -> dict[int, str]:
+    """Each superseded decision's replacement's cause (the next live decision of its lead): a
+    person refused as out of date is told why — a re-route after a deadline is not a lead that
+    changed."""
+    rows = session.execute(
+        select(Decision.lead_pk, Decision.pk, Decision.cause)
+        .where(
+            Decision.lead_pk.in_({d.lead_pk for d in superseded}),
+            Decision.shadow.is_(False),
+            Decision.pk > min(d.pk for d in superseded),
+        )
+        .order_by(Decision.pk)
+    ).all()
+    causes: dict[int, str] = {}
+    for d in superseded:
+        cause = next((c for lead_pk, pk, c in rows if lead_pk == d.lead_pk and pk > d.pk), None)
+        if cause is not None:
+            causes[d.pk] = cause
+    return causes
 
 
 def _review_due(d: Decision, deadlines: dict[int, datetime | None], clock: ReviewClock) -> datetime | None:

@@ -22,16 +22,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from slack_sdk import WebClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from bot.context import BotContext
 from bot.errors import SlackCallFailed
 from bot.review_flow import Click, publish_home, record_many, refusal, tell
 from core.review import AlreadyDecided, NotAllowed, NotPending, ReviewChange, ReviewError
 from core.store import outbox
+from core.store.models import OutboxRow
 from core.store.outbox import Dead, Done, OutboxItem, Outcome, Retry
 from core.store.reviews import RecordedReview
 
-__all__ = ["KIND", "ClickInbox", "accept", "inbox_key"]
+__all__ = ["KIND", "ClickInbox", "accept", "clicks_waiting", "inbox_key"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +60,24 @@ def accept(ctx: BotContext, click: Click, action_ts: str, change: ReviewChange) 
     outbox.enqueue_alone(ctx.db, KIND, key, payload, now=ctx.clock())
     ctx.wake_clicks()
     return key
+
+
+def clicks_waiting(session: Session, decision_pk: int) -> bool:
+    """Whether a click on this decision was acknowledged and is not recorded yet (its row is
+    pending or claimed). Slack told the person it was accepted, so nothing may decide the lead
+    for them meanwhile: the SLA scan holds a re-route while this is true (the row is recorded
+    within seconds, or after a dead worker's lease; it only stays for good once it is dead)."""
+    prefix = f"{KIND}:{decision_pk}:"
+    found = session.execute(
+        select(OutboxRow.pk)
+        .where(
+            OutboxRow.status.in_(("pending", "claimed")),
+            OutboxRow.kind == KIND,
+            func.substr(OutboxRow.dedupe_key, 1, len(prefix)) == prefix,  # substr: exact, unlike LIKE on SQLite
+        )
+        .limit(1)
+    ).first()
+    return found is not None
 
 
 @dataclass(frozen=True, slots=True)

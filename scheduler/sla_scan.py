@@ -19,6 +19,10 @@ it was last answered (``late_owners``; ``decide_leads`` with ``exclude``) — th
 brings its own escalation or assignment DM to the new owner — and the late owner is told where
 the lead went.
 
+**Clicks in flight**: a re-route waits while a click on the decision is acknowledged but not
+yet recorded (:func:`bot.click_inbox.clicks_waiting`): Slack told the person their Approve was
+taken, so it must not be refused as out of date. The clock stays due; the next scan looks again.
+
 **Parking**: when nobody who has not let it pass is free, or after ``MAX_REROUTES`` re-routes
 (the next one excludes every rep), the re-route leaves the lead in the fallback queue and the
 manager is told, once: the queue's own clock, if it has one, is not re-routed past the limit,
@@ -38,6 +42,7 @@ from sqlalchemy.orm import Session
 from bot.blocks.common import Message
 from bot.blocks.sla import ClockFacts, breach_message, nudge_message, rerouted_message
 from bot.cards import Card, load_card
+from bot.click_inbox import clicks_waiting
 from bot.notifier import enqueue_message
 from core.engine import DecisionEngine
 from core.policy import LoadedPolicy
@@ -168,6 +173,15 @@ class _Scan:
             return
         due = [s for s in remaining_steps(clock, steps_done(session, clock_pk)) if s.at <= self.now]
         rerouting = any(s.do == "reroute" for s in due)
+        if rerouting and clicks_waiting(session, clock.decision_pk):
+            # an acknowledged Approve not yet recorded (its worker slow, or dead until its lease
+            # ends): re-routing now would refuse what Slack already told the person it took.
+            # Nothing is claimed, so the next scan finds the clock due and looks again
+            log.info(
+                "SLA clock %s: a click on decision %s waits to be recorded; re-route held", clock_pk, card.decision_pk
+            )
+            self.report.count("held_for_click")
+            return
         last_nudge = max((i for i, s in enumerate(due) if s.do == "nudge_owner"), default=-1)
         records: list[AuditRecord] = []
         for index, step in enumerate(due):

@@ -36,6 +36,7 @@ __all__ = [
     "escalation_message",
     "lead_fields",
     "outcome_line",
+    "superseded_because",
     "trigger_lines",
 ]
 
@@ -54,10 +55,23 @@ TRIGGER_LABELS = {
     "low_confidence": "Low confidence",
 }
 EVIDENCE_SHOWN = 12
+# why an escalation no longer waits for its review, by what decided the lead again
+# (``decisions.cause`` of the decision that replaced it); anything else: the lead changed
+SUPERSEDED_BECAUSE = {
+    "reroute": "its deadline passed and the lead was re-routed",
+    "conflict": "its owner was changed in the CRM, so the lead was decided again",
+    "unpark": "the lead was taken out of the queue for a rep with room",
+}
 
 
 def trigger_label(code: str) -> str:
     return TRIGGER_LABELS.get(code, code.replace("_", " ").capitalize())
+
+
+def superseded_because(card: Card) -> str:
+    """Why a superseded escalation is out of date, by its cause: someone refused because of an
+    SLA re-route must not be told the lead changed."""
+    return SUPERSEDED_BECAUSE.get(card.superseded_cause or "", "the lead changed and was decided again")
 
 
 def band_line(card: Card) -> str:
@@ -173,7 +187,7 @@ def outcome_line(card: Card) -> str:
         return line
     if card.state == "superseded":
         newer = f" (decision #{card.superseded_by})" if card.superseded_by else ""
-        return f"⏭️ *No longer needs this review:* the lead changed and was decided again{newer}."
+        return f"⏭️ *No longer needs this review:* {superseded_because(card)}{newer}."
     if card.state == "pending_review":
         return ""
     return f"ℹ️ This decision is *{esc(card.state.replace('_', ' '))}*."

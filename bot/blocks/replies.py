@@ -7,7 +7,7 @@ from datetime import datetime
 from slack_sdk.models.blocks import Block
 
 from bot.blocks.common import Message, context, header, section, slack_date, validate_message
-from bot.blocks.escalation import escalation_message, outcome_line, trigger_label
+from bot.blocks.escalation import escalation_message, outcome_line, superseded_because, trigger_label
 from bot.cards import Card
 from bot.queries import Stats
 from bot.text import esc, mrkdwn_value
@@ -41,7 +41,7 @@ def already_decided(exc: NotPending, card: Card | None, *, you: str | None = Non
         text = f"Already {verb} by {who} {slack_date(card.outcome.at)}. Nothing was changed."
         body = f"{text}\n{outcome_line(card)}"
     elif card is not None and card.state == "superseded":
-        text = "This escalation is out of date: the lead changed and was decided again. Nothing was changed."
+        text = f"This escalation is out of date: {superseded_because(card)}. Nothing was changed."
         body = f"{text}\n{outcome_line(card)}"
     else:
         text = f"This lead no longer waits for a review ({esc(exc.state)}). Nothing was changed."

@@ -99,3 +99,32 @@ def test_given_more_reps_than_a_select_holds_when_reassigning_then_a_user_picker
     proposal = Proposal(1, "ana", "rep", "mm", "hot", 80, "mid_market")
     outcome = rules.validate(proposal, ReviewChange("reassign", reason_code="capacity", owner="U9042"), now=now)
     assert outcome.final_owner == "r042"
+
+
+@pytest.mark.parametrize(
+    ("cause", "because"),
+    [
+        ("reroute", "its deadline passed and the lead was re-routed"),
+        ("conflict", "its owner was changed in the CRM, so the lead was decided again"),
+        ("unpark", "the lead was taken out of the queue for a rep with room"),
+        ("changed", "the lead changed and was decided again"),
+        (None, "the lead changed and was decided again"),
+    ],
+)
+def test_given_a_superseded_escalation_when_someone_clicks_it_then_the_refusal_names_what_decided_it_again(
+    db: Database, example_policy: LoadedPolicy, now: datetime, cause: str | None, because: str
+) -> None:
+    from slack_sdk.models.blocks import Block
+
+    from bot.blocks.escalation import escalation_message
+    from bot.blocks.replies import already_decided
+    from core.review import NotPending
+
+    card = _card(db, example_policy, now, "00Q5e00000B0001")
+    stale = dataclasses.replace(card, state="superseded", superseded_by=9, superseded_cause=cause)  # type: ignore[type-var]
+    reply = already_decided(NotPending(1, "superseded"), stale)
+    assert reply.text == f"This escalation is out of date: {because}. Nothing was changed."
+    updated = escalation_message(stale, audience="channel")
+    assert any(f"{because} (decision #9)" in str(b) for b in updated.blocks)
+    for block in [*reply.blocks, *updated.blocks]:
+        Block.parse(block).validate_json()  # type: ignore[union-attr]

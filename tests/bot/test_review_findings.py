@@ -222,13 +222,34 @@ def test_given_an_approve_acknowledged_before_the_reroute_when_the_scan_runs_fir
     assert harness.slack.click(owner, ids.APPROVE, channel=message.channel, ts=message.ts).status == 200
     assert harness.runtime.pool.wait_idle(10)
     harness.clock.advance(seconds=2)
-    run_sla_scan(
-        SchedulerContext(harness.db, policy=lambda: harness.policy, engine=DecisionEngine, clock=harness.clock)
-    )
+    scan = SchedulerContext(harness.db, policy=lambda: harness.policy, engine=DecisionEngine, clock=harness.clock)
+    assert run_sla_scan(scan).steps == {"held_for_click": 1}  # nothing claimed: the next scan looks again
     harness.clock.advance(minutes=2)
     harness.settle()
     told = harness.slack.ephemerals_for(owner)
     assert [r.reviewer for r in _reviews(harness.db)] == [owner], f"the approve was refused: {[t.text for t in told]}"
+    assert "reroute" not in run_sla_scan(scan).steps  # answered: the clock settles, nobody re-routes
+    with harness.db.sessions() as s:
+        assert s.query(Decision).count() == 1
+
+
+def test_given_an_escalation_rerouted_at_its_deadline_when_the_late_owner_approves_then_told_it_was_rerouted(
+    harness: Harness, now: datetime
+) -> None:
+    """No click waited, so the scan re-routed the lead; the late owner then clicks Approve on
+    the message before its update arrives. The refusal names the cause, not a lead change."""
+    from core.engine import DecisionEngine
+    from scheduler.context import SchedulerContext
+    from scheduler.sla_scan import run_sla_scan
+
+    pk, owner = _escalate(harness)
+    harness.clock.at = now + timedelta(hours=2, minutes=31)
+    scan = SchedulerContext(harness.db, policy=lambda: harness.policy, engine=DecisionEngine, clock=harness.clock)
+    assert run_sla_scan(scan).steps.get("rerouted") == 1
+    harness.click(owner, ids.APPROVE, pk)
+    [told] = harness.slack.ephemerals_for(owner)
+    assert "deadline passed and the lead was re-routed" in told.text and "lead changed" not in told.text, told.text
+    assert _reviews(harness.db) == []
 
 
 def test_given_an_override_to_warm_and_a_new_owner_when_the_new_owner_is_told_then_their_dm_shows_warm(
