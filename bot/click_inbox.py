@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
 
 from slack_sdk import WebClient
 from sqlalchemy import func, select
@@ -87,15 +87,18 @@ class _Stored:
     channel: str | None
     home: bool
     change: ReviewChange
+    at: datetime  # when the ack stored it: the click's time, whenever a worker records it
 
     @classmethod
-    def of(cls, payload: Mapping[str, Any]) -> _Stored:
+    def of(cls, item: OutboxItem) -> _Stored:
+        payload = item.payload
         return cls(
             user=str(payload["user"]),
             decision_pk=int(payload["decision_pk"]),
             channel=payload.get("channel"),
             home=bool(payload.get("home")),
             change=ReviewChange("approve", took_next_best_action=bool(payload.get("took_next_best_action"))),
+            at=item.created_at,
         )
 
 
@@ -115,9 +118,9 @@ class ClickInbox:
         size = len(items) if self.ctx.db.is_postgres else 1
         for start in range(0, len(items), size):
             chunk = items[start : start + size]
-            clicks = [_Stored.of(item.payload) for item in chunk]
+            clicks = [_Stored.of(item) for item in chunk]
             try:
-                results = record_many(self.ctx, [(c.user, c.decision_pk, c.change) for c in clicks])
+                results = record_many(self.ctx, [(c.user, c.decision_pk, c.change, c.at) for c in clicks])
             except Exception as exc:  # the store is away: these clicks wait for a later attempt
                 log.warning("could not record %d click(s): %s: %s", len(chunk), type(exc).__name__, exc)
                 outcomes.update({item.pk: Retry(f"{type(exc).__name__}: {exc}") for item in chunk})

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from slack_sdk import WebClient
@@ -110,23 +111,27 @@ def check_may_act(ctx: BotContext, decision_pk: int, user: str) -> tuple[Card | 
 def record(ctx: BotContext, user: str, decision_pk: int, change: ReviewChange) -> RecordedReview:
     """Record a review by a Slack user (raises :class:`core.review.ReviewError`), then wake the
     outbox so the message updates and the write-back go out now."""
-    [result] = record_many(ctx, [(user, decision_pk, change)])
+    [result] = record_many(ctx, [(user, decision_pk, change, None)])
     if isinstance(result, ReviewError):
         raise result
     return result
 
 
-def record_many(ctx: BotContext, clicks: Sequence[tuple[str, int, ReviewChange]]) -> list[RecordedReview | ReviewError]:
-    """Record ``(user, decision_pk, change)`` reviews in one transaction, each as :func:`record`
-    would; a refused one comes back as its :class:`core.review.ReviewError` and wrote nothing.
+def record_many(
+    ctx: BotContext, clicks: Sequence[tuple[str, int, ReviewChange, datetime | None]]
+) -> list[RecordedReview | ReviewError]:
+    """Record ``(user, decision_pk, change, clicked_at)`` reviews in one transaction, each as
+    :func:`record` would; a refused one comes back as its :class:`core.review.ReviewError` and
+    wrote nothing. ``clicked_at`` is when the person clicked (``None``: now), which the review
+    keeps as its time however late it is recorded.
     For the click inbox on PostgreSQL: one worker recording a burst one transaction at a time
     spent its time on round trips (connection check, begin, commit) for each click."""
     results: list[RecordedReview | ReviewError] = []
     with ctx.db.transaction() as session:
         now = ctx.clock()
-        for user, decision_pk, change in clicks:
+        for user, decision_pk, change, clicked_at in clicks:
             rep = ctx.rules.rep_for_slack(user)
-            request = ReviewRequest(decision_pk, user, rep.id if rep else None, change)
+            request = ReviewRequest(decision_pk, user, rep.id if rep else None, change, clicked_at)
             try:
                 results.append(record_review(session, ctx.rules, request, now=now))
             except ReviewError as exc:  # checked before anything is written

@@ -39,6 +39,9 @@ class ReviewRequest:
     reviewer: str  # Slack user id, or cli:<name>
     reviewer_rep: str | None  # the policy rep behind the reviewer
     change: ReviewChange
+    # when the person decided, if before it is recorded: a click the ack stored is recorded by
+    # a worker later (after a dead worker's lease, or once the store is back). ``None``: now
+    decided_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +115,13 @@ def record_review(session: Session, rules: ReviewRules, request: ReviewRequest, 
     was first, or :class:`NotPending`), the reviewer must be allowed (:class:`NotAllowed`), and
     the change must be valid for the policy (:class:`InvalidReview`). Nothing is written unless
     all pass.
+
+    The review's time (``decided_at``, its audit event, the review SLA it answers, the time
+    to decide) is the request's ``decided_at`` — when the person decided — not when a worker
+    got round to recording it; never later than ``now`` (another replica's clock may run
+    ahead). Its effects are queued ``now``.
     """
+    at = min(request.decided_at, now) if request.decided_at is not None else now
     pk = request.decision_pk
     row = session.execute(select(Decision).where(Decision.pk == pk).with_for_update()).scalar_one_or_none()
     if row is None:
@@ -125,7 +134,7 @@ def record_review(session: Session, rules: ReviewRules, request: ReviewRequest, 
     proposal = proposal_for(row)
     if rules.authority(proposal, request.reviewer_rep) is None:
         raise NotAllowed(pk, request.reviewer_rep or request.reviewer, rules.who_may(proposal))
-    outcome = rules.validate(proposal, request.change, now=now)
+    outcome = rules.validate(proposal, request.change, now=at)
 
     review = Review(
         decision_pk=pk,
@@ -139,7 +148,7 @@ def record_review(session: Session, rules: ReviewRules, request: ReviewRequest, 
         segment=row.segment,
         before=outcome.before,
         after=outcome.after,
-        decided_at=now,
+        decided_at=at,
     )
     # The decision's row lock (FOR UPDATE; on SQLite the write transaction holds the whole
     # database) lets one review through. The unique key on reviews.decision_pk stays as the last
@@ -155,7 +164,7 @@ def record_review(session: Session, rules: ReviewRules, request: ReviewRequest, 
         session,
         [
             AuditRecord(
-                now,
+                at,
                 f"slack:{request.reviewer}" if not request.reviewer.startswith("cli:") else request.reviewer,
                 "decision.reviewed",
                 f"lead:{row.source}:{row.lead_id}",
@@ -169,6 +178,7 @@ def record_review(session: Session, rules: ReviewRules, request: ReviewRequest, 
                     "agree": outcome.agree,
                     "before": outcome.before,
                     "after": outcome.after,
+                    **({"recorded_at": now.isoformat()} if at != now else {}),
                 },
             )
         ],

@@ -205,6 +205,31 @@ def test_given_an_approve_acknowledged_when_its_worker_records_it_later_then_the
     assert review.decided_at == clicked_at, f"recorded at {review.decided_at}, clicked at {clicked_at}"
 
 
+def test_given_an_approve_clicked_before_the_review_deadline_when_recorded_after_it_then_the_sla_was_met(
+    harness: Harness, now: datetime
+) -> None:
+    """The review SLA is answered when the person clicked: a click a minute before the 2 h
+    deadline, recorded after it by the next worker, is not a breach."""
+    from core.engine import DecisionEngine
+    from core.store.models import SlaClock
+    from scheduler.context import SchedulerContext
+    from scheduler.sla_scan import run_sla_scan
+
+    pk, owner = _escalate(harness)
+    message = harness.posted(pk)
+    harness.clock.at = clicked_at = now + timedelta(hours=2) - timedelta(minutes=1)
+    assert harness.slack.click(owner, ids.APPROVE, channel=message.channel, ts=message.ts).status == 200
+    assert harness.runtime.pool.wait_idle(10)
+    harness.clock.advance(minutes=3)
+    harness.settle()
+    run_sla_scan(
+        SchedulerContext(harness.db, policy=lambda: harness.policy, engine=DecisionEngine, clock=harness.clock)
+    )
+    with harness.db.sessions() as s:
+        [clock] = s.query(SlaClock).filter(SlaClock.decision_pk == pk, SlaClock.kind == "review").all()
+        assert (clock.state, clock.met_at, clock.breached_at) == ("met", clicked_at, None)
+
+
 def test_given_an_approve_acknowledged_before_the_reroute_when_the_scan_runs_first_then_the_approve_still_counts(
     harness: Harness, now: datetime
 ) -> None:

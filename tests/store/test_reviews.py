@@ -242,3 +242,28 @@ def test_given_two_replicas_when_they_record_at_once_then_exactly_one_review_win
     with check.sessions() as s:
         assert len(s.execute(select(Review)).all()) == 1
     check.dispose()
+
+
+def test_given_a_click_recorded_after_it_was_made_when_recorded_then_the_review_and_its_audit_keep_the_click_time(
+    db: Database, example_policy: LoadedPolicy, rules: ReviewRules, now: datetime
+) -> None:
+    """A worker may record a stored click minutes later; the review's time is the click's. A
+    click time ahead of the worker's clock (another replica's clock runs fast) is not kept."""
+    import json
+
+    pks = decide(db, example_policy, [LeadBuilder(i).raw(now) for i in ("00Q5e00000Z0001", "00Q5e00000Z0002")], now)
+    clicked, recorded = now + timedelta(minutes=5), now + timedelta(minutes=8)
+    with db.transaction() as s:
+        for lead, at in (("00Q5e00000Z0001", clicked), ("00Q5e00000Z0002", recorded + timedelta(seconds=3))):
+            d = s.get(Decision, pks[lead])
+            assert d is not None and d.owner is not None
+            slack = rules.roster.reps[d.owner].slack_user or d.owner
+            record_review(s, rules, ReviewRequest(d.pk, slack, d.owner, ReviewChange("approve"), at), now=recorded)
+    with db.sessions() as s:
+        times = {r.decision_pk: r.decided_at for r in s.execute(select(Review)).scalars()}
+        events = list(s.execute(select(AuditEvent).where(AuditEvent.kind == "decision.reviewed")).scalars())
+    assert times == {pks["00Q5e00000Z0001"]: clicked, pks["00Q5e00000Z0002"]: recorded}
+    assert [e.at for e in events] == [clicked, recorded]
+    assert json.loads(events[0].body)["data"]["recorded_at"] == recorded.isoformat()
+    assert "recorded_at" not in json.loads(events[1].body)["data"]
+    assert verify(db)[1] is None
