@@ -73,6 +73,7 @@ class Outcome:
     final_owner_name: str | None
     final_action: str | None
     took_next_best_action: bool = False
+    band: str | None = None  # the band the person set, when it is not automation's
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +139,7 @@ def _outcome(review: Review, rules: ReviewRules, roster_name: Any) -> Outcome:
         final_owner_name=roster_name(after.get("owner")) if after.get("owner") else None,
         final_action=after.get("action"),
         took_next_best_action=bool(after.get("next_best_action")),
+        band=after.get("band") if review.kind != "approve" and after.get("band") != before.get("band") else None,
     )
 
 

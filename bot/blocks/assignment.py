@@ -20,7 +20,8 @@ def assignment_message(card: Card, *, reviewed: bool = False) -> Message:
     lead = card.lead
     title = esc(lead.name) + (f" · {esc(lead.company)}" if lead.company else "")
     outcome = card.outcome if reviewed else None
-    lines = [f"*New lead for you:* {title}", band_line(card)]
+    # the band the person decided: automation's, which they may have rejected, would mislead
+    lines = [f"*New lead for you:* {title}", band_line(card, outcome.band if outcome else None)]
     label = next_action_label(card)
     if label and outcome is None:  # a review clears automation's next best action
         lines.append(f"*Next best action:* {mrkdwn_value(label, 300)}")
@@ -42,8 +43,11 @@ def assignment_message(card: Card, *, reviewed: bool = False) -> Message:
 
 
 def _why_reviewed(outcome: Outcome) -> list[str]:
-    """Who chose them and why, in the words the escalation message uses for the outcome."""
+    """Who chose them, what they changed and why, in the words the escalation message uses
+    for the outcome."""
     lines = [f"*Why you:* {esc(outcome.by_name)} chose you"]
+    if outcome.changes:
+        lines.append(f"*What changed:* {'; '.join(esc(c) for c in outcome.changes)}")
     if outcome.reason_label:
         lines.append(f"*Reason:* {esc(outcome.reason_label)}")
     if outcome.note:

@@ -74,9 +74,10 @@ def superseded_because(card: Card) -> str:
     return SUPERSEDED_BECAUSE.get(card.superseded_cause or "", "the lead changed and was decided again")
 
 
-def band_line(card: Card) -> str:
+def band_line(card: Card, band: str | None = None) -> str:
+    """Band, score and segment; ``band`` overrides automation's band (a person's review set it)."""
     score = card.contract.get("score") or {}
-    band = str(score.get("band") or card.proposal.band)
+    band = band or str(score.get("band") or card.proposal.band)
     parts = [f"*{BAND_ICONS.get(band, '•')} {esc(band.capitalize())} · {score.get('total', card.proposal.score)}/100*"]
     breakdown = [f"{k} {score[k]}" for k in ("fit", "intent", "completeness") if k in score]
     if breakdown:

@@ -7,6 +7,7 @@ from datetime import date, datetime, timedelta
 
 import pytest
 import yaml
+from slack_sdk.models.blocks import Block
 
 from bot import ids
 from core.policy import LoadedPolicy, parse_policy
@@ -295,3 +296,6 @@ def test_given_an_override_to_warm_and_a_new_owner_when_the_new_owner_is_told_th
     [told] = harness.slack.messages("U01DANA")
     summary = told.blocks[0]["text"]["text"]
     assert "Warm" in summary and "Hot" not in summary, summary
+    assert "*What changed:* owner Ana Ruiz → Dana Weiss; band hot → warm" in summary, summary
+    for block in told.blocks:
+        Block.parse(block).validate_json()  # type: ignore[union-attr]
