@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -34,7 +34,6 @@ __all__ = [
     "SlackRateLimited",
     "SlackRefused",
     "SlackUnavailable",
-    "SlackWait",
     "effect_outcomes",
     "slack_call",
 ]
@@ -77,10 +76,9 @@ MEMBER_WAIT_CAP = timedelta(hours=6)
 AUTH_FAILED = frozenset({"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"})
 # ``ok: false`` codes by which Slack says it is having trouble itself (not about the payload)
 UNAVAILABLE = frozenset({"service_unavailable", "internal_error"})
-# the first wait while Slack is away; then about as long as it has been away, up to the cap:
-# an hour's outage is retried ~10 times, a day's every half hour, and nothing is given up on
-AWAY_FIRST_WAIT = timedelta(seconds=5)
-AWAY_WAIT_CAP = timedelta(minutes=30)
+AUTH_WAIT = timedelta(minutes=15)
+OUTAGE_FIRST_WAIT = timedelta(seconds=5)
+OUTAGE_WAIT_CAP = timedelta(minutes=30)
 
 log = logging.getLogger(__name__)
 
@@ -175,60 +173,30 @@ def _warn_not_a_member(exc: SlackRefused, item: OutboxItem) -> None:
     )
 
 
-class SlackWait:
-    """How long Slack has been away for one handler — unreachable, or refusing the bot token —
-    and so how long its effects wait before trying again.
-
-    The outbox counts no attempt for a ``Deferred`` row, so a row cannot carry how often it
-    waited; the outage itself can: the wait is :data:`AWAY_FIRST_WAIT`, then about as long as
-    Slack has been away so far (so the waits roughly double), capped at :data:`AWAY_WAIT_CAP`.
-    Any answer from Slack ends the outage. Kept in memory: a restart only starts the waits short
-    again."""
-
-    def __init__(self, clock: Callable[[], datetime]) -> None:
-        self.clock = clock
-        self.since: datetime | None = None
-
-    def wait(self) -> timedelta:
-        """The wait after a failure now; starts the outage if it is the first."""
-        now = self.clock()
-        if self.since is None:
-            self.since = now
-        return min(max(now - self.since, AWAY_FIRST_WAIT), AWAY_WAIT_CAP)
-
-    def answered(self) -> None:
-        """Slack answered a call (whatever it said): the outage, if any, is over."""
-        if self.since is not None:
-            log.warning("Slack answers the bot again after %s; waiting effects go out now", self.clock() - self.since)
-            self.since = None
-
-
-def _log_away(exc: SlackCallFailed, waiting: int, wait: timedelta, since: datetime | None) -> None:
-    """Say what is wrong where an admin looks: a deferred row records no new error, and the
-    outbox logs nothing for it."""
+def _log_away(exc: SlackCallFailed, waiting: int, wait: timedelta) -> None:
+    """Say what is wrong where an admin looks: the rows only wait, and a deferred row records
+    nothing new."""
     if isinstance(exc, SlackRefused):
         log.error(
-            "Slack refuses loopgate's bot token (%s from %s) since %s: set a valid SLACK_BOT_TOKEN "
-            "or reinstall the Slack app; %d Slack effect(s) of this batch wait, next try in %s",
+            "Slack refuses loopgate's bot token (%s from %s): set a valid SLACK_BOT_TOKEN or reinstall "
+            "the Slack app; %d Slack effect(s) of this batch wait, next try in %s",
             exc.error,
             exc.method,
-            since,
             waiting,
             wait,
         )
     else:
-        log.warning(
-            "Slack is unavailable (%s) since %s; %d Slack effect(s) of this batch wait, next try in %s",
-            exc,
-            since,
-            waiting,
-            wait,
-        )
+        log.warning("Slack is unavailable (%s); %d Slack effect(s) of this batch wait", exc, waiting)
 
 
-def effect_outcomes(
-    items: Sequence[OutboxItem], perform: Callable[[OutboxItem], Outcome], away: SlackWait
-) -> dict[int, Outcome]:
+def _outage_wait(attempts: int) -> timedelta:
+    """How long the untried rest of a batch waits when Slack is away: about the failed row's
+    own backoff (5 s doubling per attempt, up to half an hour)."""
+    doublings: int = min(max(attempts - 1, 0), 16)
+    return min(OUTAGE_FIRST_WAIT * (1 << doublings), OUTAGE_WAIT_CAP)
+
+
+def effect_outcomes(items: Sequence[OutboxItem], perform: Callable[[OutboxItem], Outcome]) -> dict[int, Outcome]:
     """Each outbox row's outcome from ``perform``, with Slack's errors mapped the same way for
     every Slack handler: a rate limit defers the rest of the batch as told (rows not tried keep
     their attempts), a permanent refusal or an invalid payload is dead, the bot missing from the
@@ -236,17 +204,17 @@ def effect_outcomes(
 
     Slack unavailable (network, 5xx) or refusing the bot token waits for Slack or an admin
     instead of dying: the effect was fine, and an escalation that is never posted is a lead
-    nobody decides. The row waits as long as ``away`` says, and so does the rest of the batch
-    (it would fail the same way). Only the row's first such failure counts an attempt: that
-    records the error on the row and makes every later attempt look for a post that may have
-    got through (a 5xx or a lost response can hide one, :mod:`bot.notifier`); later ones are
-    ``Deferred``, which counts none, so the outbox never gives up on them."""
+    nobody decides. An outage is a ``transient`` retry: counted, so every later attempt looks
+    for a post that may have got through (a 5xx or a lost response can hide one,
+    :mod:`bot.notifier`), with the outbox's backoff, and given up only when the row is also
+    ``RetryPolicy.max_age`` old. A refused token is ``Deferred``, as a CRM's is: nothing was
+    posted, and it waits, uncounted, for an admin. The untried rest of the batch waits alike
+    (it would fail the same way)."""
     outcomes: dict[int, Outcome] = {}
     for index, item in enumerate(items):
         try:
             outcomes[item.pk] = perform(item)
         except SlackRateLimited as exc:
-            away.answered()
             # the rest of the batch would hit the same limit: wait as told, all of them. Only
             # this row was tried; the rest keep their attempts, or the tail of a burst to one
             # channel (about one post a second) would run out of attempts before being sent
@@ -257,23 +225,21 @@ def effect_outcomes(
             break
         except (SlackUnavailable, SlackRefused) as exc:
             if isinstance(exc, SlackUnavailable) or exc.auth:
-                wait = away.wait()
-                outcomes[item.pk] = Retry(str(exc), after=wait) if item.attempts <= 1 else Deferred(wait)
+                wait = AUTH_WAIT if isinstance(exc, SlackRefused) else _outage_wait(item.attempts)
+                outcomes[item.pk] = (
+                    Deferred(wait, str(exc)) if isinstance(exc, SlackRefused) else Retry(str(exc), transient=True)
+                )
                 for rest in items[index + 1 :]:
                     outcomes[rest.pk] = Deferred(wait)
-                _log_away(exc, len(items) - index, wait, away.since)
+                _log_away(exc, len(items) - index, wait)
                 break
-            away.answered()
             if exc.not_a_member:
                 outcomes[item.pk] = Retry(str(exc), after=_member_wait(item.attempts))
                 _warn_not_a_member(exc, item)
             else:
                 outcomes[item.pk] = Dead(str(exc)) if exc.permanent else Retry(str(exc))
         except SlackCallFailed as exc:
-            away.answered()
             outcomes[item.pk] = Retry(str(exc))
         except PayloadInvalid as exc:
             outcomes[item.pk] = Dead(str(exc))
-        else:
-            away.answered()
     return outcomes

@@ -17,7 +17,7 @@ would post twice behind the outbox's back. Rate limits become ``Retry(after=Retr
 for the item and ``Deferred`` (no attempt used) for the rest of the batch; errors a retry
 cannot fix (invalid blocks, user gone) are ``Dead``; a channel the bot is not in is retried
 slowly until someone invites it; Slack unavailable or refusing the bot token makes the batch
-wait, as long as Slack has been away, without giving up (:func:`bot.errors.effect_outcomes`).
+wait, for as long as an outage lasts or an admin takes (:func:`bot.errors.effect_outcomes`).
 An escalation's copies (channel, owner's DM) are posted independently: one refused copy does
 not hold back the other, and the retry posts only what is missing.
 
@@ -52,7 +52,6 @@ from bot.errors import (
     SlackCallFailed,
     SlackRateLimited,
     SlackRefused,
-    SlackWait,
     effect_outcomes,
     slack_call,
 )
@@ -131,7 +130,6 @@ class SlackNotifier:
         self.clock = clock
         self.adopt(rules, review_clock)
         self._ims: dict[str, str] = {}
-        self._away = SlackWait(clock)
 
     def adopt(self, rules: ReviewRules, review_clock: ReviewClock) -> None:
         """Render with another policy's rules from now on (a promote or rollback while serving)."""
@@ -141,7 +139,7 @@ class SlackNotifier:
     # --- the handler --------------------------------------------------------------------------
 
     def perform(self, items: Sequence[OutboxItem]) -> Mapping[int, Outcome]:
-        return effect_outcomes(items, self._perform, self._away)
+        return effect_outcomes(items, self._perform)
 
     def _perform(self, item: OutboxItem) -> Outcome:
         if item.kind == "slack.message":

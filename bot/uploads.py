@@ -30,7 +30,7 @@ from slack_sdk import WebClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.errors import PayloadInvalid, SlackWait, effect_outcomes, slack_call
+from bot.errors import PayloadInvalid, effect_outcomes, slack_call
 from bot.text import clip
 from core.store import outbox
 from core.store.db import Database, dialect_insert
@@ -80,10 +80,9 @@ class SlackFileUploader:
 
     def __init__(self, db: Database, client: WebClient, *, clock: Callable[[], datetime]) -> None:
         self.db, self.client, self.clock = db, client, clock
-        self._away = SlackWait(clock)
 
     def perform(self, items: Sequence[OutboxItem]) -> Mapping[int, Outcome]:
-        return effect_outcomes(items, self._upload, self._away)
+        return effect_outcomes(items, self._upload)
 
     def _upload(self, item: OutboxItem) -> Outcome:
         payload = item.payload
