@@ -61,6 +61,7 @@ from core.store.sla_clocks import (
     lock_open,
     remaining_steps,
     reroute_key,
+    rerouted_queues,
     settle,
     steps_done,
 )
@@ -240,7 +241,7 @@ class _Scan:
             plan: str | None = None
             if upcoming is not None:
                 late, when = self._late(session, clock, lead), f"{upcoming.at:%Y-%m-%d %H:%M} UTC"
-                if clock.owner_kind != "rep" and late:
+                if self._parked(session, clock, lead, late):
                     plan = "none: parked by an earlier re-route, it waits in the queue for a person"
                 elif len(late) > MAX_REROUTES:
                     plan = f"park it in the fallback queue {when} unless it is answered"
@@ -278,9 +279,7 @@ class _Scan:
             close(clock, "cancelled", "lead converted", self.now)
             return "cancelled", {"why": "lead converted"}
         late = self._late(session, clock, lead)
-        if clock.owner_kind != "rep" and late:
-            # the queue's clock of a lead a re-route parked (an escalation): deciding it again
-            # would only park it again, with another escalation and breach notice each time
+        if self._parked(session, clock, lead, late):
             return "parked", {"why": "parked by an earlier re-route: it waits in the queue", "late": late}
         capped = len(late) > MAX_REROUTES
         close(clock, "rerouted", f"{step.key} at {step.at.isoformat()}", self.now)
@@ -313,6 +312,13 @@ class _Scan:
             detail |= {"parked": "limit" if capped else "nobody else", "late": late}
             self._tell_parked(session, clock, card, step, new_owner, late, capped=capped, review=new.action == "review")
         return "rerouted", detail
+
+    def _parked(self, session: Session, clock: SlaClock, lead: Lead, late: list[str]) -> bool:
+        """Whether a queue's clock waits in its queue instead of being re-routed: a re-route
+        put it there (reps let it pass, or a queue's clock was re-routed once already). Deciding
+        it again would mostly land it in the same queue, with another escalation and breach
+        notice each time (:func:`core.store.sla_clocks.rerouted_queues`)."""
+        return clock.owner_kind != "rep" and bool(late or rerouted_queues(session, lead.pk))
 
     def _late(self, session: Session, clock: SlaClock, lead: Lead) -> list[str]:
         """The reps who let this lead pass a deadline since it was last answered, this clock's too."""

@@ -62,6 +62,7 @@ __all__ = [
     "new_clock",
     "remaining_steps",
     "reroute_key",
+    "rerouted_queues",
     "settle",
     "start_clocks",
     "steps_done",
@@ -288,6 +289,18 @@ def late_owners(session: Session, lead_pks: Sequence[int]) -> dict[int, list[str
 
     Read from the clocks, not by following re-route keys from decision to decision: a clock
     carried over to a newer decision (the lead edited in the CRM) would break that chain."""
+    return _rerouted_since_answered(session, lead_pks, reps=True)
+
+
+def rerouted_queues(session: Session, lead_pk: int) -> list[str]:
+    """The queues whose clock of this lead a re-route closed since it was last answered. A
+    queue's clock is re-routed once: an escalation routed to a queue by a rule, or to the
+    fallback queue when its team is off duty, mostly lands in the same queue again, and each
+    re-route is a new decision, escalation and breach notice — every 2.5 h, all night."""
+    return _rerouted_since_answered(session, [lead_pk], reps=False).get(lead_pk, [])
+
+
+def _rerouted_since_answered(session: Session, lead_pks: Sequence[int], *, reps: bool) -> dict[int, list[str]]:
     if not lead_pks:
         return {}
     rows = session.execute(
@@ -300,7 +313,7 @@ def late_owners(session: Session, lead_pks: Sequence[int]) -> dict[int, list[str
         chain = chains.setdefault(lead_pk, [])
         if state == "met":
             chain.clear()  # someone answered it: a new run of lateness starts from here
-        elif state == "rerouted" and owner_kind == "rep" and owner:
+        elif state == "rerouted" and owner and (owner_kind == "rep") == reps:
             chain.append(owner)
     return {pk: chain for pk, chain in chains.items() if chain}
 
