@@ -177,3 +177,60 @@ def test_given_an_escalation_routed_to_a_queue_when_nobody_reviews_it_all_day_th
         f"re-routed {len(reroutes)} times in a day, each time to {set(reroutes)}; "
         f"{len(notices)} breach notices to the manager; {len(clocks(db))} clocks; outbox {len(outbox(db))} rows {kinds}"
     )
+
+
+def test_given_a_leader_shutting_down_waits_for_its_sync_when_its_lease_lapses_then_the_standby_does_not_start_a_second_sync(
+    db: Database, now: datetime
+) -> None:
+    """A rolling deploy: SIGTERM stops the leader's lease thread first, then waits for the running
+    jobs (shutdown(wait=True)) — no renewal meanwhile. After the TTL the standby takes the lease
+    and runs every interval job at once: the CRM sync runs twice at the same time."""
+    import threading
+    import time as _time
+    from datetime import UTC
+
+    from scheduler.service import SchedulerService
+    from tests.scheduler.conftest import sla_policy
+
+    running, overlapped, release = [0], [0], threading.Event()
+    guard = threading.Lock()
+
+    def slow_sync() -> dict[str, int]:
+        with guard:
+            running[0] += 1
+            overlapped[0] = max(overlapped[0], running[0])
+        release.wait(10)
+        with guard:
+            running[0] -= 1
+        return {"pages": 1}
+
+    loaded = sla_policy(digest={"channel": "C0LEAD", "timezone": "America/New_York"})
+    lease_clock = Clock(datetime.now(UTC))
+
+    def service(holder: str) -> SchedulerService:
+        ctx = context(db, loaded, Clock(now))
+        ctx.crm_sync = {"salesforce": slow_sync}
+        return SchedulerService(ctx, holder=holder, lease_ttl=timedelta(seconds=30), lease_clock=lease_clock)
+
+    a, b = service("a"), service("b")
+    stopping = threading.Thread(target=a.stop)
+    try:
+        a.tick()
+        deadline = _time.monotonic() + 10
+        while running[0] == 0 and _time.monotonic() < deadline:
+            _time.sleep(0.05)
+        assert running[0] == 1, "the first sync did not start"
+        stopping.start()  # SIGTERM: waits for the sync to finish
+        _time.sleep(0.3)
+        assert stopping.is_alive()
+        lease_clock.advance(seconds=31)  # the sync outlives the lease nobody renews now
+        b.tick()
+        deadline = _time.monotonic() + 3
+        while overlapped[0] < 2 and _time.monotonic() < deadline:
+            _time.sleep(0.05)
+    finally:
+        release.set()
+        if stopping.ident is not None:
+            stopping.join(15)
+        b.stop()
+    assert overlapped[0] == 1, f"{overlapped[0]} runs of sync:salesforce at once (leader a stopping, b leading)"
