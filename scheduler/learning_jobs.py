@@ -2,10 +2,11 @@
 
 * **trust** (every 5 minutes): ``recompute_trust`` once new reviews or audit verdicts have
   landed since the last run, or the policy it runs under changed (a new ``trust.max_level``
-  caps levels at once, a new version starts counting afresh) — the check is two ``max(pk)``
-  lookups and the policy's version against a watermark kept in ``scheduler_periods`` (written
-  with the recompute), so quiet periods cost nothing and a demotion takes effect within
-  minutes of the review that earned it;
+  caps levels at once, a new version starts counting afresh) — the check is a ``count(*)`` and
+  a ``max(pk)`` per table and the policy's version against a watermark kept in
+  ``scheduler_periods`` (written with the recompute), so quiet periods cost nothing and a
+  demotion takes effect within minutes of the review that earned it (see
+  :func:`run_trust_recompute` for why the count);
 * **calibration** (nightly): ``refit_calibration`` once per local night;
 * **tuning** (the 1st of each month): ``monthly_tuning`` for the month just ended, once per
   month (it stores, audits and announces the report itself).
@@ -34,15 +35,25 @@ __all__ = ["run_monthly_tuning", "run_nightly_calibration", "run_trust_recompute
 
 def run_trust_recompute(ctx: SchedulerContext) -> dict[str, Any]:
     """Recompute trust levels if any review or audit verdict arrived, or the policy changed,
-    since the last recompute."""
+    since the last recompute.
+
+    "Arrived" is judged by each table's row count as well as its highest pk. The highest pk
+    alone misses rows committed out of pk order: on PostgreSQL a sequence hands out pks when
+    rows are inserted, not when they commit, so two bot replicas recording verdicts at once can
+    commit pk 5 before pk 4. A run between the two commits marks "max 5", and pk 4 becoming
+    visible later leaves the max at 5 — its verdict (maybe the demotion it completes) would wait
+    for some unrelated later verdict. Reviews and verdicts are only ever inserted (never updated
+    or deleted), so every commit raises its table's count, whatever its pk. The mark is read
+    before the recompute in the same transaction: under READ COMMITTED a row committing in
+    between is counted by the recompute but not the mark, which costs one extra recompute on
+    the next run, never a missed one.
+    """
     loaded = ctx.policy()
     now = ctx.clock()
     with ctx.db.transaction() as session:
-        mark = [
-            session.execute(select(func.max(Review.pk))).scalar() or 0,
-            session.execute(select(func.max(AuditVerdict.pk))).scalar() or 0,
-            loaded.version,
-        ]
+        reviews = session.execute(select(func.count(), func.max(Review.pk))).one()
+        audits = session.execute(select(func.count(), func.max(AuditVerdict.pk))).one()
+        mark = [reviews[0], reviews[1] or 0, audits[0], audits[1] or 0, loaded.version]
         seen = (period_detail(session, "trust", "watermark") or {}).get("mark")
         if seen == mark:
             return {"recomputed": False, "watermark": mark}

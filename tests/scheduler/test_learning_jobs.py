@@ -16,6 +16,7 @@ from core.store.trust_state import pin, unpin
 from scheduler.learning_jobs import run_monthly_tuning, run_nightly_calibration, run_trust_recompute
 from tests.builders import LeadBuilder, decide
 from tests.scheduler.conftest import Clock, context, sla_policy
+from tests.store.learning_builders import add_audit_verdict
 
 POLICY = sla_policy(digest={"channel": "C0LEAD", "timezone": "America/New_York"})
 
@@ -32,6 +33,25 @@ def test_given_no_new_verdicts_when_trust_runs_again_then_it_does_not_recompute_
         record_review(
             s, ReviewRules(POLICY.policy), ReviewRequest(pk, "U0LEE", "lee", ReviewChange("approve")), now=clock.at
         )
+    assert run_trust_recompute(ctx)["recomputed"] is True
+    assert run_trust_recompute(ctx)["recomputed"] is False
+
+
+def test_given_a_verdict_lands_below_the_highest_pk_when_trust_runs_then_it_recomputes(
+    db: Database, clock: Clock
+) -> None:
+    """On PostgreSQL a writer that took a lower pk can commit after one with a higher pk: the
+    row a run did not see then lands *below* the max pk it marked (explicit pks stand in for
+    that race here, on every database)."""
+    pk = decide(db, POLICY, [LeadBuilder("00Q5e00000T0003").raw(clock.at)], clock.at)["00Q5e00000T0003"]
+    ctx = context(db, POLICY, clock)
+    with db.transaction() as s:
+        add_audit_verdict(s, pk, confirm=True, at=clock.at, reviewer="lee", pk=100)
+    assert run_trust_recompute(ctx)["recomputed"] is True
+
+    with db.transaction() as s:
+        add_audit_verdict(s, pk, confirm=False, at=clock.at, reviewer="mo", pk=50)
+
     assert run_trust_recompute(ctx)["recomputed"] is True
     assert run_trust_recompute(ctx)["recomputed"] is False
 

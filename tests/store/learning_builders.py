@@ -92,12 +92,20 @@ def add_review(
 
 
 def add_audit_verdict(
-    session: Session, decision_pk: int, *, confirm: bool, at: datetime, reviewer: str = "lee"
+    session: Session,
+    decision_pk: int,
+    *,
+    confirm: bool,
+    at: datetime,
+    reviewer: str = "lee",
+    pk: int | None = None,
 ) -> None:
-    """A leader's Confirm / Flag on a sampled automatic decision."""
+    """A leader's Confirm / Flag on a sampled automatic decision (``pk``: as a writer that took
+    its pk earlier than others but commits later would leave it)."""
     segment = session.execute(select(Decision.segment).where(Decision.pk == decision_pk)).scalar_one()
     session.add(
         AuditVerdict(
+            pk=pk,
             decision_pk=decision_pk,
             verdict="confirm" if confirm else "flag",
             reason_code=None if confirm else "wrong_segment",
