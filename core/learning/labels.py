@@ -7,6 +7,10 @@ Two kinds of human judgement count as agreement labels (DESIGN §3 step 7):
 * an **audit verdict** on a sampled automatic decision — confirm is agreement, flag is not.
 
 Both become a :class:`Verdict`, so trust levels, calibration and reports treat them alike.
+Several people may judge one decision (each leader who reads the digest may Confirm or Flag
+the same sampled decision): per-person figures count every verdict, while whatever counts
+*decisions* — trust levels, tuning's labelled decisions — takes one per decision
+(:func:`one_per_decision`).
 CRM outcomes (converted, won/lost) are a different kind of label — about the lead, not about
 the recommendation — and are carried beside verdicts in :class:`Outcome`.
 """
@@ -26,6 +30,7 @@ __all__ = [
     "Verdict",
     "agreement",
     "agreement_by",
+    "one_per_decision",
 ]
 
 AGREEING_KINDS = frozenset({"approve", "confirm"})
@@ -111,3 +116,46 @@ def agreement_by(verdicts: Iterable[Verdict], key: Callable[[Verdict], K]) -> di
         c[0] += 1
         c[1] += v.agree
     return {k: Agreement(n, a) for k, (n, a) in counts.items()}
+
+
+AUDIT_KINDS = frozenset({"confirm", "flag"})
+
+
+def _precedence(v: Verdict) -> int:
+    """Lower wins: a review, then a flag, then a confirm."""
+    if v.kind not in AUDIT_KINDS:
+        return 0
+    return 1 if v.kind == "flag" else 2
+
+
+def one_per_decision(verdicts: Iterable[Verdict]) -> list[Verdict]:
+    """One verdict per judged decision, so a decision counts once however many people clicked.
+
+    Which one stands when several people judged the same decision:
+
+    * a **review** wins over audit verdicts: it is the answer of the person the case was
+      escalated to, and the one the lead then followed (a decision has at most one review);
+    * among audit verdicts a **flag wins over confirms**, whichever came first: one leader who
+      saw something wrong outweighs others who saw nothing, so the automation is not promoted
+      (nor kept from a demotion) on a decision a leader disputed — erring toward more human
+      oversight is the safe side of the trust rules;
+    * otherwise the earliest one stands.
+
+    Verdicts without a decision (``decision_pk`` is ``None``) are kept as they are. Winners come
+    in the order their decisions first appear.
+    """
+    slots: list[Verdict] = []
+    where: dict[int, int] = {}
+    for v in verdicts:
+        if v.decision_pk is None:
+            slots.append(v)
+            continue
+        i = where.get(v.decision_pk)
+        if i is None:
+            where[v.decision_pk] = len(slots)
+            slots.append(v)
+            continue
+        current = slots[i]
+        if (_precedence(v), v.at) < (_precedence(current), current.at):
+            slots[i] = v
+    return slots

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from core.learning.labels import Verdict, agreement
+from core.learning.labels import Verdict, agreement, one_per_decision
 from core.model import Trigger
 from core.policy.schema import Trust
 from core.trust import choose_action
@@ -88,7 +88,11 @@ class Assessment:
 
 
 def counting_verdicts(verdicts: Iterable[Verdict], state: LevelState, policy_version: str) -> list[Verdict]:
-    """The verdicts that judge this segment's automation as it now stands, oldest first."""
+    """The verdicts that judge this segment's automation as it now stands, oldest first — one
+    per decision (:func:`core.learning.labels.one_per_decision`: a review wins, then a flag
+    over confirms). ``promote.min_reviews`` and ``demote.window`` count decisions judged: three
+    leaders confirming the same sampled decision in the digest are one piece of evidence, not
+    three, and one of them flagging it makes it a disagreement."""
     chosen = [
         v
         for v in verdicts
@@ -97,7 +101,7 @@ def counting_verdicts(verdicts: Iterable[Verdict], state: LevelState, policy_ver
         and v.policy_version == policy_version
         and (state.since is None or v.decided_at >= state.since)
     ]
-    return sorted(chosen, key=lambda v: (v.at, v.decision_pk or 0))
+    return sorted(one_per_decision(chosen), key=lambda v: (v.at, v.decision_pk or 0))
 
 
 def automatic_from(verdict: Verdict, auto_confidence: float) -> int | None:

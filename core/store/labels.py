@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from core.learning.labels import LabelledDecision, Outcome, Verdict
+from core.learning.labels import LabelledDecision, Outcome, Verdict, one_per_decision
 from core.store.db import in_chunks
 from core.store.models import AuditVerdict, Decision, Lead, Review
 
@@ -40,7 +40,9 @@ def verdicts(
     decision_pks: Sequence[int] | None = None,
 ) -> list[Verdict]:
     """Reviews and audit verdicts on acting decisions (answered in ``[since, until)``),
-    oldest first."""
+    oldest first: every person's, so a decision several leaders judged appears once per
+    leader (per-person agreement needs each). To count decisions, take
+    :func:`core.learning.labels.one_per_decision` of them, as trust and tuning do."""
     columns = (
         Decision.pk,
         Decision.decided_at.label("made_at"),
@@ -176,14 +178,9 @@ def labels_for(
 
 
 def _verdicts_for(session: Session, pks: Sequence[int]) -> list[Verdict]:
-    """The first verdict per decision (a review wins over an audit verdict)."""
-    found: dict[int, Verdict] = {}
-    for v in verdicts(session, decision_pks=pks):
-        if v.decision_pk is not None:
-            current = found.get(v.decision_pk)
-            if current is None or (current.kind in ("confirm", "flag") and v.kind not in ("confirm", "flag")):
-                found[v.decision_pk] = v
-    return list(found.values())
+    """The verdict that stands per decision — the same rule trust levels count by
+    (:func:`core.learning.labels.one_per_decision`: a review, else a flag over confirms)."""
+    return one_per_decision(verdicts(session, decision_pks=pks))
 
 
 def _review_after(session: Session, pks: Sequence[int]) -> dict[int, dict[str, Any]]:

@@ -6,7 +6,8 @@ reason code the policy offers for flags (``applies_to`` includes ``flag``). One 
 person per decision (``audit_verdicts`` is unique on both): a second answer is refused with
 the first one, never stored twice. Each verdict is audited (``decision.audited``) and becomes a
 label: agreement and trust count confirms as agreement and flags as disagreement
-(:func:`core.store.labels.verdicts`).
+(:func:`core.store.labels.verdicts`); trust and tuning count a decision once, however many
+leaders judged it, a flag outranking confirms (:func:`core.learning.labels.one_per_decision`).
 """
 
 from __future__ import annotations

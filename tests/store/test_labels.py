@@ -46,3 +46,23 @@ def test_given_reviews_audits_and_outcomes_when_read_then_each_label_says_what_p
     with db.sessions() as s:
         recent = labelled_decisions(s, since=now, until=later, outcome_after=now)
     assert recent[0].outcome is None  # not converted *yet*: unknown
+
+
+def test_given_one_leader_confirms_and_another_flags_when_labelled_then_the_flag_stands_and_each_verdict_is_read(
+    db: Database, example_policy: LoadedPolicy, now: datetime
+) -> None:
+    """Tuning labels a decision by the same verdict trust counts: a flag over confirms."""
+    decided = decide_leads_at(db, DecisionEngine(example_policy), [lead_input(0, at=now)], now=now)
+    pk = decided[0].decision_pk
+    with db.transaction() as s:
+        add_audit_verdict(s, pk, confirm=True, at=now + timedelta(minutes=1), reviewer="lee")
+        add_audit_verdict(s, pk, confirm=False, at=now + timedelta(minutes=2), reviewer="mo")
+    later = now + timedelta(hours=1)
+
+    with db.sessions() as s:
+        found = verdicts(s)
+        (item,) = labelled_decisions(s, since=now, until=later, outcome_after=later)
+
+    assert [(v.reviewer, v.kind) for v in found] == [("lee", "confirm"), ("mo", "flag")]  # per person: both
+    assert item.verdict is not None and (item.verdict.kind, item.verdict.reviewer) == ("flag", "mo")
+    assert (item.human_band, item.human_owner) == (None, None)

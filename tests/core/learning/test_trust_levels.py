@@ -117,3 +117,65 @@ def test_given_level_one_when_clean_cases_agree_and_soft_cases_do_not_then_promo
     result = assess(LevelState("smb", 1), clean + soft, TRUST)
     assert result.move is not None and result.move.kind == "promote"
     assert result.verdicts == 10
+
+
+def _audits(pk: int, kinds: str, *, start: int = 0) -> list[Verdict]:
+    """Leaders' audit verdicts on one automatic decision, a minute apart: 'c' confirm, 'f' flag."""
+    leaders = ["lee", "mo", "rev", "sam"]
+    return [
+        Verdict(
+            at=T0 + timedelta(hours=start, minutes=5 + i),
+            decided_at=T0 + timedelta(hours=start),
+            segment="smb",
+            reviewer=leaders[i],
+            kind="confirm" if c == "c" else "flag",
+            agree=c == "c",
+            trust_level=3,
+            policy_version="v1",
+            decision_pk=pk,
+        )
+        for i, c in enumerate(kinds)
+    ]
+
+
+def test_given_leaders_disagree_on_a_decision_when_reduced_then_a_review_then_a_flag_then_the_first_confirm_stands() -> (
+    None
+):
+    from core.learning.labels import one_per_decision
+
+    flagged_last, flagged_first, confirmed = _audits(1, "ccf"), _audits(2, "fcc", start=1), _audits(3, "cc", start=2)
+    (review,) = verdicts("n", start=4)
+    audited_review = _audits(4, "c", start=4)
+    loose = _flagged(review, decision_pk=None)
+
+    chosen = one_per_decision(flagged_last + flagged_first + confirmed + audited_review + [review, loose])
+
+    assert [(v.decision_pk, v.kind, v.reviewer) for v in chosen] == [
+        (1, "flag", "rev"),
+        (2, "flag", "lee"),
+        (3, "confirm", "lee"),
+        (4, "override", "ana"),  # the review wins over an (earlier) audit verdict
+        (None, "override", "ana"),
+    ]
+
+
+def test_given_three_leaders_judge_each_decision_when_counted_then_each_decision_counts_once() -> None:
+    state = LevelState("smb", 3)
+    confirmed = [v for pk in range(4) for v in _audits(pk, "ccc", start=pk)]
+
+    counted = counting_verdicts(confirmed, state, "v1")
+
+    assert [v.decision_pk for v in counted] == [0, 1, 2, 3]
+    assert assess(state, counted, TRUST).verdicts == 4  # 12 clicks are 4 of the 10 promotion needs
+
+
+def test_given_one_leader_flags_what_two_confirm_when_assessed_then_the_decision_counts_as_a_disagreement() -> None:
+    """Counting clicks, 10 confirms and 5 flags over the window's five decisions is 67% agreement
+    (above the 60% demotion line); counting decisions, all five are disputed: demoted."""
+    state = LevelState("smb", 3)
+    disputed = [v for pk in range(5) for v in _audits(pk, "cfc", start=pk)]
+
+    result = assess(state, counting_verdicts(disputed, state, "v1"), TRUST)
+
+    assert result.move is not None and result.move.kind == "demote"
+    assert (result.window_verdicts, result.window_agreement) == (5, 0.0)
