@@ -472,6 +472,9 @@ class Sla(Strict):
         return value
 
 
+_LEVEL_4_SAMPLE_DIVISOR = 3  # a single audit_sample rate, at level 4 (see Trust)
+
+
 class TrustPromote(Strict):
     min_reviews: int = Field(default=50, ge=1)
     min_agreement: Probability = 0.8
@@ -483,7 +486,15 @@ class TrustDemote(Strict):
 
 
 class Trust(Strict):
-    """Trust-but-verify levels per segment (1 verify everything … 4 strategic oversight)."""
+    """Trust-but-verify levels per segment (1 verify everything … 4 strategic oversight).
+
+    ``audit_sample`` is the share of automatic decisions sampled for the leaders' audit: a map
+    per level (``{2: 0.2, 3: 0.15, 4: 0.05}``; a level not named is not sampled), or one rate.
+    One rate samples levels 2 and 3 at that rate and level 4 at **a third** of it (0.15 → 0.05),
+    because DESIGN §5 gives level 4 "a lower sample" than level 3 without a figure, and a third
+    is the ratio the example policy's own map uses between 3 and 4. Level 1 reviews everything,
+    so there is nothing automatic to sample.
+    """
 
     default_level: int = Field(default=2, ge=1, le=4)
     segments: dict[str, Annotated[int, Field(ge=1, le=4)]] = Field(default_factory=dict)
@@ -495,10 +506,13 @@ class Trust(Strict):
     seed: str = "loopgate"
 
     def sample_rate(self, level: int) -> float:
-        """The share of automatic decisions sampled for audit at a trust level."""
+        """The share of automatic decisions sampled for audit at a trust level (see the class
+        docstring: a single rate is cut to a third at level 4)."""
         if isinstance(self.audit_sample, dict):
             return self.audit_sample.get(level, 0.0)
-        return self.audit_sample if level >= 2 else 0.0
+        if level < 2:
+            return 0.0
+        return self.audit_sample / _LEVEL_4_SAMPLE_DIVISOR if level >= 4 else self.audit_sample
 
 
 class Writeback(Strict):

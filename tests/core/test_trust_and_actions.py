@@ -242,3 +242,15 @@ def test_given_a_label_when_planned_then_it_is_what_format_map_makes_of_it(label
     values = {name: fill(rule, facts, decision.evidence, decision.triggers, owner) for name, fill in rule.fillers}
     planned = engine.planner.plan(facts, decision.evidence, decision.triggers, owner)
     assert planned.label == decision.next_best_action.label == label.format_map(values).strip()
+
+
+def test_given_one_audit_sample_rate_when_sampling_each_level_then_level_4_gets_a_third_and_level_1_none() -> None:
+    """DESIGN §5: level 4 audits "a lower sample" than 3; a third, as the example policy's map."""
+    from core.policy.schema import Trust
+
+    single = Trust(audit_sample=0.15)
+    per_level = Trust(audit_sample={2: 0.2, 3: 0.15, 4: 0.15})
+
+    assert [single.sample_rate(level) for level in (1, 2, 3)] == [0.0, 0.15, 0.15]
+    assert single.sample_rate(4) == pytest.approx(0.05)
+    assert [per_level.sample_rate(level) for level in (1, 2, 3, 4)] == [0.0, 0.2, 0.15, 0.15]  # a map is as written
