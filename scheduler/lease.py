@@ -75,6 +75,20 @@ class Lease:
             ).first()
         return until if renewed is not None else None
 
+    def renew(self) -> datetime | None:
+        """Extend the lease if this replica holds it (expired or not, as long as no one took it
+        over); never takes it. Returns until when it is held, or ``None`` if it is not ours."""
+        now = self.clock()
+        until = now + self.ttl
+        with self.db.transaction() as session:
+            renewed = session.execute(
+                update(SchedulerLease)
+                .where(SchedulerLease.name == self.name, SchedulerLease.holder == self.holder)
+                .values(expires_at=until)
+                .returning(SchedulerLease.name)
+            ).first()
+        return until if renewed is not None else None
+
     def held(self) -> bool:
         """Whether this replica holds an unexpired lease right now (read from the database)."""
         with self.db.sessions() as session:

@@ -7,7 +7,9 @@ time to live) each replica tries to take or renew the lease. The holder starts a
 ``ttl + poll`` when the holder dies (30 s + 10 s by default). A holder that cannot renew before
 its lease runs out shuts its scheduler down by itself, and every job checks the lease before it
 starts — so two APScheduler instances never work the same job store, even with a paused
-process or a lost database connection.
+process or a lost database connection. A clean stop keeps renewing the lease until its running
+jobs have finished, then releases it, so the standby takes over at once but never alongside
+them.
 
 **Persistence and catching up**: jobs live in ``apscheduler_jobs`` (``SQLAlchemyJobStore``)
 with ``coalesce=True``, ``max_instances=1`` and ``misfire_grace_time=None``: a run missed while
@@ -116,11 +118,45 @@ class SchedulerService:
         self._thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Stop campaigning, shut APScheduler down (waiting for running jobs), give the lease up."""
+        """Stop campaigning, shut APScheduler down (waiting for running jobs), give the lease up.
+
+        The lease is still renewed, every ``poll``, until the shutdown has waited for the jobs
+        that are running, and released only then. Were it left to lapse meanwhile, a standby
+        would take it while our jobs still run and — as every leader does on taking over —
+        start the interval jobs at once: a CRM sync outliving the lease on a rolling deploy ran
+        twice at the same time.
+        """
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
-        self._step_down("shutting down", wait=True, release=True)
+        drained = threading.Event()
+        renewer = threading.Thread(target=self._renew_until, args=(drained,), name="scheduler-lease-drain", daemon=True)
+        if self._aps is not None:
+            renewer.start()
+        try:
+            self._step_down("shutting down", wait=True)
+        finally:
+            drained.set()
+            if renewer.ident is not None:
+                renewer.join(timeout)
+            try:
+                self.lease.release()
+            except Exception:
+                log.exception("could not release the scheduler lease; it expires on its own")
+
+    def _renew_until(self, drained: threading.Event) -> None:
+        """Renew the lease every ``poll`` until ``drained`` is set (see :meth:`stop`)."""
+        while not drained.wait(self.poll):
+            try:
+                if self.lease.renew() is None:
+                    log.warning(
+                        "scheduler %s lost its lease while waiting for running jobs: another replica "
+                        "may run them again (they are idempotent)",
+                        self.holder,
+                    )
+                    return
+            except Exception:  # a database hiccup: the lease may still outlive it; try next round
+                log.exception("could not renew the scheduler lease while waiting for running jobs")
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -172,7 +208,7 @@ class SchedulerService:
         self._aps = aps
         log.info("scheduler %s is the leader (lease until %s)", self.holder, self._held_until)
 
-    def _step_down(self, why: str, *, wait: bool = False, release: bool = False) -> None:
+    def _step_down(self, why: str, *, wait: bool = False) -> None:
         with self._lock:
             aps, self._aps = self._aps, None
             self._held_until = None
@@ -181,11 +217,6 @@ class SchedulerService:
             log.warning("scheduler %s stops scheduling: %s", self.holder, why)
             aps.shutdown(wait=wait)
             jobs.deactivate(self)
-        if release:
-            try:
-                self.lease.release()
-            except Exception:
-                log.exception("could not release the scheduler lease; it expires on its own")
 
     def _plan(self, aps: _Scheduler, *, catching_up: bool) -> None:
         """Make the stored jobs match the active policy (see the module docstring)."""

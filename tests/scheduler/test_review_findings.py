@@ -184,11 +184,18 @@ def test_given_a_leader_shutting_down_waits_for_its_sync_when_its_lease_lapses_t
 ) -> None:
     """A rolling deploy: SIGTERM stops the leader's lease thread first, then waits for the running
     jobs (shutdown(wait=True)) — no renewal meanwhile. After the TTL the standby takes the lease
-    and runs every interval job at once: the CRM sync runs twice at the same time."""
+    and runs every interval job at once: the CRM sync runs twice at the same time.
+
+    Time passes round by round (``poll`` is 50 ms here): a stopping leader gets the chances to
+    renew it would have had over those 40 s. One jump past the TTL with no chance to renew is a
+    paused or dead leader, which the standby rightly replaces (test_service.py)."""
     import threading
     import time as _time
     from datetime import UTC
 
+    from sqlalchemy import select
+
+    from core.store.models import SchedulerLease
     from scheduler.service import SchedulerService
     from tests.scheduler.conftest import sla_policy
 
@@ -210,7 +217,12 @@ def test_given_a_leader_shutting_down_waits_for_its_sync_when_its_lease_lapses_t
     def service(holder: str) -> SchedulerService:
         ctx = context(db, loaded, Clock(now))
         ctx.crm_sync = {"salesforce": slow_sync}
-        return SchedulerService(ctx, holder=holder, lease_ttl=timedelta(seconds=30), lease_clock=lease_clock)
+        return SchedulerService(ctx, holder=holder, lease_ttl=timedelta(seconds=30), poll=0.05, lease_clock=lease_clock)
+
+    def lease_left() -> timedelta:
+        with db.sessions() as s:
+            expires_at = s.execute(select(SchedulerLease.expires_at)).scalar_one()
+        return expires_at - lease_clock()
 
     a, b = service("a"), service("b")
     stopping = threading.Thread(target=a.stop)
@@ -223,14 +235,24 @@ def test_given_a_leader_shutting_down_waits_for_its_sync_when_its_lease_lapses_t
         stopping.start()  # SIGTERM: waits for the sync to finish
         _time.sleep(0.3)
         assert stopping.is_alive()
-        lease_clock.advance(seconds=31)  # the sync outlives the lease nobody renews now
-        b.tick()
+        for _ in range(4):  # the sync outlives the lease's 30 s: the stopping leader renews each round
+            lease_clock.advance(seconds=10)
+            deadline = _time.monotonic() + 3
+            while lease_left() <= timedelta(seconds=20) and _time.monotonic() < deadline:
+                _time.sleep(0.02)
+            b.tick()
         deadline = _time.monotonic() + 3
         while overlapped[0] < 2 and _time.monotonic() < deadline:
             _time.sleep(0.05)
+        assert not b.leader, "the standby took the lease from a leader still waiting for its sync"
     finally:
         release.set()
         if stopping.ident is not None:
             stopping.join(15)
+    try:
+        assert not stopping.is_alive()
+        b.tick()  # the sync done, the lease was released: the standby takes over at once
+        assert b.leader
+    finally:
         b.stop()
     assert overlapped[0] == 1, f"{overlapped[0]} runs of sync:salesforce at once (leader a stopping, b leading)"

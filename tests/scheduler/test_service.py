@@ -106,6 +106,26 @@ def test_given_a_leader_stops_cleanly_when_the_standby_campaigns_then_it_takes_o
     assert (a.leader, b.leader, _holder(db)) == (False, True, "b")
 
 
+def test_given_a_lease_when_renewed_then_only_its_holder_extends_it_and_nobody_takes_it_that_way(
+    db: Database,
+) -> None:
+    """``renew`` is what a stopping leader calls while its jobs finish: it must never take a lease
+    it lost (nor one that is free), only extend its own."""
+    from scheduler.lease import Lease
+
+    lease_clock = Clock(datetime.now(UTC))
+    a = Lease(db, holder="a", ttl=TTL, clock=lease_clock)
+    b = Lease(db, holder="b", ttl=TTL, clock=lease_clock)
+    assert a.renew() is None  # no lease yet: renewing does not take it
+    assert a.acquire() is not None
+
+    lease_clock.advance(seconds=31)  # expired, but nobody took it over: still a's to extend
+    assert a.renew() == lease_clock() + TTL and a.held()
+    lease_clock.advance(seconds=31)
+    assert b.acquire() is not None
+    assert a.renew() is None and (_holder(db), b.held()) == ("b", True)
+
+
 def test_given_the_scheduler_was_down_over_two_digest_slots_when_one_starts_then_the_digest_runs_once(
     db: Database, services: Callable[[str, Clock], SchedulerService], clock: Clock
 ) -> None:
