@@ -24,7 +24,8 @@ months) and claims it there, so a coalesced run does all of it, once.
 
 **Job runs** are recorded in ``scheduler_jobs_state`` (holder, start, end, status, result) for
 ``loopgate scheduler status``; a job that raises is logged and recorded as failed and runs
-again at its next time.
+again at its next time. A job never runs twice at once in one process, even across a step-down
+and a new term (:meth:`SchedulerService.execute`).
 """
 
 from __future__ import annotations
@@ -103,6 +104,8 @@ class SchedulerService:
         self._held_until: datetime | None = None
         self._planned: str | None = None
         self._lock = threading.RLock()
+        self._job_guards: dict[str, threading.Lock] = {}  # one run per job at a time (execute)
+        self._guards_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -276,6 +279,28 @@ class SchedulerService:
     # --- running a job (called by scheduler.jobs.run) -------------------------------------------
 
     def execute(self, job_id: str) -> None:
+        """Run one job, unless a run of it started by this service is still going.
+
+        APScheduler's ``max_instances=1`` holds per scheduler instance only. After missed
+        renewals this service steps down with ``shutdown(wait=False)`` — its running jobs carry
+        on — and may lead again the next round with a new APScheduler, which runs every interval
+        job at once: the same sync twice at the same time. So each job id has a lock here,
+        across the APScheduler instances this service leads with; a run that finds it taken is
+        skipped (logged) and the next run does its work. The lock belongs to the service (one
+        per ``loopgate serve`` process), not to the module, so replicas simulated in one test
+        process still show their overlaps.
+        """
+        with self._guards_lock:
+            guard = self._job_guards.setdefault(job_id, threading.Lock())
+        if not guard.acquire(blocking=False):
+            log.warning("job %s not run: its previous run in this process is still going", job_id)
+            return
+        try:
+            self._execute(job_id)
+        finally:
+            guard.release()
+
+    def _execute(self, job_id: str) -> None:
         if job_id == "policy_watch":
             self._watch()
             return

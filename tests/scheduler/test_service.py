@@ -126,6 +126,43 @@ def test_given_a_lease_when_renewed_then_only_its_holder_extends_it_and_nobody_t
     assert a.renew() is None and (_holder(db), b.held()) == ("b", True)
 
 
+def test_given_a_run_of_a_job_still_going_when_the_job_fires_again_then_it_is_skipped_until_that_run_ends(
+    db: Database, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The fence behind re-leading in one process (see ``SchedulerService.execute``): per job,
+    not per service — other jobs run meanwhile — and only while the earlier run lasts."""
+    import threading
+
+    calls, release = [0], threading.Event()
+
+    def slow_sync() -> dict[str, int]:
+        calls[0] += 1
+        release.wait(10)
+        return {"pages": 1}
+
+    ctx = context(db, POLICY, clock)
+    ctx.crm_sync = {"salesforce": slow_sync}
+    service = SchedulerService(ctx, holder="a", lease_ttl=TTL, lease_clock=Clock(datetime.now(UTC)))
+    assert service.lease.acquire() is not None  # the fence checks the lease; no APScheduler needed here
+    first = threading.Thread(target=service.execute, args=["sync:salesforce"])
+    first.start()
+    try:
+        _wait(lambda: calls[0] == 1)
+        service.execute("sync:salesforce")  # fired again (a new APScheduler) while the first runs
+        service.execute("sla_scan")
+        assert calls[0] == 1 and "sync:salesforce not run: its previous run" in caplog.text
+        scan = _state(db, "sla_scan")
+        assert scan is not None and scan.status == "ok"
+    finally:
+        release.set()
+        first.join(10)
+
+    service.execute("sync:salesforce")
+
+    state = _state(db, "sync:salesforce")
+    assert calls[0] == 2 and state is not None and (state.status, state.runs) == ("ok", 2)
+
+
 def test_given_the_scheduler_was_down_over_two_digest_slots_when_one_starts_then_the_digest_runs_once(
     db: Database, services: Callable[[str, Clock], SchedulerService], clock: Clock
 ) -> None:
