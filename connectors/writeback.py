@@ -346,18 +346,26 @@ class CrmWriteback:
         the CRM next — a sync racing this batch, or one after a crash between the CRM call
         and :meth:`_record` — recognises loopgate's own change instead of deciding the lead
         again (which re-opened reviewed escalations after a crash). A failed write takes it
-        back (:meth:`_forget_unwritten_owners`)."""
+        back (:meth:`_forget_unwritten_owners`). ``written_at`` is when it was stored: a sync
+        forgets it only for a record the CRM changed after that (``core.store.ingest``)."""
         owners = [p for p in todo if port.owner_field in p.writes]
         if not owners:
             return
+        now = self.clock()
         with self.db.transaction() as session:
             stmt = dialect_insert(session, WritebackState.__table__)
             session.execute(
                 stmt.on_conflict_do_update(
-                    index_elements=["lead_pk"], set_={"owner_written": stmt.excluded.owner_written}
+                    index_elements=["lead_pk"],
+                    set_={"owner_written": stmt.excluded.owner_written, "written_at": stmt.excluded.written_at},
                 ),
                 [
-                    {"lead_pk": p.lead_pk, "values": {}, "owner_written": str(p.writes[port.owner_field])}
+                    {
+                        "lead_pk": p.lead_pk,
+                        "values": {},
+                        "owner_written": str(p.writes[port.owner_field]),
+                        "written_at": now,
+                    }
                     for p in owners
                 ],
             )

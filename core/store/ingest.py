@@ -190,20 +190,33 @@ def _own_owner_changes(session: Session, source: str, rows: Sequence[LeadRow]) -
     is forgotten. Kept, it passed the same person (or another) setting that owner again later —
     a lead handed back to the rep loopgate once chose — for loopgate's own write: the lead was
     not decided again, and a newer decision's write-back overwrote the person's owner. An owner
-    read unchanged says nothing (loopgate's write may not have reached the CRM yet)."""
+    read unchanged says nothing (loopgate's write may not have reached the CRM yet), nor does a
+    record the CRM last changed before loopgate stored the owner it was about to write
+    (``written_at``): a sync that read its page before the write and stores it after would
+    otherwise forget loopgate's own write, and the next write-back would take it for a
+    person's change (a conflict, the lead handed back to a rep a re-route took it from). The
+    CRM's clock is compared with loopgate's there; skew only narrows or widens that window."""
     by_id = {r.lead.id: r.lead for r in rows}
     if not by_id:
         return [], []
     found = session.execute(
-        select(Lead.pk, Lead.crm_id, Lead.owner_id, Lead.content_hash, Lead.decided_hash, WritebackState.owner_written)
+        select(
+            Lead.pk,
+            Lead.crm_id,
+            Lead.owner_id,
+            Lead.content_hash,
+            Lead.decided_hash,
+            WritebackState.owner_written,
+            WritebackState.written_at,
+        )
         .join(WritebackState, WritebackState.lead_pk == Lead.pk)
         .where(Lead.source == source, Lead.crm_id.in_(list(by_id)), WritebackState.owner_written.is_not(None))
     ).all()
     own, replaced = [], []
-    for pk, crm_id, owner, content, decided, written in found:
+    for pk, crm_id, owner, content, decided, written, written_at in found:
         lead = by_id[crm_id]
         if lead.owner_id != written:
-            if lead.owner_id != owner:
+            if lead.owner_id != owner and _changed_after(lead.updated_at, written_at):
                 replaced.append(pk)
             continue
         if owner == written or decided is None or decided != content:
@@ -211,6 +224,13 @@ def _own_owner_changes(session: Session, source: str, rows: Sequence[LeadRow]) -
         if content_hash(dataclasses.replace(lead, owner_id=owner)) == decided:
             own.append(crm_id)
     return own, replaced
+
+
+def _changed_after(updated_at: datetime | None, written_at: datetime | None) -> bool:
+    """Whether the CRM changed a record after loopgate stored an owner to write: unknown
+    times (a record without a modification date, an owner stored before ``written_at`` was
+    kept with it) count as after, as they did before."""
+    return updated_at is None or written_at is None or updated_at > written_at
 
 
 def _deals(session: Session, source: str, page: Page, now: datetime, out: Ingested) -> None:

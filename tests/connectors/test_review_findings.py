@@ -1,5 +1,5 @@
-"""Review findings (rev-conn): each test reproduces one bug against the fake CRMs.
-They fail on main as of this review; each names the cause in its docstring."""
+"""Regressions found in review of the connectors: each test reproduces one bug, fixed since,
+against the fake CRMs; its docstring names what went wrong."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ from core.policy import LoadedPolicy
 from core.ports import Cursor, DealRecord, LeadRecord, Page
 from core.store import outbox
 from core.store.db import Database
+from core.store.decide import DecideRequest, decide_leads
 from core.store.ingest import apply_page
-from core.store.models import Deal, Decision, Lead, OutboxRow
+from core.store.models import CrmConflict, Deal, Decision, Lead, OutboxRow, WritebackState
 from loopgate.sandbox.hubspot import FakeHubSpot
 from loopgate.sandbox.salesforce import FakeSalesforce
 from tests.connectors.builders import (
@@ -347,3 +348,37 @@ def test_given_a_one_hour_salesforce_outage_when_the_worker_drains_every_minute_
         row = s.execute(select(OutboxRow).where(OutboxRow.kind == "crm.writeback")).scalar_one()
     assert row.status != "dead", f"dead after {row.attempts} attempts: {row.last_error}"
     assert sf.get("Lead", lead)["Loopgate_Score__c"] is not None
+
+
+def test_given_a_sync_page_read_before_loopgates_owner_write_when_stored_after_it_then_the_write_is_still_loopgates(
+    db: Database, hs: FakeHubSpot, clock: Clock, engine: DecisionEngine, example_policy: LoadedPolicy
+) -> None:
+    """A sync reads a page (its read-ahead thread, a slow page) before the write-back gives the
+    contact its owner and stores it after: the owner it read (none) is older than loopgate's
+    write, not a person replacing it. Forgotten, loopgate's own write was later taken for a
+    person's change: a conflict, and the lead handed back to the rep a re-route took it from."""
+    people = seed_hubspot_people(hs, example_policy)
+    contact = hs.create("contacts", hs_contact())
+    port = hubspot_connector(hs, example_policy, clock=clock)
+    sync_crm(db, port, engine, clock=clock)  # decision 1: ana, write-back queued
+    clock.advance(minutes=1)
+    stale = [p for p in port.read("contacts", None) if p.leads]  # read now: no owner yet
+    handler = CrmWriteback(db, engine, {"hubspot": port}, clock)
+    outbox.drain(db, [handler], "w", clock)  # the owner is written
+    owner = hs.get("contacts", contact)["hubspot_owner_id"]
+    assert owner in people.values()
+    with db.transaction() as s:
+        for page in stale:
+            apply_page(s, "hubspot", page, now=clock())
+    with db.transaction() as s:
+        lead = s.execute(select(Lead).where(Lead.crm_id == contact)).scalar_one()
+        assert s.get(WritebackState, lead.pk).owner_written == owner, "loopgate's own write was forgotten"
+        # before the next sync, an SLA re-route takes the lead away from ana
+        decide_leads(s, engine, [DecideRequest(lead, "reroute", "test:reroute", frozenset({"ana"}))], now=clock())
+    clock.advance(minutes=1)
+    outbox.drain(db, [handler], "w", clock)
+    with db.transaction() as s:
+        conflicts = s.execute(select(CrmConflict)).scalars().all()
+        causes = s.execute(select(Decision.cause).order_by(Decision.pk)).scalars().all()
+    assert not conflicts and causes == ["new", "reroute"], (conflicts, causes)
+    assert hs.get("contacts", contact)["hubspot_owner_id"] != owner  # the re-route's owner was written
