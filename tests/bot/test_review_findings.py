@@ -1,5 +1,6 @@
-"""Reviewer findings (rev-bot): each test states what a RevOps team would expect and fails
-on main today. Driven as the other bot tests are: the fake Slack, signed clicks, the outbox."""
+"""Regressions found in review of the bot: each test states what a RevOps team would expect
+(it failed before its fix). Driven as the other bot tests are: the fake Slack, signed clicks,
+the outbox."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Review findings (rev-sched): each test reproduces a bug found in review and fails until fixed."""
+"""Regressions found in review of the scheduler: each test reproduces a bug, fixed since."""
 
 from __future__ import annotations
 

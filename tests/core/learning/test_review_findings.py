@@ -1,4 +1,4 @@
-"""Review findings (rev-sched) in the trust rules: each test fails until the bug is fixed."""
+"""Regressions found in review of the trust rules: each test reproduces a bug, fixed since."""
 
 from __future__ import annotations
 
