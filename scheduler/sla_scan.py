@@ -51,7 +51,8 @@ from core.sla import PolicySlaClock, Step
 from core.store import audit_log
 from core.store.audit_log import AuditRecord
 from core.store.decide import DecideRequest, decide_leads
-from core.store.models import Lead, SlaClock
+from core.store.models import Decision, Lead, SlaClock
+from core.store.rotation import StoreRotation
 from core.store.sla_clocks import (
     MAX_REROUTES,
     claim_step,
@@ -183,6 +184,13 @@ class _Scan:
             )
             self.report.count("held_for_click")
             return
+        if rerouting and self._team_off_duty(session, clock, lead):
+            # an escalation in the fallback queue because its team was off duty or full: deciding
+            # it again now lands it in the same queue (a new escalation and breach notice every
+            # 2.5 h, all night). Held, not claimed, it is re-routed once the team has room
+            log.info("SLA clock %s: its team has no room yet; re-route held", clock_pk)
+            self.report.count("held_for_team")
+            return
         last_nudge = max((i for i, s in enumerate(due) if s.do == "nudge_owner"), default=-1)
         records: list[AuditRecord] = []
         for index, step in enumerate(due):
@@ -243,6 +251,8 @@ class _Scan:
                 late, when = self._late(session, clock, lead), f"{upcoming.at:%Y-%m-%d %H:%M} UTC"
                 if self._parked(session, clock, lead, late):
                     plan = "none: parked by an earlier re-route, it waits in the queue for a person"
+                elif self._team_off_duty(session, clock, lead):
+                    plan = f"re-route once its team has room (not before {when}) unless it is answered"
                 elif len(late) > MAX_REROUTES:
                     plan = f"park it in the fallback queue {when} unless it is answered"
                 else:
@@ -317,8 +327,26 @@ class _Scan:
         """Whether a queue's clock waits in its queue instead of being re-routed: a re-route
         put it there (reps let it pass, or a queue's clock was re-routed once already). Deciding
         it again would mostly land it in the same queue, with another escalation and breach
-        notice each time (:func:`core.store.sla_clocks.rerouted_queues`)."""
+        notice each time (:func:`core.store.sla_clocks.rerouted_queues`). A lead in the
+        fallback queue only because its team was off duty is held until the team has room
+        instead (:meth:`_team_off_duty`), so it is not parked for good by a night."""
         return clock.owner_kind != "rep" and bool(late or rerouted_queues(session, lead.pk))
+
+    def _team_off_duty(self, session: Session, clock: SlaClock, lead: Lead) -> bool:
+        """Whether the clock's decision put the lead in the fallback queue for a team that still
+        has no room for it (nobody on duty, or everyone at capacity), and no re-route parked it
+        there (:meth:`_parked`)."""
+        if clock.owner_kind == "rep":
+            return False
+        decision = session.get(Decision, clock.decision_pk)
+        if decision is None or decision.team is None:
+            return False
+        if (decision.contract.get("route") or {}).get("method") != "fallback_queue":
+            return False
+        late = self._late(session, clock, lead)
+        if self._parked(session, clock, lead, late):
+            return False  # parked by re-routes: it waits for a person, not for the team
+        return self.engine.router.open_slots(decision.team, StoreRotation(session), self.now) == 0
 
     def _late(self, session: Session, clock: SlaClock, lead: Lead) -> list[str]:
         """The reps who let this lead pass a deadline since it was last answered, this clock's too."""

@@ -3,6 +3,7 @@ without the late owner, catching up after downtime, answered clocks stop."""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -562,3 +563,31 @@ def test_given_a_breached_lead_a_manager_reassigns_in_the_crm_when_the_week_is_c
         sla = weekly_digest(s, loaded, week=week_label(start), now=start + minutes(30)).sla
 
     assert (sla["first_touch"].met, sla["first_touch"].missed, sla["first_touch"].pending) == (0, 1, 1)
+
+
+def test_given_an_escalation_parked_because_its_team_is_off_duty_when_scanned_overnight_then_it_is_rerouted_once_they_start(
+    db: Database, clock: Clock
+) -> None:
+    """At 02:00 nobody in the team works: the escalation waits in the fallback queue. Its clock
+    breaches at night, yet deciding it again would only land it in the queue again (a new
+    escalation and breach notice every 2.5 h); once the team starts at 09:00 it goes to a rep."""
+    hours = {"start": "09:00", "end": "17:00"}
+    reps = [{**rep, "working_hours": hours} if rep.get("team") == "mm" else rep for rep in policy_dict()["reps"]]
+    loaded = sla_policy(reps=reps)
+    night = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
+    clock.at = night
+    decide(db, loaded, [LeadBuilder("00Q5e00000B0001").raw(night)], night)
+    [first] = _decisions(db)
+    assert (first.action, first.owner, first.contract["route"]["method"]) == ("review", "unassigned", "fallback_queue")
+
+    _scan_every_five_minutes(db, loaded, clock, hours=6.5)  # until 08:30: all of it off duty
+    assert len(_decisions(db)) == 1
+    done = [s.step for s in steps(db)]
+    assert "breach:0:notify_manager" in done and not [s for s in done if s.endswith("reroute")], done
+    [notice] = [r for r in outbox(db, "sla:") if r.dedupe_key.endswith("notify_manager")]
+    assert "once its team has room" in json.dumps(notice.payload)
+
+    _scan_every_five_minutes(db, loaded, clock, hours=1)  # 09:00: the team starts
+    decisions = _decisions(db)
+    assert [(d.cause, d.owner_kind) for d in decisions] == [("new", "queue"), ("reroute", "rep")]
+    assert decisions[-1].decided_at == datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
