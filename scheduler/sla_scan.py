@@ -175,29 +175,21 @@ class _Scan:
             return
         due = [s for s in remaining_steps(clock, steps_done(session, clock_pk)) if s.at <= self.now]
         rerouting = any(s.do == "reroute" for s in due)
-        if rerouting and clicks_waiting(session, clock.decision_pk):
-            # an acknowledged Approve not yet recorded (its worker slow, or dead until its lease
-            # ends): re-routing now would refuse what Slack already told the person it took.
-            # Nothing is claimed, so the next scan finds the clock due and looks again
-            log.info(
-                "SLA clock %s: a click on decision %s waits to be recorded; re-route held", clock_pk, card.decision_pk
-            )
-            self.report.count("held_for_click")
-            return
-        if rerouting and self._team_off_duty(session, clock, lead):
-            # an escalation in the fallback queue because its team was off duty or full: deciding
-            # it again now lands it in the same queue (a new escalation and breach notice every
-            # 2.5 h, all night). Held, not claimed, it is re-routed once the team has room
-            log.info("SLA clock %s: its team has no room yet; re-route held", clock_pk)
-            self.report.count("held_for_team")
-            return
+        held = self._held(session, clock, card, lead) if rerouting else None
+        if held is not None:
+            # nothing of the re-route is claimed, so the next scan finds it due and looks again;
+            # the nudges and the breach notice due before it still go out
+            self.report.count(held)
+            ahead, due, rerouting = due, due[: next(i for i, s in enumerate(due) if s.do == "reroute")], False
+        else:
+            ahead = due
         last_nudge = max((i for i, s in enumerate(due) if s.do == "nudge_owner"), default=-1)
         records: list[AuditRecord] = []
         for index, step in enumerate(due):
             if step.do == "nudge_owner" and (index != last_nudge or rerouting):
                 outcome, detail = "coalesced", {"why": "re-routed in the same scan" if rerouting else "a newer nudge"}
             else:
-                outcome, detail = self.perform(session, clock, card, lead, step, due[index + 1 :])
+                outcome, detail = self.perform(session, clock, card, lead, step, ahead[index + 1 :])
             if not claim_step(session, clock, step, now=self.now, outcome=outcome, detail=detail):
                 raise _Raced(clock_pk)  # someone carried this step out first: undo ours
             records.append(self.audit(lead, clock, step, outcome, detail))
@@ -331,6 +323,23 @@ class _Scan:
         fallback queue only because its team was off duty is held until the team has room
         instead (:meth:`_team_off_duty`), so it is not parked for good by a night."""
         return clock.owner_kind != "rep" and bool(late or rerouted_queues(session, lead.pk))
+
+    def _held(self, session: Session, clock: SlaClock, card: Card, lead: Lead) -> str | None:
+        """Why a due re-route waits for a later scan, if it does."""
+        if clicks_waiting(session, clock.decision_pk):
+            # an acknowledged Approve not yet recorded (its worker slow, or dead until its lease
+            # ends): re-routing now would refuse what Slack already told the person it took
+            log.info(
+                "SLA clock %s: a click on decision %s waits to be recorded; re-route held", clock.pk, card.decision_pk
+            )
+            return "held_for_click"
+        if self._team_off_duty(session, clock, lead):
+            # an escalation in the fallback queue because its team was off duty or full: deciding
+            # it again now lands it in the same queue (a new escalation and breach notice every
+            # 2.5 h, all night); it is re-routed once the team has room
+            log.info("SLA clock %s: its team has no room yet; re-route held", clock.pk)
+            return "held_for_team"
+        return None
 
     def _team_off_duty(self, session: Session, clock: SlaClock, lead: Lead) -> bool:
         """Whether the clock's decision put the lead in the fallback queue for a team that still
