@@ -16,6 +16,8 @@ from functools import partial
 from pathlib import Path
 from typing import Literal
 
+from sqlalchemy import select
+
 from connectors.hubspot import HubSpotAuth, HubSpotConnector
 from connectors.salesforce import SalesforceAuth, SalesforceConnector, http_session
 from connectors.sync import Progress, SyncReport, sync_crm
@@ -26,6 +28,7 @@ from core.policy import LoadedPolicy
 from core.ports import CrmPort
 from core.store import outbox
 from core.store.db import Database
+from core.store.models import Decision, OutboxRow
 from core.store.outbox import DrainReport, RetryPolicy
 from loopgate.settings import ConfigError, Settings
 from loopgate.wiring import active_engine, build_engine, deciding_policy, open_database
@@ -170,8 +173,18 @@ def writeback(
     return outbox.drain(rt.db, [handler], name, rt.clock, policy=policy, max_batches=max_batches)
 
 
-def requeue_dead_writebacks(rt: Runtime) -> int:
+def requeue_dead_writebacks(rt: Runtime, crm: CrmChoice = "all") -> int:
     """``crm.writeback`` rows given up on, back in the queue (``loopgate writeback --retry-dead``),
-    for after someone fixed what failed them; returns how many."""
+    for after someone fixed what failed them; only ``crm``'s (a row names its decision, whose
+    lead names the CRM): the other's may still be broken. Returns how many."""
     with rt.db.transaction() as session:
-        return outbox.requeue_dead(session, [WRITEBACK_KIND], now=rt.clock())
+        if crm == "all":
+            return outbox.requeue_dead(session, [WRITEBACK_KIND], now=rt.clock())
+        dead = session.execute(
+            select(OutboxRow.pk, OutboxRow.payload).where(OutboxRow.kind == WRITEBACK_KIND, OutboxRow.status == "dead")
+        ).all()
+        decisions = {int(payload["decision_pk"]): pk for pk, payload in dead if payload.get("decision_pk") is not None}
+        ours = session.execute(
+            select(Decision.pk).where(Decision.pk.in_(list(decisions)), Decision.source == crm)
+        ).scalars()
+        return outbox.requeue_dead(session, [WRITEBACK_KIND], now=rt.clock(), pks=[decisions[d] for d in ours])

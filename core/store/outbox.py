@@ -406,18 +406,18 @@ def drain(
     return report
 
 
-def requeue_dead(session: Session, kinds: Sequence[str], *, now: datetime) -> int:
+def requeue_dead(session: Session, kinds: Sequence[str], *, now: datetime, pks: Sequence[int] | None = None) -> int:
     """Put rows of these kinds that were given up on back in the queue, due now and with
     their attempts back, for an admin who fixed what failed them (a field, a permission, the
     CRM's days-long outage): nothing else ever tries a dead row again. Handlers are idempotent
     and check what is stale (write-back skips superseded decisions), so re-queuing an effect
     that no longer applies costs a no-op. ``last_error`` stays until the next try. A row older
-    than ``max_age`` has its ``max_attempts`` again for an outage. Returns how many."""
-    result = session.execute(
-        update(OutboxRow)
-        .where(OutboxRow.kind.in_(list(kinds)), OutboxRow.status == "dead")
-        .values(status="pending", attempts=0, available_at=now, done_at=None)
-    )
+    than ``max_age`` has its ``max_attempts`` again for an outage. ``pks`` narrows it to these
+    rows. Returns how many."""
+    statement = update(OutboxRow).where(OutboxRow.kind.in_(list(kinds)), OutboxRow.status == "dead")
+    if pks is not None:
+        statement = statement.where(OutboxRow.pk.in_(list(pks)))
+    result = session.execute(statement.values(status="pending", attempts=0, available_at=now, done_at=None))
     return int(getattr(result, "rowcount", 0) or 0)
 
 

@@ -31,7 +31,8 @@ def writeback(
     with crm_errors():
         rt = crm_jobs.runtime(settings, crm, policy_path=str(policy) if policy else None)  # type: ignore[arg-type]
         if retry_dead:
-            out.print(f"write-back: {crm_jobs.requeue_dead_writebacks(rt)} failed for good put back in the queue")
+            requeued = crm_jobs.requeue_dead_writebacks(rt, crm)  # type: ignore[arg-type]
+            out.print(f"write-back: {requeued} failed for good put back in the queue")
         report = crm_jobs.writeback(rt, crm=crm, max_batches=max_batches)  # type: ignore[arg-type]
     out.print(
         f"write-back: {report.done} done, {report.retried} to retry, {report.dead} failed for good"

@@ -73,6 +73,33 @@ def test_given_a_write_back_that_failed_for_good_when_fixed_and_retried_dead_the
     assert hubspot.get("contacts", contact)["loopgate_status"] == "auto_assigned"
 
 
+def test_given_dead_write_backs_of_hubspot_when_salesforces_are_retried_then_hubspots_stay_dead(
+    db_url: str, hubspot: FakeHubSpot, example_policy: object
+) -> None:
+    """``--retry-dead`` with ``--crm`` re-queues that CRM's write-backs only: the other's may
+    still be broken (and would die again, counted as put back)."""
+    seed_hubspot_people(hubspot, example_policy)  # type: ignore[arg-type]
+    contact = hubspot.create("contacts", hs_contact())
+    with FakeSalesforce() as fake:
+        seed_salesforce_people(fake, example_policy)  # type: ignore[arg-type]
+        env = {
+            **_hubspot_env(db_url, hubspot),
+            "SALESFORCE_INSTANCE_URL": fake.url,
+            "SALESFORCE_ACCESS_TOKEN": fake.access_token,
+            "SALESFORCE_CA_BUNDLE": str(fake.ca_bundle),
+        }
+        assert run_cli("sync", "--crm", "hubspot", env=env).code == 0
+        hubspot.fail_record(contact, "VALIDATION_ERROR", "loopgate_band: not an allowed option")
+        assert run_cli("writeback", "--crm", "hubspot", env=env).code == 1
+
+        salesforce = run_cli("writeback", "--crm", "salesforce", "--retry-dead", env=env)
+        everything = run_cli("writeback", "--retry-dead", env=env)
+
+    assert salesforce.code == 0, salesforce.err
+    assert salesforce.out.splitlines()[0] == "write-back: 0 failed for good put back in the queue"
+    assert everything.out.splitlines()[0] == "write-back: 1 failed for good put back in the queue"
+
+
 def test_given_a_salesforce_org_behind_a_private_ca_when_synced_by_cli_then_the_json_report_counts_it(
     db_url: str, example_policy: object
 ) -> None:
