@@ -106,6 +106,7 @@ class SchedulerService:
         self._lock = threading.RLock()
         self._job_guards: dict[str, threading.Lock] = {}  # one run per job at a time (execute)
         self._guards_lock = threading.Lock()
+        self._renewing = threading.Lock()  # a drain's renewal and the release never interleave (stop)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -142,24 +143,34 @@ class SchedulerService:
             drained.set()
             if renewer.ident is not None:
                 renewer.join(timeout)
-            try:
-                self.lease.release()
-            except Exception:
-                log.exception("could not release the scheduler lease; it expires on its own")
+            with self._renewing:  # a renewal still under way (a slow database) ends first, or
+                try:  # it would take the lease back after the release: the standby waits a TTL
+                    self.lease.release()
+                except Exception:
+                    log.exception("could not release the scheduler lease; it expires on its own")
 
     def _renew_until(self, drained: threading.Event) -> None:
         """Renew the lease every ``poll`` until ``drained`` is set (see :meth:`stop`)."""
         while not drained.wait(self.poll):
-            try:
-                if self.lease.renew() is None:
-                    log.warning(
-                        "scheduler %s lost its lease while waiting for running jobs: another replica "
-                        "may run them again (they are idempotent)",
-                        self.holder,
-                    )
+            with self._renewing:
+                if drained.is_set():
                     return
-            except Exception:  # a database hiccup: the lease may still outlive it; try next round
-                log.exception("could not renew the scheduler lease while waiting for running jobs")
+                if not self._renew_once():
+                    return
+
+    def _renew_once(self) -> bool:
+        """One renewal while draining; ``False`` once the lease is lost."""
+        try:
+            if self.lease.renew() is None:
+                log.warning(
+                    "scheduler %s lost its lease while waiting for running jobs: another replica "
+                    "may run them again (they are idempotent)",
+                    self.holder,
+                )
+                return False
+        except Exception:  # a database hiccup: the lease may still outlive it; try next round
+            log.exception("could not renew the scheduler lease while waiting for running jobs")
+        return True
 
     def _loop(self) -> None:
         while not self._stop.is_set():
