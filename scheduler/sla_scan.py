@@ -290,7 +290,8 @@ class _Scan:
         exclude = frozenset(self.rules.roster.reps) if capped else frozenset(late)
         if late_owner:
             exclude |= {late_owner}
-        request = DecideRequest(lead, "reroute", reroute_key(clock.pk), exclude=exclude)
+        because = f"excluded (re-routed {len(late) - 1} times already)" if capped else "excluded (let it pass its SLA)"
+        request = DecideRequest(lead, "reroute", reroute_key(clock.pk), exclude=exclude, excluded_because=because)
         decided = decide_leads(session, self.engine, [request], now=self.now, actor=self.ctx.actor)
         if not decided:
             return "rerouted", {"why": "already re-decided"}

@@ -117,6 +117,13 @@ class DecideRequest:
     cause: str  # new | changed | reroute | conflict | replay
     dedupe_key: str
     exclude: frozenset[str] = field(default_factory=frozenset)
+    excluded_because: str | None = None  # why ``exclude`` get nothing, for the route's detail
+
+    def exclude_why(self, off: Mapping[str, str] | None) -> Mapping[str, str]:
+        """Why each excluded rep gets nothing: inactive in the CRM (``off``), else this request's reason."""
+        if self.excluded_because is None:
+            return off or {}
+        return {**dict.fromkeys(self.exclude, self.excluded_because), **(off or {})}
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,7 +227,7 @@ def decide_leads(
             previous=previous.get(pk),
             duplicates=_as_chosen(found, chosen) if found else (),
             exclude_owners=req.exclude.union(off) if off else req.exclude,
-            exclude_why=off or {},
+            exclude_why=req.exclude_why(off),
         )
         d = engine.decide(leads[pk], ctx, rotation=rotation, now=now, trust_levels=levels)
         if pk in twin_pks:
@@ -434,7 +441,7 @@ def lead_contexts(
             previous=(previous or {}).get(r.lead.pk),
             duplicates=tuple(twin for _, twin in twins.get(r.lead.pk, ())),
             exclude_owners=r.exclude.union(inactive.get(r.lead.source, {})),
-            exclude_why=inactive.get(r.lead.source, {}),
+            exclude_why=r.exclude_why(inactive.get(r.lead.source)),
         )
         for r in requests
     }

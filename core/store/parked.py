@@ -113,5 +113,10 @@ def unpark(session: Session, engine: DecisionEngine, *, now: datetime, actor: st
     if not chosen:
         return []
     leads = {lead.pk: lead for lead in session.scalars(select(Lead).where(Lead.pk.in_([p.lead_pk for p in chosen])))}
-    requests = [DecideRequest(leads[p.lead_pk], "unpark", f"unpark:{p.decision_pk}", p.exclude) for p in chosen]
+    requests = [
+        DecideRequest(
+            leads[p.lead_pk], "unpark", f"unpark:{p.decision_pk}", p.exclude, "excluded (let it pass its SLA)"
+        )
+        for p in chosen
+    ]
     return decide_leads(session, engine, requests, now=now, actor=actor)

@@ -491,6 +491,8 @@ def test_given_a_big_team_that_lets_a_lead_breach_when_scanned_all_day_then_it_i
     assert {c.state for c in clocks(db)} == {"rerouted"}
     last = _decisions(db)[-1]
     assert (last.owner, last.contract["route"]["method"]) == ("unassigned", "fallback_queue")
+    detail = last.contract["route"]["detail"]
+    assert "Fay excluded (re-routed 3 times already)" in detail and "(re-route)" not in detail, detail
     [notice] = outbox(db, f"sla:{clocks(db)[-1].pk}:breach:0:notify_manager")
     assert "park it in the fallback queue" in notice.payload["text"] + str(notice.payload["blocks"])
     assert len([r for r in outbox(db, "sla:") if r.dedupe_key.endswith(":parked")]) == 1
