@@ -29,6 +29,7 @@ from core.store.db import Database, execute_many, insert_for
 from core.store.models import OutboxRow
 
 __all__ = [
+    "Backlog",
     "Dead",
     "Deferred",
     "Done",
@@ -38,6 +39,7 @@ __all__ = [
     "Outcome",
     "Retry",
     "RetryPolicy",
+    "backlog",
     "claim",
     "drain",
     "enqueue",
@@ -419,6 +421,41 @@ def requeue_dead(session: Session, kinds: Sequence[str], *, now: datetime, pks: 
         statement = statement.where(OutboxRow.pk.in_(list(pks)))
     result = session.execute(statement.values(status="pending", attempts=0, available_at=now, done_at=None))
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """One kind of effect not yet done, for ``loopgate scheduler status``: rows that wait for a
+    fixed token, permission or field are deferred without end and never show up as dead, so
+    the oldest waiting row's age and error are what tells an admin something needs them."""
+
+    kind: str
+    waiting: int  # pending or claimed
+    dead: int
+    oldest: datetime | None  # when the oldest waiting row was queued
+    error: str | None  # the last error of the oldest waiting row that failed
+
+
+def backlog(session: Session) -> list[Backlog]:
+    """Per kind with rows waiting or dead: how many, and the oldest waiting one (see :class:`Backlog`)."""
+    counts = pending_counts(session)
+    kinds = sorted({kind for (kind, status) in counts if status != "done"})
+    out = []
+    for kind in kinds:
+        waiting = counts.get((kind, "pending"), 0) + counts.get((kind, "claimed"), 0)
+        oldest = session.execute(
+            select(OutboxRow.created_at, OutboxRow.last_error)
+            .where(OutboxRow.kind == kind, OutboxRow.status.in_(("pending", "claimed")))
+            .order_by(OutboxRow.last_error.is_(None), OutboxRow.created_at, OutboxRow.pk)
+            .limit(1)
+        ).first()
+        first = session.execute(
+            select(func.min(OutboxRow.created_at)).where(
+                OutboxRow.kind == kind, OutboxRow.status.in_(("pending", "claimed"))
+            )
+        ).scalar()
+        out.append(Backlog(kind, waiting, counts.get((kind, "dead"), 0), first, oldest[1] if oldest else None))
+    return out
 
 
 def pending_counts(session: Session) -> dict[tuple[str, str], int]:

@@ -13,6 +13,7 @@ import typer
 from sqlalchemy import select
 
 from core.store.models import JobState
+from core.store.outbox import backlog
 from loopgate.cli.console import err, out
 from loopgate.cli.stop_signals import StopSignals
 from loopgate.logs import configure_logging
@@ -56,7 +57,7 @@ def run(
 
 @scheduler_app.command("status")
 def status() -> None:
-    """Who holds the scheduler lease, and each job's last run."""
+    """Who holds the scheduler lease, each job's last run, and the effects not done yet."""
     settings = load_settings()
     db = open_database(settings)
     lease = Lease(db, holder="status", ttl=timedelta(seconds=1), clock=utcnow)
@@ -64,9 +65,16 @@ def status() -> None:
     out.print("lease: " + (f"{current[0]} until {current[1]:%Y-%m-%d %H:%M:%S} UTC" if current else "nobody"))
     with db.sessions() as session:
         rows = session.execute(select(JobState).order_by(JobState.job)).scalars().all()
+        effects = backlog(session)
     for row in rows:
         ended = f"{row.finished_at:%Y-%m-%d %H:%M:%S}" if row.finished_at else "running"
         out.print(f"{row.job:<24} {row.status:<8} runs {row.runs:<6} last {row.started_at:%Y-%m-%d %H:%M:%S} → {ended}")
+    # effects deferred for a token, permission or field never die: their age and error say so
+    out.print("effects not done: " + ("none" if not effects else ""))
+    for b in effects:
+        since = f", oldest queued {b.oldest:%Y-%m-%d %H:%M} UTC" if b.oldest else ""
+        error = f"; last error: {b.error[:160]}" if b.error else ""
+        out.print(f"  {b.kind:<22} {b.waiting} waiting{since}, {b.dead} failed for good{error}", soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

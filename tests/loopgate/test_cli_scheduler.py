@@ -14,8 +14,9 @@ from typing import TypeVar
 import pytest
 from sqlalchemy import select
 
+from core.store import outbox
 from core.store.db import Database
-from core.store.models import JobState, SchedulerLease
+from core.store.models import JobState, OutboxRow, SchedulerLease
 from loopgate.sandbox.hubspot import FakeHubSpot
 from tests.conftest import EXAMPLE_POLICY, ROOT
 from tests.loopgate.inprocess import InProcessCli
@@ -45,6 +46,32 @@ def test_given_a_leader_and_job_runs_when_status_is_asked_then_both_are_shown(
     assert shown.code == 0
     assert "lease: host-a:42:abc until 2026-11-23 13:00:30 UTC" in shown.out
     assert "sla_scan" in shown.out and "runs 7" in shown.out
+
+
+def test_given_write_backs_waiting_for_a_permission_when_status_is_asked_then_their_age_and_error_are_shown(
+    db: Database, db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A write-back deferred for a missing permission waits without end and never counts as
+    failed: the status page is where an admin sees it, with what it waits for."""
+    cli = InProcessCli(monkeypatch, capsys, {"LOOPGATE_DATABASE_URL": db_url, "LOOPGATE_POLICY": str(EXAMPLE_POLICY)})
+    assert "effects not done: none" in cli("scheduler", "status").out
+
+    at = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+    with db.transaction() as s:
+        for i in range(3):
+            outbox.enqueue(s, "crm.writeback", f"crm.writeback:{i}", {"decision_pk": i}, now=at + timedelta(hours=i))
+        outbox.enqueue(s, "slack.escalation", "slack.escalation:9", {"decision_pk": 9}, now=at)
+        rows = {r.dedupe_key: r for r in s.execute(select(OutboxRow)).scalars()}
+        rows["crm.writeback:1"].last_error = "hubspot 403 MISSING_SCOPES: crm.objects.contacts.write"
+        rows["crm.writeback:2"].status = "dead"
+        rows["slack.escalation:9"].status = "done"
+    shown = cli("scheduler", "status").out
+
+    assert "effects not done: \n" in shown
+    [line] = [line for line in shown.splitlines() if "crm.writeback" in line]
+    assert "2 waiting, oldest queued 2026-11-20 09:00 UTC, 1 failed for good" in line
+    assert line.endswith("last error: hubspot 403 MISSING_SCOPES: crm.objects.contacts.write")
+    assert "slack.escalation" not in shown  # done: nothing to see
 
 
 def _scheduler(db_url: str, **env: str) -> subprocess.Popen[str]:
