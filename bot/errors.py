@@ -25,7 +25,7 @@ from typing import Any
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web import SlackResponse
 
-from core.store.outbox import Dead, Deferred, OutboxItem, Outcome, Retry
+from core.store.outbox import Dead, Deferred, OutboxItem, Outcome, Retry, RetryPolicy
 
 __all__ = [
     "BotError",
@@ -77,8 +77,6 @@ AUTH_FAILED = frozenset({"invalid_auth", "not_authed", "account_inactive", "toke
 # ``ok: false`` codes by which Slack says it is having trouble itself (not about the payload)
 UNAVAILABLE = frozenset({"service_unavailable", "internal_error"})
 AUTH_WAIT = timedelta(minutes=15)
-OUTAGE_FIRST_WAIT = timedelta(seconds=5)
-OUTAGE_WAIT_CAP = timedelta(minutes=30)
 
 log = logging.getLogger(__name__)
 
@@ -189,13 +187,6 @@ def _log_away(exc: SlackCallFailed, waiting: int, wait: timedelta) -> None:
         log.warning("Slack is unavailable (%s); %d Slack effect(s) of this batch wait", exc, waiting)
 
 
-def _outage_wait(attempts: int) -> timedelta:
-    """How long the untried rest of a batch waits when Slack is away: about the failed row's
-    own backoff (5 s doubling per attempt, up to half an hour)."""
-    doublings: int = min(max(attempts - 1, 0), 16)
-    return min(OUTAGE_FIRST_WAIT * (1 << doublings), OUTAGE_WAIT_CAP)
-
-
 def effect_outcomes(items: Sequence[OutboxItem], perform: Callable[[OutboxItem], Outcome]) -> dict[int, Outcome]:
     """Each outbox row's outcome from ``perform``, with Slack's errors mapped the same way for
     every Slack handler: a rate limit defers the rest of the batch as told (rows not tried keep
@@ -225,7 +216,8 @@ def effect_outcomes(items: Sequence[OutboxItem], perform: Callable[[OutboxItem],
             break
         except (SlackUnavailable, SlackRefused) as exc:
             if isinstance(exc, SlackUnavailable) or exc.auth:
-                wait = AUTH_WAIT if isinstance(exc, SlackRefused) else _outage_wait(item.attempts)
+                # the untried rest waits about as long as the failed row's own backoff
+                wait = AUTH_WAIT if isinstance(exc, SlackRefused) else RetryPolicy().ceiling(item.attempts)
                 outcomes[item.pk] = (
                     Deferred(wait, str(exc)) if isinstance(exc, SlackRefused) else Retry(str(exc), transient=True)
                 )

@@ -243,7 +243,7 @@ class _Scan:
                 late, when = self._late(session, clock, lead), f"{upcoming.at:%Y-%m-%d %H:%M} UTC"
                 if self._parked(session, clock, lead, late):
                     plan = "none: parked by an earlier re-route, it waits in the queue for a person"
-                elif self._team_off_duty(session, clock, lead):
+                elif self._team_off_duty(session, clock):
                     plan = f"re-route once its team has room (not before {when}) unless it is answered"
                 elif len(late) > MAX_REROUTES:
                     plan = f"park it in the fallback queue {when} unless it is answered"
@@ -334,7 +334,9 @@ class _Scan:
                 "SLA clock %s: a click on decision %s waits to be recorded; re-route held", clock.pk, card.decision_pk
             )
             return "held_for_click"
-        if self._team_off_duty(session, clock, lead):
+        if self._team_off_duty(session, clock) and not self._parked(
+            session, clock, lead, self._late(session, clock, lead)
+        ):
             # an escalation in the fallback queue because its team was off duty or full: deciding
             # it again now lands it in the same queue (a new escalation and breach notice every
             # 2.5 h, all night); it is re-routed once the team has room
@@ -342,10 +344,10 @@ class _Scan:
             return "held_for_team"
         return None
 
-    def _team_off_duty(self, session: Session, clock: SlaClock, lead: Lead) -> bool:
+    def _team_off_duty(self, session: Session, clock: SlaClock) -> bool:
         """Whether the clock's decision put the lead in the fallback queue for a team that still
-        has no room for it (nobody on duty, or everyone at capacity), and no re-route parked it
-        there (:meth:`_parked`)."""
+        has no room for it (nobody on duty, or everyone at capacity). Asked of clocks that are
+        not :meth:`_parked` (those wait for a person, not for the team)."""
         if clock.owner_kind == "rep":
             return False
         decision = session.get(Decision, clock.decision_pk)
@@ -353,9 +355,6 @@ class _Scan:
             return False
         if (decision.contract.get("route") or {}).get("method") != "fallback_queue":
             return False
-        late = self._late(session, clock, lead)
-        if self._parked(session, clock, lead, late):
-            return False  # parked by re-routes: it waits for a person, not for the team
         return self.engine.router.open_slots(decision.team, StoreRotation(session), self.now) == 0
 
     def _late(self, session: Session, clock: SlaClock, lead: Lead) -> list[str]:

@@ -133,11 +133,15 @@ class RetryPolicy:
     max_age: timedelta = timedelta(hours=48)
     lease: timedelta = DEFAULT_LEASE
 
+    def ceiling(self, attempts: int) -> timedelta:
+        """The longest :meth:`backoff` after this many attempts: ``base`` doubling, up to ``cap``."""
+        # the exponent is capped too: a transient row may be tried a hundred times
+        doublings: int = min(max(attempts - 1, 0), 32)
+        return min(self.cap, self.base * (1 << doublings))
+
     def backoff(self, attempts: int, rng: random.Random) -> timedelta:
         """Full-jitter exponential backoff: spreads retries of many rows over time."""
-        # the exponent is capped too: a transient row may be tried a hundred times
-        ceiling = min(self.cap.total_seconds(), self.base.total_seconds() * 2 ** min(max(attempts - 1, 0), 32))
-        return timedelta(seconds=ceiling * (0.5 + rng.random() / 2))
+        return self.ceiling(attempts) * (0.5 + rng.random() / 2)
 
     def gives_up(self, item: OutboxItem, outcome: Retry, now: datetime) -> bool:
         """Whether a row that failed again is dead: out of attempts, and, for a failure of the
@@ -439,22 +443,22 @@ class Backlog:
 def backlog(session: Session) -> list[Backlog]:
     """Per kind with rows waiting or dead: how many, and the oldest waiting one (see :class:`Backlog`)."""
     counts = pending_counts(session)
-    kinds = sorted({kind for (kind, status) in counts if status != "done"})
+    waiting_rows = OutboxRow.status.in_(("pending", "claimed"))
+    oldest = dict(
+        session.execute(
+            select(OutboxRow.kind, func.min(OutboxRow.created_at)).where(waiting_rows).group_by(OutboxRow.kind)
+        ).all()
+    )
     out = []
-    for kind in kinds:
-        waiting = counts.get((kind, "pending"), 0) + counts.get((kind, "claimed"), 0)
-        oldest = session.execute(
-            select(OutboxRow.created_at, OutboxRow.last_error)
-            .where(OutboxRow.kind == kind, OutboxRow.status.in_(("pending", "claimed")))
-            .order_by(OutboxRow.last_error.is_(None), OutboxRow.created_at, OutboxRow.pk)
+    for kind in sorted({kind for (kind, status) in counts if status != "done"}):
+        error = session.execute(
+            select(OutboxRow.last_error)
+            .where(OutboxRow.kind == kind, waiting_rows, OutboxRow.last_error.is_not(None))
+            .order_by(OutboxRow.created_at, OutboxRow.pk)
             .limit(1)
-        ).first()
-        first = session.execute(
-            select(func.min(OutboxRow.created_at)).where(
-                OutboxRow.kind == kind, OutboxRow.status.in_(("pending", "claimed"))
-            )
         ).scalar()
-        out.append(Backlog(kind, waiting, counts.get((kind, "dead"), 0), first, oldest[1] if oldest else None))
+        waiting = counts.get((kind, "pending"), 0) + counts.get((kind, "claimed"), 0)
+        out.append(Backlog(kind, waiting, counts.get((kind, "dead"), 0), oldest.get(kind), error))
     return out
 
 

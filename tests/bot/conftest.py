@@ -22,12 +22,12 @@ from sqlalchemy import select
 from core.policy import LoadedPolicy
 from core.store import outbox
 from core.store.db import Database
-from core.store.models import OutboxRow, SlackMessage
+from core.store.models import Decision, OutboxRow, Review, SlackMessage
 from core.store.outbox import DrainReport
 from loopgate.runtime import Runtime, compose
 from loopgate.sandbox.slack import FakeMessage, FakeSlack
 from loopgate.settings import Settings
-from tests.builders import decide, decide_examples
+from tests.builders import LeadBuilder, decide, decide_examples
 from tests.conftest import ROOT
 
 MANIFEST = yaml.safe_load((ROOT / "manifest.yaml").read_text())
@@ -134,3 +134,19 @@ def serving(
 def harness(db: Database, example_policy: LoadedPolicy, slack: FakeSlack, now: datetime) -> Iterator[Harness]:
     with serving(db, example_policy, slack, now) as bot:
         yield bot
+
+
+def escalate(harness: Harness, lead: LeadBuilder) -> tuple[int, str]:
+    """A posted escalation: (decision pk, the proposed owner's Slack id)."""
+    pk = harness.decide(lead.raw(harness.clock.at))[lead.id]
+    harness.drain()
+    with harness.db.sessions() as s:
+        owner = s.get(Decision, pk).owner  # type: ignore[union-attr]
+    slack_user = harness.runtime.context.rules.roster.reps[owner or ""].slack_user
+    assert slack_user
+    return pk, slack_user
+
+
+def reviews(db: Database) -> list[Review]:
+    with db.sessions() as s:
+        return list(s.execute(select(Review)).scalars())

@@ -18,30 +18,14 @@ from bot.click_inbox import ClickInbox
 from core.policy import LoadedPolicy, parse_policy
 from core.store import outbox
 from core.store.db import Database
-from core.store.models import Decision, OutboxRow, Review
+from core.store.models import Decision, OutboxRow
 from loopgate.runtime import compose
 from loopgate.sandbox.slack import FakeSlack
 from loopgate.sandbox.slack_payloads import form_body
-from tests.bot.conftest import Clock, Harness, serving, settings_for
+from tests.bot.conftest import Clock, Harness, escalate, reviews, serving, settings_for
 from tests.builders import LeadBuilder
 
 LEAD = LeadBuilder("00Q5e00000D0001")  # a banking lead: reviewed, routed to the mid-market team
-
-
-def _escalate(harness: Harness, lead: LeadBuilder = LEAD) -> tuple[int, str]:
-    """A posted escalation: (decision pk, the proposed owner's Slack id)."""
-    pk = harness.decide(lead.raw(harness.clock.at))[lead.id]
-    harness.drain()
-    with harness.db.sessions() as s:
-        owner = s.get(Decision, pk).owner  # type: ignore[union-attr]
-    slack_user = harness.runtime.context.rules.roster.reps[owner or ""].slack_user
-    assert slack_user
-    return pk, slack_user
-
-
-def _reviews(db: Database) -> list[Review]:
-    with db.sessions() as s:
-        return list(s.execute(select(Review)).scalars())
 
 
 def _outbox_count(db: Database) -> int:
@@ -58,10 +42,10 @@ def _text(blocks: list[dict[str, object]]) -> str:
 def test_given_an_escalation_when_the_owner_approves_then_recorded_updated_in_place_and_written_back(
     harness: Harness,
 ) -> None:
-    pk, owner = _escalate(harness)
+    pk, owner = escalate(harness, LEAD)
     delivery = harness.click(owner, ids.APPROVE, pk)
     assert delivery.status == 200 and delivery.elapsed < 3
-    [review] = _reviews(harness.db)
+    [review] = reviews(harness.db)
     assert (review.kind, review.agree, review.reviewer) == ("approve", True, owner)
     assert {r.dedupe_key for r in harness.outbox_rows("crm.writeback")} >= {f"crm.writeback:{pk}:review"}
     harness.drain()
@@ -78,14 +62,14 @@ def test_given_an_escalation_when_the_owner_approves_then_recorded_updated_in_pl
 def test_given_someone_who_may_not_act_when_they_click_then_refused_ephemerally_and_nothing_changes(
     harness: Harness,
 ) -> None:
-    pk, _ = _escalate(harness)
+    pk, _ = escalate(harness, LEAD)
     before = _outbox_count(harness.db)
     for outsider in ("U0STRANGER", "U01DANA", "U01MO"):  # not in policy; enterprise rep; enterprise manager
         harness.click(outsider, ids.APPROVE, pk)
         [reply] = harness.slack.ephemerals_for(outsider)
         assert reply.channel == "C0MMREVIEW" and "can't act" in reply.text
         assert "Lee Chen (manager of Mid-market)" in reply.text and "policy admins" in reply.text
-    assert _reviews(harness.db) == [] and _outbox_count(harness.db) == before
+    assert reviews(harness.db) == [] and _outbox_count(harness.db) == before
     assert harness.slack.open_views() == []
     harness.click("U0STRANGER", ids.REASSIGN, pk)  # no modal for someone who cannot submit it
     assert harness.slack.open_views() == []
@@ -93,23 +77,23 @@ def test_given_someone_who_may_not_act_when_they_click_then_refused_ephemerally_
 
 @pytest.mark.parametrize("who", ["U01LEE", "U01REV"])  # the team's manager; a policy admin
 def test_given_the_manager_or_an_admin_when_they_approve_then_it_counts(harness: Harness, who: str) -> None:
-    pk, _ = _escalate(harness)
+    pk, _ = escalate(harness, LEAD)
     harness.click(who, ids.APPROVE, pk)
-    [review] = _reviews(harness.db)
+    [review] = reviews(harness.db)
     assert review.reviewer == who
 
 
 def test_given_a_decided_lead_when_clicked_again_or_retried_then_nothing_changes_and_it_says_who_decided(
     harness: Harness,
 ) -> None:
-    pk, owner = _escalate(harness)
+    pk, owner = escalate(harness, LEAD)
     harness.click(owner, ids.APPROVE, pk)
     before = _outbox_count(harness.db)
     retry = harness.click(owner, ids.APPROVE, pk, retry_num=1)  # Slack's retry of the same request
     assert retry.status == 200
     harness.click("U01LEE", ids.APPROVE, pk)
     harness.click("U01LEE", ids.OVERRIDE, pk)
-    assert len(_reviews(harness.db)) == 1 and _outbox_count(harness.db) == before
+    assert len(reviews(harness.db)) == 1 and _outbox_count(harness.db) == before
     mine = harness.slack.ephemerals_for(owner)
     assert len(mine) == 1 and mine[0].text.startswith("Already approved by you")
     lee = harness.slack.ephemerals_for("U01LEE")
@@ -121,7 +105,7 @@ def test_given_a_decided_lead_when_clicked_again_or_retried_then_nothing_changes
 def test_given_two_people_clicking_at_once_when_both_land_then_one_review_and_the_other_is_told(
     harness: Harness,
 ) -> None:
-    pk, owner = _escalate(harness)
+    pk, owner = escalate(harness, LEAD)
     message = harness.posted(pk)
     start = threading.Barrier(2)
 
@@ -135,7 +119,7 @@ def test_given_two_people_clicking_at_once_when_both_land_then_one_review_and_th
     for t in threads:
         t.join()
     harness.settle()
-    [review] = _reviews(harness.db)
+    [review] = reviews(harness.db)
     loser = "U01LEE" if review.reviewer == owner else owner
     [told] = harness.slack.ephemerals_for(loser)
     assert told.text.startswith("Already approved by")
@@ -144,7 +128,7 @@ def test_given_two_people_clicking_at_once_when_both_land_then_one_review_and_th
 def test_given_reassign_when_submitted_then_modal_validates_records_and_the_message_shows_the_reason(
     harness: Harness,
 ) -> None:
-    pk, owner = _escalate(harness)
+    pk, owner = escalate(harness, LEAD)
     harness.click(owner, ids.REASSIGN, pk)
     [modal] = harness.slack.open_views(owner)
     assert modal.view["callback_id"] == ids.REASSIGN_VIEW
@@ -161,7 +145,7 @@ def test_given_reassign_when_submitted_then_modal_validates_records_and_the_mess
         "response_action": "errors",
         "errors": {ids.BLOCK_REASON: "pick a reason for the reassign"},
     }
-    assert modal.open and _reviews(harness.db) == []
+    assert modal.open and reviews(harness.db) == []
 
     done = harness.slack.submit(
         modal.id,
@@ -169,7 +153,7 @@ def test_given_reassign_when_submitted_then_modal_validates_records_and_the_mess
         {ids.BLOCK_OWNER: "dana", ids.BLOCK_REASON: "existing_relationship", ids.BLOCK_NOTE: "Dana knows <them> & co"},
     )
     assert done.status == 200 and not modal.open
-    [review] = _reviews(harness.db)
+    [review] = reviews(harness.db)
     assert (review.kind, review.reason_code, review.after["owner"]) == ("reassign", "existing_relationship", "dana")
     harness.drain()
     shown = _text(harness.posted(pk).blocks)
@@ -181,7 +165,7 @@ def test_given_reassign_when_submitted_then_modal_validates_records_and_the_mess
 def test_given_a_lead_reassigned_to_a_third_rep_when_drained_then_they_get_one_dm_saying_who_and_why(
     harness: Harness,
 ) -> None:
-    pk, owner = _escalate(harness)
+    pk, owner = escalate(harness, LEAD)
     owner_dm = len(harness.slack.messages(owner))
     harness.click(owner, ids.REASSIGN, pk)
     [modal] = harness.slack.open_views(owner)
@@ -217,7 +201,7 @@ def test_given_a_rep_without_a_user_in_the_leads_crm_when_made_owner_then_the_mo
     given to him would say "Reassigned" in Slack while Salesforce kept the old owner."""
     text = example_policy.text.replace('crm: {salesforce: 0055e000001BBBB, hubspot: "102"}', 'crm: {hubspot: "102"}')
     with serving(db, parse_policy(text, "new-hire.yaml"), slack, now) as harness:
-        pk, owner = _escalate(harness)
+        pk, owner = escalate(harness, LEAD)
         harness.click(owner, ids.REASSIGN if kind == "reassign" else ids.OVERRIDE, pk)
         [modal] = harness.slack.open_views(owner)
         offered = _offered(modal.view)
@@ -227,7 +211,7 @@ def test_given_a_rep_without_a_user_in_the_leads_crm_when_made_owner_then_the_mo
         assert answer.json()["response_action"] == "errors"
         [(block, message)] = answer.json()["errors"].items()
         assert block == ids.BLOCK_OWNER and message.startswith("Ben Okafor has no Salesforce user in the policy")
-        assert modal.open and _reviews(harness.db) == []
+        assert modal.open and reviews(harness.db) == []
 
 
 def test_given_a_rep_out_of_office_when_made_owner_then_the_modal_refuses_saying_until_when(
@@ -235,7 +219,7 @@ def test_given_a_rep_out_of_office_when_made_owner_then_the_modal_refuses_saying
 ) -> None:
     text = example_policy.text.replace("{start: 2026-12-22, end: 2027-01-02", "{start: 2026-11-16, end: 2026-11-27")
     with serving(db, parse_policy(text, "holidays.yaml"), slack, now) as harness:
-        pk, owner = _escalate(harness)
+        pk, owner = escalate(harness, LEAD)
         harness.click(owner, ids.REASSIGN, pk)
         [modal] = harness.slack.open_views(owner)
         assert _offered(modal.view)["cy"] == "Cy Park (out of office until 2026-11-27)"
@@ -244,13 +228,13 @@ def test_given_a_rep_out_of_office_when_made_owner_then_the_modal_refuses_saying
         assert answer.json()["errors"] == {
             ids.BLOCK_OWNER: "Cy Park is out of office until 2026-11-27; pick someone who can work the lead now"
         }
-        assert modal.open and _reviews(harness.db) == []
+        assert modal.open and reviews(harness.db) == []
 
 
 def test_given_override_when_nothing_changes_then_error_on_the_action_and_when_changed_then_recorded(
     harness: Harness,
 ) -> None:
-    pk, _ = _escalate(harness)
+    pk, _ = escalate(harness, LEAD)
     harness.click("U01REV", ids.OVERRIDE, pk)
     [modal] = harness.slack.open_views("U01REV")
     same = harness.slack.submit(modal.id, "U01REV", {ids.BLOCK_REASON: "data_quality"})
@@ -258,7 +242,7 @@ def test_given_override_when_nothing_changes_then_error_on_the_action_and_when_c
     harness.slack.submit(
         modal.id, "U01REV", {ids.BLOCK_REASON: "data_quality", ids.BLOCK_BAND: "warm", ids.BLOCK_ACTION: "suppress"}
     )
-    [review] = _reviews(harness.db)
+    [review] = reviews(harness.db)
     assert (review.kind, review.after["band"], review.after["action"]) == ("override", "warm", "suppress")
     with harness.db.sessions() as s:
         decision = s.get(Decision, pk)
@@ -271,7 +255,7 @@ def test_given_override_when_nothing_changes_then_error_on_the_action_and_when_c
 def test_given_a_policy_change_between_opening_and_submitting_when_submitted_then_the_reason_block_errors(
     harness: Harness, db: Database, example_policy: LoadedPolicy, slack: FakeSlack
 ) -> None:
-    pk, owner = _escalate(harness)
+    pk, owner = escalate(harness, LEAD)
     harness.click(owner, ids.REASSIGN, pk)
     [modal] = slack.open_views(owner)
     # a new deploy: the policy no longer lets "capacity" justify a reassignment
@@ -288,13 +272,13 @@ def test_given_a_policy_change_between_opening_and_submitting_when_submitted_the
         newer.front.stop()
         newer.pool.shutdown()
     assert answer.json()["errors"] == {ids.BLOCK_REASON: "'Owner has no capacity' is not a reason for a reassign"}
-    assert _reviews(db) == []
+    assert reviews(db) == []
 
 
 def test_given_the_lead_was_decided_while_the_modal_was_open_when_submitted_then_the_modal_says_who(
     harness: Harness,
 ) -> None:
-    pk, owner = _escalate(harness)
+    pk, owner = escalate(harness, LEAD)
     harness.click(owner, ids.OVERRIDE, pk)
     [modal] = harness.slack.open_views(owner)
     harness.click("U01LEE", ids.APPROVE, pk)
@@ -302,15 +286,15 @@ def test_given_the_lead_was_decided_while_the_modal_was_open_when_submitted_then
     body = answer.json()
     assert body["response_action"] == "update"
     assert "Already approved by Lee Chen" in _text(body["view"]["blocks"])
-    assert [r.reviewer for r in _reviews(harness.db)] == ["U01LEE"]
+    assert [r.reviewer for r in reviews(harness.db)] == ["U01LEE"]
 
 
 def test_given_the_next_best_action_button_when_clicked_then_approved_and_the_message_says_who_is_on_it(
     harness: Harness,
 ) -> None:
-    pk, owner = _escalate(harness)
+    pk, owner = escalate(harness, LEAD)
     harness.click(owner, ids.NEXT_BEST_ACTION, pk, target="dm")
-    [review] = _reviews(harness.db)
+    [review] = reviews(harness.db)
     assert review.kind == "approve" and review.after["next_best_action"]
     harness.drain()
     assert "who is on it: Call" in _text(harness.posted(pk).blocks)
@@ -319,7 +303,7 @@ def test_given_the_next_best_action_button_when_clicked_then_approved_and_the_me
 def test_given_a_slow_slack_api_when_a_button_is_clicked_then_the_ack_does_not_wait_for_it(
     harness: Harness,
 ) -> None:
-    pk, owner = _escalate(harness)
+    pk, owner = escalate(harness, LEAD)
     harness.slack.latency = 2.0  # every Web API call now takes two seconds
     message = harness.posted(pk)
     delivery = harness.slack.click(owner, ids.REASSIGN, channel=message.channel, ts=message.ts)
@@ -338,11 +322,11 @@ def _post_signed(slack: FakeSlack, *, secret: str | None = None, timestamp: int 
 
 
 def test_given_a_request_not_signed_by_slack_when_posted_then_401_and_nothing_changes(harness: Harness) -> None:
-    pk, _ = _escalate(harness)
+    pk, _ = escalate(harness, LEAD)
     assert _post_signed(harness.slack, secret="not-the-secret") == 401
     assert _post_signed(harness.slack, timestamp=int(time.time()) - 301) == 401  # outside the 5-minute window
     harness.settle()
-    assert _reviews(harness.db) == []
+    assert reviews(harness.db) == []
     with harness.db.sessions() as s:
         assert s.get(Decision, pk).state == "pending_review"  # type: ignore[union-attr]
 
@@ -350,7 +334,7 @@ def test_given_a_request_not_signed_by_slack_when_posted_then_401_and_nothing_ch
 def test_given_an_escalation_shown_in_the_dm_when_decided_there_then_both_copies_update(
     harness: Harness, now: datetime
 ) -> None:
-    pk, owner = _escalate(harness)
+    pk, owner = escalate(harness, LEAD)
     harness.clock.at = now + timedelta(hours=5)  # after the SLA: still decidable
     harness.click(owner, ids.APPROVE, pk, target="dm")
     harness.drain()
@@ -368,14 +352,14 @@ def test_given_two_replicas_when_each_gets_a_click_then_they_share_one_decision(
         r.start()
     try:
         harness = Harness(runtimes[0], slack, replicas[0], example_policy, clock)
-        pk, owner = _escalate(harness)
+        pk, owner = escalate(harness, LEAD)
         message = harness.posted(pk)
         for runtime, replica, user in zip(runtimes, replicas, (owner, "U01LEE"), strict=True):
             slack.request_url = f"{runtime.front.url}/slack/events"
             slack.click(user, ids.APPROVE, channel=message.channel, ts=message.ts)
             assert runtime.pool.wait_idle(10)
             outbox.drain(replica, [runtime.clicks], f"worker-{user}", clock)
-        assert [r.reviewer for r in _reviews(replicas[1])] == [owner]
+        assert [r.reviewer for r in reviews(replicas[1])] == [owner]
         assert slack.ephemerals_for("U01LEE")[0].text.startswith("Already approved by")
     finally:
         for r in runtimes:
@@ -388,7 +372,7 @@ def test_given_two_replicas_when_each_gets_a_click_then_they_share_one_decision(
 def test_given_slack_fails_while_opening_a_modal_when_clicked_then_the_person_gets_a_reference_and_it_is_logged(
     harness: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:
-    pk, owner = _escalate(harness)
+    pk, owner = escalate(harness, LEAD)
     harness.slack.inject(r"^/api/views\.open$", 500, body="upstream error")
     with caplog.at_level("ERROR", logger="loopgate.bot"):
         harness.click(owner, ids.REASSIGN, pk)
@@ -436,7 +420,7 @@ def test_given_a_level_1_suppression_when_approved_then_the_message_says_it_stay
 def test_given_the_store_fails_under_a_modal_submission_when_submitted_then_the_modal_says_so_and_nothing_else(
     harness: Harness,
 ) -> None:
-    pk, owner = _escalate(harness)
+    pk, owner = escalate(harness, LEAD)
     harness.click(owner, ids.REASSIGN, pk)
     [modal] = harness.slack.open_views(owner)
     dm_before = len(harness.slack.messages(owner))
@@ -460,7 +444,7 @@ def test_given_the_store_fails_under_a_modal_submission_when_submitted_then_the_
 def test_given_a_burst_of_slow_lazy_work_when_more_clicks_arrive_then_their_acks_do_not_queue_behind_it(
     harness: Harness,
 ) -> None:
-    pk, owner = _escalate(harness)
+    pk, owner = escalate(harness, LEAD)
     message = harness.posted(pk)
     harness.slack.latency = 2.0  # every views.open takes 2 s: twelve of them keep lazy threads busy
     harness.slack.trigger_ttl = 60
@@ -512,14 +496,14 @@ def _refusing_clicks(db: Database) -> Iterator[None]:
 def test_given_the_store_refuses_a_click_when_approve_is_pressed_then_no_ack_and_no_review(harness: Harness) -> None:
     # the person must be told it failed (Slack does, for an unanswered click) and nothing may
     # be approved behind their back
-    pk, owner = _escalate(harness)
+    pk, owner = escalate(harness, LEAD)
     message = harness.posted(pk)
     with _refusing_clicks(harness.db):
         delivery = harness.slack.click(owner, ids.APPROVE, channel=message.channel, ts=message.ts)
         assert delivery.status == 500
         harness.settle()
         harness.drain()
-    assert _reviews(harness.db) == []
+    assert reviews(harness.db) == []
     assert harness.posted(pk).blocks == message.blocks
 
 
@@ -528,16 +512,16 @@ def test_given_an_approve_acknowledged_when_its_replica_dies_before_recording_it
 ) -> None:
     # Slack never resends an acknowledged click: the ack must leave something durable behind,
     # even if this process never runs anything after it (the harness runs no worker)
-    pk, owner = _escalate(harness)
+    pk, owner = escalate(harness, LEAD)
     message = harness.posted(pk)
     delivery = harness.slack.click(owner, ids.APPROVE, channel=message.channel, ts=message.ts)
     assert delivery.status == 200
     assert harness.runtime.pool.wait_idle(10)
-    assert _reviews(harness.db) == []
+    assert reviews(harness.db) == []
     other = ClickInbox(harness.runtime.context, harness.runtime.app.client)  # another replica's worker
     assert outbox.drain(harness.db, [other], "other-replica", harness.clock).done == 1
     assert outbox.drain(harness.db, [other], "other-replica", harness.clock).done == 0
-    [review] = _reviews(harness.db)
+    [review] = reviews(harness.db)
     assert (review.kind, review.reviewer) == ("approve", owner)
     harness.drain()
     assert harness.posted(pk).blocks[0]["text"]["text"].startswith("Approved: ")
@@ -547,7 +531,7 @@ def test_given_an_approve_acknowledged_when_its_replica_dies_before_recording_it
 def test_given_a_worker_dies_after_recording_a_click_when_its_lease_ends_then_the_retry_changes_nothing(
     harness: Harness,
 ) -> None:
-    pk, owner = _escalate(harness)
+    pk, owner = escalate(harness, LEAD)
     message = harness.posted(pk)
     harness.slack.click(owner, ids.APPROVE, channel=message.channel, ts=message.ts)
     assert harness.runtime.pool.wait_idle(10)
@@ -556,7 +540,7 @@ def test_given_a_worker_dies_after_recording_a_click_when_its_lease_ends_then_th
     harness.clock.advance(seconds=outbox.DEFAULT_LEASE.total_seconds() + 1)
     report = outbox.drain(harness.db, [harness.runtime.clicks], "next", harness.clock)
     assert report.done == 1
-    assert [r.reviewer for r in _reviews(harness.db)] == [owner]
+    assert [r.reviewer for r in reviews(harness.db)] == [owner]
     assert harness.slack.ephemerals_for(owner) == []  # not told "already approved by you"
     [row] = harness.outbox_rows(click_inbox.KIND)
     assert row.result == {"review": "recorded before"}
@@ -565,10 +549,10 @@ def test_given_a_worker_dies_after_recording_a_click_when_its_lease_ends_then_th
 def test_given_the_same_person_clicks_approve_twice_when_recorded_then_the_second_is_told_it_was_them(
     harness: Harness,
 ) -> None:
-    pk, owner = _escalate(harness)
+    pk, owner = escalate(harness, LEAD)
     harness.click(owner, ids.APPROVE, pk)
     harness.click(owner, ids.APPROVE, pk)
-    assert [r.reviewer for r in _reviews(harness.db)] == [owner]
+    assert [r.reviewer for r in reviews(harness.db)] == [owner]
     [told] = harness.slack.ephemerals_for(owner)
     assert told.text.startswith("Already approved by you"), told.text
 
@@ -578,12 +562,12 @@ def test_given_two_people_approve_before_the_worker_runs_when_recorded_together_
 ) -> None:
     # one batch of clicks is one transaction on PostgreSQL: the second approve must still see
     # the first, and be told who was first
-    pk, owner = _escalate(harness)
+    pk, owner = escalate(harness, LEAD)
     message = harness.posted(pk)
     for user in (owner, "U01LEE"):
         assert harness.slack.click(user, ids.APPROVE, channel=message.channel, ts=message.ts).status == 200
     harness.settle()
-    assert [r.reviewer for r in _reviews(harness.db)] == [owner]
+    assert [r.reviewer for r in reviews(harness.db)] == [owner]
     [told] = harness.slack.ephemerals_for("U01LEE")
     assert told.text.startswith("Already approved by"), told.text
     assert harness.slack.ephemerals_for(owner) == []

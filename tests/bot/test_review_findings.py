@@ -13,22 +13,12 @@ from slack_sdk.models.blocks import Block
 from bot import ids
 from core.policy import LoadedPolicy, parse_policy
 from core.store.db import Database
-from core.store.models import Decision, Review
+from core.store.models import Decision
 from loopgate.sandbox.slack import FakeSlack
-from tests.bot.conftest import Harness, serving
+from tests.bot.conftest import Harness, escalate, reviews, serving
 from tests.builders import LeadBuilder
 
 LEAD = LeadBuilder("00Q5e00000F0001")  # a banking lead: reviewed, routed to the mid-market team
-
-
-def _escalate(harness: Harness, lead: LeadBuilder = LEAD) -> tuple[int, str]:
-    pk = harness.decide(lead.raw(harness.clock.at))[lead.id]
-    harness.drain()
-    with harness.db.sessions() as s:
-        owner = s.get(Decision, pk).owner  # type: ignore[union-attr]
-    slack_user = harness.runtime.context.rules.roster.reps[owner or ""].slack_user
-    assert slack_user
-    return pk, slack_user
 
 
 def test_given_the_review_channel_was_archived_when_the_lead_is_approved_then_the_owners_dm_copy_still_updates(
@@ -37,7 +27,7 @@ def test_given_the_review_channel_was_archived_when_the_lead_is_approved_then_th
     """The team archives its old review channel; the owner approves from their DM copy. The
     channel copy can no longer be edited (``is_archived``), but the DM copy — the one the owner
     is looking at — must still lose its buttons and say who approved."""
-    pk, owner = _escalate(harness)
+    pk, owner = escalate(harness, LEAD)
     harness.click(owner, ids.APPROVE, pk, target="dm")
     harness.slack.inject(r"^/api/chat\.update$", 200, body={"ok": False, "error": "is_archived"})
     report = harness.drain()
@@ -54,7 +44,7 @@ def test_given_slack_fails_once_on_one_copy_when_the_update_is_retried_then_each
 ) -> None:
     """A transient failure on the channel copy must neither keep the DM copy waiting nor, on
     the retry, edit the DM copy a second time."""
-    pk, owner = _escalate(harness)
+    pk, owner = escalate(harness, LEAD)
     harness.click(owner, ids.APPROVE, pk, target="dm")
     harness.slack.inject(r"^/api/chat\.update$", 503, body="upstream error")  # the first edit: the channel copy
     report = harness.drain()
@@ -152,11 +142,6 @@ def test_given_slack_loses_a_posts_response_during_an_outage_when_it_is_back_the
     assert len(harness.slack.messages(dm.channel)) == 1
 
 
-def _reviews(db: Database) -> list[Review]:
-    with db.sessions() as s:
-        return list(s.query(Review).all())
-
-
 def test_given_over_100_reps_and_the_proposed_owner_now_away_when_only_the_band_is_overridden_then_it_is_recorded(
     db: Database, example_policy: LoadedPolicy, slack: FakeSlack, now: datetime
 ) -> None:
@@ -176,7 +161,7 @@ def test_given_over_100_reps_and_the_proposed_owner_now_away_when_only_the_band_
     big = parse_policy(yaml.safe_dump(doc, allow_unicode=True), "big.yaml")
     with serving(db, big, slack, now) as harness:
         lead = LEAD.with_(lead_source="partner_referral")  # vip_referrals: hot → Ana
-        pk, owner = _escalate(harness, lead)
+        pk, owner = escalate(harness, lead)
         assert owner == "U01ANA"
         harness.clock.advance(days=3)  # Monday: Ana is out of office from today
         harness.click("U01LEE", ids.OVERRIDE, pk)
@@ -185,7 +170,7 @@ def test_given_over_100_reps_and_the_proposed_owner_now_away_when_only_the_band_
         assert picker["type"] == "users_select" and picker["initial_user"] == "U01ANA"
         answer = harness.slack.submit(modal.id, "U01LEE", {ids.BLOCK_REASON: "wrong_segment", ids.BLOCK_BAND: "warm"})
         assert answer.body.strip() == "", f"override of the band refused: {answer.body}"
-        [review] = _reviews(harness.db)
+        [review] = reviews(harness.db)
         assert (review.after["band"], review.after["owner"]) == ("warm", "ana")
 
 
@@ -196,14 +181,14 @@ def test_given_an_approve_acknowledged_when_its_worker_records_it_later_then_the
     (2 min) when the replica that took it died, or later while the store was away. The review's
     time (shown as "Approved by … at …", used for the review SLA, the audit log and the median
     time to decide) must be when the person clicked, not when a worker got round to it."""
-    pk, owner = _escalate(harness)
+    pk, owner = escalate(harness, LEAD)
     message = harness.posted(pk)
     clicked_at = harness.clock.at
     assert harness.slack.click(owner, ids.APPROVE, channel=message.channel, ts=message.ts).status == 200
     assert harness.runtime.pool.wait_idle(10)
     harness.clock.advance(minutes=3)  # the worker that took it died; another takes it after the lease
     harness.settle()
-    [review] = _reviews(harness.db)
+    [review] = reviews(harness.db)
     assert review.decided_at == clicked_at, f"recorded at {review.decided_at}, clicked at {clicked_at}"
 
 
@@ -217,7 +202,7 @@ def test_given_an_approve_clicked_before_the_review_deadline_when_recorded_after
     from scheduler.context import SchedulerContext
     from scheduler.sla_scan import run_sla_scan
 
-    pk, owner = _escalate(harness)
+    pk, owner = escalate(harness, LEAD)
     message = harness.posted(pk)
     harness.clock.at = clicked_at = now + timedelta(hours=2) - timedelta(minutes=1)
     assert harness.slack.click(owner, ids.APPROVE, channel=message.channel, ts=message.ts).status == 200
@@ -243,7 +228,7 @@ def test_given_an_approve_acknowledged_before_the_reroute_when_the_scan_runs_fir
     from scheduler.context import SchedulerContext
     from scheduler.sla_scan import run_sla_scan
 
-    pk, owner = _escalate(harness)
+    pk, owner = escalate(harness, LEAD)
     message = harness.posted(pk)
     harness.clock.at = now + timedelta(hours=2, minutes=30) - timedelta(seconds=1)
     assert harness.slack.click(owner, ids.APPROVE, channel=message.channel, ts=message.ts).status == 200
@@ -255,7 +240,7 @@ def test_given_an_approve_acknowledged_before_the_reroute_when_the_scan_runs_fir
     harness.clock.advance(minutes=2)
     harness.settle()
     told = harness.slack.ephemerals_for(owner)
-    assert [r.reviewer for r in _reviews(harness.db)] == [owner], f"the approve was refused: {[t.text for t in told]}"
+    assert [r.reviewer for r in reviews(harness.db)] == [owner], f"the approve was refused: {[t.text for t in told]}"
     assert "reroute" not in run_sla_scan(scan).steps  # answered: the clock settles, nobody re-routes
     with harness.db.sessions() as s:
         assert s.query(Decision).count() == 1
@@ -270,14 +255,14 @@ def test_given_an_escalation_rerouted_at_its_deadline_when_the_late_owner_approv
     from scheduler.context import SchedulerContext
     from scheduler.sla_scan import run_sla_scan
 
-    pk, owner = _escalate(harness)
+    pk, owner = escalate(harness, LEAD)
     harness.clock.at = now + timedelta(hours=2, minutes=31)
     scan = SchedulerContext(harness.db, policy=lambda: harness.policy, engine=DecisionEngine, clock=harness.clock)
     assert run_sla_scan(scan).steps.get("rerouted") == 1
     harness.click(owner, ids.APPROVE, pk)
     [told] = harness.slack.ephemerals_for(owner)
     assert "deadline passed and the lead was re-routed" in told.text and "lead changed" not in told.text, told.text
-    assert _reviews(harness.db) == []
+    assert reviews(harness.db) == []
 
 
 def test_given_an_override_to_warm_and_a_new_owner_when_the_new_owner_is_told_then_their_dm_shows_warm(
@@ -286,7 +271,7 @@ def test_given_an_override_to_warm_and_a_new_owner_when_the_new_owner_is_told_th
     """Lee overrides a lead: not hot but warm, and Dana's. Dana's DM ("New lead for you") is
     the only thing she sees about it: it must show the band the person decided, not the one
     automation proposed and the person rejected."""
-    pk, _ = _escalate(harness)
+    pk, _ = escalate(harness, LEAD)
     harness.click("U01LEE", ids.OVERRIDE, pk)
     [modal] = harness.slack.open_views("U01LEE")
     answer = harness.slack.submit(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from datetime import datetime, timedelta
 
 import pytest
@@ -101,24 +102,14 @@ def test_given_the_leader_missed_its_renewals_while_a_sync_runs_when_it_leads_ag
     """A database outage longer than the lease (a PostgreSQL failover) makes the leader step down
     and, on the next round, lead again in the same process: the new APScheduler runs interval
     jobs at once, while the old one's run of the same job is still in flight (shutdown(wait=False))."""
-    import threading
     import time as _time
     from datetime import UTC
 
     from scheduler.service import SchedulerService
     from tests.scheduler.conftest import sla_policy
 
-    running, overlapped, release = [0], [0], threading.Event()
-    guard = threading.Lock()
-
-    def slow_sync() -> dict[str, int]:  # stands in for a CRM sync of a large page backlog
-        with guard:
-            running[0] += 1
-            overlapped[0] = max(overlapped[0], running[0])
-        release.wait(10)
-        with guard:
-            running[0] -= 1
-        return {"pages": 1}
+    sync = _SlowSync()
+    running, overlapped, release, slow_sync = sync.running, sync.overlapped, sync.release, sync
 
     loaded = sla_policy(digest={"channel": "C0LEAD", "timezone": "America/New_York"})
     ctx = context(db, loaded, Clock(now))
@@ -189,7 +180,6 @@ def test_given_a_leader_shutting_down_waits_for_its_sync_when_its_lease_lapses_t
     Time passes round by round (``poll`` is 50 ms here): a stopping leader gets the chances to
     renew it would have had over those 40 s. One jump past the TTL with no chance to renew is a
     paused or dead leader, which the standby rightly replaces (test_service.py)."""
-    import threading
     import time as _time
     from datetime import UTC
 
@@ -199,17 +189,8 @@ def test_given_a_leader_shutting_down_waits_for_its_sync_when_its_lease_lapses_t
     from scheduler.service import SchedulerService
     from tests.scheduler.conftest import sla_policy
 
-    running, overlapped, release = [0], [0], threading.Event()
-    guard = threading.Lock()
-
-    def slow_sync() -> dict[str, int]:
-        with guard:
-            running[0] += 1
-            overlapped[0] = max(overlapped[0], running[0])
-        release.wait(10)
-        with guard:
-            running[0] -= 1
-        return {"pages": 1}
+    sync = _SlowSync()
+    running, overlapped, release, slow_sync = sync.running, sync.overlapped, sync.release, sync
 
     loaded = sla_policy(digest={"channel": "C0LEAD", "timezone": "America/New_York"})
     lease_clock = Clock(datetime.now(UTC))
@@ -256,3 +237,21 @@ def test_given_a_leader_shutting_down_waits_for_its_sync_when_its_lease_lapses_t
     finally:
         b.stop()
     assert overlapped[0] == 1, f"{overlapped[0]} runs of sync:salesforce at once (leader a stopping, b leading)"
+
+
+class _SlowSync:
+    """Stands in for a CRM sync of a large page backlog: runs until ``release`` is set, and
+    counts how many runs were going at once (``overlapped[0]``, the most seen)."""
+
+    def __init__(self) -> None:
+        self.running, self.overlapped, self.release = [0], [0], threading.Event()
+        self._guard = threading.Lock()
+
+    def __call__(self) -> dict[str, int]:
+        with self._guard:
+            self.running[0] += 1
+            self.overlapped[0] = max(self.overlapped[0], self.running[0])
+        self.release.wait(10)
+        with self._guard:
+            self.running[0] -= 1
+        return {"pages": 1}
